@@ -1,0 +1,1 @@
+//! openb CSV loader (stub).

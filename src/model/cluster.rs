@@ -1,0 +1,430 @@
+//! The cluster: nodes plus bound pods, with per-node used resources, per-device free
+//! milli-GPU and host ports kept in sync as pods are bound and removed.
+//!
+//! This is the incremental bookkeeping the policies use. The validator
+//! ([`crate::place::validate`]) deliberately does not use it.
+
+use super::gpu::{choose_devices, GpuAmount, MILLI_PER_GPU};
+use super::node::Node;
+use super::pod::{HostPort, Pod};
+use super::resources::Resources;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use thiserror::Error;
+
+/// Index of a node in [`Cluster::nodes`].
+pub type NodeId = usize;
+
+/// Index of a bound pod slot in a [`Cluster`].
+pub type PodId = usize;
+
+/// Errors building or changing a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ClusterError {
+    /// Two nodes share a name.
+    #[error("duplicate node name {0:?}")]
+    DuplicateNode(String),
+    /// A pod names a node that does not exist.
+    #[error("pod {pod} is bound to unknown node {node:?}")]
+    UnknownNode {
+        /// Pod key.
+        pod: String,
+        /// Node name.
+        node: String,
+    },
+    /// A bound pod does not fit on its node.
+    #[error("pod {pod} cannot be bound to node {node}: {reason}")]
+    DoesNotFit {
+        /// Pod key.
+        pod: String,
+        /// Node name.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// A pod id does not refer to a bound pod.
+    #[error("no bound pod with id {0}")]
+    UnknownPod(PodId),
+}
+
+/// A pod bound to a node, with the devices it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// Node index.
+    pub node: NodeId,
+    /// GPU device indices on that node (empty without GPUs).
+    pub gpu_devices: Vec<u32>,
+}
+
+/// Nodes, bound pods, and the derived per-node state.
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    nodes: Vec<Node>,
+    node_index: HashMap<String, NodeId>,
+    pods: Vec<Option<(Pod, Binding)>>,
+    free_slots: Vec<PodId>,
+    /// Requested resources on each node (pods counted in `pods`).
+    used: Vec<Resources>,
+    /// Free milli-GPU per device per node.
+    gpu_free: Vec<Vec<u32>>,
+    /// Pods on each node.
+    pods_on_node: Vec<Vec<PodId>>,
+    /// Bound pods that carry required anti-affinity terms (checked against every new pod).
+    anti_affinity_pods: std::collections::BTreeSet<PodId>,
+    bound_count: usize,
+}
+
+impl Cluster {
+    /// A cluster of these nodes and no pods.
+    pub fn new(nodes: Vec<Node>) -> Result<Self, ClusterError> {
+        let mut c = Cluster::default();
+        for n in nodes {
+            c.add_node(n)?;
+        }
+        Ok(c)
+    }
+
+    /// Adds a node; returns its id.
+    pub fn add_node(&mut self, node: Node) -> Result<NodeId, ClusterError> {
+        if self.node_index.contains_key(&node.name) {
+            return Err(ClusterError::DuplicateNode(node.name));
+        }
+        let id = self.nodes.len();
+        self.node_index.insert(node.name.clone(), id);
+        self.gpu_free
+            .push(vec![MILLI_PER_GPU; node.gpu_count() as usize]);
+        self.used.push(Resources::default());
+        self.pods_on_node.push(Vec::new());
+        self.nodes.push(node);
+        Ok(id)
+    }
+
+    /// All nodes, indexed by [`NodeId`].
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Mutable access to a node's static description (labels, taints, unschedulable).
+    /// Changing allocatable below what is used makes the node over-full, which the
+    /// validator reports.
+    pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.nodes[id]
+    }
+
+    /// Node id by name.
+    pub fn node_id(&self, name: &str) -> Option<NodeId> {
+        self.node_index.get(name).copied()
+    }
+
+    /// Resources requested by the pods bound to `node` (its `pods` field counts them).
+    pub fn used(&self, node: NodeId) -> &Resources {
+        &self.used[node]
+    }
+
+    /// Free milli-GPU of each device of `node`.
+    pub fn gpu_free(&self, node: NodeId) -> &[u32] {
+        &self.gpu_free[node]
+    }
+
+    /// Total free milli-GPU on `node`.
+    pub fn gpu_free_total(&self, node: NodeId) -> u64 {
+        self.gpu_free[node].iter().map(|&f| u64::from(f)).sum()
+    }
+
+    /// Ids of the pods bound to `node`.
+    pub fn pods_on(&self, node: NodeId) -> &[PodId] {
+        &self.pods_on_node[node]
+    }
+
+    /// A bound pod and its binding.
+    pub fn pod(&self, id: PodId) -> Option<&(Pod, Binding)> {
+        self.pods.get(id).and_then(|p| p.as_ref())
+    }
+
+    /// Every bound pod with its id, in id order.
+    pub fn bound_pods(&self) -> impl Iterator<Item = (PodId, &Pod, &Binding)> {
+        self.pods
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|(p, b)| (i, p, b)))
+    }
+
+    /// Ids of bound pods that carry required pod anti-affinity terms, ascending.
+    pub fn pods_with_anti_affinity(&self) -> impl Iterator<Item = PodId> + '_ {
+        self.anti_affinity_pods.iter().copied()
+    }
+
+    /// Number of bound pods.
+    pub fn bound_count(&self) -> usize {
+        self.bound_count
+    }
+
+    /// The first host port of `pod` already taken on `node`, if any.
+    pub fn host_port_conflict(&self, node: NodeId, ports: &[HostPort]) -> Option<HostPort> {
+        if ports.is_empty() {
+            return None;
+        }
+        for &pid in &self.pods_on_node[node] {
+            let (other, _) = self.pods[pid].as_ref().expect("pod index in sync");
+            for p in ports {
+                if other.host_ports.iter().any(|o| o.conflicts(p)) {
+                    return Some(p.clone());
+                }
+            }
+        }
+        None
+    }
+
+    /// Resource names (kube spelling) for which `pod` does not fit on `node` now,
+    /// GPU included (`nvidia.com/gpu`), pods included. Empty if it fits.
+    pub fn insufficient(&self, pod: &Pod, node: NodeId) -> Vec<String> {
+        let n = &self.nodes[node];
+        let used = &self.used[node];
+        let mut out = Vec::new();
+        if used.pods + 1 > n.allocatable.pods {
+            out.push(super::resources::PODS.to_string());
+        }
+        out.extend(used.insufficient(&pod.requests, &n.allocatable));
+        if pod.gpu.amount.is_some() && choose_devices(&self.gpu_free[node], pod.gpu.amount).is_none()
+        {
+            out.push(super::resources::NVIDIA_GPU.to_string());
+        }
+        out
+    }
+
+    /// Binds `pod` to `node`, choosing devices deterministically unless `devices` is
+    /// given. Checks resources, devices and host ports (not label constraints: those are
+    /// the policies' and the validator's business). Returns the new pod id.
+    pub fn bind(
+        &mut self,
+        mut pod: Pod,
+        node: NodeId,
+        devices: Option<Vec<u32>>,
+    ) -> Result<PodId, ClusterError> {
+        let node_name = self
+            .nodes
+            .get(node)
+            .map(|n| n.name.clone())
+            .ok_or_else(|| ClusterError::UnknownNode {
+                pod: pod.key(),
+                node: format!("#{node}"),
+            })?;
+        let fail = |reason: String, pod: &Pod| ClusterError::DoesNotFit {
+            pod: pod.key(),
+            node: node_name.clone(),
+            reason,
+        };
+        let short = self.insufficient(&pod, node);
+        let short: Vec<_> = short
+            .into_iter()
+            .filter(|r| r != super::resources::NVIDIA_GPU || devices.is_none())
+            .collect();
+        if !short.is_empty() {
+            let reasons: Vec<String> = short.iter().map(|r| format!("Insufficient {r}")).collect();
+            return Err(fail(reasons.join(", "), &pod));
+        }
+        if let Some(p) = self.host_port_conflict(node, &pod.host_ports) {
+            return Err(fail(
+                format!("host port {}/{} already in use", p.port, p.protocol),
+                &pod,
+            ));
+        }
+        let devices = match devices {
+            Some(d) => {
+                self.check_devices(&pod, node, &d)
+                    .map_err(|r| fail(r, &pod))?;
+                d
+            }
+            None => choose_devices(&self.gpu_free[node], pod.gpu.amount).expect("checked above"),
+        };
+        let per_device = match pod.gpu.amount {
+            GpuAmount::None => 0,
+            GpuAmount::Shared(m) => m,
+            GpuAmount::Whole(_) => MILLI_PER_GPU,
+        };
+        for &d in &devices {
+            self.gpu_free[node][d as usize] -= per_device;
+        }
+        let mut r = pod.requests.clone();
+        r.pods = 1;
+        self.used[node].add(&r);
+        pod.node_name = Some(node_name);
+        pod.gpu_devices = devices.clone();
+        let binding = Binding {
+            node,
+            gpu_devices: devices,
+        };
+        let id = match self.free_slots.pop() {
+            Some(id) => {
+                self.pods[id] = Some((pod, binding));
+                id
+            }
+            None => {
+                self.pods.push(Some((pod, binding)));
+                self.pods.len() - 1
+            }
+        };
+        self.pods_on_node[node].push(id);
+        if self.pods[id].as_ref().is_some_and(|(p, _)| !p.pod_anti_affinity.is_empty()) {
+            self.anti_affinity_pods.insert(id);
+        }
+        self.bound_count += 1;
+        Ok(id)
+    }
+
+    fn check_devices(&self, pod: &Pod, node: NodeId, devices: &[u32]) -> Result<(), String> {
+        let free = &self.gpu_free[node];
+        let mut seen = std::collections::BTreeSet::new();
+        for &d in devices {
+            if d as usize >= free.len() || !seen.insert(d) {
+                return Err(format!("GPU device index {d} invalid or repeated"));
+            }
+        }
+        match pod.gpu.amount {
+            GpuAmount::None if devices.is_empty() => Ok(()),
+            GpuAmount::Shared(m) if devices.len() == 1 && free[devices[0] as usize] >= m => Ok(()),
+            GpuAmount::Whole(n)
+                if devices.len() == n as usize
+                    && devices.iter().all(|&d| free[d as usize] == MILLI_PER_GPU) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!(
+                "Insufficient nvidia.com/gpu on devices {devices:?} (free milli {free:?})"
+            )),
+        }
+    }
+
+    /// Binds a pod that names its node in `pod.node_name` (and, optionally, its devices
+    /// in `pod.gpu_devices`).
+    pub fn bind_named(&mut self, pod: Pod) -> Result<PodId, ClusterError> {
+        let name = pod.node_name.clone().unwrap_or_default();
+        let node = self.node_id(&name).ok_or_else(|| ClusterError::UnknownNode {
+            pod: pod.key(),
+            node: name,
+        })?;
+        let devices = (!pod.gpu_devices.is_empty()).then(|| pod.gpu_devices.clone());
+        self.bind(pod, node, devices)
+    }
+
+    /// Removes a bound pod, freeing its resources and devices; returns it.
+    pub fn unbind(&mut self, id: PodId) -> Result<(Pod, Binding), ClusterError> {
+        let (pod, b) = self
+            .pods
+            .get_mut(id)
+            .and_then(|p| p.take())
+            .ok_or(ClusterError::UnknownPod(id))?;
+        let per_device = match pod.gpu.amount {
+            GpuAmount::None => 0,
+            GpuAmount::Shared(m) => m,
+            GpuAmount::Whole(_) => MILLI_PER_GPU,
+        };
+        for &d in &b.gpu_devices {
+            self.gpu_free[b.node][d as usize] += per_device;
+        }
+        let u = &mut self.used[b.node];
+        u.cpu_milli -= pod.requests.cpu_milli;
+        u.memory_bytes -= pod.requests.memory_bytes;
+        u.ephemeral_storage_bytes -= pod.requests.ephemeral_storage_bytes;
+        u.pods -= 1;
+        for (k, v) in &pod.requests.extended {
+            if let Some(e) = u.extended.get_mut(k) {
+                *e -= v;
+            }
+        }
+        self.pods_on_node[b.node].retain(|&p| p != id);
+        self.anti_affinity_pods.remove(&id);
+        self.free_slots.push(id);
+        self.bound_count -= 1;
+        Ok((pod, b))
+    }
+}
+
+/// A placement problem: a cluster (with its bound pods) and the pods waiting for a node.
+#[derive(Debug, Clone, Default)]
+pub struct Problem {
+    /// Nodes and bound pods.
+    pub cluster: Cluster,
+    /// Pending pods, in input order.
+    pub pending: Vec<Pod>,
+}
+
+impl Problem {
+    /// Splits pods into bound (those with `node_name`) and pending, binding the former.
+    pub fn from_parts(nodes: Vec<Node>, pods: Vec<Pod>) -> Result<Self, ClusterError> {
+        let mut cluster = Cluster::new(nodes)?;
+        let mut pending = Vec::new();
+        for p in pods {
+            if p.node_name.is_some() {
+                cluster.bind_named(p)?;
+            } else {
+                pending.push(p);
+            }
+        }
+        Ok(Problem { cluster, pending })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::gpu::{GpuRequest, NodeGpus};
+
+    fn node(name: &str, cpu: u64, gpus: u32) -> Node {
+        let r = Resources {
+            cpu_milli: cpu,
+            memory_bytes: 1 << 34,
+            pods: 110,
+            ephemeral_storage_bytes: 1 << 36,
+            extended: Default::default(),
+        };
+        Node {
+            name: name.into(),
+            capacity: r.clone(),
+            allocatable: r,
+            gpus: (gpus > 0).then(|| NodeGpus {
+                model: "T4".into(),
+                count: gpus,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn pod(name: &str, cpu: u64, gpu: GpuAmount) -> Pod {
+        Pod {
+            name: name.into(),
+            namespace: "default".into(),
+            requests: Resources::cpu_mem(cpu, 1 << 20),
+            gpu: GpuRequest {
+                amount: gpu,
+                models: vec![],
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bind_and_unbind_keep_state_in_sync() {
+        let mut c = Cluster::new(vec![node("a", 4000, 2)]).unwrap();
+        let p1 = c.bind(pod("p1", 1000, GpuAmount::Shared(600)), 0, None).unwrap();
+        let p2 = c.bind(pod("p2", 1000, GpuAmount::Shared(600)), 0, None).unwrap();
+        assert_eq!(c.gpu_free(0), &[400, 400]);
+        let err = c.bind(pod("p3", 1000, GpuAmount::Shared(600)), 0, None);
+        assert!(matches!(err, Err(ClusterError::DoesNotFit { .. })));
+        c.unbind(p1).unwrap();
+        assert_eq!(c.gpu_free(0), &[1000, 400]);
+        assert_eq!(c.used(0).cpu_milli, 1000);
+        c.unbind(p2).unwrap();
+        assert_eq!(c.used(0), &Resources::default());
+        assert_eq!(c.bound_count(), 0);
+    }
+
+    #[test]
+    fn rejects_duplicate_nodes_and_overfull_bound_pods() {
+        assert!(Cluster::new(vec![node("a", 1, 0), node("a", 1, 0)]).is_err());
+        let mut p = pod("big", 5000, GpuAmount::None);
+        p.node_name = Some("a".into());
+        let e = Problem::from_parts(vec![node("a", 4000, 0)], vec![p]).unwrap_err();
+        assert!(e.to_string().contains("Insufficient cpu"), "{e}");
+    }
+}
