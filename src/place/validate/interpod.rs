@@ -1,0 +1,361 @@
+//! Inter-pod constraints of newly placed pods, checked in the *final state* (bound pods
+//! plus every placed pod), independently of the filters.
+//!
+//! - **Anti-affinity**: for a placed pod `p` and each of its required anti-affinity terms,
+//!   no other pod matched by the term runs on a node with the same value of the term's
+//!   topology key as `p`'s node (a node without the key puts `p` in no domain). And no
+//!   *bound* pod whose anti-affinity term matches `p` has `p` in its domain (clashes
+//!   between two placed pods are reported once, from the pod whose term it is).
+//! - **Affinity** (kube-scheduler's semantics): `p`'s node must carry every term's
+//!   topology key; each term must match some other pod in `p`'s domain. Otherwise `p` is
+//!   accepted only as the *first of its group*: it matches all of its own terms, no bound
+//!   pod (on a node with the key) matches any of its terms, and the placed pods relying
+//!   on this same exception can be ordered so that each comes before the others matching
+//!   its terms (no cycle of "q matches a term of p" among them — two replicas of a
+//!   self-affine group in different domains form such a cycle). Pods matching `p`'s
+//!   terms without relying on the exception may have been placed after `p`, as the
+//!   scheduler would have allowed.
+//! - **Topology spread** (`DoNotSchedule` only): for a placed pod `p` and each hard
+//!   constraint `c`, the *eligible* nodes pass `p`'s node selector and required node
+//!   affinity and carry the keys of all of `p`'s hard constraints (kube's default
+//!   `nodeAffinityPolicy: Honor`, `nodeTaintsPolicy: Ignore`). Counting the pods of `p`'s
+//!   namespace matched by `c`'s selector on eligible nodes, per domain, `p`'s domain count
+//!   minus the minimum over eligible domains must be at most `maxSkew`. A node without
+//!   the key is a violation ([`ViolationKind::MissingTopologyLabel`]).
+
+use super::{Member, Report, ViolationKind};
+use crate::model::{
+    Labels, Node, NodeSelector, Pod, TopologySpreadConstraint, WhenUnsatisfiable,
+};
+use std::collections::HashMap;
+
+/// Runs every inter-pod check.
+pub(super) fn check(report: &mut Report, nodes: &[Node], members: &[Member]) {
+    anti_affinity(report, nodes, members);
+    affinity(report, nodes, members);
+    spread(report, nodes, members);
+}
+
+/// The value of `key` on the member's node.
+fn domain<'a>(nodes: &'a [Node], m: &Member, key: &str) -> Option<&'a String> {
+    nodes[m.node].labels.get(key)
+}
+
+fn anti_affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
+    for (a, p) in members.iter().enumerate() {
+        let Some(i) = p.pending else { continue };
+        for t in &p.pod.pod_anti_affinity {
+            let Some(v) = domain(nodes, p, &t.topology_key) else { continue };
+            let hit = members.iter().enumerate().find(|(b, q)| {
+                *b != a
+                    && domain(nodes, q, &t.topology_key) == Some(v)
+                    && t.selects(&p.pod.namespace, &q.pod.namespace, &q.pod.labels)
+            });
+            if let Some((_, q)) = hit {
+                report.push(
+                    Some((i, p.pod)),
+                    Some(p.node),
+                    ViolationKind::PodAntiAffinity {
+                        other: q.pod.key(),
+                        topology_key: t.topology_key.clone(),
+                    },
+                );
+            }
+        }
+    }
+    for q in members.iter().filter(|q| q.pending.is_none()) {
+        for t in &q.pod.pod_anti_affinity {
+            let Some(v) = domain(nodes, q, &t.topology_key) else { continue };
+            for p in members {
+                let Some(i) = p.pending else { continue };
+                if domain(nodes, p, &t.topology_key) == Some(v)
+                    && t.selects(&q.pod.namespace, &p.pod.namespace, &p.pod.labels)
+                {
+                    report.push(
+                        Some((i, p.pod)),
+                        Some(p.node),
+                        ViolationKind::ExistingPodAntiAffinity {
+                            other: q.pod.key(),
+                            topology_key: t.topology_key.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Whether `q` matches any of `p`'s affinity terms.
+fn matches_any_term(p: &Pod, q: &Pod) -> bool {
+    p.pod_affinity
+        .iter()
+        .any(|t| t.selects(&p.namespace, &q.namespace, &q.labels))
+}
+
+fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
+    // Placed pods that rely on the first-of-group exception: (member index, failing term).
+    let mut claimants: Vec<(usize, usize)> = Vec::new();
+    for (a, p) in members.iter().enumerate() {
+        let Some(i) = p.pending else { continue };
+        if p.pod.pod_affinity.is_empty() {
+            continue;
+        }
+        let missing: Vec<&String> = p
+            .pod
+            .pod_affinity
+            .iter()
+            .map(|t| &t.topology_key)
+            .filter(|k| domain(nodes, p, k).is_none())
+            .collect();
+        if !missing.is_empty() {
+            for k in missing {
+                report.push(
+                    Some((i, p.pod)),
+                    Some(p.node),
+                    ViolationKind::MissingTopologyLabel {
+                        topology_key: k.clone(),
+                    },
+                );
+            }
+            continue;
+        }
+        let unmet = p.pod.pod_affinity.iter().position(|t| {
+            let v = domain(nodes, p, &t.topology_key);
+            !members.iter().enumerate().any(|(b, q)| {
+                b != a
+                    && domain(nodes, q, &t.topology_key) == v
+                    && t.selects(&p.pod.namespace, &q.pod.namespace, &q.pod.labels)
+            })
+        });
+        let Some(term) = unmet else { continue };
+        let own = p
+            .pod
+            .pod_affinity
+            .iter()
+            .all(|t| t.selects(&p.pod.namespace, &p.pod.namespace, &p.pod.labels));
+        let bound_match = members.iter().find(|q| {
+            q.pending.is_none()
+                && p.pod.pod_affinity.iter().any(|t| {
+                    domain(nodes, q, &t.topology_key).is_some()
+                        && t.selects(&p.pod.namespace, &q.pod.namespace, &q.pod.labels)
+                })
+        });
+        let detail = if !own {
+            Some("it does not match its own affinity terms, so it cannot be the first of its group".to_string())
+        } else {
+            bound_match.map(|q| format!("bound pod {} matches the term elsewhere", q.pod.key()))
+        };
+        match detail {
+            Some(detail) => report.push(
+                Some((i, p.pod)),
+                Some(p.node),
+                ViolationKind::PodAffinity {
+                    topology_key: p.pod.pod_affinity[term].topology_key.clone(),
+                    detail,
+                },
+            ),
+            None => claimants.push((a, term)),
+        }
+    }
+    for (c, partner) in claimants_on_cycles(members, &claimants) {
+        let (a, term) = claimants[c];
+        let p = &members[a];
+        report.push(
+            Some((p.pending.expect("claimants are placed pods"), p.pod)),
+            Some(p.node),
+            ViolationKind::PodAffinity {
+                topology_key: p.pod.pod_affinity[term].topology_key.clone(),
+                detail: format!(
+                    "placed pod {} also claims to be first of the group and each matches the other's terms",
+                    members[claimants[partner].0].pod.key()
+                ),
+            },
+        );
+    }
+}
+
+/// Claimants (indices into `claimants`) lying on a cycle of the "must come before"
+/// graph (edge p → q when q matches a term of p), each with a partner on its cycle.
+/// Kosaraju's strongly connected components, iteratively.
+fn claimants_on_cycles(members: &[Member], claimants: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let n = claimants.len();
+    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut pred: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (x, &(a, _)) in claimants.iter().enumerate() {
+        for (y, &(b, _)) in claimants.iter().enumerate() {
+            if x != y && matches_any_term(members[a].pod, members[b].pod) {
+                succ[x].push(y);
+                pred[y].push(x);
+            }
+        }
+    }
+    // First pass: finishing order.
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    for s in 0..n {
+        if seen[s] {
+            continue;
+        }
+        seen[s] = true;
+        let mut stack = vec![(s, 0usize)];
+        while let Some(&mut (v, ref mut k)) = stack.last_mut() {
+            if let Some(&w) = succ[v].get(*k) {
+                *k += 1;
+                if !seen[w] {
+                    seen[w] = true;
+                    stack.push((w, 0));
+                }
+            } else {
+                order.push(v);
+                stack.pop();
+            }
+        }
+    }
+    // Second pass on the reversed graph: components.
+    let mut comp = vec![usize::MAX; n];
+    let mut comps: Vec<Vec<usize>> = Vec::new();
+    for &s in order.iter().rev() {
+        if comp[s] != usize::MAX {
+            continue;
+        }
+        let id = comps.len();
+        comp[s] = id;
+        let mut members_of = vec![s];
+        let mut stack = vec![s];
+        while let Some(v) = stack.pop() {
+            for &w in &pred[v] {
+                if comp[w] == usize::MAX {
+                    comp[w] = id;
+                    members_of.push(w);
+                    stack.push(w);
+                }
+            }
+        }
+        comps.push(members_of);
+    }
+    let mut out = Vec::new();
+    for c in comps.iter().filter(|c| c.len() > 1) {
+        for &x in c {
+            let partner = succ[x]
+                .iter()
+                .copied()
+                .find(|y| comp[*y] == comp[x])
+                .expect("a component of two or more has an inner edge from each member");
+            out.push((x, partner));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Domain counts and the minimum over eligible domains for one spread constraint, as
+/// seen by pods with the same namespace and node constraints.
+struct SpreadCounts {
+    counts: HashMap<String, u32>,
+    min: u32,
+}
+
+type SpreadKey = (String, TopologySpreadConstraint, Labels, Option<NodeSelector>, Vec<String>);
+
+fn node_fits_affinity(pod: &Pod, node: &Node) -> bool {
+    pod.node_selector
+        .iter()
+        .all(|(k, v)| node.labels.get(k) == Some(v))
+        && pod
+            .required_node_affinity
+            .as_ref()
+            .is_none_or(|s| s.matches(&node.name, &node.labels))
+}
+
+fn spread(report: &mut Report, nodes: &[Node], members: &[Member]) {
+    let mut cache: HashMap<SpreadKey, SpreadCounts> = HashMap::new();
+    for p in members {
+        let Some(i) = p.pending else { continue };
+        let hard: Vec<&TopologySpreadConstraint> = p
+            .pod
+            .topology_spread
+            .iter()
+            .filter(|c| c.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule)
+            .collect();
+        if hard.is_empty() {
+            continue;
+        }
+        let mut keys: Vec<String> = hard.iter().map(|c| c.topology_key.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|k| domain(nodes, p, k).is_none())
+            .collect();
+        if !missing.is_empty() {
+            for k in missing {
+                report.push(
+                    Some((i, p.pod)),
+                    Some(p.node),
+                    ViolationKind::MissingTopologyLabel {
+                        topology_key: k.clone(),
+                    },
+                );
+            }
+            continue;
+        }
+        for c in hard {
+            let key: SpreadKey = (
+                p.pod.namespace.clone(),
+                c.clone(),
+                p.pod.node_selector.clone(),
+                p.pod.required_node_affinity.clone(),
+                keys.clone(),
+            );
+            let sc = cache
+                .entry(key)
+                .or_insert_with(|| spread_counts(nodes, members, p.pod, c, &keys));
+            let v = domain(nodes, p, &c.topology_key).expect("checked above");
+            let count = sc.counts.get(v).copied().unwrap_or(0);
+            if count > sc.min + c.max_skew {
+                report.push(
+                    Some((i, p.pod)),
+                    Some(p.node),
+                    ViolationKind::TopologySpread {
+                        topology_key: c.topology_key.clone(),
+                        domain: v.clone(),
+                        count,
+                        min: sc.min,
+                        max_skew: c.max_skew,
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn spread_counts(
+    nodes: &[Node],
+    members: &[Member],
+    pod: &Pod,
+    c: &TopologySpreadConstraint,
+    keys: &[String],
+) -> SpreadCounts {
+    let eligible: Vec<bool> = nodes
+        .iter()
+        .map(|n| node_fits_affinity(pod, n) && keys.iter().all(|k| n.labels.contains_key(k)))
+        .collect();
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    for (n, node) in nodes.iter().enumerate() {
+        if eligible[n] {
+            counts.entry(node.labels[&c.topology_key].clone()).or_insert(0);
+        }
+    }
+    for q in members {
+        if eligible[q.node]
+            && q.pod.namespace == pod.namespace
+            && c.selector.matches(&q.pod.labels)
+        {
+            *counts
+                .get_mut(&nodes[q.node].labels[&c.topology_key])
+                .expect("eligible domains are pre-filled") += 1;
+        }
+    }
+    let min = counts.values().copied().min().unwrap_or(0);
+    SpreadCounts { counts, min }
+}
