@@ -1,0 +1,82 @@
+//! `plimsoll`: place Kubernetes pods on nodes from manifests, or run the built-in demo.
+//!
+//! Exit codes: 0 success (pods left unplaced are a normal outcome, listed with their
+//! reasons); 1 a policy returned a placement the validator rejects, or a policy failed
+//! (a bug: the violations are printed); 2 bad input or bad usage (the error names the
+//! file, document or option).
+
+mod demo;
+mod options;
+mod output;
+mod place;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+/// Pod placement as an optimisation problem: greedy kube-scheduler-style policies and a
+/// MILP (HiGHS), every result checked by an independent validator.
+#[derive(Debug, Parser)]
+#[command(name = "plimsoll", version, about, long_about = None)]
+#[command(after_help = "Exit codes: 0 success (unplaced pods are listed, not an error); \
+1 a result failed validation or a policy failed; 2 bad input or usage.\n\
+Logs go to stderr: -v info, -vv debug, -vvv trace, or set RUST_LOG.")]
+struct Cli {
+    /// More log output on stderr (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Place the pending pods of Kubernetes manifests (YAML/JSON) or openb CSV files.
+    Place(place::PlaceArgs),
+    /// Run every policy on a seeded synthetic GPU cluster and compare them side by side.
+    Demo(demo::DemoArgs),
+}
+
+/// How a command ended when it did not fail with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything valid.
+    Ok,
+    /// A policy failed or produced an invalid placement (already reported on stderr).
+    Invalid,
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(s) if !s.is_empty() => EnvFilter::try_new(s).unwrap_or_else(|_| EnvFilter::new(default)),
+        _ => EnvFilter::new(default),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Place(args) => place::run(&args),
+        Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(Status::Ok) => ExitCode::SUCCESS,
+        Ok(Status::Invalid) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
