@@ -1,0 +1,297 @@
+//! Online policies: one pod at a time, filter every node, score the feasible ones, bind
+//! to the best — kube-scheduler's cycle — with kube's own scoring
+//! ([`OnlineKind::KubeDefault`]) and the packing heuristics of the GPU-sharing literature.
+//!
+//! # Order and ties
+//! [`Placer::place`] takes pending pods by priority, highest first, keeping input order
+//! among equals. Members of a gang (`pod.gang`, keyed by namespace and name) are placed
+//! one after another at the position of the gang's first member; if fewer than
+//! `min_member` of them fit, all of them are unbound again (all-or-nothing). A node wins
+//! with the highest total score; equal totals go to the lowest node index. `random`
+//! draws uniformly among the feasible nodes with a seeded [`ChaCha8Rng`]; `first-fit`
+//! takes the lowest-index feasible node.
+//!
+//! # Scores
+//! `kube-default` is kube-scheduler's default profile (`getDefaultPlugins` in
+//! `pkg/scheduler/apis/config/v1/default_plugins.go`): NodeResourcesFit (LeastAllocated,
+//! cpu and memory at weight 1) ×1, NodeResourcesBalancedAllocation ×1, NodeAffinity ×2,
+//! TaintToleration ×3, PodTopologySpread ×2, InterPodAffinity ×2 (ImageLocality ×1 has
+//! no input here). Plimsoll's pods carry no *preferred* pod (anti-)affinity terms, so
+//! InterPodAffinity scores every node alike and is left out. BalancedAllocation also
+//! balances the GPU fraction when the pod asks for GPUs (kube would only see GPUs as a
+//! configured extended resource). PodTopologySpread scores the pod's own ScheduleAnyway
+//! constraints; kube's cluster-level default constraints (for pods owned by a Service or
+//! ReplicaSet) are not applied.
+//!
+//! Every other scoring policy adds its own score (0..=100, see [`crate::place::score`])
+//! to the NodeAffinity, TaintToleration and PodTopologySpread scores at weight 1 each, so
+//! preferences still count.
+//!
+//! # Speed
+//! Static filter results (cordon, taints, selectors, required affinity, GPU model) and
+//! the static soft scores are computed once per distinct pod signature; the per-node
+//! check and score read a compact row of numbers and allocate nothing. Pods with
+//! inter-pod constraints, host ports or extended resources also run
+//! [`FilterContext::check_dynamic`](crate::place::filter::FilterContext::check_dynamic).
+
+mod engine;
+mod soft;
+
+use super::{Outcome, PlaceError, Placer, SolveStats};
+use crate::model::{Binding, Cluster, ClusterError, NodeId, Pod, PodId, Problem};
+use crate::place::score::fgd::{self, TargetWorkload};
+use engine::Engine;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Which online policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OnlineKind {
+    /// kube-scheduler's default scoring profile.
+    KubeDefault,
+    /// Least normalised free resources left after placement (GPU included).
+    BestFit,
+    /// NodeResourcesFit MostAllocated.
+    MostAllocated,
+    /// NodeResourcesFit LeastAllocated.
+    LeastAllocated,
+    /// The FGD paper's DotProd (Tetris) baseline.
+    DotProduct,
+    /// The FGD paper's GpuPacking baseline.
+    GpuPacking,
+    /// The FGD paper's GpuClustering baseline.
+    GpuClustering,
+    /// Fragmentation gradient descent.
+    Fgd,
+    /// Lowest-index feasible node.
+    FirstFit,
+    /// Uniformly random feasible node (seeded).
+    Random,
+}
+
+impl OnlineKind {
+    /// Every kind, in CLI order.
+    pub const ALL: [OnlineKind; 10] = [
+        OnlineKind::KubeDefault,
+        OnlineKind::BestFit,
+        OnlineKind::MostAllocated,
+        OnlineKind::LeastAllocated,
+        OnlineKind::DotProduct,
+        OnlineKind::GpuPacking,
+        OnlineKind::GpuClustering,
+        OnlineKind::Fgd,
+        OnlineKind::FirstFit,
+        OnlineKind::Random,
+    ];
+
+    /// The CLI name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OnlineKind::KubeDefault => "kube-default",
+            OnlineKind::BestFit => "best-fit",
+            OnlineKind::MostAllocated => "most-allocated",
+            OnlineKind::LeastAllocated => "least-allocated",
+            OnlineKind::DotProduct => "dot-product",
+            OnlineKind::GpuPacking => "gpu-packing",
+            OnlineKind::GpuClustering => "gpu-clustering",
+            OnlineKind::Fgd => "fgd",
+            OnlineKind::FirstFit => "first-fit",
+            OnlineKind::Random => "random",
+        }
+    }
+}
+
+/// An online policy.
+#[derive(Debug, Clone)]
+pub struct OnlinePolicy {
+    /// Which policy.
+    pub kind: OnlineKind,
+    /// Seed of `random`.
+    pub seed: u64,
+    /// FGD's target workload; `None` derives it from the pods being placed.
+    pub target_workload: Option<TargetWorkload>,
+}
+
+impl OnlinePolicy {
+    /// A policy of this kind with this seed.
+    pub fn new(kind: OnlineKind, seed: u64) -> Self {
+        OnlinePolicy {
+            kind,
+            seed,
+            target_workload: None,
+        }
+    }
+
+    /// Sets FGD's target workload explicitly (otherwise [`Placer::place`] derives it from
+    /// the pending pods and a [`Session`] from the pods already bound).
+    pub fn with_target_workload(mut self, workload: TargetWorkload) -> Self {
+        self.target_workload = Some(workload);
+        self
+    }
+
+    /// Where this policy would put `pod` on `cluster` now (node and GPU devices), or
+    /// `None` if no node is feasible. `rng` is used by `random` only. Builds the
+    /// per-cluster state once; to place many pods, use a [`Session`].
+    pub fn select(&self, cluster: &Cluster, pod: &Pod, rng: &mut ChaCha8Rng) -> Option<Binding> {
+        let mut e = self.engine(Cow::Borrowed(cluster));
+        e.select(pod, rng)
+    }
+
+    /// Every feasible node for `pod` with this policy's total score (higher is better),
+    /// ascending node index. Nodes left out are infeasible (their reasons come from
+    /// [`FilterContext::check`](crate::place::filter::FilterContext::check)).
+    /// `first-fit` and `random` do not score: their nodes all get 0.
+    pub fn scores(&self, cluster: &Cluster, pod: &Pod) -> Vec<(NodeId, f64)> {
+        self.engine(Cow::Borrowed(cluster)).scores(pod)
+    }
+
+    /// A session that places pods one by one on its own copy of `cluster`.
+    pub fn session(&self, cluster: Cluster) -> Session<'static> {
+        Session {
+            engine: self.engine(Cow::Owned(cluster)),
+            rng: ChaCha8Rng::seed_from_u64(self.seed),
+        }
+    }
+
+    fn engine<'a>(&self, cluster: Cow<'a, Cluster>) -> Engine<'a> {
+        let mut e = Engine::new(self.kind, cluster);
+        if let Some(w) = &self.target_workload {
+            e.set_workload(w.clone());
+        }
+        e
+    }
+}
+
+/// A cluster being filled one pod at a time by one policy: the simulator's and the
+/// extender's entry point. Keeps the per-node state in sync across binds and removals.
+#[derive(Debug, Clone)]
+pub struct Session<'a> {
+    engine: Engine<'a>,
+    rng: ChaCha8Rng,
+}
+
+impl Session<'_> {
+    /// The cluster with everything bound so far.
+    pub fn cluster(&self) -> &Cluster {
+        &self.engine.cluster
+    }
+
+    /// Consumes the session, returning its cluster.
+    pub fn into_cluster(self) -> Cluster {
+        self.engine.cluster.into_owned()
+    }
+
+    /// Sets FGD's target workload (otherwise derived from the bound pods plus the first
+    /// pod scored).
+    pub fn set_target_workload(&mut self, workload: TargetWorkload) {
+        self.engine.set_workload(workload);
+    }
+
+    /// FGD's target workload, once set or derived.
+    pub fn target_workload(&self) -> Option<&TargetWorkload> {
+        self.engine.workload()
+    }
+
+    /// Where the policy would put `pod` now, without binding it.
+    pub fn select(&mut self, pod: &Pod) -> Option<Binding> {
+        self.engine.select(pod, &mut self.rng)
+    }
+
+    /// Every feasible node's total score for `pod` (see [`OnlinePolicy::scores`]).
+    pub fn scores(&mut self, pod: &Pod) -> Vec<(NodeId, f64)> {
+        self.engine.scores(pod)
+    }
+
+    /// Selects a node for `pod` and binds it there; `None` if no node is feasible.
+    pub fn place(&mut self, pod: Pod) -> Result<Option<(PodId, Binding)>, ClusterError> {
+        match self.select(&pod) {
+            None => Ok(None),
+            Some(b) => {
+                let id = self.engine.bind(pod, &b)?;
+                Ok(Some((id, b)))
+            }
+        }
+    }
+
+    /// Binds `pod` where `binding` says (e.g. a decision taken elsewhere).
+    pub fn bind(&mut self, pod: Pod, binding: &Binding) -> Result<PodId, ClusterError> {
+        self.engine.bind(pod, binding)
+    }
+
+    /// Removes a bound pod (departure, preemption, gang rollback).
+    pub fn remove(&mut self, id: PodId) -> Result<(Pod, Binding), ClusterError> {
+        self.engine.unbind(id)
+    }
+}
+
+/// Pending pod indices in placement order, grouped: a lone pod or a gang's members.
+fn placement_units(pending: &[Pod]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..pending.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(pending[i].priority));
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    let mut gang_unit: HashMap<(&str, &str), usize> = HashMap::new();
+    for i in order {
+        match &pending[i].gang {
+            Some(g) => {
+                let key = (pending[i].namespace.as_str(), g.name.as_str());
+                match gang_unit.get(&key) {
+                    Some(&u) => units[u].push(i),
+                    None => {
+                        gang_unit.insert(key, units.len());
+                        units.push(vec![i]);
+                    }
+                }
+            }
+            None => units.push(vec![i]),
+        }
+    }
+    units
+}
+
+impl Placer for OnlinePolicy {
+    fn name(&self) -> &str {
+        self.kind.name()
+    }
+
+    fn place(&self, problem: &Problem) -> Result<Outcome, PlaceError> {
+        let start = Instant::now();
+        let mut session = self.session(problem.cluster.clone());
+        if self.kind == OnlineKind::Fgd && self.target_workload.is_none() {
+            session.set_target_workload(TargetWorkload::from_pods(
+                &problem.pending,
+                fgd::DEFAULT_COVERAGE,
+            ));
+        }
+        let mut placement: Vec<Option<Binding>> = vec![None; problem.pending.len()];
+        for unit in placement_units(&problem.pending) {
+            let mut placed: Vec<(usize, PodId)> = Vec::new();
+            for &i in &unit {
+                if let Some((id, b)) = session.place(problem.pending[i].clone())? {
+                    placement[i] = Some(b);
+                    placed.push((i, id));
+                }
+            }
+            let min = problem.pending[unit[0]]
+                .gang
+                .as_ref()
+                .map_or(0, |g| g.min_member as usize);
+            if placed.len() < min {
+                for (i, id) in placed {
+                    session.remove(id)?;
+                    placement[i] = None;
+                }
+            }
+        }
+        Ok(Outcome {
+            policy: self.name().to_string(),
+            placement,
+            stats: SolveStats {
+                solve_seconds: start.elapsed().as_secs_f64(),
+                ..Default::default()
+            },
+        })
+    }
+}
