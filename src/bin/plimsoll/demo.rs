@@ -90,8 +90,14 @@ pub fn run(args: &DemoArgs) -> Result<Status> {
     if policies.is_empty() {
         bail!("--policies: no policy given");
     }
-    if let Some(bad) = policies.iter().find(|p| !POLICY_NAMES.contains(&p.as_str())) {
-        bail!("--policies: unknown policy {bad:?} (known: {})", POLICY_NAMES.join(", "));
+    if let Some(bad) = policies
+        .iter()
+        .find(|p| !POLICY_NAMES.contains(&p.as_str()))
+    {
+        bail!(
+            "--policies: unknown policy {bad:?} (known: {})",
+            POLICY_NAMES.join(", ")
+        );
     }
     let opts = PolicyArgs {
         objective: crate::options::ObjectiveArg::Pack,
@@ -161,10 +167,13 @@ fn run_policy(problem: &Problem, name: &str, opts: &PolicyOptions) -> DemoRow {
         solve_seconds: 0.0,
         errors: Vec::new(),
     };
-    let outcome = match policy_by_name(name, opts).and_then(|p| p.place(problem)) {
+    let outcome = match policy_by_name(name, opts)
+        .map_err(|e| e.to_string())
+        .and_then(|p| crate::place_guarded(p.as_ref(), problem))
+    {
         Ok(o) => o,
         Err(e) => {
-            row.errors.push(e.to_string());
+            row.errors.push(e);
             return row;
         }
     };
@@ -195,7 +204,12 @@ fn run_policy(problem: &Problem, name: &str, opts: &PolicyOptions) -> DemoRow {
     if name == "milp" {
         row.gap = outcome.stats.gap;
     }
-    tracing::info!(policy = name, placed = row.placed, seconds = row.solve_seconds, "done");
+    tracing::info!(
+        policy = name,
+        placed = row.placed,
+        seconds = row.solve_seconds,
+        "done"
+    );
     row
 }
 
@@ -250,8 +264,15 @@ fn print_table(report: &DemoReport) {
         "{}",
         table(
             &[
-                "POLICY", "PLACED", "UNPLACED", "NODES USED", "GPU ALLOC %", "CPU ALLOC %",
-                "WEIGHTED", "GAP %", "TIME S",
+                "POLICY",
+                "PLACED",
+                "UNPLACED",
+                "NODES USED",
+                "GPU ALLOC %",
+                "CPU ALLOC %",
+                "WEIGHTED",
+                "GAP %",
+                "TIME S",
             ],
             &rows
         )

@@ -18,9 +18,11 @@ use tracing_subscriber::EnvFilter;
 /// MILP (HiGHS), every result checked by an independent validator.
 #[derive(Debug, Parser)]
 #[command(name = "plimsoll", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 success (unplaced pods are listed, not an error); \
+#[command(
+    after_help = "Exit codes: 0 success (unplaced pods are listed, not an error); \
 1 a result failed validation or a policy failed; 2 bad input or usage.\n\
-Logs go to stderr: -v info, -vv debug, -vvv trace, or set RUST_LOG.")]
+Logs go to stderr: -v info, -vv debug, -vvv trace, or set RUST_LOG."
+)]
 struct Cli {
     /// More log output on stderr (repeat for more); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -44,6 +46,19 @@ pub enum Status {
     Ok,
     /// A policy failed or produced an invalid placement (already reported on stderr).
     Invalid,
+}
+
+/// Runs a policy, turning a panic inside it into an error (a policy bug must not take
+/// the other results down with it). The panic message itself goes to stderr as usual.
+pub fn place_guarded(
+    policy: &dyn plimsoll::place::Placer,
+    problem: &plimsoll::model::Problem,
+) -> Result<plimsoll::place::Outcome, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| policy.place(problem))) {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("policy {} panicked (a bug)", policy.name())),
+    }
 }
 
 fn init_logging(verbose: u8) {

@@ -50,10 +50,16 @@ impl PolicyArgs {
     /// Checks ranges and builds the library's options.
     pub fn to_options(&self) -> Result<PolicyOptions> {
         if !(self.time_limit.is_finite() && self.time_limit > 0.0) {
-            bail!("invalid option --time-limit: {} is not a positive number of seconds", self.time_limit);
+            bail!(
+                "invalid option --time-limit: {} is not a positive number of seconds",
+                self.time_limit
+            );
         }
         if !(0.0..=1.0).contains(&self.gap) {
-            bail!("invalid option --gap: {} is not a relative gap in [0, 1]", self.gap);
+            bail!(
+                "invalid option --gap: {} is not a relative gap in [0, 1]",
+                self.gap
+            );
         }
         Ok(PolicyOptions {
             seed: self.seed,

@@ -92,17 +92,29 @@ pub fn run(args: &PlaceArgs) -> Result<Status> {
     let opts = args.policy_args.to_options()?;
     let policy = policy_by_name(&args.policy, &opts)?;
     let loaded = plimsoll::manifest::load_files(&args.files).context("cannot load manifests")?;
-    tracing::info!(nodes = loaded.nodes.len(), pods = loaded.pods.len(), "loaded manifests");
+    tracing::info!(
+        nodes = loaded.nodes.len(),
+        pods = loaded.pods.len(),
+        "loaded manifests"
+    );
     if loaded.nodes.is_empty() {
         anyhow::bail!("the input has no Node objects: nothing to place pods on");
     }
     let problem = Problem::from_parts(loaded.nodes, loaded.pods)
         .context("cannot build the cluster from the manifests")?;
     warn_never_placeable(&problem);
-    let outcome = policy
-        .place(&problem)
-        .with_context(|| format!("policy {} failed", args.policy))?;
-    tracing::info!(placed = outcome.placed(), seconds = outcome.stats.solve_seconds, "placed");
+    let outcome = match crate::place_guarded(policy.as_ref(), &problem) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: policy {} failed: {e}", args.policy);
+            return Ok(Status::Invalid);
+        }
+    };
+    tracing::info!(
+        placed = outcome.placed(),
+        seconds = outcome.stats.solve_seconds,
+        "placed"
+    );
     if let Err(violations) = validate(&problem, &outcome.placement) {
         eprintln!(
             "error: policy {} returned a placement that breaks {} hard constraint(s) (a bug):",
