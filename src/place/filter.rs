@@ -319,14 +319,8 @@ impl<'a> FilterContext<'a> {
                 }
             }
         }
-        for (i, a) in self.affinity.iter().enumerate() {
-            let ok = match a.at(n) {
-                Some(c) => c > 0 || (a.total == 0 && self.affinity_self_match[i]),
-                None => false,
-            };
-            if !ok {
-                return Err(vec![Reason::PodAffinity]);
-            }
+        if !self.affinity.is_empty() && !self.pod_affinity_ok(n) {
+            return Err(vec![Reason::PodAffinity]);
         }
         for a in &self.anti_affinity {
             if a.at(n).is_some_and(|c| c > 0) {
@@ -339,6 +333,24 @@ impl<'a> FilterContext<'a> {
             }
         }
         Ok(())
+    }
+
+    /// kube-scheduler's `satisfyPodAffinity`: every term's topology key is on the node
+    /// and each term has a matching pod in the node's domain — or, for the first pod of a
+    /// self-affine group, no existing pod matches any term and the pod matches all its
+    /// own terms.
+    fn pod_affinity_ok(&self, n: &Node) -> bool {
+        let mut pods_exist = true;
+        for a in &self.affinity {
+            match a.at(n) {
+                None => return false,
+                Some(0) => pods_exist = false,
+                Some(_) => {}
+            }
+        }
+        pods_exist
+            || (self.affinity.iter().all(|a| a.total == 0)
+                && self.affinity_self_match.iter().all(|&m| m))
     }
 
     /// Whether the pod has any check that depends on other pods' placement.
