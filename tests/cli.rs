@@ -349,3 +349,32 @@ fn demo_json_has_one_valid_row_per_policy() {
         assert!((0.0..=100.0).contains(&cpu) && cpu > 0.0, "{row}");
     }
 }
+
+/// The README's example command works on the repository's sample manifests.
+#[test]
+fn readme_example_places_every_sample_pod() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/manifests");
+    let file = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    let (cluster, web, share) = (
+        file("cluster.yaml"),
+        file("web-deployment.yaml"),
+        file("gpushare-job.yaml"),
+    );
+    let args = [
+        "place", "-f", &cluster, "-f", &web, "-f", &share, "--policy", "best-fit", "-o", "json",
+    ];
+    let o = plimsoll(&args);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(v["summary"]["unplaced"], 0, "{v:#}");
+    assert_eq!(v["placements"].as_array().unwrap().len(), 7, "{v:#}");
+    // The web replicas carry hostname anti-affinity: three distinct nodes.
+    let web_nodes: std::collections::BTreeSet<&str> = v["placements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["namespace"] == "shop")
+        .map(|p| p["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(web_nodes.len(), 3);
+}
