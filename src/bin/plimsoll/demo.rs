@@ -6,7 +6,7 @@ use crate::Status;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use plimsoll::datasets::synthetic::{self, SyntheticConfig};
-use plimsoll::model::Problem;
+use plimsoll::model::{Pod, Problem};
 use plimsoll::place::validate::validate;
 use plimsoll::place::{policy_by_name, PolicyOptions, POLICY_NAMES};
 use rayon::prelude::*;
@@ -56,10 +56,15 @@ pub struct DemoRow {
     pub gpu_alloc_pct: f64,
     /// Requested CPU / allocatable CPU after placement, percent.
     pub cpu_alloc_pct: f64,
-    /// Priority-weighted placed pods (the MILP's first goal; see `weighted_placed`).
+    /// Priority-weighted placed pods: the MILP's first goal (weights `1 + rank` of the
+    /// pod's priority among the pending pods' distinct priorities).
     pub weighted_placed: f64,
-    /// Relative gap to the MILP's proven bound (the MILP's own gap for `milp`).
+    /// For `milp`, the solver's relative gap on the objective it reports; for the other
+    /// policies, `(milp_weighted - weighted) / milp_weighted` when the MILP returned its
+    /// own solution (negative if the policy placed more weight); `None` otherwise.
     pub gap: Option<f64>,
+    /// True if the MILP returned its greedy warm start instead of a solver solution.
+    pub fell_back: bool,
     /// Seconds the policy took.
     pub solve_seconds: f64,
     /// Validator violations (empty when valid) or the policy's error.
@@ -118,9 +123,10 @@ pub fn run(args: &DemoArgs) -> Result<Status> {
         pending = problem.pending.len(),
         "generated the synthetic cluster"
     );
+    let weights = priority_weights(&problem.pending);
     let mut results: Vec<DemoRow> = policies
         .par_iter()
-        .map(|name| run_policy(&problem, name, &opts))
+        .map(|name| run_policy(&problem, &weights, name, &opts))
         .collect();
     fill_greedy_gaps(&mut results);
     let report = DemoReport {
@@ -147,14 +153,20 @@ pub fn run(args: &DemoArgs) -> Result<Status> {
     Ok(status)
 }
 
-/// The weight of a placed pod in the comparison: 1 plus its priority class rank, so a
-/// higher priority counts more and every pod counts. (Pods' priorities in the demo are
-/// 0, 100, 500 and 1000.)
-fn pod_weight(priority: i32) -> f64 {
-    1.0 + f64::from(priority.max(0)) / 1000.0
+/// The weight of each pending pod in the MILP's first goal: `1 + rank` of its priority
+/// among the distinct priorities of the pending pods (the lowest weighs 1), as
+/// `plimsoll::place::milp::priority_weights` defines it.
+fn priority_weights(pending: &[Pod]) -> Vec<f64> {
+    let mut prios: Vec<i32> = pending.iter().map(|p| p.priority).collect();
+    prios.sort_unstable();
+    prios.dedup();
+    pending
+        .iter()
+        .map(|p| 1.0 + prios.binary_search(&p.priority).unwrap_or(0) as f64)
+        .collect()
 }
 
-fn run_policy(problem: &Problem, name: &str, opts: &PolicyOptions) -> DemoRow {
+fn run_policy(problem: &Problem, weights: &[f64], name: &str, opts: &PolicyOptions) -> DemoRow {
     let mut row = DemoRow {
         policy: name.to_string(),
         placed: 0,
@@ -164,6 +176,7 @@ fn run_policy(problem: &Problem, name: &str, opts: &PolicyOptions) -> DemoRow {
         cpu_alloc_pct: 0.0,
         weighted_placed: 0.0,
         gap: None,
+        fell_back: false,
         solve_seconds: 0.0,
         errors: Vec::new(),
     };
@@ -194,13 +207,13 @@ fn run_policy(problem: &Problem, name: &str, opts: &PolicyOptions) -> DemoRow {
     row.nodes_used = nodes_receiving(&outcome);
     row.gpu_alloc_pct = gpu_allocation_pct(&after);
     row.cpu_alloc_pct = cpu_allocation_pct(&after);
-    row.weighted_placed = problem
-        .pending
+    row.weighted_placed = weights
         .iter()
         .zip(&outcome.placement)
         .filter(|(_, b)| b.is_some())
-        .map(|(p, _)| pod_weight(p.priority))
+        .map(|(w, _)| w)
         .sum();
+    row.fell_back = outcome.stats.fell_back;
     if name == "milp" {
         row.gap = outcome.stats.gap;
     }
@@ -213,21 +226,22 @@ fn run_policy(problem: &Problem, name: &str, opts: &PolicyOptions) -> DemoRow {
     row
 }
 
-/// Greedy policies' gap: how far their weighted placed count is below an upper bound on
-/// it. The bound used is the MILP row's weighted placed count plus its own relative gap
-/// (an upper bound on the best weighted count when the MILP's gap is on that goal);
-/// without a MILP row or gap the greedy gap stays unknown.
+/// Greedy policies' gap: how far their priority-weighted count is below the MILP's. The
+/// MILP solves that goal first, to proven optimality within its program (see
+/// `place::milp`), so its value stands in for the bound on it; when the MILP fell back to
+/// its greedy warm start (or failed, or was not run) the greedy gap stays unknown.
 fn fill_greedy_gaps(rows: &mut [DemoRow]) {
-    let bound = rows
+    let reference = rows
         .iter()
-        .find(|r| r.policy == "milp" && r.errors.is_empty())
-        .and_then(|r| r.gap.map(|g| r.weighted_placed * (1.0 + g)));
-    let Some(bound) = bound else {
+        .find(|r| r.policy == "milp" && r.errors.is_empty() && !r.fell_back)
+        .map(|r| r.weighted_placed)
+        .filter(|w| *w > 0.0);
+    let Some(reference) = reference else {
         return;
     };
     for r in rows.iter_mut() {
         if r.policy != "milp" && r.errors.is_empty() {
-            r.gap = Some(((bound - r.weighted_placed) / r.weighted_placed.max(1e-9)).max(0.0));
+            r.gap = Some((reference - r.weighted_placed) / reference);
         }
     }
 }
@@ -255,7 +269,11 @@ fn print_table(report: &DemoReport) {
                 format!("{:.1}", r.gpu_alloc_pct),
                 format!("{:.1}", r.cpu_alloc_pct),
                 format!("{:.1}", r.weighted_placed),
-                opt(r.gap.map(|g| 100.0 * g), 2),
+                if r.fell_back {
+                    format!("{}*", opt(r.gap.map(|g| 100.0 * g), 2))
+                } else {
+                    opt(r.gap.map(|g| 100.0 * g), 2)
+                },
                 format!("{:.2}", r.solve_seconds),
             ]
         })
@@ -277,10 +295,12 @@ fn print_table(report: &DemoReport) {
             &rows
         )
     );
+    println!();
+    println!("NODES USED: nodes receiving new pods. ALLOC %: allocated / total over all nodes after placement.");
     println!(
-        "\nNODES USED counts nodes receiving new pods; ALLOC % is over all nodes after \
-placement; WEIGHTED sums 1 + priority/1000 over placed pods; GAP % is the MILP's gap to \
-its LP bound, and for greedy policies the distance of WEIGHTED to that bound ('-' if \
-unknown). Every placement was checked by the independent validator."
+        "WEIGHTED: placed pods weighted by 1 + the rank of their priority (the MILP's first goal)."
     );
+    println!("GAP %: milp: the solver's relative gap to its bound on the goal it reports (fallback marked *);");
+    println!("       others: how far WEIGHTED is below the MILP's WEIGHTED ('-' if the MILP fell back or did not run).");
+    println!("Every placement was checked by the independent validator.");
 }
