@@ -285,7 +285,11 @@ impl fmt::Display for ViolationKind {
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.pod.is_empty(), self.node_name.is_empty()) {
-            (false, false) => write!(f, "pod {} on node {}: {}", self.pod, self.node_name, self.kind),
+            (false, false) => write!(
+                f,
+                "pod {} on node {}: {}",
+                self.pod, self.node_name, self.kind
+            ),
             (false, true) => write!(f, "pod {}: {}", self.pod, self.kind),
             (true, false) => write!(f, "node {}: {}", self.node_name, self.kind),
             (true, true) => write!(f, "{}", self.kind),
@@ -396,7 +400,7 @@ pub fn validate(problem: &Problem, placement: &[Option<Binding>]) -> Result<(), 
 /// Whether one toleration tolerates a taint (Kubernetes `ToleratesTaint`), written
 /// independently of the model's helper.
 fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = t.effect.is_none_or(|e| e == taint.effect);
+    let effect_ok = t.effect.map_or(true, |e| e == taint.effect);
     let key_ok = t.key.is_empty() || t.key == taint.key;
     let value_ok = match t.operator {
         TolerationOperator::Exists => true,
@@ -419,7 +423,10 @@ fn check_static(report: &mut Report, i: usize, pod: &Pod, node: &Node, b: &Bindi
         report.push(who, at, ViolationKind::Unschedulable);
     }
     for taint in &node.taints {
-        let hard = matches!(taint.effect, TaintEffect::NoSchedule | TaintEffect::NoExecute);
+        let hard = matches!(
+            taint.effect,
+            TaintEffect::NoSchedule | TaintEffect::NoExecute
+        );
         if hard && !pod.tolerations.iter().any(|t| tolerates(t, taint)) {
             report.push(
                 who,
@@ -458,16 +465,15 @@ fn check_static(report: &mut Report, i: usize, pod: &Pod, node: &Node, b: &Bindi
         match &node.gpus {
             None => report.push(who, at, ViolationKind::NoGpus),
             Some(g) if g.count == 0 => report.push(who, at, ViolationKind::NoGpus),
-            Some(g) if !pod.gpu.models.is_empty() && !pod.gpu.models.contains(&g.model) => {
-                report.push(
+            Some(g) if !pod.gpu.models.is_empty() && !pod.gpu.models.contains(&g.model) => report
+                .push(
                     who,
                     at,
                     ViolationKind::GpuModel {
                         model: g.model.clone(),
                         accepted: pod.gpu.models.clone(),
                     },
-                )
-            }
+                ),
             Some(_) => {}
         }
     }
@@ -517,8 +523,16 @@ fn check_resources(report: &mut Report, n: NodeId, node: &Node, here: &[&Member]
     use crate::model::resources::{CPU, EPHEMERAL_STORAGE, MEMORY, PODS};
     type Getter = fn(&Member) -> u64;
     let fixed: [(&str, Getter, u64); 4] = [
-        (CPU, |m| m.pod.requests.cpu_milli, node.allocatable.cpu_milli),
-        (MEMORY, |m| m.pod.requests.memory_bytes, node.allocatable.memory_bytes),
+        (
+            CPU,
+            |m| m.pod.requests.cpu_milli,
+            node.allocatable.cpu_milli,
+        ),
+        (
+            MEMORY,
+            |m| m.pod.requests.memory_bytes,
+            node.allocatable.memory_bytes,
+        ),
         (
             EPHEMERAL_STORAGE,
             |m| m.pod.requests.ephemeral_storage_bytes,

@@ -24,9 +24,7 @@
 //!   the key is a violation ([`ViolationKind::MissingTopologyLabel`]).
 
 use super::{Member, Report, ViolationKind};
-use crate::model::{
-    Labels, Node, NodeSelector, Pod, TopologySpreadConstraint, WhenUnsatisfiable,
-};
+use crate::model::{Labels, Node, NodeSelector, Pod, TopologySpreadConstraint, WhenUnsatisfiable};
 use std::collections::HashMap;
 
 /// Runs every inter-pod check.
@@ -45,7 +43,9 @@ fn anti_affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
     for (a, p) in members.iter().enumerate() {
         let Some(i) = p.pending else { continue };
         for t in &p.pod.pod_anti_affinity {
-            let Some(v) = domain(nodes, p, &t.topology_key) else { continue };
+            let Some(v) = domain(nodes, p, &t.topology_key) else {
+                continue;
+            };
             let hit = members.iter().enumerate().find(|(b, q)| {
                 *b != a
                     && domain(nodes, q, &t.topology_key) == Some(v)
@@ -65,7 +65,9 @@ fn anti_affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
     }
     for q in members.iter().filter(|q| q.pending.is_none()) {
         for t in &q.pod.pod_anti_affinity {
-            let Some(v) = domain(nodes, q, &t.topology_key) else { continue };
+            let Some(v) = domain(nodes, q, &t.topology_key) else {
+                continue;
+            };
             for p in members {
                 let Some(i) = p.pending else { continue };
                 if domain(nodes, p, &t.topology_key) == Some(v)
@@ -141,7 +143,10 @@ fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
                 })
         });
         let detail = if !own {
-            Some("it does not match its own affinity terms, so it cannot be the first of its group".to_string())
+            Some(
+                "it does not match its own affinity terms, so it cannot be the first of its group"
+                    .to_string(),
+            )
         } else {
             bound_match.map(|q| format!("bound pod {} matches the term elsewhere", q.pod.key()))
         };
@@ -255,7 +260,13 @@ struct SpreadCounts {
     min: u32,
 }
 
-type SpreadKey = (String, TopologySpreadConstraint, Labels, Option<NodeSelector>, Vec<String>);
+type SpreadKey = (
+    String,
+    TopologySpreadConstraint,
+    Labels,
+    Option<NodeSelector>,
+    Vec<String>,
+);
 
 fn node_fits_affinity(pod: &Pod, node: &Node) -> bool {
     pod.node_selector
@@ -264,7 +275,7 @@ fn node_fits_affinity(pod: &Pod, node: &Node) -> bool {
         && pod
             .required_node_affinity
             .as_ref()
-            .is_none_or(|s| s.matches(&node.name, &node.labels))
+            .map_or(true, |s| s.matches(&node.name, &node.labels))
 }
 
 fn spread(report: &mut Report, nodes: &[Node], members: &[Member]) {
@@ -343,13 +354,13 @@ fn spread_counts(
     let mut counts: HashMap<String, u32> = HashMap::new();
     for (n, node) in nodes.iter().enumerate() {
         if eligible[n] {
-            counts.entry(node.labels[&c.topology_key].clone()).or_insert(0);
+            counts
+                .entry(node.labels[&c.topology_key].clone())
+                .or_insert(0);
         }
     }
     for q in members {
-        if eligible[q.node]
-            && q.pod.namespace == pod.namespace
-            && c.selector.matches(&q.pod.labels)
+        if eligible[q.node] && q.pod.namespace == pod.namespace && c.selector.matches(&q.pod.labels)
         {
             *counts
                 .get_mut(&nodes[q.node].labels[&c.topology_key])
