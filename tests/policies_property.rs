@@ -47,7 +47,11 @@ fn every_online_policy_passes_validate_on_random_instances() {
     let mut instances = 0usize;
     for name in online_names() {
         for seed in 0..ONLINE_SEEDS {
-            let size = if seed % 2 == 0 { SMALL } else { MEDIUM };
+            let size = match seed % 10 {
+                9 => LARGE,
+                s if s % 2 == 0 => SMALL,
+                _ => MEDIUM,
+            };
             let problem = random_problem(seed, size);
             let placement = place(name, &problem, &opts);
             assert_valid(name, seed, &problem, &placement);

@@ -689,3 +689,41 @@ fn reports_every_violation_not_only_the_first() {
     );
     assert_eq!(v.len(), 4);
 }
+
+#[test]
+fn violations_read_as_sentences() {
+    let gang = Some(Gang {
+        name: "train".into(),
+        min_member: 3,
+    });
+    let member = |n: &str| Pod {
+        gang: gang.clone(),
+        ..pod(n, 100, 1)
+    };
+    let p = problem(
+        vec![gpu_node("g", "T4", 1)],
+        vec![member("w0"), member("w1"), member("w2")],
+    );
+    let v = violations(&p, &[at(0), None, None]);
+    assert_eq!(
+        v[0].to_string(),
+        "pod default/w0: gang default/train has 1 member(s) placed but needs 3 placed together, or none"
+    );
+    let v = violations(&p, &[at(0)]);
+    assert_eq!(
+        v[0].to_string(),
+        "the placement has 1 entries but there are 3 pending pods"
+    );
+    let p = problem(
+        vec![gpu_node("g", "T4", 1)],
+        vec![
+            gpu_pod("x", GpuAmount::Shared(600), &[]),
+            gpu_pod("y", GpuAmount::Shared(600), &[]),
+        ],
+    );
+    let v = violations(&p, &[at_gpu(0, &[0]), at_gpu(0, &[0])]);
+    assert_eq!(
+        v[0].to_string(),
+        "pod default/y on node g: GPU device 0 is over-shared: 1200 milli-GPU used of 1000"
+    );
+}

@@ -142,6 +142,12 @@ pub const MEDIUM: Size = Size {
     max_replicas: 6,
 };
 
+pub const LARGE: Size = Size {
+    nodes: (20, 60),
+    groups: (10, 30),
+    max_replicas: 10,
+};
+
 const MODELS: &[&str] = &["T4", "V100", "A100"];
 const ZONES: &[&str] = &["z-a", "z-b", "z-c"];
 
