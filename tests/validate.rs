@@ -727,3 +727,30 @@ fn violations_read_as_sentences() {
         "pod default/y on node g: GPU device 0 is over-shared: 1200 milli-GPU used of 1000"
     );
 }
+
+#[test]
+fn affinity_group_split_over_two_zones_is_caught() {
+    // r0 starts the group in zone a; r1 and r2 in zone b only have each other, but
+    // whichever came first there already saw r0 elsewhere.
+    let mut r = web("r0");
+    r.pod_affinity.push(term("app", "web", ZONE));
+    let rs: Vec<Pod> = (0..3)
+        .map(|k| Pod {
+            name: format!("r{k}"),
+            ..r.clone()
+        })
+        .collect();
+    let nodes = || vec![zoned("a1", "a"), zoned("b1", "b"), zoned("b2", "b")];
+    let p = problem(nodes(), rs.clone());
+    assert_valid(&p, &[at(1), at(2), at(1)]);
+    let v = assert_only(&p, &[at(0), at(1), at(2)], |k| {
+        matches!(k, ViolationKind::PodAffinity { .. })
+    });
+    assert_eq!(v.len(), 2, "{v:#?}");
+    // A pod without the term, placed after r0, seeds zone b: r0, seed, r1, r2 is a
+    // valid order.
+    let mut with_seed = rs;
+    with_seed.push(web("seed"));
+    let p = problem(nodes(), with_seed);
+    assert_valid(&p, &[at(0), at(1), at(2), at(2)]);
+}

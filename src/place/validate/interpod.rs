@@ -14,7 +14,11 @@
 //!   its terms (no cycle of "q matches a term of p" among them — two replicas of a
 //!   self-affine group in different domains form such a cycle). Pods matching `p`'s
 //!   terms without relying on the exception may have been placed after `p`, as the
-//!   scheduler would have allowed.
+//!   scheduler would have allowed. Finally the pods whose partners exist must have been
+//!   placeable one at a time: a group split over two domains, where the domain without
+//!   the first pod holds only pods that need each other, is reported (see
+//!   `check_seeding`; pods without affinity terms are assumed to come after any claim,
+//!   an approximation that can only accept, never reject, a realisable placement).
 //! - **Topology spread** (`DoNotSchedule` only): for a placed pod `p` and each hard
 //!   constraint `c`, the *eligible* nodes pass `p`'s node selector and required node
 //!   affinity and carry the keys of all of `p`'s hard constraints (kube's default
@@ -97,6 +101,8 @@ fn matches_any_term(p: &Pod, q: &Pod) -> bool {
 fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
     // Placed pods that rely on the first-of-group exception: (member index, failing term).
     let mut claimants: Vec<(usize, usize)> = Vec::new();
+    // Placed pods whose every term has a partner in the final state.
+    let mut partnered: Vec<usize> = Vec::new();
     for (a, p) in members.iter().enumerate() {
         let Some(i) = p.pending else { continue };
         if p.pod.pod_affinity.is_empty() {
@@ -129,7 +135,10 @@ fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
                     && t.selects(&p.pod.namespace, &q.pod.namespace, &q.pod.labels)
             })
         });
-        let Some(term) = unmet else { continue };
+        let Some(term) = unmet else {
+            partnered.push(a);
+            continue;
+        };
         let own = p
             .pod
             .pod_affinity
@@ -174,6 +183,90 @@ fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
                     "placed pod {} also claims to be first of the group and each matches the other's terms",
                     members[claimants[partner].0].pod.key()
                 ),
+            },
+        );
+    }
+    check_seeding(report, nodes, members, &partnered);
+}
+
+/// Whether `q` (another pod) is a partner for `p`'s term `t` in `p`'s domain.
+fn partners(nodes: &[Node], p: &Member, t: &crate::model::PodAffinityTerm, q: &Member) -> bool {
+    let v = domain(nodes, p, &t.topology_key);
+    v.is_some()
+        && domain(nodes, q, &t.topology_key) == v
+        && t.selects(&p.pod.namespace, &q.pod.namespace, &q.pod.labels)
+}
+
+/// Pods whose partners exist in the final state must also have been placeable one at a
+/// time: some pod of each group has to come first. Simulates an order: bound pods, pods
+/// without affinity terms (as partners — they are assumed to come after any claim, so
+/// they never block one), first-of-group claimants and pods already reported come first;
+/// then, repeatedly, every pod whose terms all have an earlier partner in its domain, or
+/// else one pod (lowest index) that may start its group (it matches its own terms and
+/// no earlier pod with terms, nor any bound pod, matches them). Pods never reached are
+/// reported: e.g. a group split over two zones, where the zone without the first pod
+/// has no pod that could have started it.
+fn check_seeding(report: &mut Report, nodes: &[Node], members: &[Member], partnered: &[usize]) {
+    let mut placed = vec![true; members.len()];
+    for &a in partnered {
+        placed[a] = false;
+    }
+    let mut remaining: Vec<usize> = partnered.to_vec();
+    while !remaining.is_empty() {
+        let ready: Vec<usize> = remaining
+            .iter()
+            .copied()
+            .filter(|&a| {
+                let p = &members[a];
+                p.pod.pod_affinity.iter().all(|t| {
+                    members
+                        .iter()
+                        .enumerate()
+                        .any(|(b, q)| b != a && placed[b] && partners(nodes, p, t, q))
+                })
+            })
+            .collect();
+        if !ready.is_empty() {
+            for &a in &ready {
+                placed[a] = true;
+            }
+            remaining.retain(|a| !ready.contains(a));
+            continue;
+        }
+        let claim = remaining.iter().copied().find(|&a| {
+            let p = &members[a];
+            let own = p
+                .pod
+                .pod_affinity
+                .iter()
+                .all(|t| t.selects(&p.pod.namespace, &p.pod.namespace, &p.pod.labels));
+            own && !members.iter().enumerate().any(|(b, q)| {
+                b != a
+                    && placed[b]
+                    && (q.pending.is_none() || !q.pod.pod_affinity.is_empty())
+                    && matches_any_term(p.pod, q.pod)
+                    && p.pod
+                        .pod_affinity
+                        .iter()
+                        .any(|t| domain(nodes, q, &t.topology_key).is_some())
+            })
+        });
+        match claim {
+            Some(a) => {
+                placed[a] = true;
+                remaining.retain(|&x| x != a);
+            }
+            None => break,
+        }
+    }
+    for a in remaining {
+        let p = &members[a];
+        report.push(
+            Some((p.pending.expect("only placed pods are simulated"), p.pod)),
+            Some(p.node),
+            ViolationKind::PodAffinity {
+                topology_key: p.pod.pod_affinity[0].topology_key.clone(),
+                detail: "its partners in its domain depend on it in turn and none of them could have come first, since pods matching the term run elsewhere".to_string(),
             },
         );
     }
