@@ -17,8 +17,10 @@
 //!   scheduler would have allowed. Finally the pods whose partners exist must have been
 //!   placeable one at a time: a group split over two domains, where the domain without
 //!   the first pod holds only pods that need each other, is reported (see
-//!   `check_seeding`; pods without affinity terms are assumed to come after any claim,
-//!   an approximation that can only accept, never reject, a realisable placement).
+//!   `check_seeding`). The order simulated there is a heuristic: pods without affinity
+//!   terms are assumed to come after every claim, and forced claimants first, so with
+//!   several groups whose selectors match each other's pods it can misjudge rare cases;
+//!   for replica groups (every matching pod carries the same term) it is exact.
 //! - **Topology spread** (`DoNotSchedule` only): for a placed pod `p` and each hard
 //!   constraint `c`, the *eligible* nodes pass `p`'s node selector and required node
 //!   affinity and carry the keys of all of `p`'s hard constraints (kube's default
