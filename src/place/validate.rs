@@ -4,8 +4,9 @@
 //! It is written apart from the incremental bookkeeping the policies use: it never calls
 //! `Cluster::used`, `gpu_free`, `insufficient`, `host_port_conflict`, the filters or
 //! [`crate::place::FilterContext`]. It recomputes the final state from the raw [`Node`]
-//! and [`Pod`] data: the pods already bound ([`Cluster::bound_pods`]) plus the placed
-//! pending pods. Only label matching of node affinity reuses the model's
+//! and [`Pod`] data: the pods already bound
+//! ([`Cluster::bound_pods`](crate::model::Cluster::bound_pods)) plus the placed pending
+//! pods. Only label matching of node affinity reuses the model's
 //! [`NodeSelector::matches`](crate::model::NodeSelector::matches) (model-level semantics).
 //!
 //! # What is checked
@@ -18,10 +19,39 @@
 //! - cordoned nodes (unless `node.kubernetes.io/unschedulable:NoSchedule` is tolerated),
 //!   untolerated `NoSchedule`/`NoExecute` taints, `nodeSelector`, required node affinity;
 //! - host ports unique per node (same port and protocol; a wildcard IP conflicts with all);
-//! - inter-pod constraints of newly placed pods in the *final state* (see
-//!   [`interpod`]): required anti-affinity both ways, required affinity with
-//!   kube-scheduler's first-of-group rule, and `DoNotSchedule` topology spread;
+//! - inter-pod constraints of newly placed pods in the *final state* (below): required
+//!   anti-affinity both ways, required affinity with kube-scheduler's first-of-group
+//!   rule, and `DoNotSchedule` topology spread;
 //! - gangs among the pending pods: either none is placed or at least `min_member`.
+//!
+//! # Inter-pod semantics (final state)
+//! - **Anti-affinity**: for a placed pod `p` and each of its required anti-affinity terms,
+//!   no other pod matched by the term runs on a node with the same value of the term's
+//!   topology key as `p`'s node (a node without the key puts `p` in no domain). And no
+//!   *bound* pod whose anti-affinity term matches `p` has `p` in its domain (clashes
+//!   between two placed pods are reported once, from the pod whose term it is).
+//! - **Affinity** (kube-scheduler's semantics): `p`'s node must carry every term's
+//!   topology key; each term must match some other pod in `p`'s domain. Otherwise `p` is
+//!   accepted only as the *first of its group*: it matches all of its own terms, no bound
+//!   pod (on a node with the key) matches any of its terms, and the placed pods relying
+//!   on this same exception can be ordered so that each comes before the others matching
+//!   its terms (no cycle of "q matches a term of p" among them — two replicas of a
+//!   self-affine group in different domains form such a cycle). Pods matching `p`'s
+//!   terms without relying on the exception may have been placed after `p`, as the
+//!   scheduler would have allowed. Finally the pods whose partners exist must have been
+//!   placeable one at a time: a group split over two domains, where the domain without
+//!   the first pod holds only pods that need each other, is reported. The order this
+//!   simulates is a heuristic: pods without affinity terms are assumed to come after
+//!   every claim, and forced claimants first, so with several groups whose selectors
+//!   match each other's pods it can misjudge rare cases; for replica groups (every
+//!   matching pod carries the same term) it is exact.
+//! - **Topology spread** (`DoNotSchedule` only): for a placed pod `p` and each hard
+//!   constraint `c`, the *eligible* nodes pass `p`'s node selector and required node
+//!   affinity and carry the keys of all of `p`'s hard constraints (kube's default
+//!   `nodeAffinityPolicy: Honor`, `nodeTaintsPolicy: Ignore`). Counting the pods of `p`'s
+//!   namespace matched by `c`'s selector on eligible nodes, per domain, `p`'s domain count
+//!   minus the minimum over eligible domains must be at most `maxSkew`. A node without
+//!   the key is a violation ([`ViolationKind::MissingTopologyLabel`]).
 //!
 //! Constraints of pods that were already bound are not re-checked against each other
 //! (they are "IgnoredDuringExecution"), but the per-node sums include them.

@@ -1,33 +1,6 @@
 //! Inter-pod constraints of newly placed pods, checked in the *final state* (bound pods
-//! plus every placed pod), independently of the filters.
-//!
-//! - **Anti-affinity**: for a placed pod `p` and each of its required anti-affinity terms,
-//!   no other pod matched by the term runs on a node with the same value of the term's
-//!   topology key as `p`'s node (a node without the key puts `p` in no domain). And no
-//!   *bound* pod whose anti-affinity term matches `p` has `p` in its domain (clashes
-//!   between two placed pods are reported once, from the pod whose term it is).
-//! - **Affinity** (kube-scheduler's semantics): `p`'s node must carry every term's
-//!   topology key; each term must match some other pod in `p`'s domain. Otherwise `p` is
-//!   accepted only as the *first of its group*: it matches all of its own terms, no bound
-//!   pod (on a node with the key) matches any of its terms, and the placed pods relying
-//!   on this same exception can be ordered so that each comes before the others matching
-//!   its terms (no cycle of "q matches a term of p" among them — two replicas of a
-//!   self-affine group in different domains form such a cycle). Pods matching `p`'s
-//!   terms without relying on the exception may have been placed after `p`, as the
-//!   scheduler would have allowed. Finally the pods whose partners exist must have been
-//!   placeable one at a time: a group split over two domains, where the domain without
-//!   the first pod holds only pods that need each other, is reported (see
-//!   `check_seeding`). The order simulated there is a heuristic: pods without affinity
-//!   terms are assumed to come after every claim, and forced claimants first, so with
-//!   several groups whose selectors match each other's pods it can misjudge rare cases;
-//!   for replica groups (every matching pod carries the same term) it is exact.
-//! - **Topology spread** (`DoNotSchedule` only): for a placed pod `p` and each hard
-//!   constraint `c`, the *eligible* nodes pass `p`'s node selector and required node
-//!   affinity and carry the keys of all of `p`'s hard constraints (kube's default
-//!   `nodeAffinityPolicy: Honor`, `nodeTaintsPolicy: Ignore`). Counting the pods of `p`'s
-//!   namespace matched by `c`'s selector on eligible nodes, per domain, `p`'s domain count
-//!   minus the minimum over eligible domains must be at most `maxSkew`. A node without
-//!   the key is a violation ([`ViolationKind::MissingTopologyLabel`]).
+//! plus every placed pod), independently of the filters. The semantics are documented
+//! in the parent module.
 
 use super::{Member, Report, ViolationKind};
 use crate::model::{Labels, Node, NodeSelector, Pod, TopologySpreadConstraint, WhenUnsatisfiable};
