@@ -2,9 +2,11 @@
 //! (kept in sync as pods are bound and removed), a cache of the static filter results per
 //! distinct pod signature, and the filter → score → pick loop.
 
-use super::soft::{self, SoftInputs, StaticEntry};
+use super::soft::{self, SoftInputs, StaticEntry, StaticNode};
 use super::OnlineKind;
-use crate::model::{Binding, Cluster, ClusterError, GpuAmount, NodeId, Pod, PodId, MILLI_PER_GPU};
+use crate::model::{
+    Binding, Cluster, ClusterError, GpuAmount, NodeId, Pod, PodId, WhenUnsatisfiable, MILLI_PER_GPU,
+};
 use crate::place::filter::FilterContext;
 use crate::place::score::fgd::{self, NodeFree, TargetWorkload};
 use crate::place::score::{self, Dim, GpuAffinity, ResourceUse};
@@ -31,6 +33,12 @@ pub(crate) struct NodeRow {
     pub gpu_max_free: u32,
     pub gpu_whole_free: u32,
     pub gpu_free_total: u32,
+    /// `1 / alloc_cpu`, `1 / alloc_mem`, `1 / gpu capacity` (0 where the total is 0), and
+    /// `1 / number of non-zero totals`: divisions taken out of the hot loop.
+    pub inv_cpu: f64,
+    pub inv_mem: f64,
+    pub inv_gpu: f64,
+    pub inv_dims: f64,
 }
 
 /// What the hot loop needs of the pod being placed.
@@ -147,6 +155,15 @@ impl<'a> Engine<'a> {
         r.gpu_max_free = free.iter().copied().max().unwrap_or(0);
         r.gpu_whole_free = free.iter().filter(|&&f| f == MILLI_PER_GPU).count() as u32;
         r.gpu_free_total = free.iter().sum();
+        let inv = |t: u64| if t == 0 { 0.0 } else { 1.0 / t as f64 };
+        r.inv_cpu = inv(r.alloc_cpu);
+        r.inv_mem = inv(r.alloc_mem);
+        r.inv_gpu = inv(u64::from(r.gpu_count) * u64::from(MILLI_PER_GPU));
+        let dims = [r.alloc_cpu, r.alloc_mem, u64::from(r.gpu_count)]
+            .iter()
+            .filter(|&&t| t > 0)
+            .count();
+        r.inv_dims = if dims == 0 { 0.0 } else { 1.0 / dims as f64 };
         if let Some(f) = self.fgd_frag.get_mut(id) {
             *f = f64::NAN;
         }
@@ -231,70 +248,165 @@ impl<'a> Engine<'a> {
         Ok((pod, b))
     }
 
-    /// Fills `self.buf` with every feasible node (ascending index) and its total score
-    /// (highest best); `first_only` stops at the first feasible node (first-fit).
-    /// First-fit and random do not score.
-    fn evaluate(&mut self, pod: &Pod, first_only: bool) {
-        self.buf.clear();
-        let si = self.static_entry(pod);
-        if self.kind == OnlineKind::Fgd {
-            self.ensure_workload(pod);
-        }
+    /// Filters the pod's statically eligible nodes (ascending index) and computes the
+    /// policy's main score of each feasible one; calls `visit(static node, slot, main,
+    /// device)`, which returns false to stop. Allocation-free for pods without inter-pod
+    /// constraints, host ports or extended resources.
+    fn scan(
+        &mut self,
+        pod: &Pod,
+        si: usize,
+        visit: impl FnMut(&StaticNode, u32, f64, u32) -> bool,
+    ) {
         let q = PodReq::of(pod);
         let cluster: &Cluster = &self.cluster;
         let ctx = FilterContext::new(cluster, pod);
         let slow = ctx.has_inter_pod_checks()
             || !pod.host_ports.is_empty()
             || pod.requests.extended.values().any(|&v| v > 0);
-        let scores = !matches!(self.kind, OnlineKind::FirstFit | OnlineKind::Random);
         let entry = &self.statics[si];
-        for (slot, sn) in entry.nodes.iter().enumerate() {
-            let n = sn.id as usize;
-            let r = &self.rows[n];
-            if !fits(r, &q) || (slow && ctx.check_dynamic(n).is_err()) {
-                continue;
+        let rows = &self.rows;
+        let check = |n: usize| !slow || ctx.check_dynamic(n).is_ok();
+        const NO_DEVICE: u32 = u32::MAX;
+        match self.kind {
+            OnlineKind::FirstFit | OnlineKind::Random => {
+                scan_nodes(entry, rows, &q, check, |_, _| (0.0, NO_DEVICE), visit)
             }
-            let (main, device) = if scores {
-                main_score(
-                    self.kind,
-                    r,
+            OnlineKind::BestFit => scan_nodes(
+                entry,
+                rows,
+                &q,
+                check,
+                |_, r| (best_fit_fast(r, &q), NO_DEVICE),
+                visit,
+            ),
+            OnlineKind::LeastAllocated => scan_nodes(
+                entry,
+                rows,
+                &q,
+                check,
+                |_, r| (least_allocated_fast(r, &q), NO_DEVICE),
+                visit,
+            ),
+            OnlineKind::MostAllocated => scan_nodes(
+                entry,
+                rows,
+                &q,
+                check,
+                |_, r| (most_allocated_fast(r, &q), NO_DEVICE),
+                visit,
+            ),
+            OnlineKind::KubeDefault => scan_nodes(
+                entry,
+                rows,
+                &q,
+                check,
+                |_, r| (kube_resources_fast(r, &q), NO_DEVICE),
+                visit,
+            ),
+            kind => {
+                let gpu_types = &self.gpu_types;
+                let workload = self.workload.as_ref();
+                let model_ok = &self.fgd_model_ok;
+                let fgd_frag = &mut self.fgd_frag;
+                let scratch = &mut self.scratch_gpu;
+                let nodes = rows.len();
+                scan_nodes(
+                    entry,
+                    rows,
                     &q,
-                    cluster.gpu_free(n),
-                    &self.gpu_types[n],
-                    FgdState {
-                        workload: self.workload.as_ref(),
-                        model_ok: &self.fgd_model_ok,
-                        nodes: self.rows.len(),
-                        node: n,
-                        before: &mut self.fgd_frag[n],
-                        scratch: &mut self.scratch_gpu,
+                    check,
+                    |n, r| {
+                        main_score(
+                            kind,
+                            r,
+                            &q,
+                            NodeRefs {
+                                cluster,
+                                gpu_types,
+                                node: n,
+                            },
+                            FgdState {
+                                workload,
+                                model_ok,
+                                nodes,
+                                node: n,
+                                before: &mut fgd_frag[n],
+                                scratch,
+                            },
+                        )
                     },
+                    visit,
                 )
-            } else {
-                (0.0, u32::MAX)
-            };
-            self.buf.push(Candidate {
+            }
+        }
+    }
+
+    fn prepare(&mut self, pod: &Pod) -> usize {
+        if self.kind == OnlineKind::Fgd {
+            self.ensure_workload(pod);
+        }
+        self.static_entry(pod)
+    }
+
+    /// Fills `self.buf` with every feasible node (ascending index) and its total score
+    /// (highest best); `first_only` stops at the first feasible node (first-fit).
+    /// First-fit and random do not score.
+    fn evaluate(&mut self, pod: &Pod, first_only: bool) {
+        let si = self.prepare(pod);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        self.scan(pod, si, |sn, slot, main, device| {
+            buf.push(Candidate {
                 node: sn.id,
-                slot: slot as u32,
+                slot,
                 main,
                 device,
                 total: main,
             });
-            if first_only {
-                break;
-            }
-        }
-        if scores && !self.buf.is_empty() {
+            !first_only
+        });
+        if !matches!(self.kind, OnlineKind::FirstFit | OnlineKind::Random) && !buf.is_empty() {
             let (w_main, w) = weights(self.kind);
             soft::add_soft_scores(SoftInputs {
-                cluster,
+                cluster: &self.cluster,
                 pod,
-                entry,
-                candidates: &mut self.buf,
+                entry: &self.statics[si],
+                candidates: &mut buf,
                 main_weight: w_main,
                 weights: w,
             });
         }
+        self.buf = buf;
+    }
+
+    /// The best node in one pass, without a candidate buffer: the static soft scores are
+    /// normalised by their maxima over the *statically* eligible nodes, which is right
+    /// whenever some feasible node reaches those maxima (checked; `None` otherwise, and
+    /// the caller takes the two-pass route). Not for pods with soft spread constraints.
+    fn best_one_pass(&mut self, pod: &Pod) -> Option<Option<Candidate>> {
+        let si = self.prepare(pod);
+        let entry = &self.statics[si];
+        let (max_aff, max_taint) = (entry.max_affinity, entry.max_taints);
+        let (w_main, [wa, wt, _]) = weights(self.kind);
+        let mut best: Option<Candidate> = None;
+        let (mut seen_aff, mut seen_taint) = (0, 0);
+        self.scan(pod, si, |sn, slot, main, device| {
+            seen_aff = seen_aff.max(sn.affinity);
+            seen_taint = seen_taint.max(sn.taints);
+            let total = w_main * main + soft::static_soft(sn, max_aff, max_taint, wa, wt);
+            if best.is_none_or(|b| total > b.total) {
+                best = Some(Candidate {
+                    node: sn.id,
+                    slot,
+                    main,
+                    device,
+                    total,
+                });
+            }
+            true
+        });
+        (best.is_none() || (seen_aff == max_aff && seen_taint == max_taint)).then_some(best)
     }
 
     fn ensure_workload(&mut self, pod: &Pod) {
@@ -320,24 +432,33 @@ impl<'a> Engine<'a> {
 
     /// Chooses a node and devices for `pod`, without binding.
     pub fn select(&mut self, pod: &Pod, rng: &mut ChaCha8Rng) -> Option<Binding> {
-        let first_only = self.kind == OnlineKind::FirstFit;
-        self.evaluate(pod, first_only);
-        let pick = match self.kind {
-            OnlineKind::Random => {
-                if self.buf.is_empty() {
-                    None
-                } else {
-                    Some(self.buf[rng.gen_range(0..self.buf.len())])
-                }
-            }
-            _ => {
-                let mut best: Option<Candidate> = None;
-                for c in &self.buf {
-                    if best.is_none_or(|b| c.total > b.total) {
-                        best = Some(*c);
+        let soft_spread = pod
+            .topology_spread
+            .iter()
+            .any(|c| c.when_unsatisfiable == WhenUnsatisfiable::ScheduleAnyway);
+        let fast = match self.kind {
+            OnlineKind::FirstFit | OnlineKind::Random => None,
+            _ if soft_spread => None,
+            _ => self.best_one_pass(pod),
+        };
+        let pick = match fast {
+            Some(best) => best,
+            None => {
+                self.evaluate(pod, self.kind == OnlineKind::FirstFit);
+                match self.kind {
+                    OnlineKind::Random if !self.buf.is_empty() => {
+                        Some(self.buf[rng.gen_range(0..self.buf.len())])
+                    }
+                    _ => {
+                        let mut best: Option<Candidate> = None;
+                        for c in &self.buf {
+                            if best.is_none_or(|b| c.total > b.total) {
+                                best = Some(*c);
+                            }
+                        }
+                        best
                     }
                 }
-                best
             }
         }?;
         let node = pick.node as usize;
@@ -351,6 +472,30 @@ impl<'a> Engine<'a> {
             node,
             gpu_devices: devices,
         })
+    }
+}
+
+/// The filter → score loop over a static entry's nodes, generic so each policy's scorer
+/// inlines.
+#[inline]
+fn scan_nodes(
+    entry: &StaticEntry,
+    rows: &[NodeRow],
+    q: &PodReq,
+    check: impl Fn(usize) -> bool,
+    mut score: impl FnMut(usize, &NodeRow) -> (f64, u32),
+    mut visit: impl FnMut(&StaticNode, u32, f64, u32) -> bool,
+) {
+    for (slot, sn) in entry.nodes.iter().enumerate() {
+        let n = sn.id as usize;
+        let r = &rows[n];
+        if !fits(r, q) || !check(n) {
+            continue;
+        }
+        let (main, device) = score(n, r);
+        if !visit(sn, slot as u32, main, device) {
+            break;
+        }
     }
 }
 
@@ -403,72 +548,172 @@ impl FgdState<'_> {
     }
 }
 
+/// Per-node data behind a pointer, read only by the policies that need it.
+struct NodeRefs<'s> {
+    cluster: &'s Cluster,
+    gpu_types: &'s [Vec<(GpuAmount, u32)>],
+    node: NodeId,
+}
+
+/// `x / d` for integers, exactly, using a precomputed `inv = 1 / d` (d > 0, x < 2^53):
+/// the float quotient is off by at most one and is corrected.
+#[inline]
+fn div_exact(x: u64, d: u64, inv: f64) -> u64 {
+    // Through i64: x < 2^53, so the signed conversions are exact and cheaper.
+    let mut q = ((x as i64) as f64 * inv) as i64 as u64;
+    if q * d > x {
+        q -= 1;
+    } else if (q + 1) * d <= x {
+        q += 1;
+    }
+    q
+}
+
+/// kube's `leastRequestedScore` with the row's reciprocal (same integers).
+#[inline]
+fn least_requested_fast(requested: u64, capacity: u64, inv: f64) -> i64 {
+    if capacity == 0 || requested > capacity {
+        return 0;
+    }
+    let x = (capacity - requested) * score::MAX_NODE_SCORE as u64;
+    if x >= 1 << 53 {
+        return score::least_requested_score(requested, capacity);
+    }
+    div_exact(x, capacity, inv) as i64
+}
+
+/// kube's `mostRequestedScore` with the row's reciprocal (same integers).
+#[inline]
+fn most_requested_fast(requested: u64, capacity: u64, inv: f64) -> i64 {
+    if capacity == 0 {
+        return 0;
+    }
+    let x = requested.min(capacity) * score::MAX_NODE_SCORE as u64;
+    if x >= 1 << 53 {
+        return score::most_requested_score(requested, capacity);
+    }
+    div_exact(x, capacity, inv) as i64
+}
+
+/// NodeResourcesFit LeastAllocated (cpu, memory; weight 1 each) on a row.
+#[inline]
+fn least_allocated_fast(r: &NodeRow, q: &PodReq) -> f64 {
+    ((least_requested_fast(r.nz_cpu + q.nz_cpu, r.alloc_cpu, r.inv_cpu)
+        + least_requested_fast(r.nz_mem + q.nz_mem, r.alloc_mem, r.inv_mem))
+        / 2) as f64
+}
+
+/// NodeResourcesFit MostAllocated (cpu, memory; weight 1 each) on a row.
+#[inline]
+fn most_allocated_fast(r: &NodeRow, q: &PodReq) -> f64 {
+    ((most_requested_fast(r.nz_cpu + q.nz_cpu, r.alloc_cpu, r.inv_cpu)
+        + most_requested_fast(r.nz_mem + q.nz_mem, r.alloc_mem, r.inv_mem))
+        / 2) as f64
+}
+
+/// kube-default's resource scores: LeastAllocated + BalancedAllocation (GPU fraction
+/// included for GPU pods on GPU nodes).
+#[inline(always)]
+fn kube_resources_fast(r: &NodeRow, q: &PodReq) -> f64 {
+    let gpu_cap = u64::from(r.gpu_count) * u64::from(MILLI_PER_GPU);
+    let balanced = if q.gpu.is_some() && gpu_cap > 0 {
+        balanced_cpu_mem_gpu(
+            [
+                r.used_cpu + q.cpu,
+                r.used_mem + q.mem,
+                gpu_cap - u64::from(r.gpu_free_total) + q.gpu_milli(),
+            ],
+            [r.alloc_cpu, r.alloc_mem, gpu_cap],
+        )
+    } else {
+        balanced_cpu_mem(
+            r.used_cpu + q.cpu,
+            r.alloc_cpu,
+            r.used_mem + q.mem,
+            r.alloc_mem,
+        )
+    };
+    least_allocated_fast(r, q) + balanced as f64
+}
+
+/// [`score::balanced_allocation`] for cpu, memory and GPU, unrolled: the same float
+/// operations in the same order, so the same result.
+#[inline]
+fn balanced_cpu_mem_gpu(req: [u64; 3], alloc: [u64; 3]) -> i64 {
+    if alloc.contains(&0) {
+        let res = [0, 1, 2].map(|i| ResourceUse {
+            requested: req[i],
+            allocatable: alloc[i],
+        });
+        return score::balanced_allocation(&res);
+    }
+    let f = [0, 1, 2].map(|i| (req[i] as f64 / alloc[i] as f64).min(1.0));
+    let total = f[0] + f[1] + f[2];
+    let mean = total / 3.0;
+    let sum = (f[0] - mean) * (f[0] - mean)
+        + (f[1] - mean) * (f[1] - mean)
+        + (f[2] - mean) * (f[2] - mean);
+    let std = (sum / 3.0).sqrt();
+    ((1.0 - std) * score::MAX_NODE_SCORE as f64) as i64
+}
+
+/// [`score::balanced_allocation`] for cpu and memory, unrolled: the same float
+/// operations in the same order, so the same result.
+#[inline]
+fn balanced_cpu_mem(cpu_req: u64, cpu_alloc: u64, mem_req: u64, mem_alloc: u64) -> i64 {
+    if cpu_alloc == 0 || mem_alloc == 0 {
+        let res = [
+            ResourceUse {
+                requested: cpu_req,
+                allocatable: cpu_alloc,
+            },
+            ResourceUse {
+                requested: mem_req,
+                allocatable: mem_alloc,
+            },
+        ];
+        return score::balanced_allocation(&res);
+    }
+    let f0 = (cpu_req as f64 / cpu_alloc as f64).min(1.0);
+    let f1 = (mem_req as f64 / mem_alloc as f64).min(1.0);
+    let std = ((f0 - f1) / 2.0).abs();
+    ((1.0 - std) * score::MAX_NODE_SCORE as f64) as i64
+}
+
+/// [`score::best_fit`] with the divisions replaced by the row's reciprocals.
+#[inline]
+fn best_fit_fast(r: &NodeRow, q: &PodReq) -> f64 {
+    let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
+    let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
+    // Amounts are far below 2^63: convert through i64 (one instruction on x86-64).
+    let free_after = ((free_cpu - q.cpu) as i64) as f64 * r.inv_cpu
+        + ((free_mem - q.mem) as i64) as f64 * r.inv_mem
+        + f64::from(r.gpu_free_total - q.gpu_milli() as u32) * r.inv_gpu;
+    score::MAX_NODE_SCORE as f64 * (1.0 - free_after * r.inv_dims)
+}
+
 /// The policy's own score of a feasible node, and the device it picks (FGD shares).
 fn main_score(
     kind: OnlineKind,
     r: &NodeRow,
     q: &PodReq,
-    gpu_free: &[u32],
-    gpu_types: &[(GpuAmount, u32)],
+    refs: NodeRefs<'_>,
     mut fgd_state: FgdState<'_>,
 ) -> (f64, u32) {
-    let cpu_nz = ResourceUse {
-        requested: r.nz_cpu + q.nz_cpu,
-        allocatable: r.alloc_cpu,
-    };
-    let mem_nz = ResourceUse {
-        requested: r.nz_mem + q.nz_mem,
-        allocatable: r.alloc_mem,
-    };
     let gpu_cap = u64::from(r.gpu_count) * u64::from(MILLI_PER_GPU);
     let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
     let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
     let s = match kind {
-        OnlineKind::LeastAllocated => score::least_allocated(cpu_nz, mem_nz) as f64,
-        OnlineKind::MostAllocated => score::most_allocated(cpu_nz, mem_nz) as f64,
-        OnlineKind::KubeDefault => {
-            let fit = score::least_allocated(cpu_nz, mem_nz);
-            let mut res = [
-                ResourceUse {
-                    requested: r.used_cpu + q.cpu,
-                    allocatable: r.alloc_cpu,
-                },
-                ResourceUse {
-                    requested: r.used_mem + q.mem,
-                    allocatable: r.alloc_mem,
-                },
-                ResourceUse {
-                    requested: gpu_cap - u64::from(r.gpu_free_total) + q.gpu_milli(),
-                    allocatable: gpu_cap,
-                },
-            ];
-            let len = if q.gpu.is_some() && gpu_cap > 0 { 3 } else { 2 };
-            if len == 2 {
-                res[2].allocatable = 0;
-            }
-            (fit + score::balanced_allocation(&res[..len])) as f64
-        }
-        OnlineKind::BestFit => {
-            let dims = [
-                Dim {
-                    free: (free_cpu - q.cpu) as f64,
-                    total: r.alloc_cpu as f64,
-                },
-                Dim {
-                    free: (free_mem - q.mem) as f64,
-                    total: r.alloc_mem as f64,
-                },
-                Dim {
-                    free: (u64::from(r.gpu_free_total) - q.gpu_milli()) as f64,
-                    total: gpu_cap as f64,
-                },
-            ];
-            score::best_fit(&dims)
-        }
+        OnlineKind::LeastAllocated => least_allocated_fast(r, q),
+        OnlineKind::MostAllocated => most_allocated_fast(r, q),
+        OnlineKind::KubeDefault => kube_resources_fast(r, q),
+        OnlineKind::BestFit => best_fit_fast(r, q),
         OnlineKind::DotProduct => {
             let gpu_dim = match q.gpu {
                 GpuAmount::Shared(m) => Dim {
-                    free: f64::from(tightest_device(gpu_free, m).map_or(0, |(_, f)| f)),
+                    free: f64::from(
+                        tightest_device(refs.cluster.gpu_free(refs.node), m).map_or(0, |(_, f)| f),
+                    ),
                     total: f64::from(MILLI_PER_GPU),
                 },
                 _ => Dim {
@@ -490,11 +735,13 @@ fn main_score(
             ];
             score::dot_product(&demand, &free)
         }
-        OnlineKind::GpuPacking => score::gpu_packing(gpu_free, q.gpu) as f64,
+        OnlineKind::GpuPacking => {
+            score::gpu_packing(refs.cluster.gpu_free(refs.node), q.gpu) as f64
+        }
         OnlineKind::GpuClustering => {
             let mut same = false;
             let mut other = false;
-            for (g, _) in gpu_types {
+            for (g, _) in &refs.gpu_types[refs.node] {
                 if *g == q.gpu {
                     same = true;
                 } else {
@@ -509,7 +756,7 @@ fn main_score(
             };
             score::gpu_clustering(aff, u64::from(r.gpu_free_total), q.gpu.is_some()) as f64
         }
-        OnlineKind::Fgd => return fgd_main(r, q, gpu_free, &mut fgd_state),
+        OnlineKind::Fgd => return fgd_main(r, q, refs.cluster.gpu_free(refs.node), &mut fgd_state),
         OnlineKind::FirstFit | OnlineKind::Random => 0.0,
     };
     (s, u32::MAX)
@@ -576,4 +823,49 @@ fn fgd_main(r: &NodeRow, q: &PodReq, gpu_free: &[u32], st: &mut FgdState<'_>) ->
     };
     *st.scratch = scratch;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn fast_scores_equal_the_reference_formulas() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..20_000 {
+            let cap: u64 = match rng.gen_range(0..3) {
+                0 => rng.gen_range(1..200_000),
+                1 => rng.gen_range(1..(1u64 << 41)),
+                _ => rng.gen_range(1..10) * 1000,
+            };
+            let req = rng.gen_range(0..cap + cap / 4 + 1);
+            let inv = 1.0 / cap as f64;
+            assert_eq!(
+                least_requested_fast(req, cap, inv),
+                score::least_requested_score(req, cap)
+            );
+            assert_eq!(
+                most_requested_fast(req, cap, inv),
+                score::most_requested_score(req, cap)
+            );
+            let (c2, r2) = (
+                rng.gen_range(1..64u64) * 1000,
+                rng.gen_range(0..64u64) * 500,
+            );
+            let (c3, r3) = (rng.gen_range(1..9u64) * 1000, rng.gen_range(0..9u64) * 250);
+            let ru = |requested, allocatable| ResourceUse {
+                requested,
+                allocatable,
+            };
+            assert_eq!(
+                balanced_cpu_mem(req, cap, r2, c2),
+                score::balanced_allocation(&[ru(req, cap), ru(r2, c2)])
+            );
+            assert_eq!(
+                balanced_cpu_mem_gpu([req, r2, r3], [cap, c2, c3]),
+                score::balanced_allocation(&[ru(req, cap), ru(r2, c2), ru(r3, c3)])
+            );
+        }
+    }
 }

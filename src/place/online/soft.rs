@@ -73,6 +73,9 @@ pub(crate) struct StaticNode {
 pub(crate) struct StaticEntry {
     pub key: StaticKey,
     pub nodes: Vec<StaticNode>,
+    /// Largest raw affinity and taint scores over `nodes`.
+    pub max_affinity: i64,
+    pub max_taints: i64,
 }
 
 impl StaticEntry {
@@ -104,9 +107,11 @@ impl StaticEntry {
                     .filter(|t| !prefer_tols.iter().any(|tol| tol.tolerates(t)))
                     .count() as i64,
             })
-            .collect();
+            .collect::<Vec<StaticNode>>();
         StaticEntry {
             key: StaticKey::of(pod),
+            max_affinity: nodes.iter().map(|n| n.affinity).max().unwrap_or(0),
+            max_taints: nodes.iter().map(|n| n.taints).max().unwrap_or(0),
             nodes,
         }
     }
@@ -136,11 +141,28 @@ pub(crate) fn add_soft_scores(inp: SoftInputs<'_>) {
     let [wa, wt, ws] = inp.weights;
     for (i, c) in inp.candidates.iter_mut().enumerate() {
         let s = &inp.entry.nodes[c.slot as usize];
-        let aff = score::default_normalize(s.affinity, max_aff, false);
-        let taint = score::default_normalize(s.taints, max_taint, true);
         let sp = spread.as_ref().map_or(0, |v| v[i]);
-        c.total = inp.main_weight * c.main + wa * aff as f64 + wt * taint as f64 + ws * sp as f64;
+        c.total =
+            inp.main_weight * c.main + static_soft(s, max_aff, max_taint, wa, wt) + ws * sp as f64;
     }
+}
+
+/// The weighted, normalised NodeAffinity and TaintToleration scores of one node given
+/// the maxima of the raw scores. A raw 0 normalises to 0 (affinity) and 100 (taints)
+/// without a division.
+#[inline]
+pub(crate) fn static_soft(s: &StaticNode, max_aff: i64, max_taint: i64, wa: f64, wt: f64) -> f64 {
+    let aff = if s.affinity == 0 {
+        0
+    } else {
+        score::default_normalize(s.affinity, max_aff, false)
+    };
+    let taint = if s.taints == 0 {
+        score::MAX_NODE_SCORE
+    } else {
+        score::default_normalize(s.taints, max_taint, true)
+    };
+    wa * aff as f64 + wt * taint as f64
 }
 
 /// PodTopologySpread scores (normalised, 0..=100) of the candidates for the pod's
