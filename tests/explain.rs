@@ -189,3 +189,68 @@ fn placed_pods_get_no_explanation() {
     let p = problem(vec![node("a", 4000, 8)], vec![pod("x", 100, 1)]);
     assert!(explain(&p, &[at(0)]).is_empty());
 }
+
+#[test]
+fn pod_affinity_mismatch() {
+    let zoned = |name: &str, zone: &str| {
+        let mut n = node(name, 4000, 8);
+        n.labels.insert(ZONE.into(), zone.into());
+        n
+    };
+    let mut x = pod("x", 100, 1);
+    x.pod_affinity.push(term("app", "db", ZONE));
+    let mut p = problem(
+        vec![zoned("a1", "a"), zoned("b1", "b"), node("nozone", 4000, 8)],
+        vec![x],
+    );
+    let db = Pod {
+        labels: labels(&[("app", "db")]),
+        ..pod("db", 3500, 1)
+    };
+    // The only db runs in zone a, whose node is now full.
+    p.cluster.bind(db, 0, None).unwrap();
+    let mut x2 = p.pending[0].clone();
+    x2.requests.cpu_milli = 1000;
+    p.pending[0] = x2;
+    assert_eq!(
+        explain(&p, &[None])[0].summary,
+        "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match pod affinity rules."
+    );
+}
+
+#[test]
+fn topology_spread_mismatch() {
+    use plimsoll::model::{TopologySpreadConstraint, WhenUnsatisfiable};
+    let zoned = |name: &str, zone: &str| {
+        let mut n = node(name, 4000, 8);
+        n.labels.insert(ZONE.into(), zone.into());
+        n
+    };
+    let web = |name: &str| {
+        let mut p = Pod {
+            labels: labels(&[("app", "web")]),
+            ..pod(name, 100, 1)
+        };
+        p.topology_spread.push(TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: ZONE.into(),
+            when_unsatisfiable: WhenUnsatisfiable::DoNotSchedule,
+            selector: selector("app", "web"),
+        });
+        p
+    };
+    // Zone b's node is full, so the second replica may go neither to zone a (skew 2)
+    // nor to zone b; the zoneless node lacks the key.
+    let mut b1 = zoned("b1", "b");
+    b1.allocatable.cpu_milli = 50;
+    let p = problem(
+        vec![zoned("a1", "a"), b1, node("nozone", 4000, 8)],
+        vec![web("w0"), web("w1")],
+    );
+    let e = explain(&p, &[at(0), None]);
+    assert_eq!(
+        e[0].summary,
+        "0/3 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match pod topology spread constraints, \
+         1 node(s) didn't match pod topology spread constraints (missing required label)."
+    );
+}
