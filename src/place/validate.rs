@@ -4,8 +4,9 @@
 //! It is written apart from the incremental bookkeeping the policies use: it never calls
 //! `Cluster::used`, `gpu_free`, `insufficient`, `host_port_conflict`, the filters or
 //! [`crate::place::FilterContext`]. It recomputes the final state from the raw [`Node`]
-//! and [`Pod`] data: the pods already bound ([`Cluster::bound_pods`]) plus the placed
-//! pending pods. Only label matching of node affinity reuses the model's
+//! and [`Pod`] data: the pods already bound
+//! ([`Cluster::bound_pods`](crate::model::Cluster::bound_pods)) plus the placed pending
+//! pods. Only label matching of node affinity reuses the model's
 //! [`NodeSelector::matches`](crate::model::NodeSelector::matches) (model-level semantics).
 //!
 //! # What is checked
@@ -18,280 +19,51 @@
 //! - cordoned nodes (unless `node.kubernetes.io/unschedulable:NoSchedule` is tolerated),
 //!   untolerated `NoSchedule`/`NoExecute` taints, `nodeSelector`, required node affinity;
 //! - host ports unique per node (same port and protocol; a wildcard IP conflicts with all);
-//! - inter-pod constraints of newly placed pods in the *final state* (see
-//!   [`interpod`]): required anti-affinity both ways, required affinity with
-//!   kube-scheduler's first-of-group rule, and `DoNotSchedule` topology spread;
+//! - inter-pod constraints of newly placed pods in the *final state* (below): required
+//!   anti-affinity both ways, required affinity with kube-scheduler's first-of-group
+//!   rule, and `DoNotSchedule` topology spread;
 //! - gangs among the pending pods: either none is placed or at least `min_member`.
+//!
+//! # Inter-pod semantics (final state)
+//! - **Anti-affinity**: for a placed pod `p` and each of its required anti-affinity terms,
+//!   no other pod matched by the term runs on a node with the same value of the term's
+//!   topology key as `p`'s node (a node without the key puts `p` in no domain). And no
+//!   *bound* pod whose anti-affinity term matches `p` has `p` in its domain (clashes
+//!   between two placed pods are reported once, from the pod whose term it is).
+//! - **Affinity** (kube-scheduler's semantics): `p`'s node must carry every term's
+//!   topology key; each term must match some other pod in `p`'s domain. Otherwise `p` is
+//!   accepted only as the *first of its group*: it matches all of its own terms, no bound
+//!   pod (on a node with the key) matches any of its terms, and the placed pods relying
+//!   on this same exception can be ordered so that each comes before the others matching
+//!   its terms (no cycle of "q matches a term of p" among them — two replicas of a
+//!   self-affine group in different domains form such a cycle). Pods matching `p`'s
+//!   terms without relying on the exception may have been placed after `p`, as the
+//!   scheduler would have allowed. Finally the pods whose partners exist must have been
+//!   placeable one at a time: a group split over two domains, where the domain without
+//!   the first pod holds only pods that need each other, is reported. The order this
+//!   simulates is a heuristic: pods without affinity terms are assumed to come after
+//!   every claim, and forced claimants first, so with several groups whose selectors
+//!   match each other's pods it can misjudge rare cases; for replica groups (every
+//!   matching pod carries the same term) it is exact.
+//! - **Topology spread** (`DoNotSchedule` only): for a placed pod `p` and each hard
+//!   constraint `c`, the *eligible* nodes pass `p`'s node selector and required node
+//!   affinity and carry the keys of all of `p`'s hard constraints (kube's default
+//!   `nodeAffinityPolicy: Honor`, `nodeTaintsPolicy: Ignore`). Counting the pods of `p`'s
+//!   namespace matched by `c`'s selector on eligible nodes, per domain, `p`'s domain count
+//!   minus the minimum over eligible domains must be at most `maxSkew`. A node without
+//!   the key is a violation ([`ViolationKind::MissingTopologyLabel`]).
 //!
 //! Constraints of pods that were already bound are not re-checked against each other
 //! (they are "IgnoredDuringExecution"), but the per-node sums include them.
 
 mod interpod;
+mod violation;
+
+pub use violation::{Violation, ViolationKind};
 
 use crate::model::{Binding, GpuAmount, Node, NodeId, Pod, Problem, MILLI_PER_GPU};
 use crate::model::{HostPort, Taint, TaintEffect, Toleration, TolerationOperator};
 use std::collections::BTreeMap;
-use std::fmt;
-
-/// What rule a placement breaks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ViolationKind {
-    /// The placement does not have one entry per pending pod.
-    WrongLength {
-        /// Number of pending pods.
-        expected: usize,
-        /// Number of placement entries.
-        got: usize,
-    },
-    /// The node index does not exist.
-    UnknownNode {
-        /// The index given.
-        index: NodeId,
-        /// Number of nodes in the cluster.
-        nodes: usize,
-    },
-    /// The requests on a node exceed its allocatable amount of a resource.
-    OverCommitted {
-        /// Kubernetes resource name (`cpu`, `memory`, `pods`, `ephemeral-storage`, …).
-        resource: String,
-        /// Sum of requests on the node (cpu in millicores, memory and storage in bytes).
-        requested: u64,
-        /// Allocatable amount.
-        allocatable: u64,
-    },
-    /// The pod asks for GPUs and the node has none.
-    NoGpus,
-    /// The node's GPU model is not among the pod's accepted models.
-    GpuModel {
-        /// The node's model.
-        model: String,
-        /// The models the pod accepts.
-        accepted: Vec<String>,
-    },
-    /// The pod holds the wrong number of devices for its request.
-    GpuDeviceCount {
-        /// Devices the request needs.
-        expected: usize,
-        /// Devices given.
-        got: usize,
-    },
-    /// A device index is out of range for the node.
-    GpuDeviceIndex {
-        /// The index.
-        device: u32,
-        /// Devices on the node.
-        count: u32,
-    },
-    /// The pod lists the same device twice.
-    GpuDeviceRepeated {
-        /// The index.
-        device: u32,
-    },
-    /// More than one whole GPU's worth is used on one device.
-    GpuDeviceOverShared {
-        /// The device index.
-        device: u32,
-        /// Milli-GPU used on it (shares plus 1000 per whole use).
-        used_milli: u32,
-    },
-    /// The node is cordoned and the pod does not tolerate it.
-    Unschedulable,
-    /// A `NoSchedule`/`NoExecute` taint is not tolerated.
-    UntoleratedTaint {
-        /// The taint.
-        taint: Taint,
-    },
-    /// A `nodeSelector` entry does not match the node's labels.
-    NodeSelector {
-        /// Label key.
-        key: String,
-        /// Value the pod asks for.
-        wanted: String,
-        /// The node's value, if it has the label.
-        found: Option<String>,
-    },
-    /// No term of the required node affinity matches the node.
-    NodeAffinity,
-    /// A host port is already taken on the node by another pod.
-    HostPort {
-        /// The port.
-        port: HostPort,
-        /// The other pod's key.
-        other: String,
-    },
-    /// The pod's own required anti-affinity matches another pod in its domain.
-    PodAntiAffinity {
-        /// The other pod's key.
-        other: String,
-        /// The term's topology key.
-        topology_key: String,
-    },
-    /// An already bound pod's required anti-affinity matches this pod in its domain.
-    ExistingPodAntiAffinity {
-        /// The bound pod's key.
-        other: String,
-        /// The term's topology key.
-        topology_key: String,
-    },
-    /// The pod's required affinity has no matching pod in its domain.
-    PodAffinity {
-        /// The term's topology key.
-        topology_key: String,
-        /// Why the first-of-group exception does not apply, if it was considered.
-        detail: String,
-    },
-    /// The node lacks the topology key of an affinity or hard spread constraint.
-    MissingTopologyLabel {
-        /// The label key.
-        topology_key: String,
-    },
-    /// A `DoNotSchedule` topology spread constraint exceeds its max skew.
-    TopologySpread {
-        /// The topology key.
-        topology_key: String,
-        /// The pod's domain (label value).
-        domain: String,
-        /// Matching pods in that domain.
-        count: u32,
-        /// Minimum over eligible domains.
-        min: u32,
-        /// Allowed skew.
-        max_skew: u32,
-    },
-    /// Some but not enough members of a gang are placed.
-    GangPartial {
-        /// `namespace/name` of the gang.
-        gang: String,
-        /// Members placed.
-        placed: usize,
-        /// Members required together.
-        min_member: u32,
-    },
-}
-
-/// One broken rule, with the pod and node it concerns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// Index of the pending pod concerned, if any.
-    pub pending_index: Option<usize>,
-    /// `namespace/name` of the pod concerned (empty if none).
-    pub pod: String,
-    /// The node concerned, if any (and if it exists).
-    pub node: Option<NodeId>,
-    /// The node's name (empty if none).
-    pub node_name: String,
-    /// What is broken.
-    pub kind: ViolationKind,
-}
-
-impl fmt::Display for ViolationKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use ViolationKind::*;
-        match self {
-            WrongLength { expected, got } => write!(
-                f,
-                "the placement has {got} entries but there are {expected} pending pods"
-            ),
-            UnknownNode { index, nodes } => write!(
-                f,
-                "node index {index} does not exist (the cluster has {nodes} nodes)"
-            ),
-            OverCommitted {
-                resource,
-                requested,
-                allocatable,
-            } => write!(
-                f,
-                "{resource} is over-committed: {requested} requested, {allocatable} allocatable"
-            ),
-            NoGpus => write!(f, "the pod requests GPUs but the node has none"),
-            GpuModel { model, accepted } => write!(
-                f,
-                "the node's GPU model {model} is not among the accepted models {accepted:?}"
-            ),
-            GpuDeviceCount { expected, got } => write!(
-                f,
-                "the pod holds {got} GPU device(s) but its request needs {expected}"
-            ),
-            GpuDeviceIndex { device, count } => write!(
-                f,
-                "GPU device {device} does not exist (the node has {count})"
-            ),
-            GpuDeviceRepeated { device } => write!(f, "GPU device {device} is listed twice"),
-            GpuDeviceOverShared { device, used_milli } => write!(
-                f,
-                "GPU device {device} is over-shared: {used_milli} milli-GPU used of {MILLI_PER_GPU}"
-            ),
-            Unschedulable => write!(f, "the node is cordoned (unschedulable)"),
-            UntoleratedTaint { taint } => write!(
-                f,
-                "the node's taint {taint} ({:?}) is not tolerated",
-                taint.effect
-            ),
-            NodeSelector { key, wanted, found } => match found {
-                Some(v) => write!(f, "nodeSelector wants {key}={wanted} but the node has {key}={v}"),
-                None => write!(f, "nodeSelector wants {key}={wanted} but the node has no {key} label"),
-            },
-            NodeAffinity => write!(f, "no term of the required node affinity matches the node"),
-            HostPort { port, other } => write!(
-                f,
-                "host port {}/{} is also used by pod {other}",
-                port.port, port.protocol
-            ),
-            PodAntiAffinity { other, topology_key } => write!(
-                f,
-                "its required anti-affinity ({topology_key}) matches pod {other} in the same domain"
-            ),
-            ExistingPodAntiAffinity {
-                other,
-                topology_key,
-            } => write!(
-                f,
-                "bound pod {other}'s required anti-affinity ({topology_key}) matches it in the same domain"
-            ),
-            PodAffinity {
-                topology_key,
-                detail,
-            } => write!(
-                f,
-                "its required affinity ({topology_key}) has no matching pod in its domain ({detail})"
-            ),
-            MissingTopologyLabel { topology_key } => write!(
-                f,
-                "the node has no {topology_key} label, required by an affinity or hard spread constraint"
-            ),
-            TopologySpread {
-                topology_key,
-                domain,
-                count,
-                min,
-                max_skew,
-            } => write!(
-                f,
-                "topology spread on {topology_key} is skewed: {count} matching pods in {domain}, minimum {min}, max skew {max_skew}"
-            ),
-            GangPartial {
-                gang,
-                placed,
-                min_member,
-            } => write!(
-                f,
-                "gang {gang} has {placed} member(s) placed but needs {min_member} placed together, or none"
-            ),
-        }
-    }
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.pod.is_empty(), self.node_name.is_empty()) {
-            (false, false) => write!(f, "pod {} on node {}: {}", self.pod, self.node_name, self.kind),
-            (false, true) => write!(f, "pod {}: {}", self.pod, self.kind),
-            (true, false) => write!(f, "node {}: {}", self.node_name, self.kind),
-            (true, true) => write!(f, "{}", self.kind),
-        }
-    }
-}
 
 /// A pod in the final state: bound before, or newly placed.
 #[derive(Debug, Clone, Copy)]
@@ -396,7 +168,7 @@ pub fn validate(problem: &Problem, placement: &[Option<Binding>]) -> Result<(), 
 /// Whether one toleration tolerates a taint (Kubernetes `ToleratesTaint`), written
 /// independently of the model's helper.
 fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = t.effect.is_none_or(|e| e == taint.effect);
+    let effect_ok = t.effect.map_or(true, |e| e == taint.effect);
     let key_ok = t.key.is_empty() || t.key == taint.key;
     let value_ok = match t.operator {
         TolerationOperator::Exists => true,
@@ -419,7 +191,10 @@ fn check_static(report: &mut Report, i: usize, pod: &Pod, node: &Node, b: &Bindi
         report.push(who, at, ViolationKind::Unschedulable);
     }
     for taint in &node.taints {
-        let hard = matches!(taint.effect, TaintEffect::NoSchedule | TaintEffect::NoExecute);
+        let hard = matches!(
+            taint.effect,
+            TaintEffect::NoSchedule | TaintEffect::NoExecute
+        );
         if hard && !pod.tolerations.iter().any(|t| tolerates(t, taint)) {
             report.push(
                 who,
@@ -458,16 +233,15 @@ fn check_static(report: &mut Report, i: usize, pod: &Pod, node: &Node, b: &Bindi
         match &node.gpus {
             None => report.push(who, at, ViolationKind::NoGpus),
             Some(g) if g.count == 0 => report.push(who, at, ViolationKind::NoGpus),
-            Some(g) if !pod.gpu.models.is_empty() && !pod.gpu.models.contains(&g.model) => {
-                report.push(
+            Some(g) if !pod.gpu.models.is_empty() && !pod.gpu.models.contains(&g.model) => report
+                .push(
                     who,
                     at,
                     ViolationKind::GpuModel {
                         model: g.model.clone(),
                         accepted: pod.gpu.models.clone(),
                     },
-                )
-            }
+                ),
             Some(_) => {}
         }
     }
@@ -517,8 +291,16 @@ fn check_resources(report: &mut Report, n: NodeId, node: &Node, here: &[&Member]
     use crate::model::resources::{CPU, EPHEMERAL_STORAGE, MEMORY, PODS};
     type Getter = fn(&Member) -> u64;
     let fixed: [(&str, Getter, u64); 4] = [
-        (CPU, |m| m.pod.requests.cpu_milli, node.allocatable.cpu_milli),
-        (MEMORY, |m| m.pod.requests.memory_bytes, node.allocatable.memory_bytes),
+        (
+            CPU,
+            |m| m.pod.requests.cpu_milli,
+            node.allocatable.cpu_milli,
+        ),
+        (
+            MEMORY,
+            |m| m.pod.requests.memory_bytes,
+            node.allocatable.memory_bytes,
+        ),
         (
             EPHEMERAL_STORAGE,
             |m| m.pod.requests.ephemeral_storage_bytes,

@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use plimsoll::model::{
-    Binding, Cluster, Gang, GpuAmount, GpuRequest, HostPort, LabelSelector, Labels, Node,
-    NodeGpus, NodeSelector, NodeSelectorTerm, Operator, Pod, PodAffinityTerm, Problem,
-    Requirement, Resources, Taint, TaintEffect, TopologySpreadConstraint, Toleration,
-    TolerationOperator, WhenUnsatisfiable,
+    Binding, Cluster, Gang, GpuAmount, GpuRequest, HostPort, LabelSelector, Labels, Node, NodeGpus,
+    NodeSelector, NodeSelectorTerm, Operator, Pod, PodAffinityTerm, Problem, Requirement,
+    Resources, Taint, TaintEffect, Toleration, TolerationOperator, TopologySpreadConstraint,
+    WhenUnsatisfiable,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -142,6 +142,12 @@ pub const MEDIUM: Size = Size {
     max_replicas: 6,
 };
 
+pub const LARGE: Size = Size {
+    nodes: (20, 60),
+    groups: (10, 30),
+    max_replicas: 10,
+};
+
 const MODELS: &[&str] = &["T4", "V100", "A100"];
 const ZONES: &[&str] = &["z-a", "z-b", "z-c"];
 
@@ -207,8 +213,14 @@ fn random_requirement(rng: &mut ChaCha8Rng, node_names: &[String]) -> (bool, Req
         1 => (false, req("disk", Operator::NotIn, &["hdd"])),
         2 => (false, req("disk", Operator::Exists, &[])),
         3 => (false, req("disk", Operator::DoesNotExist, &[])),
-        4 => (false, req("gen", Operator::Gt, &[&rng.gen_range(0..5).to_string()])),
-        5 => (false, req("gen", Operator::Lt, &[&rng.gen_range(2..7).to_string()])),
+        4 => (
+            false,
+            req("gen", Operator::Gt, &[&rng.gen_range(0..5).to_string()]),
+        ),
+        5 => (
+            false,
+            req("gen", Operator::Lt, &[&rng.gen_range(2..7).to_string()]),
+        ),
         _ => {
             let names: Vec<&str> = node_names
                 .choose_multiple(rng, 2)
@@ -267,14 +279,13 @@ fn random_tolerations(rng: &mut ChaCha8Rng) -> Vec<Toleration> {
 /// The template of one group of identical replicas (like a Deployment): every pod that
 /// matches the group's `app` label carries the same spread, affinity and node constraints,
 /// so final-state and one-at-a-time semantics agree.
-fn random_template(
-    rng: &mut ChaCha8Rng,
-    g: usize,
-    groups: usize,
-    node_names: &[String],
-) -> Pod {
+fn random_template(rng: &mut ChaCha8Rng, g: usize, groups: usize, node_names: &[String]) -> Pod {
     let app = format!("g{g}");
-    let ns = if rng.gen_bool(0.8) { "default" } else { "team-b" };
+    let ns = if rng.gen_bool(0.8) {
+        "default"
+    } else {
+        "team-b"
+    };
     let mut p = Pod {
         name: app.clone(),
         namespace: ns.into(),
@@ -297,7 +308,10 @@ fn random_template(
             _ => GpuAmount::Whole(rng.gen_range(1..3)),
         };
         if rng.gen_bool(0.4) {
-            p.gpu.models = MODELS.choose_multiple(rng, 2).map(|m| m.to_string()).collect();
+            p.gpu.models = MODELS
+                .choose_multiple(rng, 2)
+                .map(|m| m.to_string())
+                .collect();
         }
     }
     if rng.gen_bool(0.15) {
@@ -342,7 +356,11 @@ fn random_template(
         p.host_ports.push(HostPort {
             port: *[8080u16, 9090].choose(rng).unwrap(),
             protocol: "TCP".into(),
-            host_ip: if rng.gen_bool(0.8) { String::new() } else { "10.0.0.1".into() },
+            host_ip: if rng.gen_bool(0.8) {
+                String::new()
+            } else {
+                "10.0.0.1".into()
+            },
         });
     }
     p
@@ -355,16 +373,34 @@ fn random_template(
 /// `matchFields`, tolerations, anti-affinity, affinity, spread, host ports, priorities and
 /// gangs. Some replicas of non-gang groups are already bound.
 pub fn random_problem(seed: u64, size: Size) -> Problem {
+    generate(seed, size, true)
+}
+
+/// Like [`random_problem`] but without any inter-pod constraint (affinity, anti-affinity,
+/// spread), bound pods included: every node's feasibility is then independent of the
+/// other nodes.
+pub fn random_problem_without_inter_pod(seed: u64, size: Size) -> Problem {
+    generate(seed, size, false)
+}
+
+fn generate(seed: u64, size: Size, inter_pod: bool) -> Problem {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let zones = rng.gen_range(1..=ZONES.len());
     let n_nodes = rng.gen_range(size.nodes.0..=size.nodes.1);
-    let nodes: Vec<Node> = (0..n_nodes).map(|i| random_node(&mut rng, i, zones)).collect();
+    let nodes: Vec<Node> = (0..n_nodes)
+        .map(|i| random_node(&mut rng, i, zones))
+        .collect();
     let node_names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
     let mut cluster = Cluster::new(nodes).expect("distinct names");
     let groups = rng.gen_range(size.groups.0..=size.groups.1);
     let mut pending = Vec::new();
     for g in 0..groups {
-        let template = random_template(&mut rng, g, groups, &node_names);
+        let mut template = random_template(&mut rng, g, groups, &node_names);
+        if !inter_pod {
+            template.pod_affinity.clear();
+            template.pod_anti_affinity.clear();
+            template.topology_spread.clear();
+        }
         let replicas = rng.gen_range(1..=size.max_replicas);
         let gang = (replicas > 1 && rng.gen_bool(0.2)).then(|| Gang {
             name: format!("gang-{g}"),
@@ -390,7 +426,10 @@ pub fn random_problem(seed: u64, size: Size) -> Problem {
 /// True if the problem has any inter-pod constraint (affinity, anti-affinity, spread),
 /// among pending or bound pods.
 pub fn has_inter_pod(problem: &Problem) -> bool {
-    problem.pending.iter().any(|p| p.has_inter_pod_constraints())
+    problem
+        .pending
+        .iter()
+        .any(|p| p.has_inter_pod_constraints())
         || problem
             .cluster
             .bound_pods()

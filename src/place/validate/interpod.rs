@@ -1,32 +1,9 @@
 //! Inter-pod constraints of newly placed pods, checked in the *final state* (bound pods
-//! plus every placed pod), independently of the filters.
-//!
-//! - **Anti-affinity**: for a placed pod `p` and each of its required anti-affinity terms,
-//!   no other pod matched by the term runs on a node with the same value of the term's
-//!   topology key as `p`'s node (a node without the key puts `p` in no domain). And no
-//!   *bound* pod whose anti-affinity term matches `p` has `p` in its domain (clashes
-//!   between two placed pods are reported once, from the pod whose term it is).
-//! - **Affinity** (kube-scheduler's semantics): `p`'s node must carry every term's
-//!   topology key; each term must match some other pod in `p`'s domain. Otherwise `p` is
-//!   accepted only as the *first of its group*: it matches all of its own terms, no bound
-//!   pod (on a node with the key) matches any of its terms, and the placed pods relying
-//!   on this same exception can be ordered so that each comes before the others matching
-//!   its terms (no cycle of "q matches a term of p" among them — two replicas of a
-//!   self-affine group in different domains form such a cycle). Pods matching `p`'s
-//!   terms without relying on the exception may have been placed after `p`, as the
-//!   scheduler would have allowed.
-//! - **Topology spread** (`DoNotSchedule` only): for a placed pod `p` and each hard
-//!   constraint `c`, the *eligible* nodes pass `p`'s node selector and required node
-//!   affinity and carry the keys of all of `p`'s hard constraints (kube's default
-//!   `nodeAffinityPolicy: Honor`, `nodeTaintsPolicy: Ignore`). Counting the pods of `p`'s
-//!   namespace matched by `c`'s selector on eligible nodes, per domain, `p`'s domain count
-//!   minus the minimum over eligible domains must be at most `maxSkew`. A node without
-//!   the key is a violation ([`ViolationKind::MissingTopologyLabel`]).
+//! plus every placed pod), independently of the filters. The semantics are documented
+//! in the parent module.
 
 use super::{Member, Report, ViolationKind};
-use crate::model::{
-    Labels, Node, NodeSelector, Pod, TopologySpreadConstraint, WhenUnsatisfiable,
-};
+use crate::model::{Labels, Node, NodeSelector, Pod, TopologySpreadConstraint, WhenUnsatisfiable};
 use std::collections::HashMap;
 
 /// Runs every inter-pod check.
@@ -45,7 +22,9 @@ fn anti_affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
     for (a, p) in members.iter().enumerate() {
         let Some(i) = p.pending else { continue };
         for t in &p.pod.pod_anti_affinity {
-            let Some(v) = domain(nodes, p, &t.topology_key) else { continue };
+            let Some(v) = domain(nodes, p, &t.topology_key) else {
+                continue;
+            };
             let hit = members.iter().enumerate().find(|(b, q)| {
                 *b != a
                     && domain(nodes, q, &t.topology_key) == Some(v)
@@ -65,7 +44,9 @@ fn anti_affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
     }
     for q in members.iter().filter(|q| q.pending.is_none()) {
         for t in &q.pod.pod_anti_affinity {
-            let Some(v) = domain(nodes, q, &t.topology_key) else { continue };
+            let Some(v) = domain(nodes, q, &t.topology_key) else {
+                continue;
+            };
             for p in members {
                 let Some(i) = p.pending else { continue };
                 if domain(nodes, p, &t.topology_key) == Some(v)
@@ -95,6 +76,8 @@ fn matches_any_term(p: &Pod, q: &Pod) -> bool {
 fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
     // Placed pods that rely on the first-of-group exception: (member index, failing term).
     let mut claimants: Vec<(usize, usize)> = Vec::new();
+    // Placed pods whose every term has a partner in the final state.
+    let mut partnered: Vec<usize> = Vec::new();
     for (a, p) in members.iter().enumerate() {
         let Some(i) = p.pending else { continue };
         if p.pod.pod_affinity.is_empty() {
@@ -127,7 +110,10 @@ fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
                     && t.selects(&p.pod.namespace, &q.pod.namespace, &q.pod.labels)
             })
         });
-        let Some(term) = unmet else { continue };
+        let Some(term) = unmet else {
+            partnered.push(a);
+            continue;
+        };
         let own = p
             .pod
             .pod_affinity
@@ -141,7 +127,10 @@ fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
                 })
         });
         let detail = if !own {
-            Some("it does not match its own affinity terms, so it cannot be the first of its group".to_string())
+            Some(
+                "it does not match its own affinity terms, so it cannot be the first of its group"
+                    .to_string(),
+            )
         } else {
             bound_match.map(|q| format!("bound pod {} matches the term elsewhere", q.pod.key()))
         };
@@ -169,6 +158,90 @@ fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
                     "placed pod {} also claims to be first of the group and each matches the other's terms",
                     members[claimants[partner].0].pod.key()
                 ),
+            },
+        );
+    }
+    check_seeding(report, nodes, members, &partnered);
+}
+
+/// Whether `q` (another pod) is a partner for `p`'s term `t` in `p`'s domain.
+fn partners(nodes: &[Node], p: &Member, t: &crate::model::PodAffinityTerm, q: &Member) -> bool {
+    let v = domain(nodes, p, &t.topology_key);
+    v.is_some()
+        && domain(nodes, q, &t.topology_key) == v
+        && t.selects(&p.pod.namespace, &q.pod.namespace, &q.pod.labels)
+}
+
+/// Pods whose partners exist in the final state must also have been placeable one at a
+/// time: some pod of each group has to come first. Simulates an order: bound pods, pods
+/// without affinity terms (as partners — they are assumed to come after any claim, so
+/// they never block one), first-of-group claimants and pods already reported come first;
+/// then, repeatedly, every pod whose terms all have an earlier partner in its domain, or
+/// else one pod (lowest index) that may start its group (it matches its own terms and
+/// no earlier pod with terms, nor any bound pod, matches them). Pods never reached are
+/// reported: e.g. a group split over two zones, where the zone without the first pod
+/// has no pod that could have started it.
+fn check_seeding(report: &mut Report, nodes: &[Node], members: &[Member], partnered: &[usize]) {
+    let mut placed = vec![true; members.len()];
+    for &a in partnered {
+        placed[a] = false;
+    }
+    let mut remaining: Vec<usize> = partnered.to_vec();
+    while !remaining.is_empty() {
+        let ready: Vec<usize> = remaining
+            .iter()
+            .copied()
+            .filter(|&a| {
+                let p = &members[a];
+                p.pod.pod_affinity.iter().all(|t| {
+                    members
+                        .iter()
+                        .enumerate()
+                        .any(|(b, q)| b != a && placed[b] && partners(nodes, p, t, q))
+                })
+            })
+            .collect();
+        if !ready.is_empty() {
+            for &a in &ready {
+                placed[a] = true;
+            }
+            remaining.retain(|a| !ready.contains(a));
+            continue;
+        }
+        let claim = remaining.iter().copied().find(|&a| {
+            let p = &members[a];
+            let own = p
+                .pod
+                .pod_affinity
+                .iter()
+                .all(|t| t.selects(&p.pod.namespace, &p.pod.namespace, &p.pod.labels));
+            own && !members.iter().enumerate().any(|(b, q)| {
+                b != a
+                    && placed[b]
+                    && (q.pending.is_none() || !q.pod.pod_affinity.is_empty())
+                    && matches_any_term(p.pod, q.pod)
+                    && p.pod
+                        .pod_affinity
+                        .iter()
+                        .any(|t| domain(nodes, q, &t.topology_key).is_some())
+            })
+        });
+        match claim {
+            Some(a) => {
+                placed[a] = true;
+                remaining.retain(|&x| x != a);
+            }
+            None => break,
+        }
+    }
+    for a in remaining {
+        let p = &members[a];
+        report.push(
+            Some((p.pending.expect("only placed pods are simulated"), p.pod)),
+            Some(p.node),
+            ViolationKind::PodAffinity {
+                topology_key: p.pod.pod_affinity[0].topology_key.clone(),
+                detail: "its partners in its domain depend on it in turn and none of them could have come first, since pods matching the term run elsewhere".to_string(),
             },
         );
     }
@@ -255,7 +328,13 @@ struct SpreadCounts {
     min: u32,
 }
 
-type SpreadKey = (String, TopologySpreadConstraint, Labels, Option<NodeSelector>, Vec<String>);
+type SpreadKey = (
+    String,
+    TopologySpreadConstraint,
+    Labels,
+    Option<NodeSelector>,
+    Vec<String>,
+);
 
 fn node_fits_affinity(pod: &Pod, node: &Node) -> bool {
     pod.node_selector
@@ -264,7 +343,7 @@ fn node_fits_affinity(pod: &Pod, node: &Node) -> bool {
         && pod
             .required_node_affinity
             .as_ref()
-            .is_none_or(|s| s.matches(&node.name, &node.labels))
+            .map_or(true, |s| s.matches(&node.name, &node.labels))
 }
 
 fn spread(report: &mut Report, nodes: &[Node], members: &[Member]) {
@@ -343,13 +422,13 @@ fn spread_counts(
     let mut counts: HashMap<String, u32> = HashMap::new();
     for (n, node) in nodes.iter().enumerate() {
         if eligible[n] {
-            counts.entry(node.labels[&c.topology_key].clone()).or_insert(0);
+            counts
+                .entry(node.labels[&c.topology_key].clone())
+                .or_insert(0);
         }
     }
     for q in members {
-        if eligible[q.node]
-            && q.pod.namespace == pod.namespace
-            && c.selector.matches(&q.pod.labels)
+        if eligible[q.node] && q.pod.namespace == pod.namespace && c.selector.matches(&q.pod.labels)
         {
             *counts
                 .get_mut(&nodes[q.node].labels[&c.topology_key])

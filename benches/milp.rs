@@ -1,0 +1,91 @@
+//! MILP on the openb cluster (1,523 nodes) with the first 200, 1,000 and 2,000 openb
+//! pods pending; prints the gap and whether it fell back. Skips without the data.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use plimsoll::model::{GpuAmount, GpuRequest, Node, NodeGpus, Pod, Problem, Resources};
+use plimsoll::place::milp::{MilpOptions, MilpPlacer, Objective};
+use plimsoll::place::Placer;
+use std::path::Path;
+
+fn openb(dir: &Path, pods: usize) -> Problem {
+    let mut nodes = Vec::new();
+    let mut r = csv::Reader::from_path(dir.join("openb/openb_node_list_all_node.csv")).unwrap();
+    for row in r.records() {
+        let row = row.unwrap();
+        let res = Resources {
+            cpu_milli: row[1].parse().unwrap(),
+            memory_bytes: row[2].parse::<u64>().unwrap() << 20,
+            pods: 256,
+            ..Default::default()
+        };
+        let gpus: u32 = row[3].parse().unwrap();
+        nodes.push(Node {
+            name: row[0].to_string(),
+            capacity: res.clone(),
+            allocatable: res,
+            gpus: (gpus > 0).then(|| NodeGpus { model: row[4].to_string(), count: gpus }),
+            ..Default::default()
+        });
+    }
+    let mut pending = Vec::new();
+    let mut r = csv::Reader::from_path(dir.join("openb/openb_pod_list_default.csv")).unwrap();
+    for row in r.records().take(pods) {
+        let row = row.unwrap();
+        let amount =
+            GpuAmount::from_count_and_milli(row[3].parse().unwrap(), row[4].parse().unwrap())
+                .unwrap();
+        pending.push(Pod {
+            name: row[0].to_string(),
+            namespace: "default".into(),
+            requests: Resources::cpu_mem(row[1].parse().unwrap(), row[2].parse::<u64>().unwrap() << 20),
+            gpu: GpuRequest {
+                amount,
+                models: row[5].split('|').filter(|s| !s.is_empty()).map(String::from).collect(),
+            },
+            ..Default::default()
+        });
+    }
+    Problem::from_parts(nodes, pending).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let Some(dir) = plimsoll::datasets::data_dir() else {
+        eprintln!("openb data not found (set PLIMSOLL_DATA); skipping the MILP bench");
+        return;
+    };
+    let placer = MilpPlacer::new(MilpOptions {
+        objective: Objective::Pack,
+        time_limit_seconds: 10.0,
+        mip_rel_gap: 0.01,
+        threads: 1,
+        seed: 42,
+    })
+    .unwrap();
+    let mut g = c.benchmark_group("milp_openb_pack");
+    g.sample_size(10);
+    for n in [200usize, 1000, 2000] {
+        let problem = openb(&dir, n);
+        let out = placer.place(&problem).unwrap();
+        eprintln!(
+            "openb {n} pods: placed {} in {:.2}s, objective {:?}, bound {:?}, gap {:?}, fell_back {}",
+            out.placed(),
+            out.stats.solve_seconds,
+            out.stats.objective,
+            out.stats.bound,
+            out.stats.gap,
+            out.stats.fell_back
+        );
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &problem, |b, p| {
+            b.iter(|| placer.place(p).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

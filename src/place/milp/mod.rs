@@ -1,0 +1,399 @@
+//! The batch optimiser: every pending pod at once, as a mixed-integer program solved by
+//! HiGHS.
+//!
+//! # Model
+//! Identical pending pods form classes ([`classes`]); the program ([`formulate`]) has
+//! integer "pods of class c on node n" variables for the nodes where one pod of the class
+//! passes every filter now, and models exactly: CPU, memory, ephemeral storage, extended
+//! resources, the pod count, GPU devices at device level (shares per device, whole
+//! devices, devices already partly used), GPU models, node selector and affinity, taints,
+//! host ports, required pod anti-affinity (against bound pods by excluding nodes, among
+//! pending pods with per-domain constraints, any topology key), and gangs
+//! (all-or-nothing).
+//!
+//! Pods with required pod **affinity** or **topology spread** constraints are not in the
+//! program: they form the *greedy tail*, placed after the program's pods by the warm
+//! start's online policy with the full kube filters (so every constraint holds, but their
+//! placement is greedy, not optimal). A gang with such a member goes to the tail whole.
+//!
+//! # Goals
+//! Lexicographic, by two solves: first maximise the priority-weighted number of placed
+//! pods (`1 + rank of the pod's priority`, see [`priority_weights`]) to proven optimality
+//! (absolute gap below one weight unit, the goal is integral); then, with that value
+//! fixed as a lower bound and the first solution as the start, minimise the second goal:
+//! - `pack`: nodes that are empty now and receive pods;
+//! - `balance`: the largest utilisation `u` over CPU, memory and GPU of every node (the
+//!   current maximum is a floor);
+//! - `fragmentation`: milli-GPU left free on partly used devices (devices with some but
+//!   not all of their 1000 milli taken) after placement.
+//!
+//! Two solves rather than one weighted sum: a weight that provably dominates would
+//! multiply the first goal by the second goal's range (thousands of milli-GPU), which
+//! makes HiGHS's relative gap meaningless for the second goal.
+//! [`SolveStats`] reports the second solve (objective, bound and gap in its units, the
+//! fragmentation value including the constant part); if the first solve was not proven
+//! optimal in time, it reports the first solve's objective and bound instead.
+//!
+//! # Warm start and fallback
+//! Several online policies run first; the one placing the most priority weight is the
+//! greedy warm start (passed to HiGHS as its initial solution). It is returned instead,
+//! with `fell_back: true`, when HiGHS fails or has no incumbent, when the solution does
+//! not pass the sequential kube-filter check, or when the final placement (program plus
+//! greedy tail) carries less priority weight than the greedy one.
+//!
+//! # Size
+//! Identical empty nodes are symmetric; of each group the program keeps a prefix sized
+//! from the greedy solution's use of the group and a volume bound (see [`formulate`]).
+//! This keeps openb-size instances small, but makes the program a restriction: the
+//! reported bound is the bound of the restricted program, not of the full one.
+//! Time limit, gap and threads are passed to HiGHS; the second solve gets what the first
+//! left of the time limit (measured with the wall clock, as HiGHS does itself).
+
+mod classes;
+mod extract;
+mod formulate;
+mod program;
+mod solve;
+
+pub use classes::priority_weights;
+
+use super::online::{OnlineKind, OnlinePolicy};
+use super::{Outcome, PlaceError, Placer, SolveStats};
+use crate::model::{Binding, Problem};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Instant;
+
+/// The MILP's second goal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Objective {
+    /// Fewest nodes newly put in use.
+    #[default]
+    Pack,
+    /// Lowest maximum utilisation (CPU, memory, GPU) over the nodes.
+    Balance,
+    /// Fewest milli-GPU left free on partly used devices.
+    Fragmentation,
+}
+
+impl Objective {
+    /// The CLI spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Objective::Pack => "pack",
+            Objective::Balance => "balance",
+            Objective::Fragmentation => "fragmentation",
+        }
+    }
+}
+
+impl fmt::Display for Objective {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Objective {
+    type Err = PlaceError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pack" => Ok(Objective::Pack),
+            "balance" => Ok(Objective::Balance),
+            "fragmentation" => Ok(Objective::Fragmentation),
+            other => Err(PlaceError::InvalidOption {
+                name: "objective",
+                msg: format!("{other:?} is not one of pack, balance, fragmentation"),
+            }),
+        }
+    }
+}
+
+/// Settings of the MILP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MilpOptions {
+    /// Second goal.
+    pub objective: Objective,
+    /// Time limit for both solves together, seconds (positive, finite).
+    pub time_limit_seconds: f64,
+    /// Relative gap at which the second solve may stop, in `[0, 1)`.
+    pub mip_rel_gap: f64,
+    /// HiGHS threads; 0 lets HiGHS decide.
+    pub threads: u32,
+    /// Seed for HiGHS and the online warm starts.
+    pub seed: u64,
+}
+
+impl Default for MilpOptions {
+    fn default() -> Self {
+        MilpOptions {
+            objective: Objective::Pack,
+            time_limit_seconds: 10.0,
+            mip_rel_gap: 0.01,
+            threads: 1,
+            seed: 42,
+        }
+    }
+}
+
+/// The batch MILP policy.
+#[derive(Debug, Clone)]
+pub struct MilpPlacer {
+    opts: MilpOptions,
+}
+
+impl MilpPlacer {
+    /// Checks the options.
+    pub fn new(opts: MilpOptions) -> Result<Self, PlaceError> {
+        if !(opts.time_limit_seconds.is_finite() && opts.time_limit_seconds > 0.0) {
+            return Err(PlaceError::InvalidOption {
+                name: "time_limit_seconds",
+                msg: format!("must be positive and finite, got {}", opts.time_limit_seconds),
+            });
+        }
+        if !(opts.mip_rel_gap.is_finite() && (0.0..1.0).contains(&opts.mip_rel_gap)) {
+            return Err(PlaceError::InvalidOption {
+                name: "mip_rel_gap",
+                msg: format!("must be in [0, 1), got {}", opts.mip_rel_gap),
+            });
+        }
+        if opts.threads > 1024 {
+            return Err(PlaceError::InvalidOption {
+                name: "threads",
+                msg: format!("at most 1024, got {}", opts.threads),
+            });
+        }
+        Ok(MilpPlacer { opts })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &MilpOptions {
+        &self.opts
+    }
+
+    /// The online policies tried as warm start, best first on ties.
+    fn warm_start_kinds(&self) -> &'static [OnlineKind] {
+        match self.opts.objective {
+            Objective::Pack => &[OnlineKind::BestFit, OnlineKind::MostAllocated, OnlineKind::GpuPacking],
+            Objective::Balance => &[OnlineKind::LeastAllocated, OnlineKind::KubeDefault],
+            Objective::Fragmentation => &[OnlineKind::GpuPacking, OnlineKind::BestFit],
+        }
+    }
+}
+
+/// The first goal's value of a placement: the priority weight of the placed pods.
+pub fn weighted_placed(problem: &Problem, placement: &[Option<Binding>]) -> f64 {
+    priority_weights(&problem.pending)
+        .iter()
+        .zip(placement)
+        .filter(|(_, b)| b.is_some())
+        .map(|(w, _)| w)
+        .sum()
+}
+
+/// The result of the optimisation proper, before comparing with greedy.
+struct Optimised {
+    placement: Vec<Option<Binding>>,
+    stats: SolveStats,
+}
+
+impl Placer for MilpPlacer {
+    fn name(&self) -> &str {
+        "milp"
+    }
+
+    fn place(&self, problem: &Problem) -> Result<Outcome, PlaceError> {
+        let start = Instant::now();
+        let mut greedy: Option<(OnlineKind, Vec<Option<Binding>>, f64)> = None;
+        for &k in self.warm_start_kinds() {
+            let out = OnlinePolicy::new(k, self.opts.seed).place(problem)?;
+            let w = weighted_placed(problem, &out.placement);
+            if greedy.as_ref().is_none_or(|g| w > g.2) {
+                greedy = Some((k, out.placement, w));
+            }
+        }
+        let (kind, greedy, greedy_w) = greedy.expect("at least one warm start");
+        let result = self.optimise(problem, kind, &greedy, start);
+        let (placement, mut stats) = match result {
+            Ok(o) if weighted_placed(problem, &o.placement) >= greedy_w - 1e-9 => {
+                (o.placement, o.stats)
+            }
+            Ok(o) => {
+                tracing::debug!("MILP placed less priority weight than greedy; falling back");
+                (greedy, SolveStats { fell_back: true, bound: o.stats.bound, ..Default::default() })
+            }
+            Err(e) => {
+                tracing::debug!("MILP failed ({e}); falling back to greedy");
+                (greedy, SolveStats { fell_back: true, ..Default::default() })
+            }
+        };
+        stats.solve_seconds = start.elapsed().as_secs_f64();
+        Ok(Outcome {
+            policy: self.name().to_string(),
+            placement,
+            stats,
+        })
+    }
+}
+
+impl MilpPlacer {
+    fn optimise(
+        &self,
+        problem: &Problem,
+        kind: OnlineKind,
+        greedy: &[Option<Binding>],
+        start: Instant,
+    ) -> Result<Optimised, String> {
+        let classes = classes::group(&problem.pending);
+        let cls = extract::class_of(problem, &classes);
+        let greedy_part: Vec<Option<Binding>> = greedy
+            .iter()
+            .zip(&cls)
+            .map(|(b, c)| c.and(b.clone()))
+            .collect();
+        let eligible = formulate::eligible_nodes(problem, &classes);
+        let kept = formulate::truncate(problem, &classes, &eligible, &greedy_part);
+        let f = formulate::build(problem, &classes, &eligible, &kept, self.opts.objective);
+        let warm = extract::warm_start(problem, &classes, &f, &greedy_part);
+        tracing::debug!(
+            classes = classes.classes.len(),
+            tail = classes.greedy_tail.len(),
+            kept_nodes = kept.len(),
+            cols = f.program.cols.len(),
+            rows = f.program.rows.len(),
+            warm = warm.is_some(),
+            built_s = start.elapsed().as_secs_f64(),
+            "MILP program built"
+        );
+        if warm.is_none() {
+            tracing::debug!("greedy warm start is not a point of the program");
+        }
+        let mut stats = SolveStats::default();
+        let values = if f.program.cols.is_empty() {
+            Vec::new()
+        } else {
+            let mut settings = solve::Settings {
+                time_limit: self.opts.time_limit_seconds - start.elapsed().as_secs_f64(),
+                rel_gap: 0.0,
+                abs_gap: 0.999,
+                threads: self.opts.threads,
+                seed: self.opts.seed,
+            };
+            // The first goal can never exceed the weight of every modelled pod; when the
+            // warm start reaches that, it is optimal and the first solve is skipped.
+            let all: f64 = classes.classes.iter().map(|c| c.weight * c.size() as f64).sum();
+            let warm_v1 = warm.as_deref().map(|w| f.program.primary_value(w));
+            let (mut values, first_optimal) = if warm_v1.is_some_and(|v| v >= all - 0.5) {
+                stats.objective = warm_v1;
+                stats.bound = Some(all);
+                stats.gap = Some(0.0);
+                (warm.clone().unwrap_or_default(), true)
+            } else {
+                let first =
+                    solve::solve(&f.program, solve::Goal::Primary, &settings, warm.as_deref())?;
+                let values = first.values.ok_or("HiGHS found no solution in time")?;
+                let v1 = f.program.primary_value(&values);
+                let bound = if first.bound.is_finite() { first.bound.min(all) } else { all };
+                tracing::debug!(v1, bound, optimal = first.optimal, s = start.elapsed().as_secs_f64(), "first solve");
+                stats.objective = Some(v1);
+                stats.bound = Some(bound);
+                stats.gap = Some(gap(v1, bound));
+                (values, first.optimal || v1 >= bound - 0.5)
+            };
+            let v1 = f.program.primary_value(&values);
+            let left = self.opts.time_limit_seconds - start.elapsed().as_secs_f64();
+            if first_optimal && left > 1e-3 {
+                settings.time_limit = left;
+                settings.rel_gap = self.opts.mip_rel_gap;
+                settings.abs_gap = if self.opts.objective == Objective::Pack { 0.999 } else { 1e-6 };
+                let second = solve::solve(
+                    &f.program,
+                    solve::Goal::Secondary(v1),
+                    &settings,
+                    Some(&values),
+                )?;
+                if let Some(v2) = second.values {
+                    if f.program.primary_value(&v2) >= v1 - 0.5 {
+                        values = v2;
+                    }
+                }
+                let obj = f.program.secondary_value(&values) + f.secondary_offset;
+                let bound = second.bound + f.secondary_offset;
+                let bound = if bound.is_finite() { bound.min(obj) } else { bound };
+                stats.objective = Some(obj);
+                stats.bound = Some(bound);
+                stats.gap = Some(gap(obj, bound));
+            }
+            values
+        };
+        let mut placement = extract::placement_from(problem, &classes, &f, &values)?;
+        let cluster = extract::bind_checked(problem, &placement)?;
+        place_tail(problem, &classes.greedy_tail, kind, self.opts.seed, cluster, &mut placement)?;
+        Ok(Optimised { placement, stats })
+    }
+}
+
+fn gap(objective: f64, bound: f64) -> f64 {
+    if !bound.is_finite() {
+        return f64::INFINITY;
+    }
+    (bound - objective).abs() / objective.abs().max(1e-9)
+}
+
+/// Places the greedy tail after the program's pods: by priority (highest first, input
+/// order among equals), a gang's members together and all-or-nothing.
+fn place_tail(
+    problem: &Problem,
+    tail: &[usize],
+    kind: OnlineKind,
+    seed: u64,
+    cluster: crate::model::Cluster,
+    placement: &mut [Option<Binding>],
+) -> Result<(), String> {
+    if tail.is_empty() {
+        return Ok(());
+    }
+    let mut order = tail.to_vec();
+    order.sort_by_key(|&i| std::cmp::Reverse(problem.pending[i].priority));
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    let mut gang_unit: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for i in order {
+        let p = &problem.pending[i];
+        match &p.gang {
+            Some(g) => {
+                let key = (p.namespace.clone(), g.name.clone());
+                let next = units.len();
+                let u = *gang_unit.entry(key).or_insert(next);
+                if u == next {
+                    units.push(Vec::new());
+                }
+                units[u].push(i);
+            }
+            None => units.push(vec![i]),
+        }
+    }
+    let mut session = OnlinePolicy::new(kind, seed).session(cluster);
+    for unit in units {
+        let mut placed = Vec::new();
+        for &i in &unit {
+            if let Some((id, b)) = session
+                .place(problem.pending[i].clone())
+                .map_err(|e| e.to_string())?
+            {
+                placement[i] = Some(b);
+                placed.push((i, id));
+            }
+        }
+        let min = problem.pending[unit[0]]
+            .gang
+            .as_ref()
+            .map_or(0, |g| g.min_member as usize);
+        if placed.len() < min {
+            for (i, id) in placed {
+                session.remove(id).map_err(|e| e.to_string())?;
+                placement[i] = None;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Runs a [`Program`] through HiGHS (the `highs` crate directly, because good_lp's
+//! solution type does not expose the MIP dual bound).
+
+use super::program::Program;
+use highs::{HighsModelStatus, HighsSolutionStatus, RowProblem, Sense};
+
+/// Which goal a solve optimises.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Goal {
+    /// Maximise the first goal.
+    Primary,
+    /// Minimise the second goal subject to the first goal being at least the value.
+    Secondary(f64),
+}
+
+/// Solver settings for one solve.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Seconds.
+    pub time_limit: f64,
+    /// Relative gap at which HiGHS may stop.
+    pub rel_gap: f64,
+    /// Absolute gap at which HiGHS may stop.
+    pub abs_gap: f64,
+    /// Threads (0 = HiGHS decides).
+    pub threads: u32,
+    /// HiGHS random seed.
+    pub seed: u64,
+}
+
+/// What a solve returned.
+#[derive(Debug, Clone)]
+pub(crate) struct Solved {
+    /// Column values of the incumbent, if any.
+    pub values: Option<Vec<f64>>,
+    /// MIP dual bound.
+    pub bound: f64,
+    /// True if HiGHS proved the incumbent optimal within the gaps.
+    pub optimal: bool,
+}
+
+/// Solves `program` for `goal`, starting from `start` if given.
+pub(crate) fn solve(
+    program: &Program,
+    goal: Goal,
+    settings: &Settings,
+    start: Option<&[f64]>,
+) -> Result<Solved, String> {
+    let mut rp = RowProblem::default();
+    let cols: Vec<highs::Col> = program
+        .cols
+        .iter()
+        .map(|c| {
+            let cost = match goal {
+                Goal::Primary => c.primary,
+                Goal::Secondary(_) => c.secondary,
+            };
+            rp.add_column_with_integrality(cost, c.lo..=c.hi, c.integer)
+        })
+        .collect();
+    for r in &program.rows {
+        let terms = r.terms.iter().map(|&(i, a)| (cols[i], a));
+        rp.add_row(r.lo..=r.hi, terms);
+    }
+    let sense = match goal {
+        Goal::Secondary(v) => {
+            let terms: Vec<(highs::Col, f64)> = program
+                .cols
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.primary != 0.0)
+                .map(|(i, c)| (cols[i], c.primary))
+                .collect();
+            rp.add_row(v - 0.5..=f64::INFINITY, terms);
+            Sense::Minimise
+        }
+        Goal::Primary => Sense::Maximise,
+    };
+    let mut model = rp
+        .try_optimise(sense)
+        .map_err(|e| format!("HiGHS rejected the model: {e:?}"))?;
+    model.make_quiet();
+    let set = |m: &mut highs::Model, k: &str, v: f64| {
+        m.try_set_option(k, v)
+            .map_err(|e| format!("HiGHS option {k}: {e:?}"))
+    };
+    set(&mut model, "time_limit", settings.time_limit.max(1e-3))?;
+    set(&mut model, "mip_rel_gap", settings.rel_gap)?;
+    set(&mut model, "mip_abs_gap", settings.abs_gap)?;
+    model
+        .try_set_option("random_seed", (settings.seed % (i32::MAX as u64)) as i32)
+        .map_err(|e| format!("HiGHS option random_seed: {e:?}"))?;
+    if settings.threads > 0 {
+        model
+            .try_set_option("threads", settings.threads as i32)
+            .map_err(|e| format!("HiGHS option threads: {e:?}"))?;
+    }
+    if let Some(s) = start {
+        model
+            .try_set_solution(Some(s), None, None, None)
+            .map_err(|e| format!("HiGHS initial solution: {e:?}"))?;
+    }
+    let solved = model
+        .try_solve()
+        .map_err(|e| format!("HiGHS failed: {e:?}"))?;
+    let status = solved.status();
+    let has = solved.primal_solution_status() == HighsSolutionStatus::Feasible;
+    let optimal = matches!(status, HighsModelStatus::Optimal);
+    let values = has.then(|| solved.get_solution().columns().to_vec());
+    let bound = solved
+        .double_info_value(c"mip_dual_bound")
+        .unwrap_or(f64::NAN);
+    Ok(Solved {
+        values,
+        bound,
+        optimal,
+    })
+}
