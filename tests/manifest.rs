@@ -756,3 +756,88 @@ fn csv_files_go_through_the_openb_loader() {
     let e = load_files(&[dir.join("missing.yaml")]).unwrap_err();
     assert!(matches!(e, ManifestError::Io { .. }), "{e}");
 }
+
+#[test]
+fn real_kubectl_get_node_output_loads() {
+    let text = r#"apiVersion: v1
+kind: Node
+metadata:
+  annotations:
+    node.alpha.kubernetes.io/ttl: "0"
+  creationTimestamp: "2024-04-02T08:11:41Z"
+  labels:
+    beta.kubernetes.io/arch: amd64
+    kubernetes.io/hostname: ip-10-0-1-23
+    node.kubernetes.io/instance-type: p3.8xlarge
+    nvidia.com/gpu.product: Tesla-V100-SXM2-16GB
+    topology.kubernetes.io/zone: us-east-1a
+  name: ip-10-0-1-23
+  resourceVersion: "998877"
+  uid: 11111111-2222-3333-4444-555555555555
+spec:
+  providerID: aws:///us-east-1a/i-0123456789abcdef0
+  taints:
+  - effect: NoSchedule
+    key: nvidia.com/gpu
+    value: "true"
+  unschedulable: true
+status:
+  addresses:
+  - address: 10.0.1.23
+    type: InternalIP
+  allocatable:
+    attachable-volumes-aws-ebs: "39"
+    cpu: 31850m
+    ephemeral-storage: "95491281146"
+    hugepages-1Gi: "0"
+    hugepages-2Mi: "0"
+    memory: 240553496Ki
+    nvidia.com/gpu: "4"
+    pods: "58"
+  capacity:
+    attachable-volumes-aws-ebs: "39"
+    cpu: "32"
+    ephemeral-storage: 104845292Ki
+    hugepages-1Gi: "0"
+    hugepages-2Mi: "0"
+    memory: 251638812Ki
+    nvidia.com/gpu: "4"
+    pods: "58"
+  conditions:
+  - lastHeartbeatTime: "2024-05-01T10:00:00Z"
+    status: "False"
+    type: MemoryPressure
+  nodeInfo:
+    kubeletVersion: v1.29.3-eks-ae9a62a
+"#;
+    let l = load(text);
+    let n = &l.nodes[0];
+    assert_eq!(n.allocatable.cpu_milli, 31_850);
+    assert_eq!(n.allocatable.memory_bytes, 240_553_496 * 1024);
+    assert_eq!(n.allocatable.ephemeral_storage_bytes, 95_491_281_146);
+    assert_eq!(n.allocatable.pods, 58);
+    assert_eq!(n.capacity.cpu_milli, 32_000);
+    assert_eq!(n.allocatable.extended["attachable-volumes-aws-ebs"], 39);
+    assert_eq!(
+        (n.gpu_count(), n.gpu_model()),
+        (4, Some("Tesla-V100-SXM2-16GB"))
+    );
+    assert!(n.unschedulable);
+    assert_eq!(n.taints[0].value, "true");
+    assert!(!n.allocatable.extended.contains_key("nvidia.com/gpu"));
+    // A GPU node without a model label loads with model "unknown" and a warning.
+    let bare = load("apiVersion: v1\nkind: Node\nmetadata: {name: g}\nstatus: {capacity: {nvidia.com/gpu: 2}}\n");
+    assert_eq!(bare.nodes[0].gpu_model(), Some("unknown"));
+    assert!(
+        bare.warnings[0].contains("test.yaml: document 1 (Node g)"),
+        "{:?}",
+        bare.warnings
+    );
+    // Typos in the node spec are errors.
+    assert_err(
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {taint: []}\n",
+        1,
+        "spec.taint",
+        "unknown field",
+    );
+}

@@ -16,89 +16,6 @@ use crate::model::{
 };
 use serde_yaml::Value;
 
-/// Every field of `core/v1` PodSpec (Kubernetes 1.31).
-pub const POD_SPEC_FIELDS: &[&str] = &[
-    "activeDeadlineSeconds",
-    "affinity",
-    "automountServiceAccountToken",
-    "containers",
-    "dnsConfig",
-    "dnsPolicy",
-    "enableServiceLinks",
-    "ephemeralContainers",
-    "hostAliases",
-    "hostIPC",
-    "hostNetwork",
-    "hostPID",
-    "hostUsers",
-    "hostname",
-    "imagePullSecrets",
-    "initContainers",
-    "nodeName",
-    "nodeSelector",
-    "os",
-    "overhead",
-    "preemptionPolicy",
-    "priority",
-    "priorityClassName",
-    "readinessGates",
-    "resourceClaims",
-    "resources",
-    "restartPolicy",
-    "runtimeClassName",
-    "schedulerName",
-    "schedulingGates",
-    "securityContext",
-    "serviceAccount",
-    "serviceAccountName",
-    "setHostnameAsFQDN",
-    "shareProcessNamespace",
-    "subdomain",
-    "terminationGracePeriodSeconds",
-    "tolerations",
-    "topologySpreadConstraints",
-    "volumes",
-];
-
-/// Every field of `core/v1` Container (Kubernetes 1.31).
-pub const CONTAINER_FIELDS: &[&str] = &[
-    "args",
-    "command",
-    "env",
-    "envFrom",
-    "image",
-    "imagePullPolicy",
-    "lifecycle",
-    "livenessProbe",
-    "name",
-    "ports",
-    "readinessProbe",
-    "resizePolicy",
-    "resources",
-    "restartPolicy",
-    "securityContext",
-    "startupProbe",
-    "stdin",
-    "stdinOnce",
-    "terminationMessagePath",
-    "terminationMessagePolicy",
-    "tty",
-    "volumeDevices",
-    "volumeMounts",
-    "workingDir",
-];
-
-/// Every field of `core/v1` NodeSpec.
-pub const NODE_SPEC_FIELDS: &[&str] = &[
-    "configSource",
-    "externalID",
-    "podCIDR",
-    "podCIDRs",
-    "providerID",
-    "taints",
-    "unschedulable",
-];
-
 /// Fields of ResourceRequirements.
 const RESOURCES_FIELDS: &[&str] = &["claims", "limits", "requests"];
 /// Fields of Affinity.
@@ -120,18 +37,31 @@ pub(crate) fn resource_list(v: Option<&Value>, path: &str, allow_pods: bool) -> 
         let text = quantity_text(q, &p)?;
         let units = |s: &str| Quantity::parse_units(s).map_err(|e| ferr(&p, e.to_string()));
         match name {
-            "cpu" => r.cpu_milli = Quantity::parse_milli(&text).map_err(|e| ferr(&p, e.to_string()))?,
+            "cpu" => {
+                r.cpu_milli = Quantity::parse_milli(&text).map_err(|e| ferr(&p, e.to_string()))?
+            }
             "memory" => r.memory_bytes = units(&text)?,
             EPHEMERAL_STORAGE => r.ephemeral_storage_bytes = units(&text)?,
             "pods" if allow_pods => r.pods = units(&text)?,
-            n if n.contains('/') || n.starts_with("hugepages-") => {
-                let amount = if n.starts_with("hugepages-") { units(&text)? } else { whole_units(q, &p)? };
+            n if n.contains('/')
+                || n.starts_with("hugepages-")
+                || (allow_pods && n.starts_with("attachable-volumes-")) =>
+            {
+                let amount = if n.starts_with("hugepages-") {
+                    units(&text)?
+                } else {
+                    whole_units(q, &p)?
+                };
                 r.extended.insert(n.to_string(), amount);
             }
             n => {
                 return Err(ferr(
                     &p,
-                    format!("unknown resource {n:?}; expected cpu, memory, ephemeral-storage{}, hugepages-<size> or a name with a domain such as {NVIDIA_GPU}", if allow_pods { ", pods" } else { "" }),
+                    format!(
+                        "unknown resource {n:?}; expected cpu, memory, ephemeral-storage{}, \
+                         hugepages-<size> or a name with a domain such as {NVIDIA_GPU}",
+                        if allow_pods { ", pods" } else { "" }
+                    ),
                 ))
             }
         }

@@ -15,6 +15,7 @@
 
 mod convert;
 mod error;
+mod fields;
 mod k8s;
 mod value;
 
@@ -23,7 +24,7 @@ pub use convert::{
     MAX_USER_PRIORITY, POD_GROUP_LABEL, POD_GROUP_LABEL_LEGACY,
 };
 pub use error::{InvalidManifest, ManifestError};
-pub use k8s::{CONTAINER_FIELDS, NODE_SPEC_FIELDS, POD_SPEC_FIELDS};
+pub use fields::{CONTAINER_FIELDS, NODE_SPEC_FIELDS, POD_SPEC_FIELDS};
 
 use crate::datasets::openb::{self, OpenbKind};
 use crate::model::{Gang, Node, Pod};
@@ -423,7 +424,12 @@ impl Collector {
             class_values.insert(c.name.clone(), (c.value, Some(o)));
             if c.global_default {
                 if let Some((g, go)) = global_default {
-                    return Err(o.error(error::ferr(&join(&o.base, "globalDefault"), format!("only one PriorityClass may be the global default; {:?} already is ({})", g.name, go.describe()))));
+                    let msg = format!(
+                        "only one PriorityClass may be the global default; {:?} already is ({})",
+                        g.name,
+                        go.describe()
+                    );
+                    return Err(o.error(error::ferr(&join(&o.base, "globalDefault"), msg)));
                 }
                 global_default = Some((c, o));
             }
@@ -493,7 +499,12 @@ impl Collector {
         for (gi, count) in group_index.values() {
             let (g, o) = &groups[*gi];
             if g.min_member > *count {
-                return Err(o.error(error::ferr(&join(&o.base, "spec.minMember"), format!("{} is larger than the group: {count} pod(s) carry the label {POD_GROUP_LABEL}: {}", g.min_member, g.name))));
+                let msg = format!(
+                    "{} is larger than the group: {count} pod(s) carry the label \
+                     {POD_GROUP_LABEL}: {}",
+                    g.min_member, g.name
+                );
+                return Err(o.error(error::ferr(&join(&o.base, "spec.minMember"), msg)));
             }
         }
         Ok(Loaded {
