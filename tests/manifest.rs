@@ -841,3 +841,48 @@ status:
         "unknown field",
     );
 }
+
+/// The examples are meant for the CLI's tests: every pod must find a node under the
+/// kube-style filters when placed first-fit in input order.
+#[test]
+fn examples_are_placeable_first_fit() {
+    use plimsoll::model::Problem;
+    use plimsoll::place::filter::FilterContext;
+    let l = load_files(&[
+        "examples/manifests/cluster.yaml",
+        "examples/manifests/web-deployment.yaml",
+        "examples/manifests/gpushare-job.yaml",
+        "examples/manifests/gang.yaml",
+    ])
+    .unwrap();
+    let Problem {
+        mut cluster,
+        pending,
+    } = Problem::from_parts(l.nodes, l.pods).unwrap();
+    let mut placed = Vec::new();
+    for pod in pending {
+        let node = {
+            let ctx = FilterContext::new(&cluster, &pod);
+            (0..cluster.nodes().len()).find(|&n| ctx.check(n).is_ok())
+        };
+        let node = node.unwrap_or_else(|| panic!("{} fits nowhere", pod.key()));
+        placed.push((pod.key(), cluster.nodes()[node].name.clone()));
+        cluster.bind(pod, node, None).unwrap();
+    }
+    let on = |k: &str| placed.iter().find(|(p, _)| p == k).unwrap().1.clone();
+    // Anti-affinity: three web replicas on three different nodes, none on the tainted V100.
+    let mut web: Vec<String> = (0..3).map(|i| on(&format!("shop/web-{i}"))).collect();
+    web.sort();
+    web.dedup();
+    assert_eq!(web.len(), 3);
+    assert!(!web.contains(&"gpu-v100".to_string()));
+    // The GPU shares are restricted to V100 nodes.
+    assert!((0..4).all(|i| on(&format!("default/infer-{i}")) == "gpu-v100"));
+}
+
+#[test]
+fn missing_field_points_at_its_parent() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - image: a\n  - name: b\n";
+    let e = assert_err(text, 1, "spec.containers[0].name", "required");
+    assert_eq!(e.line, Some(7), "{e}");
+}

@@ -151,7 +151,13 @@ impl Origin {
     fn error(&self, e: FieldError) -> ManifestError {
         let line = self.lines.as_ref().and_then(|(lines, span)| {
             let l: Vec<&str> = lines.iter().map(String::as_str).collect();
-            find_line(&l, *span, &e.path)
+            // A missing field has no line of its own: point at the object holding it.
+            let at = if e.msg.starts_with("required") {
+                e.path.rsplit_once('.').map_or("", |(parent, _)| parent)
+            } else {
+                e.path.as_str()
+            };
+            find_line(&l, *span, at)
                 .or_else(|| find_line(&l, *span, &self.base).filter(|_| !self.base.is_empty()))
         });
         InvalidManifest {
