@@ -886,3 +886,29 @@ fn missing_field_points_at_its_parent() {
     let e = assert_err(text, 1, "spec.containers[0].name", "required");
     assert_eq!(e.line, Some(7), "{e}");
 }
+
+#[test]
+fn yaml_anchors_and_merge_keys() {
+    let text = r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: {name: a, labels: &zone {topology.kubernetes.io/zone: z1}}
+  status:
+    capacity: &big
+      cpu: "8"
+      memory: 32Gi
+- apiVersion: v1
+  kind: Node
+  metadata: {name: b, labels: *zone}
+  status:
+    capacity:
+      <<: *big
+      cpu: "4"
+"#;
+    let l = load(text);
+    assert_eq!(l.nodes[1].labels["topology.kubernetes.io/zone"], "z1");
+    assert_eq!(l.nodes[1].allocatable.cpu_milli, 4000);
+    assert_eq!(l.nodes[1].allocatable.memory_bytes, 32 * GI);
+}

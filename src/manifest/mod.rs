@@ -206,17 +206,20 @@ impl Collector {
         let spans = doc_spans(text);
         let mut doc = 0;
         for de in serde_yaml::Deserializer::from_str(text) {
-            let v = Value::deserialize(de).map_err(|e| -> ManifestError {
-                InvalidManifest {
-                    file: file.to_string(),
-                    document: Some(doc + 1),
-                    object: None,
-                    line: e.location().map(|l| l.line()),
-                    field: None,
-                    message: format!("malformed YAML/JSON: {e}"),
-                }
-                .into()
-            })?;
+            // YAML merge keys (`<<: *defaults`) are resolved before anything is read.
+            let v = Value::deserialize(de)
+                .and_then(|mut v| v.apply_merge().map(|()| v))
+                .map_err(|e| -> ManifestError {
+                    InvalidManifest {
+                        file: file.to_string(),
+                        document: Some(doc + 1),
+                        object: None,
+                        line: e.location().map(|l| l.line()),
+                        field: None,
+                        message: format!("malformed YAML/JSON: {e}"),
+                    }
+                    .into()
+                })?;
             if v.is_null() {
                 continue;
             }
