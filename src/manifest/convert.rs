@@ -119,7 +119,7 @@ pub(crate) fn pod(meta: &Meta, spec: Option<&Value>, base: &str) -> R<PodDraft> 
     requests.pods = 1;
     let whole = requests.extended.remove(NVIDIA_GPU).unwrap_or(0);
     let gpu = gpu_request(meta, whole, &sp, base)?;
-    let affinity = k8s::affinity(get(m, "affinity"), &join(&sp, "affinity"))?;
+    let affinity = super::affinity::affinity(get(m, "affinity"), &join(&sp, "affinity"))?;
     let labels = meta.labels.clone();
     let group = labels
         .get(POD_GROUP_LABEL)
@@ -372,7 +372,7 @@ pub(crate) fn deployment(obj: &Mapping, base: &str) -> R<Vec<PodDraft>> {
     )?;
     let n = opt_int_in(spec, "replicas", &sp, 0, MAX_REPLICAS)?.unwrap_or(1);
     let selp = join(&sp, "selector");
-    let sel = k8s::label_selector(
+    let sel = super::affinity::label_selector(
         get(spec, "selector").ok_or_else(|| ferr(&selp, "required"))?,
         &selp,
     )?;
