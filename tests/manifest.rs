@@ -912,3 +912,46 @@ items:
     assert_eq!(l.nodes[1].allocatable.cpu_milli, 4000);
     assert_eq!(l.nodes[1].allocatable.memory_bytes, 32 * GI);
 }
+
+mod requests_oracle {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Requests from random containers equal the kube-scheduler formula computed
+        /// directly: max(sum of containers, each init container) + overhead.
+        #[test]
+        fn random_pods_match_the_formula(
+            containers in prop::collection::vec((1u64..64_000, 1u64..65_536, any::<bool>()), 1..4),
+            inits in prop::collection::vec((1u64..64_000, 1u64..65_536), 0..3),
+            overhead_cpu in 0u64..500,
+            replicas in 0i64..6,
+        ) {
+            let mut text = format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{a: b}}}}\n  template:\n    metadata: {{labels: {{a: b}}}}\n    spec:\n      overhead: {{cpu: {overhead_cpu}m}}\n      containers:\n"
+            );
+            for (i, (cpu, mem, as_limit)) in containers.iter().enumerate() {
+                let field = if *as_limit { "limits" } else { "requests" };
+                text += &format!("      - name: c{i}\n        resources:\n          {field}: {{cpu: {cpu}m, memory: {mem}Mi}}\n");
+            }
+            if !inits.is_empty() {
+                text += "      initContainers:\n";
+            }
+            for (i, (cpu, mem)) in inits.iter().enumerate() {
+                text += &format!("      - name: i{i}\n        resources: {{requests: {{cpu: {cpu}m, memory: {mem}Mi}}}}\n");
+            }
+            let l = load_str(&text, "prop.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+            prop_assert_eq!(l.pods.len() as i64, replicas);
+            let sum_cpu: u64 = containers.iter().map(|c| c.0).sum();
+            let sum_mem: u64 = containers.iter().map(|c| c.1).sum();
+            let cpu = inits.iter().map(|i| i.0).fold(sum_cpu, u64::max) + overhead_cpu;
+            let mem = inits.iter().map(|i| i.1).fold(sum_mem, u64::max) * MI;
+            for p in &l.pods {
+                prop_assert_eq!(p.requests.cpu_milli, cpu);
+                prop_assert_eq!(p.requests.memory_bytes, mem);
+                prop_assert_eq!(p.requests.pods, 1);
+            }
+        }
+    }
+}
