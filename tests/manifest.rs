@@ -756,3 +756,202 @@ fn csv_files_go_through_the_openb_loader() {
     let e = load_files(&[dir.join("missing.yaml")]).unwrap_err();
     assert!(matches!(e, ManifestError::Io { .. }), "{e}");
 }
+
+#[test]
+fn real_kubectl_get_node_output_loads() {
+    let text = r#"apiVersion: v1
+kind: Node
+metadata:
+  annotations:
+    node.alpha.kubernetes.io/ttl: "0"
+  creationTimestamp: "2024-04-02T08:11:41Z"
+  labels:
+    beta.kubernetes.io/arch: amd64
+    kubernetes.io/hostname: ip-10-0-1-23
+    node.kubernetes.io/instance-type: p3.8xlarge
+    nvidia.com/gpu.product: Tesla-V100-SXM2-16GB
+    topology.kubernetes.io/zone: us-east-1a
+  name: ip-10-0-1-23
+  resourceVersion: "998877"
+  uid: 11111111-2222-3333-4444-555555555555
+spec:
+  providerID: aws:///us-east-1a/i-0123456789abcdef0
+  taints:
+  - effect: NoSchedule
+    key: nvidia.com/gpu
+    value: "true"
+  unschedulable: true
+status:
+  addresses:
+  - address: 10.0.1.23
+    type: InternalIP
+  allocatable:
+    attachable-volumes-aws-ebs: "39"
+    cpu: 31850m
+    ephemeral-storage: "95491281146"
+    hugepages-1Gi: "0"
+    hugepages-2Mi: "0"
+    memory: 240553496Ki
+    nvidia.com/gpu: "4"
+    pods: "58"
+  capacity:
+    attachable-volumes-aws-ebs: "39"
+    cpu: "32"
+    ephemeral-storage: 104845292Ki
+    hugepages-1Gi: "0"
+    hugepages-2Mi: "0"
+    memory: 251638812Ki
+    nvidia.com/gpu: "4"
+    pods: "58"
+  conditions:
+  - lastHeartbeatTime: "2024-05-01T10:00:00Z"
+    status: "False"
+    type: MemoryPressure
+  nodeInfo:
+    kubeletVersion: v1.29.3-eks-ae9a62a
+"#;
+    let l = load(text);
+    let n = &l.nodes[0];
+    assert_eq!(n.allocatable.cpu_milli, 31_850);
+    assert_eq!(n.allocatable.memory_bytes, 240_553_496 * 1024);
+    assert_eq!(n.allocatable.ephemeral_storage_bytes, 95_491_281_146);
+    assert_eq!(n.allocatable.pods, 58);
+    assert_eq!(n.capacity.cpu_milli, 32_000);
+    assert_eq!(n.allocatable.extended["attachable-volumes-aws-ebs"], 39);
+    assert_eq!(
+        (n.gpu_count(), n.gpu_model()),
+        (4, Some("Tesla-V100-SXM2-16GB"))
+    );
+    assert!(n.unschedulable);
+    assert_eq!(n.taints[0].value, "true");
+    assert!(!n.allocatable.extended.contains_key("nvidia.com/gpu"));
+    // A GPU node without a model label loads with model "unknown" and a warning.
+    let bare = load("apiVersion: v1\nkind: Node\nmetadata: {name: g}\nstatus: {capacity: {nvidia.com/gpu: 2}}\n");
+    assert_eq!(bare.nodes[0].gpu_model(), Some("unknown"));
+    assert!(
+        bare.warnings[0].contains("test.yaml: document 1 (Node g)"),
+        "{:?}",
+        bare.warnings
+    );
+    // Typos in the node spec are errors.
+    assert_err(
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {taint: []}\n",
+        1,
+        "spec.taint",
+        "unknown field",
+    );
+}
+
+/// The examples are meant for the CLI's tests: every pod must find a node under the
+/// kube-style filters when placed first-fit in input order.
+#[test]
+fn examples_are_placeable_first_fit() {
+    use plimsoll::model::Problem;
+    use plimsoll::place::filter::FilterContext;
+    let l = load_files(&[
+        "examples/manifests/cluster.yaml",
+        "examples/manifests/web-deployment.yaml",
+        "examples/manifests/gpushare-job.yaml",
+        "examples/manifests/gang.yaml",
+    ])
+    .unwrap();
+    let Problem {
+        mut cluster,
+        pending,
+    } = Problem::from_parts(l.nodes, l.pods).unwrap();
+    let mut placed = Vec::new();
+    for pod in pending {
+        let node = {
+            let ctx = FilterContext::new(&cluster, &pod);
+            (0..cluster.nodes().len()).find(|&n| ctx.check(n).is_ok())
+        };
+        let node = node.unwrap_or_else(|| panic!("{} fits nowhere", pod.key()));
+        placed.push((pod.key(), cluster.nodes()[node].name.clone()));
+        cluster.bind(pod, node, None).unwrap();
+    }
+    let on = |k: &str| placed.iter().find(|(p, _)| p == k).unwrap().1.clone();
+    // Anti-affinity: three web replicas on three different nodes, none on the tainted V100.
+    let mut web: Vec<String> = (0..3).map(|i| on(&format!("shop/web-{i}"))).collect();
+    web.sort();
+    web.dedup();
+    assert_eq!(web.len(), 3);
+    assert!(!web.contains(&"gpu-v100".to_string()));
+    // The GPU shares are restricted to V100 nodes.
+    assert!((0..4).all(|i| on(&format!("default/infer-{i}")) == "gpu-v100"));
+}
+
+#[test]
+fn missing_field_points_at_its_parent() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - image: a\n  - name: b\n";
+    let e = assert_err(text, 1, "spec.containers[0].name", "required");
+    assert_eq!(e.line, Some(7), "{e}");
+}
+
+#[test]
+fn yaml_anchors_and_merge_keys() {
+    let text = r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: {name: a, labels: &zone {topology.kubernetes.io/zone: z1}}
+  status:
+    capacity: &big
+      cpu: "8"
+      memory: 32Gi
+- apiVersion: v1
+  kind: Node
+  metadata: {name: b, labels: *zone}
+  status:
+    capacity:
+      <<: *big
+      cpu: "4"
+"#;
+    let l = load(text);
+    assert_eq!(l.nodes[1].labels["topology.kubernetes.io/zone"], "z1");
+    assert_eq!(l.nodes[1].allocatable.cpu_milli, 4000);
+    assert_eq!(l.nodes[1].allocatable.memory_bytes, 32 * GI);
+}
+
+mod requests_oracle {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Requests from random containers equal the kube-scheduler formula computed
+        /// directly: max(sum of containers, each init container) + overhead.
+        #[test]
+        fn random_pods_match_the_formula(
+            containers in prop::collection::vec((1u64..64_000, 1u64..65_536, any::<bool>()), 1..4),
+            inits in prop::collection::vec((1u64..64_000, 1u64..65_536), 0..3),
+            overhead_cpu in 0u64..500,
+            replicas in 0i64..6,
+        ) {
+            let mut text = format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{a: b}}}}\n  template:\n    metadata: {{labels: {{a: b}}}}\n    spec:\n      overhead: {{cpu: {overhead_cpu}m}}\n      containers:\n"
+            );
+            for (i, (cpu, mem, as_limit)) in containers.iter().enumerate() {
+                let field = if *as_limit { "limits" } else { "requests" };
+                text += &format!("      - name: c{i}\n        resources:\n          {field}: {{cpu: {cpu}m, memory: {mem}Mi}}\n");
+            }
+            if !inits.is_empty() {
+                text += "      initContainers:\n";
+            }
+            for (i, (cpu, mem)) in inits.iter().enumerate() {
+                text += &format!("      - name: i{i}\n        resources: {{requests: {{cpu: {cpu}m, memory: {mem}Mi}}}}\n");
+            }
+            let l = load_str(&text, "prop.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+            prop_assert_eq!(l.pods.len() as i64, replicas);
+            let sum_cpu: u64 = containers.iter().map(|c| c.0).sum();
+            let sum_mem: u64 = containers.iter().map(|c| c.1).sum();
+            let cpu = inits.iter().map(|i| i.0).fold(sum_cpu, u64::max) + overhead_cpu;
+            let mem = inits.iter().map(|i| i.1).fold(sum_mem, u64::max) * MI;
+            for p in &l.pods {
+                prop_assert_eq!(p.requests.cpu_milli, cpu);
+                prop_assert_eq!(p.requests.memory_bytes, mem);
+                prop_assert_eq!(p.requests.pods, 1);
+            }
+        }
+    }
+}

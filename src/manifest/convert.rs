@@ -2,7 +2,8 @@
 //! the PriorityClass and PodGroup records that are resolved once every file is read.
 
 use super::error::ferr;
-use super::k8s::{self, CONTAINER_FIELDS, NODE_SPEC_FIELDS, POD_SPEC_FIELDS};
+use super::fields::{CONTAINER_FIELDS, NODE_SPEC_FIELDS, POD_SPEC_FIELDS};
+use super::k8s;
 use super::value::*;
 use crate::model::resources::NVIDIA_GPU;
 use crate::model::{
@@ -118,7 +119,7 @@ pub(crate) fn pod(meta: &Meta, spec: Option<&Value>, base: &str) -> R<PodDraft> 
     requests.pods = 1;
     let whole = requests.extended.remove(NVIDIA_GPU).unwrap_or(0);
     let gpu = gpu_request(meta, whole, &sp, base)?;
-    let affinity = k8s::affinity(get(m, "affinity"), &join(&sp, "affinity"))?;
+    let affinity = super::affinity::affinity(get(m, "affinity"), &join(&sp, "affinity"))?;
     let labels = meta.labels.clone();
     let group = labels
         .get(POD_GROUP_LABEL)
@@ -204,7 +205,13 @@ fn gpu_request(meta: &Meta, whole: u64, spec_path: &str, base: &str) -> R<GpuReq
                 .parse()
                 .ok()
                 .filter(|m| (1..MILLI_PER_GPU).contains(m))
-                .ok_or_else(|| ferr(&ap(GPU_MILLI_ANNOTATION), format!("{s:?} must be an integer from 1 to 999 (a share of one GPU; request whole GPUs with {NVIDIA_GPU})")))?;
+                .ok_or_else(|| {
+                    let msg = format!(
+                        "{s:?} must be an integer from 1 to 999 (a share of one GPU; \
+                         request whole GPUs with {NVIDIA_GPU})"
+                    );
+                    ferr(&ap(GPU_MILLI_ANNOTATION), msg)
+                })?;
             if whole > 1 {
                 return Err(ferr(
                     &ap(GPU_MILLI_ANNOTATION),
@@ -365,7 +372,7 @@ pub(crate) fn deployment(obj: &Mapping, base: &str) -> R<Vec<PodDraft>> {
     )?;
     let n = opt_int_in(spec, "replicas", &sp, 0, MAX_REPLICAS)?.unwrap_or(1);
     let selp = join(&sp, "selector");
-    let sel = k8s::label_selector(
+    let sel = super::affinity::label_selector(
         get(spec, "selector").ok_or_else(|| ferr(&selp, "required"))?,
         &selp,
     )?;

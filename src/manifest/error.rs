@@ -180,14 +180,32 @@ pub(crate) fn find_line(lines: &[&str], span: DocSpan, path: &str) -> Option<usi
             .filter_map(|s| s.parse::<usize>().ok())
         {
             // The items of a block sequence start with `-` at one indentation.
-            let first = (pos + 1..span.end).find(|&i| lines[i].trim_start().starts_with('-'))?;
-            let indent = lines[first].len() - lines[first].trim_start().len();
-            let item = (first..span.end)
-                .filter(|&i| {
-                    let l = lines[i];
-                    l.len() - l.trim_start().len() == indent && l.trim_start().starts_with('-')
-                })
-                .nth(ix)?;
+            // The items of a block sequence start with `-` at one indentation. A flow
+            // list (`[...]`, JSON) is not followed item by item: the line holding the
+            // list is the answer then.
+            let indent_of = |l: &str| l.len() - l.trim_start().len();
+            let key_indent = indent_of(lines[pos]);
+            let item = (!lines[pos].contains('['))
+                .then(|| (pos + 1..span.end).find(|&i| lines[i].trim_start().starts_with('-')))
+                .flatten()
+                .filter(|&first| indent_of(lines[first]) >= key_indent)
+                .and_then(|first| {
+                    let indent = indent_of(lines[first]);
+                    (first..span.end)
+                        .take_while(|&i| {
+                            let l = lines[i];
+                            l.trim().is_empty()
+                                || indent_of(l) > indent
+                                || (indent_of(l) == indent && l.trim_start().starts_with('-'))
+                        })
+                        .filter(|&i| {
+                            indent_of(lines[i]) == indent && lines[i].trim_start().starts_with('-')
+                        })
+                        .nth(ix)
+                });
+            let Some(item) = item else {
+                return found.map(|l| l + 1);
+            };
             pos = item;
             found = Some(item);
         }
@@ -216,5 +234,18 @@ mod tests {
             Some(6)
         );
         assert_eq!(find_line(&lines, spans[1], "spec.nothing"), None);
+        // A sibling list after the one indexed is not counted.
+        let text = "spec:\n  containers:\n  - name: a\n  volumes:\n  - name: v\n";
+        let lines: Vec<&str> = text.lines().collect();
+        let span = doc_spans(text)[0];
+        assert_eq!(find_line(&lines, span, "spec.containers[1].name"), Some(2));
+        // A flow list stops at the line holding it.
+        let text = "spec:\n  tolerations: [{key: a, operater: Exists}]\n";
+        let lines: Vec<&str> = text.lines().collect();
+        let span = doc_spans(text)[0];
+        assert_eq!(
+            find_line(&lines, span, "spec.tolerations[0].operater"),
+            Some(2)
+        );
     }
 }

@@ -13,9 +13,12 @@
 //! Every error names the file, the 1-based document, the object, the line where it can
 //! be found, and the field path in Kubernetes spelling.
 
+mod affinity;
 mod convert;
 mod error;
+mod fields;
 mod k8s;
+mod resolve;
 mod value;
 
 pub use convert::{
@@ -23,15 +26,14 @@ pub use convert::{
     MAX_USER_PRIORITY, POD_GROUP_LABEL, POD_GROUP_LABEL_LEGACY,
 };
 pub use error::{InvalidManifest, ManifestError};
-pub use k8s::{CONTAINER_FIELDS, NODE_SPEC_FIELDS, POD_SPEC_FIELDS};
+pub use fields::{CONTAINER_FIELDS, NODE_SPEC_FIELDS, POD_SPEC_FIELDS};
 
 use crate::datasets::openb::{self, OpenbKind};
-use crate::model::{Gang, Node, Pod};
+use crate::model::{Node, Pod};
 use convert::{PodDraft, PodGroup, PriorityClass};
 use error::{doc_spans, find_line, DocSpan, FieldError};
 use serde::Deserialize;
 use serde_yaml::Value;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use value::{get, index, join, map, opt_string, seq};
@@ -150,7 +152,13 @@ impl Origin {
     fn error(&self, e: FieldError) -> ManifestError {
         let line = self.lines.as_ref().and_then(|(lines, span)| {
             let l: Vec<&str> = lines.iter().map(String::as_str).collect();
-            find_line(&l, *span, &e.path)
+            // A missing field has no line of its own: point at the object holding it.
+            let at = if e.msg.starts_with("required") {
+                e.path.rsplit_once('.').map_or("", |(parent, _)| parent)
+            } else {
+                e.path.as_str()
+            };
+            find_line(&l, *span, at)
                 .or_else(|| find_line(&l, *span, &self.base).filter(|_| !self.base.is_empty()))
         });
         InvalidManifest {
@@ -199,17 +207,20 @@ impl Collector {
         let spans = doc_spans(text);
         let mut doc = 0;
         for de in serde_yaml::Deserializer::from_str(text) {
-            let v = Value::deserialize(de).map_err(|e| -> ManifestError {
-                InvalidManifest {
-                    file: file.to_string(),
-                    document: Some(doc + 1),
-                    object: None,
-                    line: e.location().map(|l| l.line()),
-                    field: None,
-                    message: format!("malformed YAML/JSON: {e}"),
-                }
-                .into()
-            })?;
+            // YAML merge keys (`<<: *defaults`) are resolved before anything is read.
+            let v = Value::deserialize(de)
+                .and_then(|mut v| v.apply_merge().map(|()| v))
+                .map_err(|e| -> ManifestError {
+                    InvalidManifest {
+                        file: file.to_string(),
+                        document: Some(doc + 1),
+                        object: None,
+                        line: e.location().map(|l| l.line()),
+                        field: None,
+                        message: format!("malformed YAML/JSON: {e}"),
+                    }
+                    .into()
+                })?;
             if v.is_null() {
                 continue;
             }
@@ -372,134 +383,5 @@ impl Collector {
             _ => unreachable!("kind checked against SUPPORTED_KINDS"),
         }
         Ok(())
-    }
-
-    fn resolve(self) -> Result<Loaded, ManifestError> {
-        let Collector {
-            nodes,
-            mut pods,
-            classes,
-            groups,
-            mut warnings,
-        } = self;
-        let dup = |what: &str, name: &str, first: &Origin, o: &Origin, field: &str| {
-            o.error(error::ferr(
-                &join(&o.base, field),
-                format!(
-                    "duplicate {what} {name:?} (first defined in {})",
-                    first.describe()
-                ),
-            ))
-        };
-        let mut seen: BTreeMap<&str, &Origin> = BTreeMap::new();
-        for (n, o) in &nodes {
-            if let Some(first) = seen.insert(&n.name, o) {
-                return Err(dup("node name", &n.name, first, o, "metadata.name"));
-            }
-        }
-        let mut seen: BTreeMap<String, &Origin> = BTreeMap::new();
-        for (d, o) in &pods {
-            if let Some(first) = seen.insert(d.pod.key(), o) {
-                return Err(dup("pod", &d.pod.key(), first, o, "metadata.name"));
-            }
-        }
-        let mut class_values: BTreeMap<String, (i32, Option<&Origin>)> = BUILTIN_CLASSES
-            .iter()
-            .map(|(n, v)| (n.to_string(), (*v, None)))
-            .collect();
-        let mut global_default: Option<(&PriorityClass, &Origin)> = None;
-        for (c, o) in &classes {
-            if let Some((_, first)) = class_values.get(&c.name) {
-                let msg = match first {
-                    Some(f) => format!(
-                        "duplicate PriorityClass {:?} (first defined in {})",
-                        c.name,
-                        f.describe()
-                    ),
-                    None => format!("PriorityClass {:?} is built into Kubernetes", c.name),
-                };
-                return Err(o.error(error::ferr(&join(&o.base, "metadata.name"), msg)));
-            }
-            class_values.insert(c.name.clone(), (c.value, Some(o)));
-            if c.global_default {
-                if let Some((g, go)) = global_default {
-                    return Err(o.error(error::ferr(&join(&o.base, "globalDefault"), format!("only one PriorityClass may be the global default; {:?} already is ({})", g.name, go.describe()))));
-                }
-                global_default = Some((c, o));
-            }
-        }
-        let mut group_index: BTreeMap<(String, String), (usize, u32)> = BTreeMap::new();
-        for (i, (g, o)) in groups.iter().enumerate() {
-            if group_index
-                .insert((g.namespace.clone(), g.name.clone()), (i, 0))
-                .is_some()
-            {
-                return Err(o.error(error::ferr(
-                    &join(&o.base, "metadata.name"),
-                    format!("duplicate PodGroup {}/{}", g.namespace, g.name),
-                )));
-            }
-        }
-        for (d, o) in &mut pods {
-            let sp = join(&o.pod_base, "spec");
-            d.pod.priority = match (&d.priority_class, d.explicit_priority) {
-                (Some(c), explicit) => match (class_values.get(c), explicit) {
-                    (Some((v, _)), Some(p)) if *v != p => {
-                        return Err(o.error(error::ferr(
-                            &join(&sp, "priority"),
-                            format!("{p} differs from the value {v} of PriorityClass {c:?}"),
-                        )));
-                    }
-                    (Some((v, _)), _) => *v,
-                    (None, Some(p)) => {
-                        warnings.push(format!("{}: PriorityClass {c:?} is not defined in the input; using spec.priority {p}", o.describe()));
-                        p
-                    }
-                    (None, None) => {
-                        let mut known: Vec<&str> =
-                            class_values.keys().map(String::as_str).collect();
-                        known.sort_unstable();
-                        return Err(o.error(error::ferr(
-                            &join(&sp, "priorityClassName"),
-                            format!(
-                                "PriorityClass {c:?} does not exist; defined: {}",
-                                known.join(", ")
-                            ),
-                        )));
-                    }
-                },
-                (None, Some(p)) => p,
-                (None, None) => global_default.map_or(0, |(g, _)| g.value),
-            };
-            if let Some(gname) = &d.group {
-                let key = (d.pod.namespace.clone(), gname.clone());
-                let Some((gi, count)) = group_index.get_mut(&key) else {
-                    let path = format!(
-                        "{}[\"{POD_GROUP_LABEL}\"]",
-                        join(&o.pod_base, "metadata.labels")
-                    );
-                    return Err(o.error(error::ferr(
-                        &path,
-                        format!("PodGroup {}/{gname} is not defined", d.pod.namespace),
-                    )));
-                };
-                *count += 1;
-                d.pod.gang = Some(Gang {
-                    name: gname.clone(),
-                    min_member: groups[*gi].0.min_member,
-                });
-            }
-        }
-        for (gi, count) in group_index.values() {
-            let (g, o) = &groups[*gi];
-            if g.min_member > *count {
-                return Err(o.error(error::ferr(&join(&o.base, "spec.minMember"), format!("{} is larger than the group: {count} pod(s) carry the label {POD_GROUP_LABEL}: {}", g.min_member, g.name))));
-            }
-        }
-        Ok(Loaded {
-            nodes: nodes.into_iter().map(|(n, _)| n).collect(),
-            pods: pods.into_iter().map(|(d, _)| d.pod).collect(),
-            warnings,
-        })
     }
 }
