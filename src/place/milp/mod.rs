@@ -275,7 +275,7 @@ impl MilpPlacer {
             let mut settings = solve::Settings {
                 time_limit: self.opts.time_limit_seconds - start.elapsed().as_secs_f64(),
                 rel_gap: 0.0,
-                abs_gap: 0.999,
+                abs_gap: 1e-6,
                 threads: self.opts.threads,
                 seed: self.opts.seed,
             };
@@ -305,7 +305,7 @@ impl MilpPlacer {
             if first_optimal && left > 1e-3 {
                 settings.time_limit = left;
                 settings.rel_gap = self.opts.mip_rel_gap;
-                settings.abs_gap = if self.opts.objective == Objective::Pack { 0.999 } else { 1e-6 };
+
                 let second = solve::solve(
                     &f.program,
                     solve::Goal::Secondary(v1),

@@ -110,6 +110,21 @@ pub(crate) fn solve(
     let bound = solved
         .double_info_value(c"mip_dual_bound")
         .unwrap_or(f64::NAN);
+    // HiGHS (as bundled) can report a user-given start as optimal although its own dual
+    // bound is better; such a result is solved again without the start.
+    if let (Some(v), true, Some(_)) = (&values, optimal, start) {
+        let obj: f64 = program
+            .cols
+            .iter()
+            .zip(v)
+            .map(|(c, x)| x * if matches!(goal, Goal::Primary) { c.primary } else { c.secondary })
+            .sum();
+        let tol = settings.abs_gap.max(settings.rel_gap * obj.abs()) + 1e-6;
+        if bound.is_finite() && (bound - obj).abs() > tol {
+            tracing::debug!(obj, bound, "HiGHS called its start optimal; solving without it");
+            return solve(program, goal, settings, None);
+        }
+    }
     Ok(Solved {
         values,
         bound,
