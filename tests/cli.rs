@@ -378,3 +378,38 @@ fn readme_example_places_every_sample_pod() {
         .collect();
     assert_eq!(web_nodes.len(), 3);
 }
+
+#[test]
+fn place_with_milp_reports_objective_bound_and_gap() {
+    let dir = temp_dir("milp");
+    let nodes = write(&dir, "nodes.yaml", NODES);
+    let pods = write(&dir, "pods.yaml", PODS);
+    let args = [
+        "place",
+        "-f",
+        &nodes,
+        "-f",
+        &pods,
+        "--policy",
+        "milp",
+        "--objective",
+        "pack",
+        "--time-limit",
+        "5",
+        "-o",
+        "json",
+    ];
+    let o = plimsoll(&args);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let v = json_of(&o);
+    let s = &v["summary"];
+    assert_eq!(s["policy"], "milp");
+    assert_eq!(s["placed"], 4, "{v:#}");
+    assert_eq!(v["unplaced"][0]["pod"], "huge");
+    let (obj, bound, gap) = (
+        s["objective"].as_f64().expect("objective"),
+        s["bound"].as_f64().expect("bound"),
+        s["gap"].as_f64().expect("gap"),
+    );
+    assert!(obj.is_finite() && bound.is_finite() && gap >= 0.0, "{s}");
+}
