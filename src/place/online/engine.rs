@@ -2,13 +2,14 @@
 //! (kept in sync as pods are bound and removed), a cache of the static filter results per
 //! distinct pod signature, and the filter → score → pick loop.
 
+use super::frag::FragState;
 use super::soft::{self, SoftInputs, StaticEntry, StaticNode};
 use super::OnlineKind;
 use crate::model::{
     Binding, Cluster, ClusterError, GpuAmount, NodeId, Pod, PodId, WhenUnsatisfiable, MILLI_PER_GPU,
 };
 use crate::place::filter::FilterContext;
-use crate::place::score::fgd::{self, NodeFree, TargetWorkload};
+use crate::place::score::fgd::{self, TargetWorkload};
 use crate::place::score::{self, Dim, GpuAffinity, ResourceUse};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -94,13 +95,9 @@ pub(crate) struct Engine<'a> {
     gpu_types: Vec<Vec<(GpuAmount, u32)>>,
     statics: Vec<StaticEntry>,
     static_index: HashMap<u64, Vec<usize>>,
-    workload: Option<TargetWorkload>,
-    /// `fgd_model_ok[t * nodes + n]`: typical task `t` accepts node `n`'s GPU model.
-    fgd_model_ok: Vec<bool>,
-    /// Cached fragmentation per node (NaN = stale).
-    fgd_frag: Vec<f64>,
+    /// FGD's workload and per-node fragmentation bookkeeping, once set.
+    fgd: Option<FragState>,
     buf: Vec<Candidate>,
-    scratch_gpu: Vec<u32>,
 }
 
 impl<'a> Engine<'a> {
@@ -112,11 +109,8 @@ impl<'a> Engine<'a> {
             gpu_types: vec![Vec::new(); n],
             statics: Vec::new(),
             static_index: HashMap::new(),
-            workload: None,
-            fgd_model_ok: Vec::new(),
-            fgd_frag: vec![f64::NAN; n],
+            fgd: None,
             buf: Vec::with_capacity(n),
-            scratch_gpu: Vec::new(),
             cluster,
         };
         for id in 0..n {
@@ -164,8 +158,8 @@ impl<'a> Engine<'a> {
             .filter(|&&t| t > 0)
             .count();
         r.inv_dims = if dims == 0 { 0.0 } else { 1.0 / dims as f64 };
-        if let Some(f) = self.fgd_frag.get_mut(id) {
-            *f = f64::NAN;
+        if let Some(f) = self.fgd.as_mut() {
+            f.invalidate(id);
         }
     }
 
@@ -190,20 +184,13 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Sets FGD's target workload (and invalidates cached fragmentation).
+    /// Sets FGD's target workload (and resets the fragmentation bookkeeping).
     pub fn set_workload(&mut self, w: TargetWorkload) {
-        let nodes = self.cluster.nodes();
-        let mut ok = Vec::with_capacity(w.pods().len() * nodes.len());
-        for t in w.pods() {
-            ok.extend(nodes.iter().map(|n| t.accepts_model(n.gpu_model())));
-        }
-        self.fgd_model_ok = ok;
-        self.fgd_frag.iter_mut().for_each(|f| *f = f64::NAN);
-        self.workload = Some(w);
+        self.fgd = Some(FragState::new(w, &self.cluster));
     }
 
     pub fn workload(&self) -> Option<&TargetWorkload> {
-        self.workload.as_ref()
+        self.fgd.as_ref().map(|f| &f.workload)
     }
 
     /// Index of the static entry for `pod`'s signature, computed on first use.
@@ -304,37 +291,37 @@ impl<'a> Engine<'a> {
                 |_, r| (kube_resources_fast(r, &q), NO_DEVICE),
                 visit,
             ),
-            kind => {
-                let gpu_types = &self.gpu_types;
-                let workload = self.workload.as_ref();
-                let model_ok = &self.fgd_model_ok;
-                let fgd_frag = &mut self.fgd_frag;
-                let scratch = &mut self.scratch_gpu;
-                let nodes = rows.len();
+            OnlineKind::Fgd => {
+                let Some(fgd) = self.fgd.as_mut() else {
+                    return;
+                };
                 scan_nodes(
                     entry,
                     rows,
                     &q,
                     check,
                     |n, r| {
-                        main_score(
-                            kind,
-                            r,
-                            &q,
-                            NodeRefs {
-                                cluster,
-                                gpu_types,
-                                node: n,
-                            },
-                            FgdState {
-                                workload,
-                                model_ok,
-                                nodes,
-                                node: n,
-                                before: &mut fgd_frag[n],
-                                scratch,
-                            },
-                        )
+                        let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
+                        let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
+                        fgd.score(n, free_cpu, free_mem, cluster.gpu_free(n), &q)
+                    },
+                    visit,
+                )
+            }
+            kind => {
+                let gpu_types = &self.gpu_types;
+                scan_nodes(
+                    entry,
+                    rows,
+                    &q,
+                    check,
+                    |n, r| {
+                        let refs = NodeRefs {
+                            cluster,
+                            gpu_types,
+                            node: n,
+                        };
+                        (main_score(kind, r, &q, refs), NO_DEVICE)
                     },
                     visit,
                 )
@@ -410,7 +397,7 @@ impl<'a> Engine<'a> {
     }
 
     fn ensure_workload(&mut self, pod: &Pod) {
-        if self.workload.is_none() {
+        if self.fgd.is_none() {
             let pods: Vec<&Pod> = self
                 .cluster
                 .bound_pods()
@@ -519,32 +506,6 @@ fn weights(kind: OnlineKind) -> (f64, [f64; 3]) {
         // kube-scheduler's default plugin weights (see the module docs).
         OnlineKind::KubeDefault => (1.0, [2.0, 3.0, 2.0]),
         _ => (1.0, [1.0, 1.0, 1.0]),
-    }
-}
-
-struct FgdState<'s> {
-    workload: Option<&'s TargetWorkload>,
-    model_ok: &'s [bool],
-    nodes: usize,
-    node: NodeId,
-    before: &'s mut f64,
-    scratch: &'s mut Vec<u32>,
-}
-
-impl FgdState<'_> {
-    fn frag(&mut self, cpu: u64, mem: u64, free: &[u32]) -> f64 {
-        let Some(w) = self.workload else { return 0.0 };
-        let mut f = 0.0;
-        for (t, task) in w.pods().iter().enumerate() {
-            let ok = self.model_ok[t * self.nodes + self.node];
-            let nf = NodeFree {
-                cpu_milli: cpu,
-                memory_bytes: mem,
-                gpu_free: free,
-            };
-            f += task.frequency * fgd::task_fragment(&nf, task, ok) as f64;
-        }
-        f
     }
 }
 
@@ -693,17 +654,11 @@ fn best_fit_fast(r: &NodeRow, q: &PodReq) -> f64 {
 }
 
 /// The policy's own score of a feasible node, and the device it picks (FGD shares).
-fn main_score(
-    kind: OnlineKind,
-    r: &NodeRow,
-    q: &PodReq,
-    refs: NodeRefs<'_>,
-    mut fgd_state: FgdState<'_>,
-) -> (f64, u32) {
+fn main_score(kind: OnlineKind, r: &NodeRow, q: &PodReq, refs: NodeRefs<'_>) -> f64 {
     let gpu_cap = u64::from(r.gpu_count) * u64::from(MILLI_PER_GPU);
     let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
     let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
-    let s = match kind {
+    match kind {
         OnlineKind::LeastAllocated => least_allocated_fast(r, q),
         OnlineKind::MostAllocated => most_allocated_fast(r, q),
         OnlineKind::KubeDefault => kube_resources_fast(r, q),
@@ -756,10 +711,9 @@ fn main_score(
             };
             score::gpu_clustering(aff, u64::from(r.gpu_free_total), q.gpu.is_some()) as f64
         }
-        OnlineKind::Fgd => return fgd_main(r, q, refs.cluster.gpu_free(refs.node), &mut fgd_state),
-        OnlineKind::FirstFit | OnlineKind::Random => 0.0,
-    };
-    (s, u32::MAX)
+        // FGD is scored by FragState; first-fit and random do not score.
+        OnlineKind::Fgd | OnlineKind::FirstFit | OnlineKind::Random => 0.0,
+    }
 }
 
 /// The device with the least free milli that still holds `m` (lowest index on ties).
@@ -769,60 +723,6 @@ fn tightest_device(free: &[u32], m: u32) -> Option<(usize, u32)> {
         .enumerate()
         .filter(|&(_, f)| f >= m)
         .min_by_key(|&(i, f)| (f, i))
-}
-
-fn fgd_main(r: &NodeRow, q: &PodReq, gpu_free: &[u32], st: &mut FgdState<'_>) -> (f64, u32) {
-    if gpu_free.is_empty() {
-        // No GPU here: fragmentation is zero before and after.
-        return (score::fgd::fgd_score(0.0, 0.0), u32::MAX);
-    }
-    let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
-    let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
-    if st.before.is_nan() {
-        *st.before = st.frag(free_cpu, free_mem, gpu_free);
-    }
-    let before = *st.before;
-    let (cpu_after, mem_after) = (free_cpu - q.cpu, free_mem - q.mem);
-    let mut scratch = std::mem::take(st.scratch);
-    scratch.clear();
-    scratch.extend_from_slice(gpu_free);
-    let out = match q.gpu {
-        GpuAmount::Shared(m) => {
-            let mut best: Option<(f64, u32)> = None;
-            for i in 0..gpu_free.len() {
-                let f = gpu_free[i];
-                // Devices with equal free milli are interchangeable: try the first only.
-                if f < m || gpu_free[..i].contains(&f) {
-                    continue;
-                }
-                scratch[i] = f - m;
-                let after = st.frag(cpu_after, mem_after, &scratch);
-                scratch[i] = f;
-                let s = score::fgd::fgd_score(before, after);
-                if best.is_none_or(|(b, _)| s > b) {
-                    best = Some((s, i as u32));
-                }
-            }
-            best.unwrap_or((0.0, u32::MAX))
-        }
-        GpuAmount::Whole(k) => {
-            let mut left = k;
-            for f in scratch.iter_mut() {
-                if left > 0 && *f == MILLI_PER_GPU {
-                    *f = 0;
-                    left -= 1;
-                }
-            }
-            let after = st.frag(cpu_after, mem_after, &scratch);
-            (score::fgd::fgd_score(before, after), u32::MAX)
-        }
-        GpuAmount::None => {
-            let after = st.frag(cpu_after, mem_after, &scratch);
-            (score::fgd::fgd_score(before, after), u32::MAX)
-        }
-    };
-    *st.scratch = scratch;
-    out
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@
 //! [`FilterContext::check_dynamic`](crate::place::filter::FilterContext::check_dynamic).
 
 mod engine;
+mod frag;
 mod soft;
 
 use super::{Outcome, PlaceError, Placer, SolveStats};
