@@ -36,6 +36,7 @@
 
 mod engine;
 mod frag;
+mod rows;
 mod soft;
 
 use super::{Outcome, PlaceError, Placer, SolveStats};

@@ -94,7 +94,7 @@ impl TargetWorkload {
         }
         let mut specs: Vec<(Key, Vec<u64>)> = groups.into_iter().collect();
         // Stable sort keeps the ascending key order among equal counts.
-        specs.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+        specs.sort_by_key(|s| std::cmp::Reverse(s.1.len()));
         let needed = coverage.clamp(0.0, 1.0) * total as f64;
         let mut covered = 0u64;
         let mut out = Vec::new();
