@@ -10,7 +10,7 @@ use plimsoll::model::{
 use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::score::fgd::{TargetWorkload, TypicalPod};
 use plimsoll::place::Placer;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const GIB: u64 = 1 << 30;
@@ -441,6 +441,81 @@ fn session_bookkeeping_stays_in_sync_with_a_fresh_start() {
             pol.scores(s.cluster(), &probe),
             "{kind:?}"
         );
+    }
+}
+
+/// The engine's fast filter must agree with the reference filter on every node.
+#[test]
+fn feasible_nodes_are_exactly_those_the_reference_filter_accepts() {
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let models = ["T4", "V100", "A100"];
+    for round in 0..40 {
+        let nodes: Vec<Node> = (0..12)
+            .map(|i| {
+                let mut n = node(
+                    &format!("n{i}"),
+                    rng.gen_range(1..9) * 1000,
+                    rng.gen_range(1..9),
+                    if rng.gen_bool(0.5) {
+                        rng.gen_range(1..5)
+                    } else {
+                        0
+                    },
+                );
+                if let Some(g) = n.gpus.as_mut() {
+                    g.model = models[rng.gen_range(0..3)].into();
+                }
+                n.allocatable.pods = rng.gen_range(1..6);
+                label(&mut n, "zone", ["a", "b"][rng.gen_range(0..2)]);
+                n.unschedulable = rng.gen_bool(0.1);
+                if rng.gen_bool(0.2) {
+                    n.taints.push(Taint {
+                        key: "dedicated".into(),
+                        value: "x".into(),
+                        effect: [TaintEffect::NoSchedule, TaintEffect::PreferNoSchedule]
+                            [rng.gen_range(0..2)],
+                    });
+                }
+                n
+            })
+            .collect();
+        let mut c = Cluster::new(nodes).unwrap();
+        let amount = |rng: &mut ChaCha8Rng| match rng.gen_range(0..3) {
+            0 => GpuAmount::None,
+            1 => GpuAmount::Shared(rng.gen_range(1..10) * 100),
+            _ => GpuAmount::Whole(rng.gen_range(1..3)),
+        };
+        for i in 0..rng.gen_range(0..30) {
+            let p = pod(
+                &format!("b{i}"),
+                rng.gen_range(0..3) * 500,
+                1,
+                amount(&mut rng),
+            );
+            let _ = c.bind(p, rng.gen_range(0..12), None);
+        }
+        let mut p = pod(
+            "p",
+            rng.gen_range(0..4) * 500,
+            rng.gen_range(0..3),
+            amount(&mut rng),
+        );
+        if rng.gen_bool(0.3) {
+            p.node_selector.insert("zone".into(), "a".into());
+        }
+        if rng.gen_bool(0.3) {
+            p.gpu.models = vec!["T4".into()];
+        }
+        let ok: Vec<usize> = OnlinePolicy::filter(&c, &p)
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(n, _)| n)
+            .collect();
+        for kind in OnlineKind::ALL {
+            let got: Vec<usize> = policy(kind).scores(&c, &p).iter().map(|s| s.0).collect();
+            assert_eq!(got, ok, "round {round} {kind:?}");
+        }
     }
 }
 

@@ -2,14 +2,19 @@
 //! (kept in sync as pods are bound and removed), a cache of the static filter results per
 //! distinct pod signature, and the filter → score → pick loop.
 
+use super::frag::FragState;
+use super::rows::{
+    best_fit_fast, kube_resources_fast, least_allocated_fast, main_score, most_allocated_fast,
+    NodeRefs,
+};
 use super::soft::{self, SoftInputs, StaticEntry, StaticNode};
 use super::OnlineKind;
 use crate::model::{
     Binding, Cluster, ClusterError, GpuAmount, NodeId, Pod, PodId, WhenUnsatisfiable, MILLI_PER_GPU,
 };
 use crate::place::filter::FilterContext;
-use crate::place::score::fgd::{self, NodeFree, TargetWorkload};
-use crate::place::score::{self, Dim, GpuAffinity, ResourceUse};
+use crate::place::score;
+use crate::place::score::fgd::{self, TargetWorkload};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::borrow::Cow;
@@ -66,7 +71,7 @@ impl PodReq {
         }
     }
 
-    fn gpu_milli(&self) -> u64 {
+    pub fn gpu_milli(&self) -> u64 {
         self.gpu.total_milli()
     }
 }
@@ -94,13 +99,9 @@ pub(crate) struct Engine<'a> {
     gpu_types: Vec<Vec<(GpuAmount, u32)>>,
     statics: Vec<StaticEntry>,
     static_index: HashMap<u64, Vec<usize>>,
-    workload: Option<TargetWorkload>,
-    /// `fgd_model_ok[t * nodes + n]`: typical task `t` accepts node `n`'s GPU model.
-    fgd_model_ok: Vec<bool>,
-    /// Cached fragmentation per node (NaN = stale).
-    fgd_frag: Vec<f64>,
+    /// FGD's workload and per-node fragmentation bookkeeping, once set.
+    fgd: Option<FragState>,
     buf: Vec<Candidate>,
-    scratch_gpu: Vec<u32>,
 }
 
 impl<'a> Engine<'a> {
@@ -112,11 +113,8 @@ impl<'a> Engine<'a> {
             gpu_types: vec![Vec::new(); n],
             statics: Vec::new(),
             static_index: HashMap::new(),
-            workload: None,
-            fgd_model_ok: Vec::new(),
-            fgd_frag: vec![f64::NAN; n],
+            fgd: None,
             buf: Vec::with_capacity(n),
-            scratch_gpu: Vec::new(),
             cluster,
         };
         for id in 0..n {
@@ -164,8 +162,8 @@ impl<'a> Engine<'a> {
             .filter(|&&t| t > 0)
             .count();
         r.inv_dims = if dims == 0 { 0.0 } else { 1.0 / dims as f64 };
-        if let Some(f) = self.fgd_frag.get_mut(id) {
-            *f = f64::NAN;
+        if let Some(f) = self.fgd.as_mut() {
+            f.invalidate(id);
         }
     }
 
@@ -190,20 +188,13 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Sets FGD's target workload (and invalidates cached fragmentation).
+    /// Sets FGD's target workload (and resets the fragmentation bookkeeping).
     pub fn set_workload(&mut self, w: TargetWorkload) {
-        let nodes = self.cluster.nodes();
-        let mut ok = Vec::with_capacity(w.pods().len() * nodes.len());
-        for t in w.pods() {
-            ok.extend(nodes.iter().map(|n| t.accepts_model(n.gpu_model())));
-        }
-        self.fgd_model_ok = ok;
-        self.fgd_frag.iter_mut().for_each(|f| *f = f64::NAN);
-        self.workload = Some(w);
+        self.fgd = Some(FragState::new(w, &self.cluster));
     }
 
     pub fn workload(&self) -> Option<&TargetWorkload> {
-        self.workload.as_ref()
+        self.fgd.as_ref().map(|f| &f.workload)
     }
 
     /// Index of the static entry for `pod`'s signature, computed on first use.
@@ -304,37 +295,37 @@ impl<'a> Engine<'a> {
                 |_, r| (kube_resources_fast(r, &q), NO_DEVICE),
                 visit,
             ),
-            kind => {
-                let gpu_types = &self.gpu_types;
-                let workload = self.workload.as_ref();
-                let model_ok = &self.fgd_model_ok;
-                let fgd_frag = &mut self.fgd_frag;
-                let scratch = &mut self.scratch_gpu;
-                let nodes = rows.len();
+            OnlineKind::Fgd => {
+                let Some(fgd) = self.fgd.as_mut() else {
+                    return;
+                };
                 scan_nodes(
                     entry,
                     rows,
                     &q,
                     check,
                     |n, r| {
-                        main_score(
-                            kind,
-                            r,
-                            &q,
-                            NodeRefs {
-                                cluster,
-                                gpu_types,
-                                node: n,
-                            },
-                            FgdState {
-                                workload,
-                                model_ok,
-                                nodes,
-                                node: n,
-                                before: &mut fgd_frag[n],
-                                scratch,
-                            },
-                        )
+                        let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
+                        let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
+                        fgd.score(n, free_cpu, free_mem, cluster.gpu_free(n), &q)
+                    },
+                    visit,
+                )
+            }
+            kind => {
+                let gpu_types = &self.gpu_types;
+                scan_nodes(
+                    entry,
+                    rows,
+                    &q,
+                    check,
+                    |n, r| {
+                        let refs = NodeRefs {
+                            cluster,
+                            gpu_types,
+                            node: n,
+                        };
+                        (main_score(kind, r, &q, refs), NO_DEVICE)
                     },
                     visit,
                 )
@@ -395,7 +386,7 @@ impl<'a> Engine<'a> {
             seen_aff = seen_aff.max(sn.affinity);
             seen_taint = seen_taint.max(sn.taints);
             let total = w_main * main + soft::static_soft(sn, max_aff, max_taint, wa, wt);
-            if best.is_none_or(|b| total > b.total) {
+            if best.map_or(true, |b| total > b.total) {
                 best = Some(Candidate {
                     node: sn.id,
                     slot,
@@ -410,7 +401,7 @@ impl<'a> Engine<'a> {
     }
 
     fn ensure_workload(&mut self, pod: &Pod) {
-        if self.workload.is_none() {
+        if self.fgd.is_none() {
             let pods: Vec<&Pod> = self
                 .cluster
                 .bound_pods()
@@ -452,7 +443,7 @@ impl<'a> Engine<'a> {
                     _ => {
                         let mut best: Option<Candidate> = None;
                         for c in &self.buf {
-                            if best.is_none_or(|b| c.total > b.total) {
+                            if best.map_or(true, |b| c.total > b.total) {
                                 best = Some(*c);
                             }
                         }
@@ -519,353 +510,5 @@ fn weights(kind: OnlineKind) -> (f64, [f64; 3]) {
         // kube-scheduler's default plugin weights (see the module docs).
         OnlineKind::KubeDefault => (1.0, [2.0, 3.0, 2.0]),
         _ => (1.0, [1.0, 1.0, 1.0]),
-    }
-}
-
-struct FgdState<'s> {
-    workload: Option<&'s TargetWorkload>,
-    model_ok: &'s [bool],
-    nodes: usize,
-    node: NodeId,
-    before: &'s mut f64,
-    scratch: &'s mut Vec<u32>,
-}
-
-impl FgdState<'_> {
-    fn frag(&mut self, cpu: u64, mem: u64, free: &[u32]) -> f64 {
-        let Some(w) = self.workload else { return 0.0 };
-        let mut f = 0.0;
-        for (t, task) in w.pods().iter().enumerate() {
-            let ok = self.model_ok[t * self.nodes + self.node];
-            let nf = NodeFree {
-                cpu_milli: cpu,
-                memory_bytes: mem,
-                gpu_free: free,
-            };
-            f += task.frequency * fgd::task_fragment(&nf, task, ok) as f64;
-        }
-        f
-    }
-}
-
-/// Per-node data behind a pointer, read only by the policies that need it.
-struct NodeRefs<'s> {
-    cluster: &'s Cluster,
-    gpu_types: &'s [Vec<(GpuAmount, u32)>],
-    node: NodeId,
-}
-
-/// `x / d` for integers, exactly, using a precomputed `inv = 1 / d` (d > 0, x < 2^53):
-/// the float quotient is off by at most one and is corrected.
-#[inline]
-fn div_exact(x: u64, d: u64, inv: f64) -> u64 {
-    // Through i64: x < 2^53, so the signed conversions are exact and cheaper.
-    let mut q = ((x as i64) as f64 * inv) as i64 as u64;
-    if q * d > x {
-        q -= 1;
-    } else if (q + 1) * d <= x {
-        q += 1;
-    }
-    q
-}
-
-/// kube's `leastRequestedScore` with the row's reciprocal (same integers).
-#[inline]
-fn least_requested_fast(requested: u64, capacity: u64, inv: f64) -> i64 {
-    if capacity == 0 || requested > capacity {
-        return 0;
-    }
-    let x = (capacity - requested) * score::MAX_NODE_SCORE as u64;
-    if x >= 1 << 53 {
-        return score::least_requested_score(requested, capacity);
-    }
-    div_exact(x, capacity, inv) as i64
-}
-
-/// kube's `mostRequestedScore` with the row's reciprocal (same integers).
-#[inline]
-fn most_requested_fast(requested: u64, capacity: u64, inv: f64) -> i64 {
-    if capacity == 0 {
-        return 0;
-    }
-    let x = requested.min(capacity) * score::MAX_NODE_SCORE as u64;
-    if x >= 1 << 53 {
-        return score::most_requested_score(requested, capacity);
-    }
-    div_exact(x, capacity, inv) as i64
-}
-
-/// NodeResourcesFit LeastAllocated (cpu, memory; weight 1 each) on a row.
-#[inline]
-fn least_allocated_fast(r: &NodeRow, q: &PodReq) -> f64 {
-    ((least_requested_fast(r.nz_cpu + q.nz_cpu, r.alloc_cpu, r.inv_cpu)
-        + least_requested_fast(r.nz_mem + q.nz_mem, r.alloc_mem, r.inv_mem))
-        / 2) as f64
-}
-
-/// NodeResourcesFit MostAllocated (cpu, memory; weight 1 each) on a row.
-#[inline]
-fn most_allocated_fast(r: &NodeRow, q: &PodReq) -> f64 {
-    ((most_requested_fast(r.nz_cpu + q.nz_cpu, r.alloc_cpu, r.inv_cpu)
-        + most_requested_fast(r.nz_mem + q.nz_mem, r.alloc_mem, r.inv_mem))
-        / 2) as f64
-}
-
-/// kube-default's resource scores: LeastAllocated + BalancedAllocation (GPU fraction
-/// included for GPU pods on GPU nodes).
-#[inline(always)]
-fn kube_resources_fast(r: &NodeRow, q: &PodReq) -> f64 {
-    let gpu_cap = u64::from(r.gpu_count) * u64::from(MILLI_PER_GPU);
-    let balanced = if q.gpu.is_some() && gpu_cap > 0 {
-        balanced_cpu_mem_gpu(
-            [
-                r.used_cpu + q.cpu,
-                r.used_mem + q.mem,
-                gpu_cap - u64::from(r.gpu_free_total) + q.gpu_milli(),
-            ],
-            [r.alloc_cpu, r.alloc_mem, gpu_cap],
-        )
-    } else {
-        balanced_cpu_mem(
-            r.used_cpu + q.cpu,
-            r.alloc_cpu,
-            r.used_mem + q.mem,
-            r.alloc_mem,
-        )
-    };
-    least_allocated_fast(r, q) + balanced as f64
-}
-
-/// [`score::balanced_allocation`] for cpu, memory and GPU, unrolled: the same float
-/// operations in the same order, so the same result.
-#[inline]
-fn balanced_cpu_mem_gpu(req: [u64; 3], alloc: [u64; 3]) -> i64 {
-    if alloc.contains(&0) {
-        let res = [0, 1, 2].map(|i| ResourceUse {
-            requested: req[i],
-            allocatable: alloc[i],
-        });
-        return score::balanced_allocation(&res);
-    }
-    let f = [0, 1, 2].map(|i| (req[i] as f64 / alloc[i] as f64).min(1.0));
-    let total = f[0] + f[1] + f[2];
-    let mean = total / 3.0;
-    let sum = (f[0] - mean) * (f[0] - mean)
-        + (f[1] - mean) * (f[1] - mean)
-        + (f[2] - mean) * (f[2] - mean);
-    let std = (sum / 3.0).sqrt();
-    ((1.0 - std) * score::MAX_NODE_SCORE as f64) as i64
-}
-
-/// [`score::balanced_allocation`] for cpu and memory, unrolled: the same float
-/// operations in the same order, so the same result.
-#[inline]
-fn balanced_cpu_mem(cpu_req: u64, cpu_alloc: u64, mem_req: u64, mem_alloc: u64) -> i64 {
-    if cpu_alloc == 0 || mem_alloc == 0 {
-        let res = [
-            ResourceUse {
-                requested: cpu_req,
-                allocatable: cpu_alloc,
-            },
-            ResourceUse {
-                requested: mem_req,
-                allocatable: mem_alloc,
-            },
-        ];
-        return score::balanced_allocation(&res);
-    }
-    let f0 = (cpu_req as f64 / cpu_alloc as f64).min(1.0);
-    let f1 = (mem_req as f64 / mem_alloc as f64).min(1.0);
-    let std = ((f0 - f1) / 2.0).abs();
-    ((1.0 - std) * score::MAX_NODE_SCORE as f64) as i64
-}
-
-/// [`score::best_fit`] with the divisions replaced by the row's reciprocals.
-#[inline]
-fn best_fit_fast(r: &NodeRow, q: &PodReq) -> f64 {
-    let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
-    let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
-    // Amounts are far below 2^63: convert through i64 (one instruction on x86-64).
-    let free_after = ((free_cpu - q.cpu) as i64) as f64 * r.inv_cpu
-        + ((free_mem - q.mem) as i64) as f64 * r.inv_mem
-        + f64::from(r.gpu_free_total - q.gpu_milli() as u32) * r.inv_gpu;
-    score::MAX_NODE_SCORE as f64 * (1.0 - free_after * r.inv_dims)
-}
-
-/// The policy's own score of a feasible node, and the device it picks (FGD shares).
-fn main_score(
-    kind: OnlineKind,
-    r: &NodeRow,
-    q: &PodReq,
-    refs: NodeRefs<'_>,
-    mut fgd_state: FgdState<'_>,
-) -> (f64, u32) {
-    let gpu_cap = u64::from(r.gpu_count) * u64::from(MILLI_PER_GPU);
-    let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
-    let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
-    let s = match kind {
-        OnlineKind::LeastAllocated => least_allocated_fast(r, q),
-        OnlineKind::MostAllocated => most_allocated_fast(r, q),
-        OnlineKind::KubeDefault => kube_resources_fast(r, q),
-        OnlineKind::BestFit => best_fit_fast(r, q),
-        OnlineKind::DotProduct => {
-            let gpu_dim = match q.gpu {
-                GpuAmount::Shared(m) => Dim {
-                    free: f64::from(
-                        tightest_device(refs.cluster.gpu_free(refs.node), m).map_or(0, |(_, f)| f),
-                    ),
-                    total: f64::from(MILLI_PER_GPU),
-                },
-                _ => Dim {
-                    free: f64::from(r.gpu_free_total),
-                    total: gpu_cap as f64,
-                },
-            };
-            let demand = [q.cpu as f64, q.mem as f64, q.gpu_milli() as f64];
-            let free = [
-                Dim {
-                    free: free_cpu as f64,
-                    total: r.alloc_cpu as f64,
-                },
-                Dim {
-                    free: free_mem as f64,
-                    total: r.alloc_mem as f64,
-                },
-                gpu_dim,
-            ];
-            score::dot_product(&demand, &free)
-        }
-        OnlineKind::GpuPacking => {
-            score::gpu_packing(refs.cluster.gpu_free(refs.node), q.gpu) as f64
-        }
-        OnlineKind::GpuClustering => {
-            let mut same = false;
-            let mut other = false;
-            for (g, _) in &refs.gpu_types[refs.node] {
-                if *g == q.gpu {
-                    same = true;
-                } else {
-                    other = true;
-                }
-            }
-            let aff = match (same, other) {
-                (true, false) => GpuAffinity::OnlySame,
-                (true, true) => GpuAffinity::Mixed,
-                (false, false) => GpuAffinity::Idle,
-                (false, true) => GpuAffinity::Different,
-            };
-            score::gpu_clustering(aff, u64::from(r.gpu_free_total), q.gpu.is_some()) as f64
-        }
-        OnlineKind::Fgd => return fgd_main(r, q, refs.cluster.gpu_free(refs.node), &mut fgd_state),
-        OnlineKind::FirstFit | OnlineKind::Random => 0.0,
-    };
-    (s, u32::MAX)
-}
-
-/// The device with the least free milli that still holds `m` (lowest index on ties).
-fn tightest_device(free: &[u32], m: u32) -> Option<(usize, u32)> {
-    free.iter()
-        .copied()
-        .enumerate()
-        .filter(|&(_, f)| f >= m)
-        .min_by_key(|&(i, f)| (f, i))
-}
-
-fn fgd_main(r: &NodeRow, q: &PodReq, gpu_free: &[u32], st: &mut FgdState<'_>) -> (f64, u32) {
-    if gpu_free.is_empty() {
-        // No GPU here: fragmentation is zero before and after.
-        return (score::fgd::fgd_score(0.0, 0.0), u32::MAX);
-    }
-    let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
-    let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
-    if st.before.is_nan() {
-        *st.before = st.frag(free_cpu, free_mem, gpu_free);
-    }
-    let before = *st.before;
-    let (cpu_after, mem_after) = (free_cpu - q.cpu, free_mem - q.mem);
-    let mut scratch = std::mem::take(st.scratch);
-    scratch.clear();
-    scratch.extend_from_slice(gpu_free);
-    let out = match q.gpu {
-        GpuAmount::Shared(m) => {
-            let mut best: Option<(f64, u32)> = None;
-            for i in 0..gpu_free.len() {
-                let f = gpu_free[i];
-                // Devices with equal free milli are interchangeable: try the first only.
-                if f < m || gpu_free[..i].contains(&f) {
-                    continue;
-                }
-                scratch[i] = f - m;
-                let after = st.frag(cpu_after, mem_after, &scratch);
-                scratch[i] = f;
-                let s = score::fgd::fgd_score(before, after);
-                if best.is_none_or(|(b, _)| s > b) {
-                    best = Some((s, i as u32));
-                }
-            }
-            best.unwrap_or((0.0, u32::MAX))
-        }
-        GpuAmount::Whole(k) => {
-            let mut left = k;
-            for f in scratch.iter_mut() {
-                if left > 0 && *f == MILLI_PER_GPU {
-                    *f = 0;
-                    left -= 1;
-                }
-            }
-            let after = st.frag(cpu_after, mem_after, &scratch);
-            (score::fgd::fgd_score(before, after), u32::MAX)
-        }
-        GpuAmount::None => {
-            let after = st.frag(cpu_after, mem_after, &scratch);
-            (score::fgd::fgd_score(before, after), u32::MAX)
-        }
-    };
-    *st.scratch = scratch;
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::{Rng, SeedableRng};
-
-    #[test]
-    fn fast_scores_equal_the_reference_formulas() {
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        for _ in 0..20_000 {
-            let cap: u64 = match rng.gen_range(0..3) {
-                0 => rng.gen_range(1..200_000),
-                1 => rng.gen_range(1..(1u64 << 41)),
-                _ => rng.gen_range(1..10) * 1000,
-            };
-            let req = rng.gen_range(0..cap + cap / 4 + 1);
-            let inv = 1.0 / cap as f64;
-            assert_eq!(
-                least_requested_fast(req, cap, inv),
-                score::least_requested_score(req, cap)
-            );
-            assert_eq!(
-                most_requested_fast(req, cap, inv),
-                score::most_requested_score(req, cap)
-            );
-            let (c2, r2) = (
-                rng.gen_range(1..64u64) * 1000,
-                rng.gen_range(0..64u64) * 500,
-            );
-            let (c3, r3) = (rng.gen_range(1..9u64) * 1000, rng.gen_range(0..9u64) * 250);
-            let ru = |requested, allocatable| ResourceUse {
-                requested,
-                allocatable,
-            };
-            assert_eq!(
-                balanced_cpu_mem(req, cap, r2, c2),
-                score::balanced_allocation(&[ru(req, cap), ru(r2, c2)])
-            );
-            assert_eq!(
-                balanced_cpu_mem_gpu([req, r2, r3], [cap, c2, c3]),
-                score::balanced_allocation(&[ru(req, cap), ru(r2, c2), ru(r3, c3)])
-            );
-        }
     }
 }

@@ -16,28 +16,76 @@
 //! `pkg/scheduler/apis/config/v1/default_plugins.go`): NodeResourcesFit (LeastAllocated,
 //! cpu and memory at weight 1) ×1, NodeResourcesBalancedAllocation ×1, NodeAffinity ×2,
 //! TaintToleration ×3, PodTopologySpread ×2, InterPodAffinity ×2 (ImageLocality ×1 has
-//! no input here). Plimsoll's pods carry no *preferred* pod (anti-)affinity terms, so
-//! InterPodAffinity scores every node alike and is left out. BalancedAllocation also
-//! balances the GPU fraction when the pod asks for GPUs (kube would only see GPUs as a
-//! configured extended resource). PodTopologySpread scores the pod's own ScheduleAnyway
-//! constraints; kube's cluster-level default constraints (for pods owned by a Service or
-//! ReplicaSet) are not applied.
+//! no input here). kube's InterPodAffinity score counts *preferred* pod (anti-)affinity
+//! terms, which Plimsoll's pods do not carry, and — at `hardPodAffinityWeight` 1 —
+//! existing pods' required affinity terms that match the incoming pod; that last part is
+//! not implemented, so InterPodAffinity is left out. BalancedAllocation also balances the
+//! GPU fraction when the pod asks for GPUs and the node has them (kube sees GPUs only as
+//! a configured extended resource; without this, kube-default would ignore GPU
+//! imbalance). PodTopologySpread scores the pod's own ScheduleAnyway constraints; kube's
+//! cluster-level default constraints (for pods owned by a Service or ReplicaSet) are not
+//! applied. Requests of zero count as 100m CPU / 200 MiB for the NodeResourcesFit
+//! scores, as kube's non-zero requests do (per pod here, per container in kube).
 //!
 //! Every other scoring policy adds its own score (0..=100, see [`crate::place::score`])
 //! to the NodeAffinity, TaintToleration and PodTopologySpread scores at weight 1 each, so
 //! preferences still count.
 //!
+//! `fgd` places each pod where the fragmentation of the target workload grows least
+//! ([`crate::place::score::fgd`]); for a GPU share it also picks the device. The target
+//! workload is the policy's explicit one ([`OnlinePolicy::with_target_workload`]), else
+//! [`Placer::place`] derives it from the pending pods, and a [`Session`] from the pods
+//! already bound plus the first pod it scores. Every other policy takes devices with
+//! [`choose_devices`](crate::model::gpu::choose_devices). `first-fit` and `random` use no
+//! scores at all, soft ones included.
+//!
 //! # Speed
 //! Static filter results (cordon, taints, selectors, required affinity, GPU model) and
 //! the static soft scores are computed once per distinct pod signature; the per-node
-//! check and score read a compact row of numbers and allocate nothing. Pods with
-//! inter-pod constraints, host ports or extended resources also run
+//! check and score read a compact row of numbers, allocate nothing, and are compiled once
+//! per policy so the scorer inlines. Choosing a node is one pass with a running maximum
+//! (soft scores normalised by their maxima over the statically eligible nodes, re-done in
+//! two passes in the rare case no feasible node reaches those maxima). FGD keeps per-node
+//! device statistics so a candidate costs O(typical specs). Pods with inter-pod
+//! constraints, host ports or extended resources also run
 //! [`FilterContext::check_dynamic`](crate::place::filter::FilterContext::check_dynamic).
+//!
+//! # Example
+//! ```
+//! use plimsoll::model::{Cluster, GpuAmount, GpuRequest, Node, NodeGpus, Pod, Resources};
+//! use plimsoll::place::online::{OnlineKind, OnlinePolicy};
+//!
+//! let r = Resources { cpu_milli: 8000, memory_bytes: 32 << 30, pods: 110, ..Default::default() };
+//! let node = |name: &str| Node {
+//!     name: name.into(),
+//!     capacity: r.clone(),
+//!     allocatable: r.clone(),
+//!     gpus: Some(NodeGpus { model: "T4".into(), count: 2 }),
+//!     ..Default::default()
+//! };
+//! let pod = Pod {
+//!     name: "train".into(),
+//!     namespace: "default".into(),
+//!     requests: Resources::cpu_mem(2000, 4 << 30),
+//!     gpu: GpuRequest { amount: GpuAmount::Shared(500), models: vec![] },
+//!     ..Default::default()
+//! };
+//! let cluster = Cluster::new(vec![node("a"), node("b")]).unwrap();
+//! let mut session = OnlinePolicy::new(OnlineKind::BestFit, 42).session(cluster);
+//! let (id, binding) = session.place(pod.clone()).unwrap().expect("fits");
+//! assert_eq!(binding.node, 0); // equal nodes: the lowest index wins
+//! // The second share packs onto the same node and device.
+//! let (_, second) = session.place(Pod { name: "train-2".into(), ..pod }).unwrap().unwrap();
+//! assert_eq!((second.node, &second.gpu_devices), (0, &binding.gpu_devices));
+//! session.remove(id).unwrap();
+//! ```
 
 mod engine;
+mod frag;
+mod rows;
 mod soft;
 
-use super::{Outcome, PlaceError, Placer, SolveStats};
+use super::{FilterContext, Outcome, PlaceError, Placer, Reason, SolveStats};
 use crate::model::{Binding, Cluster, ClusterError, NodeId, Pod, PodId, Problem};
 use crate::place::score::fgd::{self, TargetWorkload};
 use engine::Engine;
@@ -148,6 +196,14 @@ impl OnlinePolicy {
         self.engine(Cow::Borrowed(cluster)).scores(pod)
     }
 
+    /// kube-scheduler's filter verdict of every node for `pod` (index = [`NodeId`]):
+    /// `Ok` if feasible, else the reasons of the first rejecting plugin. The nodes
+    /// [`OnlinePolicy::scores`] returns are exactly the `Ok` ones.
+    pub fn filter(cluster: &Cluster, pod: &Pod) -> Vec<Result<(), Vec<Reason>>> {
+        let ctx = FilterContext::new(cluster, pod);
+        (0..cluster.nodes().len()).map(|n| ctx.check(n)).collect()
+    }
+
     /// A session that places pods one by one on its own copy of `cluster`.
     pub fn session(&self, cluster: Cluster) -> Session<'static> {
         Session {
@@ -167,6 +223,8 @@ impl OnlinePolicy {
 
 /// A cluster being filled one pod at a time by one policy: the simulator's and the
 /// extender's entry point. Keeps the per-node state in sync across binds and removals.
+/// Node descriptions (labels, taints, allocatable, cordon) are read once: when nodes
+/// change, start a new session from the changed cluster.
 #[derive(Debug, Clone)]
 pub struct Session<'a> {
     engine: Engine<'a>,

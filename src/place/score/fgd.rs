@@ -17,6 +17,11 @@ use std::collections::BTreeMap;
 /// Default share of pending pods the typical specs must cover (the paper's 95 %).
 pub const DEFAULT_COVERAGE: f64 = 0.95;
 
+/// At most this many typical specs are kept, whatever the coverage: FGD's cost per
+/// candidate node grows with the number of specs, and very diverse workloads (every pod
+/// a different size) would otherwise make every pod typical.
+pub const MAX_TYPICAL_PODS: usize = 64;
+
 /// One typical pod spec of a target workload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TypicalPod {
@@ -63,14 +68,17 @@ impl TargetWorkload {
         TargetWorkload { pods }
     }
 
-    /// The typical specs of `pods`: GPU-requesting pods grouped by (CPU, memory, GPU
-    /// request, models), most frequent first (ties by spec, ascending), taken until they
-    /// cover `coverage` of the GPU pods, frequencies renormalised over the kept specs.
-    /// CPU-only pods are left out, as in the paper's simulator by default: for them every
-    /// free GPU counts as fragment whatever the placement, which does not steer choices.
+    /// The typical specs of `pods`, as the paper's simulator derives them: GPU-requesting
+    /// pods grouped by (CPU, GPU request, GPU models) — memory is not part of the key;
+    /// each spec carries its group's (lower) median memory request — most frequent first
+    /// (ties by spec, ascending), taken until they cover `coverage` of the GPU pods or
+    /// [`MAX_TYPICAL_PODS`] specs are taken; frequencies renormalised over the kept
+    /// specs. CPU-only pods are left out, as in the paper's simulator by default: for them
+    /// every free GPU counts as fragment whatever the placement, which does not steer
+    /// choices.
     pub fn from_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>, coverage: f64) -> Self {
-        type Key = (u64, u64, u8, u32, Vec<String>);
-        let mut counts: BTreeMap<Key, u64> = BTreeMap::new();
+        type Key = (u64, u8, u32, Vec<String>);
+        let mut groups: BTreeMap<Key, Vec<u64>> = BTreeMap::new();
         let mut total = 0u64;
         for p in pods {
             let (tag, n) = match p.gpu.amount {
@@ -80,37 +88,32 @@ impl TargetWorkload {
             };
             let mut models = p.gpu.models.clone();
             models.sort();
-            let key = (
-                p.requests.cpu_milli,
-                p.requests.memory_bytes,
-                tag,
-                n,
-                models,
-            );
-            *counts.entry(key).or_insert(0) += 1;
+            let key = (p.requests.cpu_milli, tag, n, models);
+            groups.entry(key).or_default().push(p.requests.memory_bytes);
             total += 1;
         }
-        let mut specs: Vec<(Key, u64)> = counts.into_iter().collect();
+        let mut specs: Vec<(Key, Vec<u64>)> = groups.into_iter().collect();
         // Stable sort keeps the ascending key order among equal counts.
-        specs.sort_by(|a, b| b.1.cmp(&a.1));
+        specs.sort_by_key(|s| std::cmp::Reverse(s.1.len()));
         let needed = coverage.clamp(0.0, 1.0) * total as f64;
         let mut covered = 0u64;
         let mut out = Vec::new();
-        for ((cpu, mem, tag, n, models), c) in specs {
-            if covered as f64 >= needed && !out.is_empty() {
+        for ((cpu, tag, n, models), mut mems) in specs {
+            if (covered as f64 >= needed && !out.is_empty()) || out.len() == MAX_TYPICAL_PODS {
                 break;
             }
-            covered += c;
+            covered += mems.len() as u64;
+            mems.sort_unstable();
             out.push(TypicalPod {
                 cpu_milli: cpu,
-                memory_bytes: mem,
+                memory_bytes: mems[(mems.len() - 1) / 2],
                 gpu: if tag == 0 {
                     GpuAmount::Shared(n)
                 } else {
                     GpuAmount::Whole(n)
                 },
                 models,
-                frequency: c as f64,
+                frequency: mems.len() as f64,
             });
         }
         TargetWorkload::new(out)

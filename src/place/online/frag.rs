@@ -1,0 +1,347 @@
+//! FGD's per-node bookkeeping, so scoring a placement costs O(typical tasks) per candidate
+//! device instead of O(tasks × devices).
+//!
+//! A task's fragment on a node (see [`crate::place::score::fgd::task_fragment`]) depends
+//! on the devices only through, for its per-device need `p`: how many devices have at
+//! least `p` free ("roomy") and the free milli of the devices with less than `p`
+//! ("fragment sum"), plus the node's total free milli. Those are cached per node and per
+//! distinct need, and a candidate placement changes them by a delta.
+
+use super::engine::PodReq;
+use crate::model::{Cluster, GpuAmount, MILLI_PER_GPU};
+use crate::place::score::fgd::{fgd_score, TargetWorkload};
+
+#[derive(Debug, Clone)]
+struct Task {
+    /// Index into `FragState::needs`; `usize::MAX` for a task without GPUs (all free
+    /// GPU is always its fragment).
+    need: usize,
+    count: u32,
+    cpu: u64,
+    mem: u64,
+    freq: f64,
+}
+
+/// Per-device statistics of one node for one need `p`.
+#[derive(Debug, Clone, Copy, Default)]
+struct NeedStat {
+    roomy: u32,
+    frag_sum: u32,
+}
+
+/// FGD state for one cluster and workload.
+#[derive(Debug, Clone)]
+pub(crate) struct FragState {
+    pub workload: TargetWorkload,
+    needs: Vec<u32>,
+    tasks: Vec<Task>,
+    nodes: usize,
+    /// `model_ok[t * nodes + n]`.
+    model_ok: Vec<bool>,
+    valid: Vec<bool>,
+    total: Vec<u32>,
+    before: Vec<f64>,
+    /// `stats[n * needs.len() + k]`.
+    stats: Vec<NeedStat>,
+}
+
+impl FragState {
+    pub fn new(workload: TargetWorkload, cluster: &Cluster) -> Self {
+        let nodes = cluster.nodes().len();
+        let mut needs: Vec<u32> = Vec::new();
+        let mut tasks = Vec::new();
+        let mut model_ok = Vec::with_capacity(workload.pods().len() * nodes);
+        for t in workload.pods() {
+            let (p, count) = match t.gpu {
+                GpuAmount::None => (0, 0),
+                GpuAmount::Shared(m) => (m, 1),
+                GpuAmount::Whole(n) => (MILLI_PER_GPU, n),
+            };
+            let need = if p == 0 {
+                usize::MAX
+            } else {
+                needs.iter().position(|&x| x == p).unwrap_or_else(|| {
+                    needs.push(p);
+                    needs.len() - 1
+                })
+            };
+            tasks.push(Task {
+                need,
+                count,
+                cpu: t.cpu_milli,
+                mem: t.memory_bytes,
+                freq: t.frequency,
+            });
+            model_ok.extend(
+                cluster
+                    .nodes()
+                    .iter()
+                    .map(|n| t.accepts_model(n.gpu_model())),
+            );
+        }
+        let k = needs.len();
+        FragState {
+            workload,
+            needs,
+            tasks,
+            nodes,
+            model_ok,
+            valid: vec![false; nodes],
+            total: vec![0; nodes],
+            before: vec![0.0; nodes],
+            stats: vec![NeedStat::default(); nodes * k],
+        }
+    }
+
+    /// Forgets node `n`'s cached statistics (after a bind or removal there).
+    pub fn invalidate(&mut self, n: usize) {
+        if let Some(v) = self.valid.get_mut(n) {
+            *v = false;
+        }
+    }
+
+    fn fragmentation(
+        &self,
+        n: usize,
+        cpu: u64,
+        mem: u64,
+        total: u32,
+        stat: impl Fn(usize) -> NeedStat,
+    ) -> f64 {
+        let mut f = 0.0;
+        for (t, task) in self.tasks.iter().enumerate() {
+            let all = task.need == usize::MAX
+                || !self.model_ok[t * self.nodes + n]
+                || cpu < task.cpu
+                || mem < task.mem;
+            let frag = if all {
+                total
+            } else {
+                let s = stat(task.need);
+                if s.roomy < task.count {
+                    total
+                } else {
+                    s.frag_sum
+                }
+            };
+            f += task.freq * f64::from(frag);
+        }
+        f
+    }
+
+    fn ensure(&mut self, n: usize, cpu: u64, mem: u64, gpu_free: &[u32]) {
+        if self.valid[n] {
+            return;
+        }
+        let k = self.needs.len();
+        for (j, &p) in self.needs.iter().enumerate() {
+            let mut s = NeedStat::default();
+            for &f in gpu_free {
+                if f >= p {
+                    s.roomy += 1;
+                } else {
+                    s.frag_sum += f;
+                }
+            }
+            self.stats[n * k + j] = s;
+        }
+        self.total[n] = gpu_free.iter().sum();
+        let stats = &self.stats[n * k..(n + 1) * k];
+        self.before[n] = self.fragmentation(n, cpu, mem, self.total[n], |j| stats[j]);
+        self.valid[n] = true;
+    }
+
+    /// FGD's score of placing the pod on node `n` (free CPU/memory before placement given),
+    /// and for a GPU share the device to use (`u32::MAX` otherwise).
+    pub fn score(
+        &mut self,
+        n: usize,
+        free_cpu: u64,
+        free_mem: u64,
+        gpu_free: &[u32],
+        q: &PodReq,
+    ) -> (f64, u32) {
+        if gpu_free.is_empty() {
+            return (fgd_score(0.0, 0.0), u32::MAX);
+        }
+        self.ensure(n, free_cpu, free_mem, gpu_free);
+        let k = self.needs.len();
+        let stats = &self.stats[n * k..(n + 1) * k];
+        let (cpu, mem) = (free_cpu - q.cpu, free_mem - q.mem);
+        let total = self.total[n];
+        let before = self.before[n];
+        match q.gpu {
+            GpuAmount::Shared(m) => {
+                let mut best: Option<(f64, u32)> = None;
+                for (i, &f) in gpu_free.iter().enumerate() {
+                    // Devices with equal free milli are interchangeable: try the first only.
+                    if f < m || gpu_free[..i].contains(&f) {
+                        continue;
+                    }
+                    let g = f - m;
+                    let needs = &self.needs;
+                    let after = self.fragmentation(n, cpu, mem, total - m, |j| {
+                        let p = needs[j];
+                        let mut s = stats[j];
+                        s.roomy = s.roomy - u32::from(f >= p) + u32::from(g >= p);
+                        s.frag_sum =
+                            s.frag_sum - if f < p { f } else { 0 } + if g < p { g } else { 0 };
+                        s
+                    });
+                    let s = fgd_score(before, after);
+                    if best.map_or(true, |(b, _)| s > b) {
+                        best = Some((s, i as u32));
+                    }
+                }
+                best.unwrap_or((0.0, u32::MAX))
+            }
+            GpuAmount::Whole(c) => {
+                // c fully free devices become 0: each need loses c roomy devices and
+                // gains nothing in fragment sum.
+                let after = self.fragmentation(n, cpu, mem, total - c * MILLI_PER_GPU, |j| {
+                    let mut s = stats[j];
+                    s.roomy -= c;
+                    s
+                });
+                (fgd_score(before, after), u32::MAX)
+            }
+            GpuAmount::None => {
+                let after = self.fragmentation(n, cpu, mem, total, |j| stats[j]);
+                (fgd_score(before, after), u32::MAX)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GpuRequest, Node, NodeGpus, Pod, Resources};
+    use crate::place::score::fgd::{node_fragmentation, NodeFree, TypicalPod};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// The incremental bookkeeping against the plain definition, on random nodes.
+    #[test]
+    fn incremental_fragmentation_equals_brute_force() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let models = ["A", "B"];
+        for round in 0..200 {
+            let nodes: Vec<Node> = (0..4)
+                .map(|i| {
+                    let r = Resources::cpu_mem(16000, 64 << 30);
+                    Node {
+                        name: format!("n{i}"),
+                        capacity: r.clone(),
+                        allocatable: r,
+                        gpus: Some(NodeGpus {
+                            model: models[rng.gen_range(0..2)].into(),
+                            count: rng.gen_range(1..=8),
+                        }),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            let mut c = Cluster::new(nodes).unwrap();
+            let amount = |rng: &mut ChaCha8Rng| match rng.gen_range(0..4) {
+                0 => GpuAmount::None,
+                1 | 2 => GpuAmount::Shared(rng.gen_range(1..10) * 100),
+                _ => GpuAmount::Whole(rng.gen_range(1..=4)),
+            };
+            let tasks: Vec<TypicalPod> = (0..rng.gen_range(1..6))
+                .map(|_| TypicalPod {
+                    cpu_milli: rng.gen_range(0..8) * 1000,
+                    memory_bytes: rng.gen_range(0..8) << 30,
+                    gpu: amount(&mut rng),
+                    models: if rng.gen_bool(0.3) {
+                        vec!["A".into()]
+                    } else {
+                        vec![]
+                    },
+                    frequency: rng.gen_range(1..10) as f64,
+                })
+                .collect();
+            let w = TargetWorkload::new(tasks);
+            for _ in 0..rng.gen_range(0..12) {
+                let p = Pod {
+                    requests: Resources::cpu_mem(rng.gen_range(0..4) * 1000, 1 << 30),
+                    gpu: GpuRequest {
+                        amount: amount(&mut rng),
+                        models: vec![],
+                    },
+                    ..Default::default()
+                };
+                let n = rng.gen_range(0..4);
+                let _ = c.bind(p, n, None);
+            }
+            let mut st = FragState::new(w.clone(), &c);
+            let pod = Pod {
+                requests: Resources::cpu_mem(rng.gen_range(0..3) * 1000, 1 << 30),
+                gpu: GpuRequest {
+                    amount: amount(&mut rng),
+                    models: vec![],
+                },
+                ..Default::default()
+            };
+            let q = PodReq::of(&pod);
+            for n in 0..4 {
+                if !c.insufficient(&pod, n).is_empty() {
+                    continue;
+                }
+                let node = &c.nodes()[n];
+                let ok: Vec<bool> = w
+                    .pods()
+                    .iter()
+                    .map(|t| t.accepts_model(node.gpu_model()))
+                    .collect();
+                let (cpu, mem) = (
+                    node.allocatable.cpu_milli - c.used(n).cpu_milli,
+                    node.allocatable.memory_bytes - c.used(n).memory_bytes,
+                );
+                let free = c.gpu_free(n).to_vec();
+                let frag = |cpu, mem, free: &[u32]| {
+                    let nf = NodeFree {
+                        cpu_milli: cpu,
+                        memory_bytes: mem,
+                        gpu_free: free,
+                    };
+                    node_fragmentation(&nf, &w, &ok)
+                };
+                let before = frag(cpu, mem, &free);
+                let (cpu2, mem2) = (cpu - q.cpu, mem - q.mem);
+                let expected = match q.gpu {
+                    GpuAmount::Shared(m) => {
+                        let mut best: Option<(f64, u32)> = None;
+                        for i in 0..free.len() {
+                            if free[i] < m {
+                                continue;
+                            }
+                            let mut f2 = free.clone();
+                            f2[i] -= m;
+                            let s = fgd_score(before, frag(cpu2, mem2, &f2));
+                            if best.map_or(true, |(b, _)| s > b) {
+                                best = Some((s, i as u32));
+                            }
+                        }
+                        best.unwrap()
+                    }
+                    GpuAmount::Whole(k) => {
+                        let devs = crate::model::gpu::choose_devices(&free, q.gpu).unwrap();
+                        let mut f2 = free.clone();
+                        for d in devs.iter().take(k as usize) {
+                            f2[*d as usize] = 0;
+                        }
+                        (fgd_score(before, frag(cpu2, mem2, &f2)), u32::MAX)
+                    }
+                    GpuAmount::None => (fgd_score(before, frag(cpu2, mem2, &free)), u32::MAX),
+                };
+                let got = st.score(n, cpu, mem, &free, &q);
+                assert!(
+                    (got.0 - expected.0).abs() < 1e-9,
+                    "round {round} node {n}: {got:?} vs {expected:?}"
+                );
+                assert_eq!(got.1, expected.1, "round {round} node {n}");
+            }
+        }
+    }
+}
