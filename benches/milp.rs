@@ -23,7 +23,10 @@ fn openb(dir: &Path, pods: usize) -> Problem {
             name: row[0].to_string(),
             capacity: res.clone(),
             allocatable: res,
-            gpus: (gpus > 0).then(|| NodeGpus { model: row[4].to_string(), count: gpus }),
+            gpus: (gpus > 0).then(|| NodeGpus {
+                model: row[4].to_string(),
+                count: gpus,
+            }),
             ..Default::default()
         });
     }
@@ -37,10 +40,17 @@ fn openb(dir: &Path, pods: usize) -> Problem {
         pending.push(Pod {
             name: row[0].to_string(),
             namespace: "default".into(),
-            requests: Resources::cpu_mem(row[1].parse().unwrap(), row[2].parse::<u64>().unwrap() << 20),
+            requests: Resources::cpu_mem(
+                row[1].parse().unwrap(),
+                row[2].parse::<u64>().unwrap() << 20,
+            ),
             gpu: GpuRequest {
                 amount,
-                models: row[5].split('|').filter(|s| !s.is_empty()).map(String::from).collect(),
+                models: row[5]
+                    .split('|')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
             },
             ..Default::default()
         });

@@ -148,7 +148,10 @@ impl MilpPlacer {
         if !(opts.time_limit_seconds.is_finite() && opts.time_limit_seconds > 0.0) {
             return Err(PlaceError::InvalidOption {
                 name: "time_limit_seconds",
-                msg: format!("must be positive and finite, got {}", opts.time_limit_seconds),
+                msg: format!(
+                    "must be positive and finite, got {}",
+                    opts.time_limit_seconds
+                ),
             });
         }
         if !(opts.mip_rel_gap.is_finite() && (0.0..1.0).contains(&opts.mip_rel_gap)) {
@@ -174,7 +177,11 @@ impl MilpPlacer {
     /// The online policies tried as warm start, best first on ties.
     fn warm_start_kinds(&self) -> &'static [OnlineKind] {
         match self.opts.objective {
-            Objective::Pack => &[OnlineKind::BestFit, OnlineKind::MostAllocated, OnlineKind::GpuPacking],
+            Objective::Pack => &[
+                OnlineKind::BestFit,
+                OnlineKind::MostAllocated,
+                OnlineKind::GpuPacking,
+            ],
             Objective::Balance => &[OnlineKind::LeastAllocated, OnlineKind::KubeDefault],
             Objective::Fragmentation => &[OnlineKind::GpuPacking, OnlineKind::BestFit],
         }
@@ -220,11 +227,24 @@ impl Placer for MilpPlacer {
             }
             Ok(o) => {
                 tracing::debug!("MILP placed less priority weight than greedy; falling back");
-                (greedy, SolveStats { fell_back: true, bound: o.stats.bound, ..Default::default() })
+                (
+                    greedy,
+                    SolveStats {
+                        fell_back: true,
+                        bound: o.stats.bound,
+                        ..Default::default()
+                    },
+                )
             }
             Err(e) => {
                 tracing::debug!("MILP failed ({e}); falling back to greedy");
-                (greedy, SolveStats { fell_back: true, ..Default::default() })
+                (
+                    greedy,
+                    SolveStats {
+                        fell_back: true,
+                        ..Default::default()
+                    },
+                )
             }
         };
         stats.solve_seconds = start.elapsed().as_secs_f64();
@@ -281,7 +301,11 @@ impl MilpPlacer {
             };
             // The first goal can never exceed the weight of every modelled pod; when the
             // warm start reaches that, it is optimal and the first solve is skipped.
-            let all: f64 = classes.classes.iter().map(|c| c.weight * c.size() as f64).sum();
+            let all: f64 = classes
+                .classes
+                .iter()
+                .map(|c| c.weight * c.size() as f64)
+                .sum();
             let warm_v1 = warm.as_deref().map(|w| f.program.primary_value(w));
             let (mut values, first_optimal) = if warm_v1.is_some_and(|v| v >= all - 0.5) {
                 stats.objective = warm_v1;
@@ -293,8 +317,18 @@ impl MilpPlacer {
                     solve::solve(&f.program, solve::Goal::Primary, &settings, warm.as_deref())?;
                 let values = first.values.ok_or("HiGHS found no solution in time")?;
                 let v1 = f.program.primary_value(&values);
-                let bound = if first.bound.is_finite() { first.bound.min(all) } else { all };
-                tracing::debug!(v1, bound, optimal = first.optimal, s = start.elapsed().as_secs_f64(), "first solve");
+                let bound = if first.bound.is_finite() {
+                    first.bound.min(all)
+                } else {
+                    all
+                };
+                tracing::debug!(
+                    v1,
+                    bound,
+                    optimal = first.optimal,
+                    s = start.elapsed().as_secs_f64(),
+                    "first solve"
+                );
                 stats.objective = Some(v1);
                 stats.bound = Some(bound);
                 stats.gap = Some(gap(v1, bound));
@@ -312,6 +346,12 @@ impl MilpPlacer {
                     &settings,
                     Some(&values),
                 )?;
+                tracing::debug!(
+                    bound = second.bound,
+                    optimal = second.optimal,
+                    s = start.elapsed().as_secs_f64(),
+                    "second solve"
+                );
                 if let Some(v2) = second.values {
                     if f.program.primary_value(&v2) >= v1 - 0.5 {
                         values = v2;
@@ -319,7 +359,11 @@ impl MilpPlacer {
                 }
                 let obj = f.program.secondary_value(&values) + f.secondary_offset;
                 let bound = second.bound + f.secondary_offset;
-                let bound = if bound.is_finite() { bound.min(obj) } else { bound };
+                let bound = if bound.is_finite() {
+                    bound.min(obj)
+                } else {
+                    bound
+                };
                 stats.objective = Some(obj);
                 stats.bound = Some(bound);
                 stats.gap = Some(gap(obj, bound));
@@ -328,7 +372,14 @@ impl MilpPlacer {
         };
         let mut placement = extract::placement_from(problem, &classes, &f, &values)?;
         let cluster = extract::bind_checked(problem, &placement)?;
-        place_tail(problem, &classes.greedy_tail, kind, self.opts.seed, cluster, &mut placement)?;
+        place_tail(
+            problem,
+            &classes.greedy_tail,
+            kind,
+            self.opts.seed,
+            cluster,
+            &mut placement,
+        )?;
         Ok(Optimised { placement, stats })
     }
 }
