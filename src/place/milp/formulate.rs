@@ -34,6 +34,15 @@ use crate::model::{Binding, GpuAmount, NodeId, Problem, MILLI_PER_GPU};
 use crate::place::filter::FilterContext;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// (owner class, selected class, topology key, domain value) of an anti-affinity `y`.
+pub(crate) type AntiKey = (usize, usize, String, String);
+
+/// Per domain: the owner's `x` columns, the selected class's `x` columns, the owner's nodes.
+type DomainCols = (Vec<usize>, Vec<usize>, Vec<NodeId>);
+
+/// Current amount, capacity, and per-pod demand of one utilisation dimension.
+type UtilDim<'a> = (u64, u64, &'a dyn Fn(usize) -> u64);
+
 /// The program plus the maps from model objects to columns.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Formulation {
@@ -53,7 +62,7 @@ pub(crate) struct Formulation {
     /// `g` per gang.
     pub gang: Vec<usize>,
     /// `y[(owner class, other class, domain key, domain value)]` and the domain's nodes.
-    pub anti: BTreeMap<(usize, usize, String, String), (usize, Vec<NodeId>)>,
+    pub anti: BTreeMap<AntiKey, (usize, Vec<NodeId>)>,
     /// `u` (balance).
     pub util: Option<usize>,
     /// Constant added to the second goal to give its real value (fragmentation).
@@ -274,12 +283,12 @@ pub(crate) fn build(
         }
         // Resource rows, scaled by the free amount (coefficients in [0, 1] keep the LP
         // well conditioned: memory is in bytes).
-        for dim in 0..free.len() {
+        for (dim, &free_dim) in free.iter().enumerate() {
             let mut terms: Vec<(usize, f64)> = Vec::new();
             for &c in cs {
                 let a = demand_of(problem, cl[c].rep(), &ext)[dim];
                 if a > 0.0 {
-                    terms.push((f.x[&(c, n)], a / free[dim]));
+                    terms.push((f.x[&(c, n)], a / free_dim));
                 }
             }
             if terms.is_empty() {
@@ -451,8 +460,7 @@ fn anti_affinity_rows(problem: &Problem, classes: &Classes, f: &mut Formulation)
                 if !t.selects(&pod.namespace, &op.namespace, &op.labels) {
                     continue;
                 }
-                let mut domains: BTreeMap<&String, (Vec<usize>, Vec<usize>, Vec<NodeId>)> =
-                    BTreeMap::new();
+                let mut domains: BTreeMap<&String, DomainCols> = BTreeMap::new();
                 for (&(cc, n), &x) in f.x.range((c.min(c2), 0)..(c.max(c2) + 1, 0)) {
                     if cc != c && cc != c2 {
                         continue;
@@ -544,7 +552,7 @@ fn balance_rows(
         let node = &cluster.nodes()[n];
         let used = cluster.used(n);
         let gpu_total = u64::from(node.gpu_count()) * u64::from(MILLI_PER_GPU);
-        let dims: [(u64, u64, &dyn Fn(usize) -> u64); 3] = [
+        let dims: [UtilDim; 3] = [
             (used.cpu_milli, node.allocatable.cpu_milli, &|i| {
                 problem.pending[i].requests.cpu_milli
             }),

@@ -215,7 +215,7 @@ impl Placer for MilpPlacer {
         for &k in self.warm_start_kinds() {
             let out = OnlinePolicy::new(k, self.opts.seed).place(problem)?;
             let w = weighted_placed(problem, &out.placement);
-            if greedy.as_ref().is_none_or(|g| w > g.2) {
+            if greedy.as_ref().map_or(true, |g| w > g.2) {
                 greedy = Some((k, out.placement, w));
             }
         }
@@ -358,7 +358,11 @@ impl MilpPlacer {
                     }
                 }
                 let obj = f.program.secondary_value(&values) + f.secondary_offset;
-                let bound = second.bound + f.secondary_offset;
+                let mut bound = second.bound + f.secondary_offset;
+                if self.opts.objective == Objective::Pack && v1 >= all - 0.5 {
+                    let members = classes.classes.iter().flat_map(|c| c.members.iter().copied());
+                    bound = bound.max(pack_volume_bound(problem, members));
+                }
                 let bound = if bound.is_finite() {
                     bound.min(obj)
                 } else {
@@ -382,6 +386,52 @@ impl MilpPlacer {
         )?;
         Ok(Optimised { placement, stats })
     }
+}
+
+/// A lower bound on the nodes that are empty now and must be put in use to hold `pods`
+/// (all of them placed): per dimension (CPU, memory, milli-GPU), the demand beyond what
+/// the non-empty nodes have free, covered by the largest empty nodes first. Valid for the
+/// full problem, not only the truncated program.
+fn pack_volume_bound(problem: &Problem, pods: impl Iterator<Item = usize>) -> f64 {
+    let c = &problem.cluster;
+    let mut demand = [0u64; 3];
+    for i in pods {
+        let p = &problem.pending[i];
+        demand[0] += p.requests.cpu_milli;
+        demand[1] += p.requests.memory_bytes;
+        demand[2] += p.gpu.amount.total_milli();
+    }
+    let mut free = [0u64; 3];
+    let mut caps: [Vec<u64>; 3] = Default::default();
+    for (n, node) in c.nodes().iter().enumerate() {
+        let a = &node.allocatable;
+        let gpu = u64::from(node.gpu_count()) * u64::from(crate::model::MILLI_PER_GPU);
+        if c.pods_on(n).is_empty() {
+            caps[0].push(a.cpu_milli);
+            caps[1].push(a.memory_bytes);
+            caps[2].push(gpu);
+        } else {
+            let u = c.used(n);
+            free[0] += a.cpu_milli.saturating_sub(u.cpu_milli);
+            free[1] += a.memory_bytes.saturating_sub(u.memory_bytes);
+            free[2] += c.gpu_free_total(n);
+        }
+    }
+    let mut best = 0usize;
+    for d in 0..3 {
+        let mut need = demand[d].saturating_sub(free[d]);
+        caps[d].sort_unstable_by(|a, b| b.cmp(a));
+        let mut k = 0;
+        for &cap in &caps[d] {
+            if need == 0 {
+                break;
+            }
+            need = need.saturating_sub(cap);
+            k += 1;
+        }
+        best = best.max(k);
+    }
+    best as f64
 }
 
 fn gap(objective: f64, bound: f64) -> f64 {
