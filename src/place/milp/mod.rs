@@ -360,7 +360,10 @@ impl MilpPlacer {
                 let obj = f.program.secondary_value(&values) + f.secondary_offset;
                 let mut bound = second.bound + f.secondary_offset;
                 if self.opts.objective == Objective::Pack && v1 >= all - 0.5 {
-                    let members = classes.classes.iter().flat_map(|c| c.members.iter().copied());
+                    let members = classes
+                        .classes
+                        .iter()
+                        .flat_map(|c| c.members.iter().copied());
                     bound = bound.max(pack_volume_bound(problem, members));
                 }
                 let bound = if bound.is_finite() {
