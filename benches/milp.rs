@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use plimsoll::model::{GpuAmount, GpuRequest, Node, NodeGpus, Pod, Problem, Resources};
 use plimsoll::place::milp::{MilpOptions, MilpPlacer, Objective};
+use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::Placer;
 use std::path::Path;
 
@@ -23,7 +24,10 @@ fn openb(dir: &Path, pods: usize) -> Problem {
             name: row[0].to_string(),
             capacity: res.clone(),
             allocatable: res,
-            gpus: (gpus > 0).then(|| NodeGpus { model: row[4].to_string(), count: gpus }),
+            gpus: (gpus > 0).then(|| NodeGpus {
+                model: row[4].to_string(),
+                count: gpus,
+            }),
             ..Default::default()
         });
     }
@@ -37,10 +41,17 @@ fn openb(dir: &Path, pods: usize) -> Problem {
         pending.push(Pod {
             name: row[0].to_string(),
             namespace: "default".into(),
-            requests: Resources::cpu_mem(row[1].parse().unwrap(), row[2].parse::<u64>().unwrap() << 20),
+            requests: Resources::cpu_mem(
+                row[1].parse().unwrap(),
+                row[2].parse::<u64>().unwrap() << 20,
+            ),
             gpu: GpuRequest {
                 amount,
-                models: row[5].split('|').filter(|s| !s.is_empty()).map(String::from).collect(),
+                models: row[5]
+                    .split('|')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
             },
             ..Default::default()
         });
@@ -70,8 +81,22 @@ fn bench(c: &mut Criterion) {
     for n in [200usize, 1000, 2000] {
         let problem = openb(&dir, n);
         let out = placer.place(&problem).unwrap();
+        let greedy = OnlinePolicy::new(OnlineKind::BestFit, 42)
+            .place(&problem)
+            .unwrap();
+        let nodes_used = |o: &plimsoll::place::Outcome| {
+            o.placement
+                .iter()
+                .flatten()
+                .map(|b| b.node)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        };
         eprintln!(
-            "openb {n} pods: placed {} in {:.2}s, objective {:?}, bound {:?}, gap {:?}, fell_back {}",
+            "openb {n} pods: best-fit uses {} nodes ({} placed); MILP uses {} nodes, placed {} in {:.2}s, objective {:?}, bound {:?}, gap {:?}, fell_back {}",
+            nodes_used(&greedy),
+            greedy.placed(),
+            nodes_used(&out),
             out.placed(),
             out.stats.solve_seconds,
             out.stats.objective,

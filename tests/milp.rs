@@ -103,7 +103,10 @@ fn devices_fit(free: &mut Vec<u32>, reqs: &[GpuAmount]) -> bool {
                 if mask.count_ones() != k {
                     continue;
                 }
-                let chosen: Vec<usize> = (0..n).filter(|i| mask >> i & 1 == 1).map(|i| full[i]).collect();
+                let chosen: Vec<usize> = (0..n)
+                    .filter(|i| mask >> i & 1 == 1)
+                    .map(|i| full[i])
+                    .collect();
                 for &d in &chosen {
                     free[d] = 0;
                 }
@@ -123,19 +126,31 @@ fn devices_fit(free: &mut Vec<u32>, reqs: &[GpuAmount]) -> bool {
 fn static_ok(p: &Pod, n: &Node) -> bool {
     let tol = n.taints.iter().all(|t| {
         t.effect == TaintEffect::PreferNoSchedule
-            || p.tolerations.iter().any(|o| o.key == t.key && o.operator == TolerationOperator::Exists)
+            || p.tolerations
+                .iter()
+                .any(|o| o.key == t.key && o.operator == TolerationOperator::Exists)
     });
-    let sel = p.node_selector.iter().all(|(k, v)| n.labels.get(k) == Some(v));
+    let sel = p
+        .node_selector
+        .iter()
+        .all(|(k, v)| n.labels.get(k) == Some(v));
     let gpu = match p.gpu.amount {
         GpuAmount::None => true,
-        _ => n.gpu_model().is_some_and(|m| p.gpu.models.is_empty() || p.gpu.models.iter().any(|x| x == m)),
+        _ => n
+            .gpu_model()
+            .is_some_and(|m| p.gpu.models.is_empty() || p.gpu.models.iter().any(|x| x == m)),
     };
     tol && sel && gpu
 }
 
 /// Whether assigning pending pod i to `assign[i]` (node index or None) is feasible on
 /// an empty cluster of `nodes`; `devices` (if given) are checked concretely.
-fn feasible(nodes: &[Node], pods: &[Pod], assign: &[Option<usize>], devices: Option<&[Vec<u32>]>) -> bool {
+fn feasible(
+    nodes: &[Node],
+    pods: &[Pod],
+    assign: &[Option<usize>],
+    devices: Option<&[Vec<u32>]>,
+) -> bool {
     for (i, a) in assign.iter().enumerate() {
         if let Some(n) = a {
             if !static_ok(&pods[i], &nodes[*n]) {
@@ -147,10 +162,16 @@ fn feasible(nodes: &[Node], pods: &[Pod], assign: &[Option<usize>], devices: Opt
         let on: Vec<usize> = (0..pods.len()).filter(|&i| assign[i] == Some(ni)).collect();
         let cpu: u64 = on.iter().map(|&i| pods[i].requests.cpu_milli).sum();
         let mem: u64 = on.iter().map(|&i| pods[i].requests.memory_bytes).sum();
-        if cpu > n.allocatable.cpu_milli || mem > n.allocatable.memory_bytes || on.len() as u64 > n.allocatable.pods {
+        if cpu > n.allocatable.cpu_milli
+            || mem > n.allocatable.memory_bytes
+            || on.len() as u64 > n.allocatable.pods
+        {
             return false;
         }
-        let ports = on.iter().filter(|&&i| !pods[i].host_ports.is_empty()).count();
+        let ports = on
+            .iter()
+            .filter(|&&i| !pods[i].host_ports.is_empty())
+            .count();
         if ports > 1 {
             return false;
         }
@@ -208,7 +229,10 @@ fn feasible(nodes: &[Node], pods: &[Pod], assign: &[Option<usize>], devices: Opt
                 if i == j || !t.selector.matches(&pods[j].labels) {
                     continue;
                 }
-                let (di, dj) = (nodes[*ni].labels.get(&t.topology_key), nodes[*nj].labels.get(&t.topology_key));
+                let (di, dj) = (
+                    nodes[*ni].labels.get(&t.topology_key),
+                    nodes[*nj].labels.get(&t.topology_key),
+                );
                 if di.is_some() && di == dj {
                     return false;
                 }
@@ -223,7 +247,9 @@ fn feasible(nodes: &[Node], pods: &[Pod], assign: &[Option<usize>], devices: Opt
             e.0 += usize::from(assign[i].is_some());
         }
     }
-    gangs.values().all(|&(placed, min)| placed == 0 || placed >= min as usize)
+    gangs
+        .values()
+        .all(|&(placed, min)| placed == 0 || placed >= min as usize)
 }
 
 fn weight(pods: &[Pod], assign: &[Option<usize>]) -> u64 {
@@ -287,7 +313,11 @@ fn random_instance(seed: u64) -> (Vec<Node>, Vec<Pod>) {
         })
         .collect();
     let np = r.gen_range(2..=6);
-    let gang_size = if r.gen_bool(0.3) { r.gen_range(2..=3.min(np)) } else { 0 };
+    let gang_size = if r.gen_bool(0.3) {
+        r.gen_range(2..=3.min(np))
+    } else {
+        0
+    };
     let pods: Vec<Pod> = (0..np)
         .map(|i| {
             let gpu = match r.gen_range(0..6) {
@@ -298,7 +328,12 @@ fn random_instance(seed: u64) -> (Vec<Node>, Vec<Pod>) {
                 4 => GpuAmount::Whole(2),
                 _ => GpuAmount::None,
             };
-            let mut p = pod(&format!("p{i}"), [500, 1000, 1500, 2500][r.gen_range(0..4)], r.gen_range(1..=3), gpu);
+            let mut p = pod(
+                &format!("p{i}"),
+                [500, 1000, 1500, 2500][r.gen_range(0..4)],
+                r.gen_range(1..=3),
+                gpu,
+            );
             if gpu.is_some() && r.gen_bool(0.3) {
                 p.gpu.models = vec!["A".into()];
             }
@@ -316,7 +351,8 @@ fn random_instance(seed: u64) -> (Vec<Node>, Vec<Pod>) {
             }
             if r.gen_bool(0.3) {
                 let key = ["kubernetes.io/hostname", "zone"][r.gen_range(0..2)];
-                p.pod_anti_affinity.push(anti(["a", "b"][r.gen_range(0..2)], key));
+                p.pod_anti_affinity
+                    .push(anti(["a", "b"][r.gen_range(0..2)], key));
             }
             if r.gen_bool(0.15) {
                 p.host_ports.push(HostPort {
@@ -340,8 +376,18 @@ fn random_instance(seed: u64) -> (Vec<Node>, Vec<Pod>) {
 
 fn assignment(out: &Outcome) -> (Vec<Option<usize>>, Vec<Vec<u32>>) {
     (
-        out.placement.iter().map(|b| b.as_ref().map(|b| b.node)).collect(),
-        out.placement.iter().map(|b| b.as_ref().map(|b| b.gpu_devices.clone()).unwrap_or_default()).collect(),
+        out.placement
+            .iter()
+            .map(|b| b.as_ref().map(|b| b.node))
+            .collect(),
+        out.placement
+            .iter()
+            .map(|b| {
+                b.as_ref()
+                    .map(|b| b.gpu_devices.clone())
+                    .unwrap_or_default()
+            })
+            .collect(),
     )
 }
 
@@ -380,14 +426,23 @@ fn highs_start_reported_optimal_regression() {
 #[test]
 fn gang_is_all_or_nothing() {
     let nodes = vec![node("a", 4000, 8, 10, 0, "")];
-    let mut pods: Vec<Pod> = (0..3).map(|i| pod(&format!("g{i}"), 1500, 1, GpuAmount::None)).collect();
+    let mut pods: Vec<Pod> = (0..3)
+        .map(|i| pod(&format!("g{i}"), 1500, 1, GpuAmount::None))
+        .collect();
     for p in &mut pods {
-        p.gang = Some(Gang { name: "job".into(), min_member: 3 });
+        p.gang = Some(Gang {
+            name: "job".into(),
+            min_member: 3,
+        });
     }
     pods.push(pod("solo", 1000, 1, GpuAmount::None));
     let problem = Problem::from_parts(nodes, pods).unwrap();
     let out = milp(Objective::Pack).place(&problem).unwrap();
-    assert!(out.placement[..3].iter().all(|b| b.is_none()), "{:?}", out.placement);
+    assert!(
+        out.placement[..3].iter().all(|b| b.is_none()),
+        "{:?}",
+        out.placement
+    );
     assert!(out.placement[3].is_some());
     // With room for all three, the gang is placed whole.
     let mut bigger = problem.clone();
@@ -399,11 +454,18 @@ fn gang_is_all_or_nothing() {
 #[test]
 fn shares_never_overfill_a_device() {
     let nodes = vec![node("a", 64000, 64, 20, 2, "T4")];
-    let pods: Vec<Pod> = (0..3).map(|i| pod(&format!("s{i}"), 100, 1, GpuAmount::Shared(600))).collect();
+    let pods: Vec<Pod> = (0..3)
+        .map(|i| pod(&format!("s{i}"), 100, 1, GpuAmount::Shared(600)))
+        .collect();
     let problem = Problem::from_parts(nodes, pods).unwrap();
     let out = milp(Objective::Pack).place(&problem).unwrap();
     assert_eq!(out.placed(), 2);
-    let devs: Vec<u32> = out.placement.iter().flatten().map(|b| b.gpu_devices[0]).collect();
+    let devs: Vec<u32> = out
+        .placement
+        .iter()
+        .flatten()
+        .map(|b| b.gpu_devices[0])
+        .collect();
     assert_ne!(devs[0], devs[1]);
     out.apply(&problem).unwrap();
 }
@@ -433,7 +495,8 @@ fn anti_affinity_spreads_pods_over_hosts() {
         .map(|i| {
             let mut p = pod(&format!("w{i}"), 500, 1, GpuAmount::None);
             p.labels.insert("app".into(), "web".into());
-            p.pod_anti_affinity.push(anti("web", "kubernetes.io/hostname"));
+            p.pod_anti_affinity
+                .push(anti("web", "kubernetes.io/hostname"));
             p
         })
         .collect();
@@ -472,7 +535,12 @@ fn topology_spread_holds_for_greedy_tail_pods() {
     let problem = Problem::from_parts(nodes, pods).unwrap();
     let out = milp(Objective::Pack).place(&problem).unwrap();
     assert_eq!(out.placed(), 5);
-    let z0 = out.placement.iter().flatten().filter(|b| b.node % 2 == 0).count() as i64;
+    let z0 = out
+        .placement
+        .iter()
+        .flatten()
+        .filter(|b| b.node % 2 == 0)
+        .count() as i64;
     assert!((z0 - (5 - z0)).abs() <= 1, "zone counts {z0} vs {}", 5 - z0);
 }
 
@@ -489,7 +557,9 @@ fn higher_priority_wins_the_last_slot() {
 }
 
 fn four_nodes() -> Vec<Node> {
-    (0..4).map(|i| node(&format!("n{i}"), 4000, 8, 10, 0, "")).collect()
+    (0..4)
+        .map(|i| node(&format!("n{i}"), 4000, 8, 10, 0, ""))
+        .collect()
 }
 
 fn nodes_in_use(out: &Outcome) -> usize {
@@ -501,10 +571,14 @@ fn nodes_in_use(out: &Outcome) -> usize {
 
 #[test]
 fn pack_uses_fewer_nodes_than_least_allocated() {
-    let pods: Vec<Pod> = (0..4).map(|i| pod(&format!("p{i}"), 900, 1, GpuAmount::None)).collect();
+    let pods: Vec<Pod> = (0..4)
+        .map(|i| pod(&format!("p{i}"), 900, 1, GpuAmount::None))
+        .collect();
     let problem = Problem::from_parts(four_nodes(), pods).unwrap();
     let packed = milp(Objective::Pack).place(&problem).unwrap();
-    let spread = OnlinePolicy::new(OnlineKind::LeastAllocated, 1).place(&problem).unwrap();
+    let spread = OnlinePolicy::new(OnlineKind::LeastAllocated, 1)
+        .place(&problem)
+        .unwrap();
     assert_eq!(packed.placed(), 4);
     assert_eq!(nodes_in_use(&packed), 1);
     assert!(nodes_in_use(&spread) > 1);
@@ -520,12 +594,17 @@ fn max_cpu_util(problem: &Problem, out: &Outcome) -> f64 {
 
 #[test]
 fn balance_lowers_the_maximum_utilisation() {
-    let pods: Vec<Pod> = (0..4).map(|i| pod(&format!("p{i}"), 900, 1, GpuAmount::None)).collect();
+    let pods: Vec<Pod> = (0..4)
+        .map(|i| pod(&format!("p{i}"), 900, 1, GpuAmount::None))
+        .collect();
     let problem = Problem::from_parts(four_nodes(), pods).unwrap();
     let balanced = milp(Objective::Balance).place(&problem).unwrap();
     let packed = milp(Objective::Pack).place(&problem).unwrap();
     assert_eq!(balanced.placed(), 4);
-    let (b, p) = (max_cpu_util(&problem, &balanced), max_cpu_util(&problem, &packed));
+    let (b, p) = (
+        max_cpu_util(&problem, &balanced),
+        max_cpu_util(&problem, &packed),
+    );
     assert!(b < p, "balance {b} pack {p}");
     assert!((b - 900.0 / 4000.0).abs() < 1e-9);
 }
@@ -536,8 +615,11 @@ fn fragmentation_fills_the_partly_used_device() {
     let mut bound = pod("old", 100, 1, GpuAmount::Shared(400));
     bound.node_name = Some("a".into());
     bound.gpu_devices = vec![1];
-    let problem =
-        Problem::from_parts(nodes, vec![bound, pod("new", 100, 1, GpuAmount::Shared(600))]).unwrap();
+    let problem = Problem::from_parts(
+        nodes,
+        vec![bound, pod("new", 100, 1, GpuAmount::Shared(600))],
+    )
+    .unwrap();
     let out = milp(Objective::Fragmentation).place(&problem).unwrap();
     assert_eq!(out.placement[0].as_ref().unwrap().gpu_devices, vec![1]);
     assert_eq!(out.stats.objective, Some(0.0));
@@ -546,7 +628,16 @@ fn fragmentation_fills_the_partly_used_device() {
 fn synthetic(seed: u64, nodes: usize, pods: usize) -> Problem {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     let ns: Vec<Node> = (0..nodes)
-        .map(|i| node(&format!("n{i}"), [16000, 32000][i % 2], 64, 110, [0, 4, 8][i % 3], "V100"))
+        .map(|i| {
+            node(
+                &format!("n{i}"),
+                [16000, 32000][i % 2],
+                64,
+                110,
+                [0, 4, 8][i % 3],
+                "V100",
+            )
+        })
         .collect();
     let ps: Vec<Pod> = (0..pods)
         .map(|i| {
@@ -555,7 +646,12 @@ fn synthetic(seed: u64, nodes: usize, pods: usize) -> Problem {
                 1 => GpuAmount::Whole(r.gen_range(1..3)),
                 _ => GpuAmount::None,
             };
-            pod(&format!("p{i}"), r.gen_range(1..16) * 500, r.gen_range(1..8), gpu)
+            pod(
+                &format!("p{i}"),
+                r.gen_range(1..16) * 500,
+                r.gen_range(1..8),
+                gpu,
+            )
         })
         .collect();
     Problem::from_parts(ns, ps).unwrap()
@@ -571,9 +667,17 @@ fn tiny_time_limit_still_returns_a_valid_placement_not_worse_than_greedy() {
     .unwrap();
     let out = placer.place(&problem).unwrap();
     out.apply(&problem).unwrap();
-    let greedy = OnlinePolicy::new(OnlineKind::BestFit, 42).place(&problem).unwrap();
-    assert!(weighted_placed(&problem, &out.placement) >= weighted_placed(&problem, &greedy.placement));
-    assert!(out.stats.fell_back || out.stats.gap.is_some(), "{:?}", out.stats);
+    let greedy = OnlinePolicy::new(OnlineKind::BestFit, 42)
+        .place(&problem)
+        .unwrap();
+    assert!(
+        weighted_placed(&problem, &out.placement) >= weighted_placed(&problem, &greedy.placement)
+    );
+    assert!(
+        out.stats.fell_back || out.stats.gap.is_some(),
+        "{:?}",
+        out.stats
+    );
 }
 
 #[test]
@@ -589,7 +693,11 @@ fn options_are_validated_and_objectives_parse() {
     assert!(bad(|o| o.mip_rel_gap = 1.0));
     assert!(bad(|o| o.mip_rel_gap = -0.1));
     assert!(!bad(|_| {}));
-    for o in [Objective::Pack, Objective::Balance, Objective::Fragmentation] {
+    for o in [
+        Objective::Pack,
+        Objective::Balance,
+        Objective::Fragmentation,
+    ] {
         assert_eq!(o.to_string().parse::<Objective>().unwrap(), o);
     }
     assert!("densest".parse::<Objective>().is_err());

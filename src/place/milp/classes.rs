@@ -74,7 +74,9 @@ fn needs_greedy(p: &Pod) -> bool {
 }
 
 fn gang_key(p: &Pod) -> Option<(String, String)> {
-    p.gang.as_ref().map(|g| (p.namespace.clone(), g.name.clone()))
+    p.gang
+        .as_ref()
+        .map(|g| (p.namespace.clone(), g.name.clone()))
 }
 
 /// The signature of a pod: the pod with its identity and soft fields cleared, as JSON.

@@ -49,7 +49,10 @@ pub(crate) fn warm_start(
             v[u] = 1.0;
         }
         match problem.pending[i].gpu.amount {
-            GpuAmount::Shared(_) => shares.entry(b.node).or_default().push((c, b.gpu_devices[0])),
+            GpuAmount::Shared(_) => shares
+                .entry(b.node)
+                .or_default()
+                .push((c, b.gpu_devices[0])),
             GpuAmount::Whole(_) => wholes.entry(b.node).or_default().extend(&b.gpu_devices),
             GpuAmount::None => {}
         }
@@ -59,7 +62,7 @@ pub(crate) fn warm_start(
     for n in nodes {
         let sh = shares.remove(&n).unwrap_or_default();
         let wh = wholes.remove(&n).unwrap_or_default();
-        // Relabel identical fully free devices so loads descend, as the program orders them.
+        // Relabel identical fully free devices so loads descend (a harmless normal form).
         let full = full_devices(cluster, n);
         let load = |d: u32| -> u64 {
             if wh.contains(&d) {
@@ -68,13 +71,17 @@ pub(crate) fn warm_start(
             sh.iter()
                 .filter(|(_, dd)| *dd == d)
                 .map(|(c, _)| {
-                    problem.pending[classes.classes[*c].rep()].gpu.amount.total_milli()
+                    problem.pending[classes.classes[*c].rep()]
+                        .gpu
+                        .amount
+                        .total_milli()
                 })
                 .sum()
         };
         let mut sorted = full.clone();
         sorted.sort_by_key(|&d| std::cmp::Reverse(load(d)));
-        let relabel: BTreeMap<u32, u32> = sorted.iter().copied().zip(full.iter().copied()).collect();
+        let relabel: BTreeMap<u32, u32> =
+            sorted.iter().copied().zip(full.iter().copied()).collect();
         let map = |d: u32| relabel.get(&d).copied().unwrap_or(d);
         for &(c, d) in &sh {
             let m = match problem.pending[classes.classes[c].rep()].gpu.amount {
@@ -101,14 +108,21 @@ pub(crate) fn warm_start(
         v[col] = f64::from(u8::from(placed > 0.0));
     }
     for (&(c, ..), (y, ns)) in &f.anti {
-        let any = ns.iter().any(|&n| f.x.get(&(c, n)).is_some_and(|&x| v[x] > 0.0));
+        let any = ns
+            .iter()
+            .any(|&n| f.x.get(&(c, n)).is_some_and(|&x| v[x] > 0.0));
         v[*y] = f64::from(u8::from(any));
     }
     if let Some(u) = f.util {
         let mut need = f.program.cols[u].lo;
         for r in &f.program.rows {
             if r.terms.iter().any(|&(i, _)| i == u) {
-                let s: f64 = r.terms.iter().filter(|t| t.0 != u).map(|&(i, a)| a * v[i]).sum();
+                let s: f64 = r
+                    .terms
+                    .iter()
+                    .filter(|t| t.0 != u)
+                    .map(|&(i, a)| a * v[i])
+                    .sum();
                 need = need.max(s - r.hi);
             }
         }

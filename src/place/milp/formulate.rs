@@ -8,7 +8,9 @@
 //!   device `d` (fully free now) taken by whole-GPU pods; with `sum_d z = x` and
 //!   `sum_d w = sum_c gpus_c x` every device holds at most its free milli
 //!   (`sum_c milli_c z[c,n,d] + 1000 w[n,d] <= free_d`), so two 600-milli shares never
-//!   meet on one device. Identical fully free devices are ordered by load (symmetry);
+//!   meet on one device. Classes with equal share size pool their `z` variables. No
+//!   symmetry-breaking rows: on openb they kept HiGHS's heuristics from improving on
+//!   the warm start (112 new nodes with them, 62 without, 200 pods);
 //! - `g` binary per gang: `min_member g <= placed <= size g`;
 //! - `y` binary per (anti-affinity term, other class, domain): pods of the term's owner
 //!   and of a class it selects never share a domain; a class selecting itself gets
@@ -32,6 +34,15 @@ use crate::model::{Binding, GpuAmount, NodeId, Problem, MILLI_PER_GPU};
 use crate::place::filter::FilterContext;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// (owner class, selected class, topology key, domain value) of an anti-affinity `y`.
+pub(crate) type AntiKey = (usize, usize, String, String);
+
+/// Per domain: the owner's `x` columns, the selected class's `x` columns, the owner's nodes.
+type DomainCols = (Vec<usize>, Vec<usize>, Vec<NodeId>);
+
+/// Current amount, capacity, and per-pod demand of one utilisation dimension.
+type UtilDim<'a> = (u64, u64, &'a dyn Fn(usize) -> u64);
+
 /// The program plus the maps from model objects to columns.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Formulation {
@@ -51,7 +62,7 @@ pub(crate) struct Formulation {
     /// `g` per gang.
     pub gang: Vec<usize>,
     /// `y[(owner class, other class, domain key, domain value)]` and the domain's nodes.
-    pub anti: BTreeMap<(usize, usize, String, String), (usize, Vec<NodeId>)>,
+    pub anti: BTreeMap<AntiKey, (usize, Vec<NodeId>)>,
     /// `u` (balance).
     pub util: Option<usize>,
     /// Constant added to the second goal to give its real value (fragmentation).
@@ -188,7 +199,10 @@ pub(crate) fn truncate(
         let div = |a: u64, b: u64| if b == 0 { 0 } else { a.div_ceil(b) as usize };
         let volume = div(cpu, node.allocatable.cpu_milli)
             .max(div(mem, node.allocatable.memory_bytes))
-            .max(div(gpu, u64::from(node.gpu_count()) * u64::from(MILLI_PER_GPU)));
+            .max(div(
+                gpu,
+                u64::from(node.gpu_count()) * u64::from(MILLI_PER_GPU),
+            ));
         let keep = members
             .len()
             .min(eligible_pods)
@@ -267,13 +281,14 @@ pub(crate) fn build(
                 f.program.le(vec![(x, 1.0), (u, -hi)], 0.0);
             }
         }
-        // Resource rows.
-        for dim in 0..free.len() {
+        // Resource rows, scaled by the free amount (coefficients in [0, 1] keep the LP
+        // well conditioned: memory is in bytes).
+        for (dim, &free_dim) in free.iter().enumerate() {
             let mut terms: Vec<(usize, f64)> = Vec::new();
             for &c in cs {
                 let a = demand_of(problem, cl[c].rep(), &ext)[dim];
                 if a > 0.0 {
-                    terms.push((f.x[&(c, n)], a));
+                    terms.push((f.x[&(c, n)], a / free_dim));
                 }
             }
             if terms.is_empty() {
@@ -281,10 +296,10 @@ pub(crate) fn build(
             }
             match used {
                 Some(u) => {
-                    terms.push((u, -free[dim]));
+                    terms.push((u, -1.0));
                     f.program.le(terms, 0.0);
                 }
-                None => f.program.le(terms, free[dim]),
+                None => f.program.le(terms, 1.0),
             }
         }
         let mut terms: Vec<(usize, f64)> = cs.iter().map(|&c| (f.x[&(c, n)], 1.0)).collect();
@@ -299,7 +314,10 @@ pub(crate) fn build(
     }
     // A class places at most its pods.
     for (c, class) in cl.iter().enumerate() {
-        let terms: Vec<(usize, f64)> = f.x.range((c, 0)..(c + 1, 0)).map(|(_, &x)| (x, 1.0)).collect();
+        let terms: Vec<(usize, f64)> =
+            f.x.range((c, 0)..(c + 1, 0))
+                .map(|(_, &x)| (x, 1.0))
+                .collect();
         if terms.len() > 1 {
             f.program.le(terms, class.size() as f64);
         }
@@ -376,7 +394,10 @@ fn gpu_rows(
     let mut share_load: BTreeMap<u32, Vec<(usize, f64)>> = BTreeMap::new();
     let mut by_milli: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for &c in &shares {
-        by_milli.entry(per_device_milli(amount(c))).or_default().push(c);
+        by_milli
+            .entry(per_device_milli(amount(c)))
+            .or_default()
+            .push(c);
     }
     for (&m, cs_m) in &by_milli {
         let mut sum: Vec<(usize, f64)> = cs_m.iter().map(|&c| (f.x[&(c, n)], -1.0)).collect();
@@ -386,7 +407,10 @@ fn gpu_rows(
                 f.z.insert((m, n, d as u32), z);
                 sum.push((z, 1.0));
                 load.entry(d as u32).or_default().push((z, f64::from(m)));
-                share_load.entry(d as u32).or_default().push((z, f64::from(m)));
+                share_load
+                    .entry(d as u32)
+                    .or_default()
+                    .push((z, f64::from(m)));
                 if objective == Objective::Fragmentation {
                     f.program.cols[z].secondary = -f64::from(m);
                 }
@@ -400,7 +424,9 @@ fn gpu_rows(
             let w = f.program.col(0.0, 1.0, true);
             f.whole.insert((n, d), w);
             sum.push((w, 1.0));
-            load.entry(d).or_default().push((w, f64::from(MILLI_PER_GPU)));
+            load.entry(d)
+                .or_default()
+                .push((w, f64::from(MILLI_PER_GPU)));
         }
         f.program.eq(sum, 0.0);
     }
@@ -421,13 +447,6 @@ fn gpu_rows(
             }
         }
     }
-    // Symmetry: identical fully free devices ordered by load, heaviest first.
-    for pair in full.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
-        let mut t = load.get(&a).cloned().unwrap_or_default();
-        t.extend(load.get(&b).into_iter().flatten().map(|&(c, v)| (c, -v)));
-        f.program.ge(t, 0.0);
-    }
 }
 
 fn anti_affinity_rows(problem: &Problem, classes: &Classes, f: &mut Formulation) {
@@ -441,8 +460,7 @@ fn anti_affinity_rows(problem: &Problem, classes: &Classes, f: &mut Formulation)
                 if !t.selects(&pod.namespace, &op.namespace, &op.labels) {
                     continue;
                 }
-                let mut domains: BTreeMap<&String, (Vec<usize>, Vec<usize>, Vec<NodeId>)> =
-                    BTreeMap::new();
+                let mut domains: BTreeMap<&String, DomainCols> = BTreeMap::new();
                 for (&(cc, n), &x) in f.x.range((c.min(c2), 0)..(c.max(c2) + 1, 0)) {
                     if cc != c && cc != c2 {
                         continue;
@@ -534,7 +552,7 @@ fn balance_rows(
         let node = &cluster.nodes()[n];
         let used = cluster.used(n);
         let gpu_total = u64::from(node.gpu_count()) * u64::from(MILLI_PER_GPU);
-        let dims: [(u64, u64, &dyn Fn(usize) -> u64); 3] = [
+        let dims: [UtilDim; 3] = [
             (used.cpu_milli, node.allocatable.cpu_milli, &|i| {
                 problem.pending[i].requests.cpu_milli
             }),
@@ -551,7 +569,12 @@ fn balance_rows(
             }
             let mut t: Vec<(usize, f64)> = cs
                 .iter()
-                .map(|&c| (f.x[&(c, n)], dem(classes.classes[c].rep()) as f64 / cap as f64))
+                .map(|&c| {
+                    (
+                        f.x[&(c, n)],
+                        dem(classes.classes[c].rep()) as f64 / cap as f64,
+                    )
+                })
                 .filter(|(_, a)| *a > 0.0)
                 .collect();
             if t.is_empty() {

@@ -148,7 +148,10 @@ impl MilpPlacer {
         if !(opts.time_limit_seconds.is_finite() && opts.time_limit_seconds > 0.0) {
             return Err(PlaceError::InvalidOption {
                 name: "time_limit_seconds",
-                msg: format!("must be positive and finite, got {}", opts.time_limit_seconds),
+                msg: format!(
+                    "must be positive and finite, got {}",
+                    opts.time_limit_seconds
+                ),
             });
         }
         if !(opts.mip_rel_gap.is_finite() && (0.0..1.0).contains(&opts.mip_rel_gap)) {
@@ -174,7 +177,11 @@ impl MilpPlacer {
     /// The online policies tried as warm start, best first on ties.
     fn warm_start_kinds(&self) -> &'static [OnlineKind] {
         match self.opts.objective {
-            Objective::Pack => &[OnlineKind::BestFit, OnlineKind::MostAllocated, OnlineKind::GpuPacking],
+            Objective::Pack => &[
+                OnlineKind::BestFit,
+                OnlineKind::MostAllocated,
+                OnlineKind::GpuPacking,
+            ],
             Objective::Balance => &[OnlineKind::LeastAllocated, OnlineKind::KubeDefault],
             Objective::Fragmentation => &[OnlineKind::GpuPacking, OnlineKind::BestFit],
         }
@@ -208,7 +215,7 @@ impl Placer for MilpPlacer {
         for &k in self.warm_start_kinds() {
             let out = OnlinePolicy::new(k, self.opts.seed).place(problem)?;
             let w = weighted_placed(problem, &out.placement);
-            if greedy.as_ref().is_none_or(|g| w > g.2) {
+            if greedy.as_ref().map_or(true, |g| w > g.2) {
                 greedy = Some((k, out.placement, w));
             }
         }
@@ -220,11 +227,24 @@ impl Placer for MilpPlacer {
             }
             Ok(o) => {
                 tracing::debug!("MILP placed less priority weight than greedy; falling back");
-                (greedy, SolveStats { fell_back: true, bound: o.stats.bound, ..Default::default() })
+                (
+                    greedy,
+                    SolveStats {
+                        fell_back: true,
+                        bound: o.stats.bound,
+                        ..Default::default()
+                    },
+                )
             }
             Err(e) => {
                 tracing::debug!("MILP failed ({e}); falling back to greedy");
-                (greedy, SolveStats { fell_back: true, ..Default::default() })
+                (
+                    greedy,
+                    SolveStats {
+                        fell_back: true,
+                        ..Default::default()
+                    },
+                )
             }
         };
         stats.solve_seconds = start.elapsed().as_secs_f64();
@@ -281,7 +301,11 @@ impl MilpPlacer {
             };
             // The first goal can never exceed the weight of every modelled pod; when the
             // warm start reaches that, it is optimal and the first solve is skipped.
-            let all: f64 = classes.classes.iter().map(|c| c.weight * c.size() as f64).sum();
+            let all: f64 = classes
+                .classes
+                .iter()
+                .map(|c| c.weight * c.size() as f64)
+                .sum();
             let warm_v1 = warm.as_deref().map(|w| f.program.primary_value(w));
             let (mut values, first_optimal) = if warm_v1.is_some_and(|v| v >= all - 0.5) {
                 stats.objective = warm_v1;
@@ -293,8 +317,18 @@ impl MilpPlacer {
                     solve::solve(&f.program, solve::Goal::Primary, &settings, warm.as_deref())?;
                 let values = first.values.ok_or("HiGHS found no solution in time")?;
                 let v1 = f.program.primary_value(&values);
-                let bound = if first.bound.is_finite() { first.bound.min(all) } else { all };
-                tracing::debug!(v1, bound, optimal = first.optimal, s = start.elapsed().as_secs_f64(), "first solve");
+                let bound = if first.bound.is_finite() {
+                    first.bound.min(all)
+                } else {
+                    all
+                };
+                tracing::debug!(
+                    v1,
+                    bound,
+                    optimal = first.optimal,
+                    s = start.elapsed().as_secs_f64(),
+                    "first solve"
+                );
                 stats.objective = Some(v1);
                 stats.bound = Some(bound);
                 stats.gap = Some(gap(v1, bound));
@@ -312,14 +346,31 @@ impl MilpPlacer {
                     &settings,
                     Some(&values),
                 )?;
+                tracing::debug!(
+                    bound = second.bound,
+                    optimal = second.optimal,
+                    s = start.elapsed().as_secs_f64(),
+                    "second solve"
+                );
                 if let Some(v2) = second.values {
                     if f.program.primary_value(&v2) >= v1 - 0.5 {
                         values = v2;
                     }
                 }
                 let obj = f.program.secondary_value(&values) + f.secondary_offset;
-                let bound = second.bound + f.secondary_offset;
-                let bound = if bound.is_finite() { bound.min(obj) } else { bound };
+                let mut bound = second.bound + f.secondary_offset;
+                if self.opts.objective == Objective::Pack && v1 >= all - 0.5 {
+                    let members = classes
+                        .classes
+                        .iter()
+                        .flat_map(|c| c.members.iter().copied());
+                    bound = bound.max(pack_volume_bound(problem, members));
+                }
+                let bound = if bound.is_finite() {
+                    bound.min(obj)
+                } else {
+                    bound
+                };
                 stats.objective = Some(obj);
                 stats.bound = Some(bound);
                 stats.gap = Some(gap(obj, bound));
@@ -328,9 +379,62 @@ impl MilpPlacer {
         };
         let mut placement = extract::placement_from(problem, &classes, &f, &values)?;
         let cluster = extract::bind_checked(problem, &placement)?;
-        place_tail(problem, &classes.greedy_tail, kind, self.opts.seed, cluster, &mut placement)?;
+        place_tail(
+            problem,
+            &classes.greedy_tail,
+            kind,
+            self.opts.seed,
+            cluster,
+            &mut placement,
+        )?;
         Ok(Optimised { placement, stats })
     }
+}
+
+/// A lower bound on the nodes that are empty now and must be put in use to hold `pods`
+/// (all of them placed): per dimension (CPU, memory, milli-GPU), the demand beyond what
+/// the non-empty nodes have free, covered by the largest empty nodes first. Valid for the
+/// full problem, not only the truncated program.
+fn pack_volume_bound(problem: &Problem, pods: impl Iterator<Item = usize>) -> f64 {
+    let c = &problem.cluster;
+    let mut demand = [0u64; 3];
+    for i in pods {
+        let p = &problem.pending[i];
+        demand[0] += p.requests.cpu_milli;
+        demand[1] += p.requests.memory_bytes;
+        demand[2] += p.gpu.amount.total_milli();
+    }
+    let mut free = [0u64; 3];
+    let mut caps: [Vec<u64>; 3] = Default::default();
+    for (n, node) in c.nodes().iter().enumerate() {
+        let a = &node.allocatable;
+        let gpu = u64::from(node.gpu_count()) * u64::from(crate::model::MILLI_PER_GPU);
+        if c.pods_on(n).is_empty() {
+            caps[0].push(a.cpu_milli);
+            caps[1].push(a.memory_bytes);
+            caps[2].push(gpu);
+        } else {
+            let u = c.used(n);
+            free[0] += a.cpu_milli.saturating_sub(u.cpu_milli);
+            free[1] += a.memory_bytes.saturating_sub(u.memory_bytes);
+            free[2] += c.gpu_free_total(n);
+        }
+    }
+    let mut best = 0usize;
+    for d in 0..3 {
+        let mut need = demand[d].saturating_sub(free[d]);
+        caps[d].sort_unstable_by(|a, b| b.cmp(a));
+        let mut k = 0;
+        for &cap in &caps[d] {
+            if need == 0 {
+                break;
+            }
+            need = need.saturating_sub(cap);
+            k += 1;
+        }
+        best = best.max(k);
+    }
+    best as f64
 }
 
 fn gap(objective: f64, bound: f64) -> f64 {

@@ -74,7 +74,11 @@ impl Program {
 
     /// Adds `sum == v`.
     pub fn eq(&mut self, terms: Vec<(usize, f64)>, v: f64) {
-        self.rows.push(Row { lo: v, hi: v, terms });
+        self.rows.push(Row {
+            lo: v,
+            hi: v,
+            terms,
+        });
     }
 
     /// Value of the first goal at `x`.

@@ -95,6 +95,11 @@ pub(crate) fn solve(
             .try_set_option("threads", settings.threads as i32)
             .map_err(|e| format!("HiGHS option threads: {e:?}"))?;
     }
+    // Presolve off: on openb it took 2-3 s of a 10 s budget and left HiGHS's
+    // feasibility-jump heuristic without an improvement over the warm start.
+    model
+        .try_set_option("presolve", "off")
+        .map_err(|e| format!("HiGHS option presolve: {e:?}"))?;
     if let Some(s) = start {
         model
             .try_set_solution(Some(s), None, None, None)
@@ -117,11 +122,21 @@ pub(crate) fn solve(
             .cols
             .iter()
             .zip(v)
-            .map(|(c, x)| x * if matches!(goal, Goal::Primary) { c.primary } else { c.secondary })
+            .map(|(c, x)| {
+                x * if matches!(goal, Goal::Primary) {
+                    c.primary
+                } else {
+                    c.secondary
+                }
+            })
             .sum();
         let tol = settings.abs_gap.max(settings.rel_gap * obj.abs()) + 1e-6;
         if bound.is_finite() && (bound - obj).abs() > tol {
-            tracing::debug!(obj, bound, "HiGHS called its start optimal; solving without it");
+            tracing::debug!(
+                obj,
+                bound,
+                "HiGHS called its start optimal; solving without it"
+            );
             return solve(program, goal, settings, None);
         }
     }
