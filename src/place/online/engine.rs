@@ -20,6 +20,9 @@ use rand_chacha::ChaCha8Rng;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+/// Static filter results kept per engine (each holds one entry per eligible node).
+const MAX_CACHED_SIGNATURES: usize = 256;
+
 /// Numbers of one node the hot loop reads.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct NodeRow {
@@ -204,6 +207,11 @@ impl<'a> Engine<'a> {
             if let Some(&i) = list.iter().find(|&&i| self.statics[i].key.matches(pod)) {
                 return i;
             }
+        }
+        // Bound the memory a long session spends on rare signatures: start over when full.
+        if self.statics.len() >= MAX_CACHED_SIGNATURES {
+            self.statics.clear();
+            self.static_index.clear();
         }
         let entry = StaticEntry::build(&self.cluster, pod);
         self.statics.push(entry);

@@ -184,8 +184,11 @@ impl FragState {
                         let p = needs[j];
                         let mut s = stats[j];
                         s.roomy = s.roomy - u32::from(f >= p) + u32::from(g >= p);
-                        s.frag_sum =
-                            s.frag_sum - if f < p { f } else { 0 } + if g < p { g } else { 0 };
+                        // Device i leaves the fragment sum if it was below p, and
+                        // (re)enters it with its new free milli if it is below p now.
+                        let was = if f < p { f } else { 0 };
+                        let now = if g < p { g } else { 0 };
+                        s.frag_sum = s.frag_sum - was + now;
                         s
                     });
                     let s = fgd_score(before, after);

@@ -6,7 +6,7 @@
 use super::engine::{NodeRow, PodReq};
 use super::OnlineKind;
 use crate::model::{Cluster, GpuAmount, NodeId, MILLI_PER_GPU};
-use crate::place::score::{self, Dim, GpuAffinity, ResourceUse};
+use crate::place::score::{self, GpuAffinity, ResourceUse};
 
 /// Per-node data behind a pointer, read only by the policies that need it.
 pub(crate) struct NodeRefs<'s> {
@@ -77,23 +77,57 @@ pub(crate) fn most_allocated_fast(r: &NodeRow, q: &PodReq) -> f64 {
 pub(crate) fn kube_resources_fast(r: &NodeRow, q: &PodReq) -> f64 {
     let gpu_cap = u64::from(r.gpu_count) * u64::from(MILLI_PER_GPU);
     let balanced = if q.gpu.is_some() && gpu_cap > 0 {
-        balanced_cpu_mem_gpu(
+        balanced_guarded(
+            r,
             [
                 r.used_cpu + q.cpu,
                 r.used_mem + q.mem,
                 gpu_cap - u64::from(r.gpu_free_total) + q.gpu_milli(),
             ],
-            [r.alloc_cpu, r.alloc_mem, gpu_cap],
+            true,
         )
     } else {
-        balanced_cpu_mem(
-            r.used_cpu + q.cpu,
-            r.alloc_cpu,
-            r.used_mem + q.mem,
-            r.alloc_mem,
-        )
+        balanced_guarded(r, [r.used_cpu + q.cpu, r.used_mem + q.mem, 0], false)
     };
     least_allocated_fast(r, q) + balanced as f64
+}
+
+/// BalancedAllocation with the row's reciprocals instead of divisions. The fractions may
+/// then differ from kube's by an ulp, which can only change the truncated score when
+/// `(1 - std) · 100` lies within rounding distance of an integer: there (within 1e-9) the
+/// exact unrolled formula decides, so the result always equals kube's.
+#[inline]
+pub(crate) fn balanced_guarded(r: &NodeRow, req: [u64; 3], with_gpu: bool) -> i64 {
+    let gpu_cap = u64::from(r.gpu_count) * u64::from(MILLI_PER_GPU);
+    let exact = || {
+        if with_gpu {
+            balanced_cpu_mem_gpu(req, [r.alloc_cpu, r.alloc_mem, gpu_cap])
+        } else {
+            balanced_cpu_mem(req[0], r.alloc_cpu, req[1], r.alloc_mem)
+        }
+    };
+    const LIMIT: u64 = 1 << 53;
+    if r.alloc_cpu == 0 || r.alloc_mem == 0 || req.iter().any(|&x| x >= LIMIT) {
+        return exact();
+    }
+    let f0 = ((req[0] as i64) as f64 * r.inv_cpu).min(1.0);
+    let f1 = ((req[1] as i64) as f64 * r.inv_mem).min(1.0);
+    let std = if with_gpu {
+        let f2 = ((req[2] as i64) as f64 * r.inv_gpu).min(1.0);
+        let mean = (f0 + f1 + f2) / 3.0;
+        (((f0 - mean) * (f0 - mean) + (f1 - mean) * (f1 - mean) + (f2 - mean) * (f2 - mean)) / 3.0)
+            .sqrt()
+    } else {
+        ((f0 - f1) / 2.0).abs()
+    };
+    let v = (1.0 - std) * score::MAX_NODE_SCORE as f64;
+    // v is in [0, 100]: truncation through i64 is the floor (and needs no libm call).
+    let t = v as i64;
+    let frac = v - t as f64;
+    if !(1e-9..=1.0 - 1e-9).contains(&frac) {
+        return exact();
+    }
+    t
 }
 
 /// [`score::balanced_allocation`] for cpu, memory and GPU, unrolled: the same float
@@ -154,7 +188,6 @@ pub(crate) fn best_fit_fast(r: &NodeRow, q: &PodReq) -> f64 {
 
 /// The policy's own score of a feasible node, and the device it picks (FGD shares).
 pub(crate) fn main_score(kind: OnlineKind, r: &NodeRow, q: &PodReq, refs: NodeRefs<'_>) -> f64 {
-    let gpu_cap = u64::from(r.gpu_count) * u64::from(MILLI_PER_GPU);
     let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
     let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
     match kind {
@@ -163,31 +196,22 @@ pub(crate) fn main_score(kind: OnlineKind, r: &NodeRow, q: &PodReq, refs: NodeRe
         OnlineKind::KubeDefault => kube_resources_fast(r, q),
         OnlineKind::BestFit => best_fit_fast(r, q),
         OnlineKind::DotProduct => {
-            let gpu_dim = match q.gpu {
-                GpuAmount::Shared(m) => Dim {
-                    free: f64::from(
+            // score::dot_product with the divisions replaced by the row's reciprocals:
+            // Σ (q_d / total_d) · (free_d / total_d) = Σ q_d · free_d · (1 / total_d)².
+            let (gpu_q, gpu_free, gpu_inv) = match q.gpu {
+                GpuAmount::Shared(m) => (
+                    f64::from(m),
+                    f64::from(
                         tightest_device(refs.cluster.gpu_free(refs.node), m).map_or(0, |(_, f)| f),
                     ),
-                    total: f64::from(MILLI_PER_GPU),
-                },
-                _ => Dim {
-                    free: f64::from(r.gpu_free_total),
-                    total: gpu_cap as f64,
-                },
+                    1.0 / f64::from(MILLI_PER_GPU),
+                ),
+                _ => (q.gpu_milli() as f64, f64::from(r.gpu_free_total), r.inv_gpu),
             };
-            let demand = [q.cpu as f64, q.mem as f64, q.gpu_milli() as f64];
-            let free = [
-                Dim {
-                    free: free_cpu as f64,
-                    total: r.alloc_cpu as f64,
-                },
-                Dim {
-                    free: free_mem as f64,
-                    total: r.alloc_mem as f64,
-                },
-                gpu_dim,
-            ];
-            score::dot_product(&demand, &free)
+            let dot = (q.cpu as i64) as f64 * (free_cpu as i64) as f64 * r.inv_cpu * r.inv_cpu
+                + (q.mem as i64) as f64 * (free_mem as i64) as f64 * r.inv_mem * r.inv_mem
+                + gpu_q * gpu_free * gpu_inv * gpu_inv;
+            score::MAX_NODE_SCORE as f64 * (1.0 - dot * r.inv_dims)
         }
         OnlineKind::GpuPacking => {
             score::gpu_packing(refs.cluster.gpu_free(refs.node), q.gpu) as f64
@@ -261,6 +285,28 @@ mod tests {
             assert_eq!(
                 balanced_cpu_mem(req, cap, r2, c2),
                 score::balanced_allocation(&[ru(req, cap), ru(r2, c2)])
+            );
+            let mut row = NodeRow {
+                alloc_cpu: cap,
+                alloc_mem: c2,
+                gpu_count: (c3 / 1000) as u32,
+                inv_cpu: 1.0 / cap as f64,
+                inv_mem: 1.0 / c2 as f64,
+                inv_gpu: 1.0 / c3 as f64,
+                ..Default::default()
+            };
+            assert_eq!(
+                balanced_guarded(&row, [req, r2, 0], false),
+                score::balanced_allocation(&[ru(req, cap), ru(r2, c2)])
+            );
+            assert_eq!(
+                balanced_guarded(&row, [req, r2, r3], true),
+                score::balanced_allocation(&[ru(req, cap), ru(r2, c2), ru(r3, c3)])
+            );
+            row.alloc_mem = 0;
+            assert_eq!(
+                balanced_guarded(&row, [req, r2, 0], false),
+                score::balanced_allocation(&[ru(req, cap), ru(r2, 0)])
             );
             assert_eq!(
                 balanced_cpu_mem_gpu([req, r2, r3], [cap, c2, c3]),
