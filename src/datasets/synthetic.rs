@@ -247,7 +247,7 @@ pub fn scaled(nodes: usize, seed: u64) -> Result<(Vec<Node>, Vec<Pod>), Syntheti
 fn make_nodes(cfg: &SyntheticConfig, rng: &mut ChaCha8Rng) -> Vec<Node> {
     let mut types: Vec<&NodeType> = Vec::with_capacity(cfg.nodes);
     for (ty, n) in OPENB_NODE_TYPES.iter().zip(apportion(cfg.nodes)) {
-        types.extend(std::iter::repeat(ty).take(n));
+        types.extend(std::iter::repeat_n(ty, n));
     }
     types.shuffle(rng);
     let mut nodes: Vec<Node> = types

@@ -185,7 +185,8 @@ impl Cluster {
             out.push(super::resources::PODS.to_string());
         }
         out.extend(used.insufficient(&pod.requests, &n.allocatable));
-        if pod.gpu.amount.is_some() && choose_devices(&self.gpu_free[node], pod.gpu.amount).is_none()
+        if pod.gpu.amount.is_some()
+            && choose_devices(&self.gpu_free[node], pod.gpu.amount).is_none()
         {
             out.push(super::resources::NVIDIA_GPU.to_string());
         }
@@ -265,7 +266,10 @@ impl Cluster {
             }
         };
         self.pods_on_node[node].push(id);
-        if self.pods[id].as_ref().is_some_and(|(p, _)| !p.pod_anti_affinity.is_empty()) {
+        if self.pods[id]
+            .as_ref()
+            .is_some_and(|(p, _)| !p.pod_anti_affinity.is_empty())
+        {
             self.anti_affinity_pods.insert(id);
         }
         self.bound_count += 1;
@@ -299,10 +303,12 @@ impl Cluster {
     /// in `pod.gpu_devices`).
     pub fn bind_named(&mut self, pod: Pod) -> Result<PodId, ClusterError> {
         let name = pod.node_name.clone().unwrap_or_default();
-        let node = self.node_id(&name).ok_or_else(|| ClusterError::UnknownNode {
-            pod: pod.key(),
-            node: name,
-        })?;
+        let node = self
+            .node_id(&name)
+            .ok_or_else(|| ClusterError::UnknownNode {
+                pod: pod.key(),
+                node: name,
+            })?;
         let devices = (!pod.gpu_devices.is_empty()).then(|| pod.gpu_devices.clone());
         self.bind(pod, node, devices)
     }
@@ -406,8 +412,12 @@ mod tests {
     #[test]
     fn bind_and_unbind_keep_state_in_sync() {
         let mut c = Cluster::new(vec![node("a", 4000, 2)]).unwrap();
-        let p1 = c.bind(pod("p1", 1000, GpuAmount::Shared(600)), 0, None).unwrap();
-        let p2 = c.bind(pod("p2", 1000, GpuAmount::Shared(600)), 0, None).unwrap();
+        let p1 = c
+            .bind(pod("p1", 1000, GpuAmount::Shared(600)), 0, None)
+            .unwrap();
+        let p2 = c
+            .bind(pod("p2", 1000, GpuAmount::Shared(600)), 0, None)
+            .unwrap();
         assert_eq!(c.gpu_free(0), &[400, 400]);
         let err = c.bind(pod("p3", 1000, GpuAmount::Shared(600)), 0, None);
         assert!(matches!(err, Err(ClusterError::DoesNotFit { .. })));

@@ -124,8 +124,14 @@ mod tests {
     #[test]
     fn openb_convention() {
         assert_eq!(GpuAmount::from_count_and_milli(0, 0), Ok(GpuAmount::None));
-        assert_eq!(GpuAmount::from_count_and_milli(1, 500), Ok(GpuAmount::Shared(500)));
-        assert_eq!(GpuAmount::from_count_and_milli(4, 1000), Ok(GpuAmount::Whole(4)));
+        assert_eq!(
+            GpuAmount::from_count_and_milli(1, 500),
+            Ok(GpuAmount::Shared(500))
+        );
+        assert_eq!(
+            GpuAmount::from_count_and_milli(4, 1000),
+            Ok(GpuAmount::Whole(4))
+        );
         assert!(GpuAmount::from_count_and_milli(2, 500).is_err());
     }
 }

@@ -18,6 +18,6 @@ pub use pod::{Gang, HostPort, Pod, PodAffinityTerm, TopologySpreadConstraint, Wh
 pub use quantity::{Quantity, QuantityError};
 pub use resources::Resources;
 pub use selector::{
-    LabelSelector, Labels, NodeSelector, NodeSelectorTerm, Operator, PreferredTerm,
-    Requirement, Taint, TaintEffect, Toleration, TolerationOperator,
+    LabelSelector, Labels, NodeSelector, NodeSelectorTerm, Operator, PreferredTerm, Requirement,
+    Taint, TaintEffect, Toleration, TolerationOperator,
 };

@@ -114,8 +114,7 @@ impl Quantity {
                     Some(b'+') => (1, &rest[1..]),
                     _ => (1, rest),
                 };
-                if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) || num.len() > 4
-                {
+                if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) || num.len() > 4 {
                     return Err(err());
                 }
                 let e: i32 = num.parse().map_err(|_| err())?;
@@ -270,7 +269,9 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "abc", "1Qi", "1.2.3", "1 Gi", "m", "1mm", "1e", "1e+", "Gi", "--1", "1KiB"] {
+        for bad in [
+            "", "abc", "1Qi", "1.2.3", "1 Gi", "m", "1mm", "1e", "1e+", "Gi", "--1", "1KiB",
+        ] {
             assert!(Quantity::parse(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(matches!(

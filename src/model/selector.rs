@@ -228,7 +228,9 @@ mod tests {
     use super::*;
 
     fn labels(kv: &[(&str, &str)]) -> Labels {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn req(key: &str, op: Operator, values: &[&str]) -> Requirement {
@@ -253,7 +255,10 @@ mod tests {
         assert!(req("gen", Operator::Gt, &["4"]).matches(&l));
         assert!(!req("gen", Operator::Gt, &["5"]).matches(&l));
         assert!(req("gen", Operator::Lt, &["6"]).matches(&l));
-        assert!(!req("zone", Operator::Lt, &["6"]).matches(&l), "non-integer label");
+        assert!(
+            !req("zone", Operator::Lt, &["6"]).matches(&l),
+            "non-integer label"
+        );
         assert!(!req("missing", Operator::Gt, &["1"]).matches(&l));
     }
 

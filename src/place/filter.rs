@@ -70,7 +70,10 @@ impl fmt::Display for Reason {
             Reason::NodeAffinity => write!(f, "node(s) didn't match Pod's node affinity/selector"),
             Reason::GpuModel => write!(f, "node(s) didn't have the requested GPU model"),
             Reason::HostPorts => {
-                write!(f, "node(s) didn't have free ports for the requested pod ports")
+                write!(
+                    f,
+                    "node(s) didn't have free ports for the requested pod ports"
+                )
             }
             Reason::Insufficient(r) => write!(f, "Insufficient {r}"),
             Reason::SpreadMissingLabel => write!(
@@ -83,7 +86,10 @@ impl fmt::Display for Reason {
             Reason::PodAffinity => write!(f, "node(s) didn't match pod affinity rules"),
             Reason::PodAntiAffinity => write!(f, "node(s) didn't match pod anti-affinity rules"),
             Reason::ExistingPodAntiAffinity => {
-                write!(f, "node(s) didn't satisfy existing pods anti-affinity rules")
+                write!(
+                    f,
+                    "node(s) didn't satisfy existing pods anti-affinity rules"
+                )
             }
         }
     }
@@ -271,8 +277,7 @@ impl<'a> FilterContext<'a> {
             for t in &other.pod_anti_affinity {
                 if t.selects(&other.namespace, &pod.namespace, &pod.labels) {
                     if let Some(v) = cluster.nodes()[b.node].labels.get(&t.topology_key) {
-                        self.existing_anti
-                            .push((t.topology_key.clone(), v.clone()));
+                        self.existing_anti.push((t.topology_key.clone(), v.clone()));
                     }
                 }
             }
@@ -301,7 +306,10 @@ impl<'a> FilterContext<'a> {
     /// topology spread, inter-pod affinity. Call after [`check_static`] passed.
     pub fn check_dynamic(&self, node: NodeId) -> Result<(), Vec<Reason>> {
         let cluster = self.cluster;
-        if cluster.host_port_conflict(node, &self.pod.host_ports).is_some() {
+        if cluster
+            .host_port_conflict(node, &self.pod.host_ports)
+            .is_some()
+        {
             return Err(vec![Reason::HostPorts]);
         }
         let short = cluster.insufficient(self.pod, node);

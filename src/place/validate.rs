@@ -168,7 +168,7 @@ pub fn validate(problem: &Problem, placement: &[Option<Binding>]) -> Result<(), 
 /// Whether one toleration tolerates a taint (Kubernetes `ToleratesTaint`), written
 /// independently of the model's helper.
 fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = t.effect.map_or(true, |e| e == taint.effect);
+    let effect_ok = t.effect.is_none_or(|e| e == taint.effect);
     let key_ok = t.key.is_empty() || t.key == taint.key;
     let value_ok = match t.operator {
         TolerationOperator::Exists => true,

@@ -245,7 +245,7 @@ fn print_table(report: &DemoReport) {
         .map(|r| {
             if !r.errors.is_empty() {
                 let mut v = vec![r.policy.clone(), "INVALID".to_string()];
-                v.extend(std::iter::repeat("-".to_string()).take(6));
+                v.extend(std::iter::repeat_n("-".to_string(), 6));
                 v.push(format!("{:.2}", r.solve_seconds));
                 return v;
             }

@@ -215,7 +215,7 @@ impl Placer for MilpPlacer {
         for &k in self.warm_start_kinds() {
             let out = OnlinePolicy::new(k, self.opts.seed).place(problem)?;
             let w = weighted_placed(problem, &out.placement);
-            if greedy.as_ref().map_or(true, |g| w > g.2) {
+            if greedy.as_ref().is_none_or(|g| w > g.2) {
                 greedy = Some((k, out.placement, w));
             }
         }

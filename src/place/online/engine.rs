@@ -394,7 +394,7 @@ impl<'a> Engine<'a> {
             seen_aff = seen_aff.max(sn.affinity);
             seen_taint = seen_taint.max(sn.taints);
             let total = w_main * main + soft::static_soft(sn, max_aff, max_taint, wa, wt);
-            if best.map_or(true, |b| total > b.total) {
+            if best.is_none_or(|b| total > b.total) {
                 best = Some(Candidate {
                     node: sn.id,
                     slot,
@@ -451,7 +451,7 @@ impl<'a> Engine<'a> {
                     _ => {
                         let mut best: Option<Candidate> = None;
                         for c in &self.buf {
-                            if best.map_or(true, |b| c.total > b.total) {
+                            if best.is_none_or(|b| c.total > b.total) {
                                 best = Some(*c);
                             }
                         }

@@ -192,7 +192,7 @@ impl FragState {
                         s
                     });
                     let s = fgd_score(before, after);
-                    if best.map_or(true, |(b, _)| s > b) {
+                    if best.is_none_or(|(b, _)| s > b) {
                         best = Some((s, i as u32));
                     }
                 }
@@ -322,7 +322,7 @@ mod tests {
                             let mut f2 = free.clone();
                             f2[i] -= m;
                             let s = fgd_score(before, frag(cpu2, mem2, &f2));
-                            if best.map_or(true, |(b, _)| s > b) {
+                            if best.is_none_or(|(b, _)| s > b) {
                                 best = Some((s, i as u32));
                             }
                         }

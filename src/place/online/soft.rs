@@ -85,10 +85,7 @@ impl StaticEntry {
         let prefer_tols: Vec<&Toleration> = pod
             .tolerations
             .iter()
-            .filter(|t| {
-                t.effect
-                    .map_or(true, |e| e == TaintEffect::PreferNoSchedule)
-            })
+            .filter(|t| t.effect.is_none_or(|e| e == TaintEffect::PreferNoSchedule))
             .collect();
         let nodes = cluster
             .nodes()

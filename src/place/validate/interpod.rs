@@ -343,7 +343,7 @@ fn node_fits_affinity(pod: &Pod, node: &Node) -> bool {
         && pod
             .required_node_affinity
             .as_ref()
-            .map_or(true, |s| s.matches(&node.name, &node.labels))
+            .is_none_or(|s| s.matches(&node.name, &node.labels))
 }
 
 fn spread(report: &mut Report, nodes: &[Node], members: &[Member]) {
