@@ -63,7 +63,9 @@ pub fn place_guarded(
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        // HiGHS reports hitting its time limit as a warning through `log`; the time
+        // limit is an option, and the result says whether the solve was optimal.
+        0 => "warn,highs=error",
         1 => "info",
         2 => "debug",
         _ => "trace",
