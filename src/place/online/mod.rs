@@ -80,6 +80,7 @@
 //! session.remove(id).unwrap();
 //! ```
 
+mod classes;
 mod engine;
 mod frag;
 mod rows;
