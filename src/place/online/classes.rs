@@ -17,7 +17,7 @@
 //! Idle nodes of the same type share a class, and packing policies keep most nodes idle.
 
 use super::engine::NodeRow;
-use super::soft::StaticEntry;
+use super::soft::{StaticEntry, StaticNode};
 use crate::model::{Cluster, GpuAmount};
 use std::collections::{BTreeSet, HashMap};
 
@@ -161,48 +161,63 @@ impl NodeKeys {
     }
 }
 
-/// One class of a static entry: its members (slots of the entry, ascending slot is
-/// ascending node index) and the lowest one.
+/// One class of a static entry: its members (slots of the entry; ascending slot is
+/// ascending node index).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Class {
+struct Class {
     members: BTreeSet<u32>,
-    /// Lowest member slot.
-    pub rep: u32,
-    /// Position in `EntryClasses::alive`.
+    /// Position in `EntryClasses::dense`.
     pos: u32,
+}
+
+/// What a decision reads of one class, stored contiguously: the lowest member and the
+/// row every member shares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dense {
+    /// The lowest member, with the static soft scores every member shares.
+    pub rep: StaticNode,
+    /// Its slot in the static entry.
+    pub slot: u32,
+    /// The row of every member (equal state keys).
+    pub row: NodeRow,
 }
 
 /// A static entry's eligible nodes grouped by (state key, affinity, taints).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EntryClasses {
     map: HashMap<(u32, i64, i64), u32>,
-    pub classes: Vec<Class>,
+    classes: Vec<Class>,
     free: Vec<u32>,
-    /// Indices of the non-empty classes.
-    pub alive: Vec<u32>,
+    /// One item per non-empty class (in no particular order), and its class index.
+    pub dense: Vec<Dense>,
+    dense_class: Vec<u32>,
 }
 
 impl EntryClasses {
-    pub fn new(entry: &StaticEntry, keys: &NodeKeys) -> Self {
+    pub fn new(entry: &StaticEntry, keys: &NodeKeys, rows: &[NodeRow]) -> Self {
         let mut c = EntryClasses::default();
         for (slot, sn) in entry.nodes.iter().enumerate() {
             let kid = keys.of_node[sn.id as usize];
-            c.insert((kid, sn.affinity, sn.taints), slot as u32);
+            c.insert(kid, sn, slot as u32, &rows[sn.id as usize]);
         }
         c
     }
 
-    fn insert(&mut self, key: (u32, i64, i64), slot: u32) {
+    fn insert(&mut self, kid: u32, sn: &StaticNode, slot: u32, row: &NodeRow) {
+        let key = (kid, sn.affinity, sn.taints);
         if let Some(&ci) = self.map.get(&key) {
             let cl = &mut self.classes[ci as usize];
             cl.members.insert(slot);
-            cl.rep = cl.rep.min(slot);
+            let d = &mut self.dense[cl.pos as usize];
+            if slot < d.slot {
+                d.slot = slot;
+                d.rep = *sn;
+            }
             return;
         }
         let class = Class {
             members: BTreeSet::from([slot]),
-            rep: slot,
-            pos: self.alive.len() as u32,
+            pos: self.dense.len() as u32,
         };
         let ci = match self.free.pop() {
             Some(ci) => {
@@ -214,44 +229,47 @@ impl EntryClasses {
                 (self.classes.len() - 1) as u32
             }
         };
-        self.alive.push(ci);
+        self.dense.push(Dense {
+            rep: *sn,
+            slot,
+            row: *row,
+        });
+        self.dense_class.push(ci);
         self.map.insert(key, ci);
     }
 
-    fn remove(&mut self, key: (u32, i64, i64), slot: u32) {
+    fn remove(&mut self, entry: &StaticEntry, kid: u32, sn: &StaticNode, slot: u32) {
+        let key = (kid, sn.affinity, sn.taints);
         let Some(&ci) = self.map.get(&key) else {
             return;
         };
         let cl = &mut self.classes[ci as usize];
         cl.members.remove(&slot);
+        let pos = cl.pos as usize;
         if let Some(&first) = cl.members.first() {
-            cl.rep = first;
+            let d = &mut self.dense[pos];
+            d.slot = first;
+            d.rep = entry.nodes[first as usize];
             return;
         }
-        let pos = cl.pos as usize;
         self.map.remove(&key);
-        self.alive.swap_remove(pos);
-        if let Some(&moved) = self.alive.get(pos) {
+        self.dense.swap_remove(pos);
+        self.dense_class.swap_remove(pos);
+        if let Some(&moved) = self.dense_class.get(pos) {
             self.classes[moved as usize].pos = pos as u32;
         }
         self.classes[ci as usize] = Class::default();
         self.free.push(ci);
     }
 
-    /// Moves node `node` (if eligible in `entry`) from key `old` to key `new`.
-    pub fn move_node(&mut self, entry: &StaticEntry, node: u32, old: u32, new: u32) {
+    /// Moves node `node` (if eligible in `entry`) from key `old` to key `new`, whose
+    /// row is `row`.
+    pub fn move_node(&mut self, entry: &StaticEntry, node: u32, old: u32, new: u32, row: &NodeRow) {
         let Ok(slot) = entry.nodes.binary_search_by_key(&node, |sn| sn.id) else {
             return;
         };
-        let sn = &entry.nodes[slot];
-        self.remove((old, sn.affinity, sn.taints), slot as u32);
-        self.insert((new, sn.affinity, sn.taints), slot as u32);
-    }
-
-    /// The lowest slot of every class, in no particular order.
-    pub fn reps(&self) -> impl Iterator<Item = usize> + '_ {
-        self.alive
-            .iter()
-            .map(move |&ci| self.classes[ci as usize].rep as usize)
+        let sn = entry.nodes[slot];
+        self.remove(entry, old, &sn, slot as u32);
+        self.insert(new, &sn, slot as u32, row);
     }
 }

@@ -256,7 +256,7 @@ impl<'a> Engine<'a> {
         };
         for (entry, classes) in self.statics.iter().zip(&mut self.classes) {
             if let Some(c) = classes.as_mut() {
-                c.move_node(entry, n as u32, old, new);
+                c.move_node(entry, n as u32, old, new, &self.rows[n]);
             }
         }
     }
@@ -272,7 +272,7 @@ impl<'a> Engine<'a> {
             )
         });
         if self.classes[si].is_none() {
-            self.classes[si] = Some(EntryClasses::new(&self.statics[si], keys));
+            self.classes[si] = Some(EntryClasses::new(&self.statics[si], keys, &self.rows));
         }
     }
 
@@ -549,10 +549,8 @@ fn scan_nodes(
     mut score: impl FnMut(usize, &NodeRow) -> (f64, u32),
     mut visit: impl FnMut(&StaticNode, u32, f64, u32) -> bool,
 ) {
-    let mut each = |slot: usize| {
-        let sn = &entry.nodes[slot];
+    let mut each = |slot: usize, sn: &StaticNode, r: &NodeRow| {
         let n = sn.id as usize;
-        let r = &rows[n];
         if !fits(r, q) || !check(n) {
             return true;
         }
@@ -561,15 +559,16 @@ fn scan_nodes(
     };
     match slots {
         Slots::All(len) => {
-            for slot in 0..*len {
-                if !each(slot) {
+            for (slot, sn) in entry.nodes[..*len].iter().enumerate() {
+                if !each(slot, sn, &rows[sn.id as usize]) {
                     break;
                 }
             }
         }
         Slots::Classes(c) => {
-            for slot in c.reps() {
-                if !each(slot) {
+            // Each class's rep and row are stored contiguously: one sequential pass.
+            for d in &c.dense {
+                if !each(d.slot as usize, &d.rep, &d.row) {
                     break;
                 }
             }

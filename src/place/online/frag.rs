@@ -81,7 +81,12 @@ impl FragState {
         let model_ok = cluster
             .nodes()
             .iter()
-            .flat_map(|n| workload.pods().iter().map(|t| t.accepts_model(n.gpu_model())))
+            .flat_map(|n| {
+                workload
+                    .pods()
+                    .iter()
+                    .map(|t| t.accepts_model(n.gpu_model()))
+            })
             .collect();
         let k = needs.len();
         FragState {
