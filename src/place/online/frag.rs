@@ -42,7 +42,14 @@ pub(crate) struct FragState {
     before: Vec<f64>,
     /// `stats[n * needs.len() + k]`.
     stats: Vec<NeedStat>,
-    /// Scratch: each task's code for one (free CPU, free memory, node) — see `codes`.
+    /// Each node's task codes for its current free CPU and memory (see `fill_codes`),
+    /// `node_codes[n * tasks.len() + t]`, valid with `valid[n]`.
+    node_codes: Vec<(u32, u32)>,
+    /// Largest CPU and memory request among the tasks whose code is not `ALL` on each
+    /// node: a placement leaving at least that much keeps every code.
+    keep_cpu: Vec<u64>,
+    keep_mem: Vec<u64>,
+    /// Scratch: task codes after a placement that changes some.
     codes: Vec<(u32, u32)>,
     /// Scratch: the need statistics after a candidate placement.
     adj: Vec<NeedStat>,
@@ -93,6 +100,9 @@ impl FragState {
             workload,
             needs,
             codes: Vec::with_capacity(tasks.len()),
+            node_codes: vec![(ALL, 0); nodes * tasks.len()],
+            keep_cpu: vec![0; nodes],
+            keep_mem: vec![0; nodes],
             adj: vec![NeedStat::default(); k],
             tasks,
             model_ok,
@@ -130,9 +140,9 @@ impl FragState {
     /// `Σ frequency · fragment` over the tasks, in task order, from `self.codes`, the
     /// node's free GPU total and its need statistics `stats`.
     #[inline]
-    fn fragmentation(&self, total: u32, stats: &[NeedStat]) -> f64 {
+    fn fragmentation(&self, codes: &[(u32, u32)], total: u32, stats: &[NeedStat]) -> f64 {
         let mut f = 0.0;
-        for (task, &(need, count)) in self.tasks.iter().zip(&self.codes) {
+        for (task, &(need, count)) in self.tasks.iter().zip(codes) {
             let frag = if need == ALL {
                 total
             } else {
@@ -166,8 +176,19 @@ impl FragState {
         }
         self.total[n] = gpu_free.iter().sum();
         self.fill_codes(n, cpu, mem);
+        let t_len = self.tasks.len();
+        let (mut keep_cpu, mut keep_mem) = (0, 0);
+        for (task, &(need, _)) in self.tasks.iter().zip(&self.codes) {
+            if need != ALL {
+                keep_cpu = keep_cpu.max(task.cpu);
+                keep_mem = keep_mem.max(task.mem);
+            }
+        }
+        self.keep_cpu[n] = keep_cpu;
+        self.keep_mem[n] = keep_mem;
+        self.node_codes[n * t_len..(n + 1) * t_len].copy_from_slice(&self.codes);
         let stats = &self.stats[n * k..(n + 1) * k];
-        self.before[n] = self.fragmentation(self.total[n], stats);
+        self.before[n] = self.fragmentation(&self.codes, self.total[n], stats);
         self.valid[n] = true;
     }
 
@@ -188,8 +209,24 @@ impl FragState {
         let k = self.needs.len();
         let total = self.total[n];
         let before = self.before[n];
-        // The CPU/memory part of every task's fate is the same for every device choice.
-        self.fill_codes(n, free_cpu - q.cpu, free_mem - q.mem);
+        // The CPU/memory part of every task's fate is the same for every device choice,
+        // and the node's own (cached) codes if the placement leaves enough for every task
+        // that could run before.
+        let (cpu, mem) = (free_cpu - q.cpu, free_mem - q.mem);
+        let keep = cpu >= self.keep_cpu[n] && mem >= self.keep_mem[n];
+        if keep && q.gpu == GpuAmount::None {
+            // Same codes, same devices: the same sum, term by term, as `before`.
+            return (fgd_score(before, before), u32::MAX);
+        }
+        if !keep {
+            self.fill_codes(n, cpu, mem);
+        }
+        let t_len = self.tasks.len();
+        let codes = if keep {
+            &self.node_codes[n * t_len..(n + 1) * t_len]
+        } else {
+            &self.codes[..]
+        };
         let mut adj = std::mem::take(&mut self.adj);
         let stats = &self.stats[n * k..(n + 1) * k];
         let out = match q.gpu {
@@ -210,7 +247,7 @@ impl FragState {
                         let now = if g < p { g } else { 0 };
                         a.frag_sum = a.frag_sum - was + now;
                     }
-                    let after = self.fragmentation(total - m, &adj);
+                    let after = self.fragmentation(codes, total - m, &adj);
                     let s = fgd_score(before, after);
                     if best.is_none_or(|(b, _)| s > b) {
                         best = Some((s, i as u32));
@@ -225,11 +262,11 @@ impl FragState {
                     *a = *s;
                     a.roomy -= c;
                 }
-                let after = self.fragmentation(total - c * MILLI_PER_GPU, &adj);
+                let after = self.fragmentation(codes, total - c * MILLI_PER_GPU, &adj);
                 (fgd_score(before, after), u32::MAX)
             }
             GpuAmount::None => {
-                let after = self.fragmentation(total, stats);
+                let after = self.fragmentation(codes, total, stats);
                 (fgd_score(before, after), u32::MAX)
             }
         };
