@@ -1,6 +1,7 @@
 //! The per-cluster state behind every online decision: a compact row of numbers per node
 //! (kept in sync as pods are bound and removed), a cache of the static filter results per
-//! distinct pod signature, and the filter → score → pick loop.
+//! distinct pod signature with its classes of equivalent nodes (see [`super::classes`]),
+//! and the filter → score → pick loop.
 
 use super::classes::{EntryClasses, NodeKeys};
 use super::frag::FragState;
