@@ -526,3 +526,160 @@ fn names_match_the_registry() {
         assert_eq!(p.name(), kind.name());
     }
 }
+
+/// The session's incremental decisions (node classes kept up to date across binds and
+/// removals) against a straightforward recompute-everything path: a fresh engine scoring
+/// every node of the current cluster, best total first, lowest index on ties. Random
+/// clusters with many identical nodes (so classes are large), GPUs of two models,
+/// PreferNoSchedule and NoSchedule taints, zone labels, and pods with tolerations, node
+/// selectors, preferred affinity, soft spread and pod anti-affinity.
+#[test]
+fn incremental_decisions_equal_a_full_recompute() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2024);
+    let models = ["T4", "A100"];
+    let mut decisions = 0usize;
+    for round in 0..12 {
+        let nodes: Vec<Node> = (0..30)
+            .map(|i| {
+                let t = rng.gen_range(0..4u64);
+                let gpus = if t >= 2 {
+                    [2u32, 4][rng.gen_range(0..2)]
+                } else {
+                    0
+                };
+                let mut n = node(&format!("n{i}"), (t + 1) * 4000, (t + 1) * 8, gpus);
+                if let Some(g) = n.gpus.as_mut() {
+                    g.model = models[rng.gen_range(0..2)].into();
+                }
+                label(&mut n, "zone", ["a", "b", "c"][rng.gen_range(0..3)]);
+                if rng.gen_bool(0.15) {
+                    n.taints.push(Taint {
+                        key: "spot".into(),
+                        value: "true".into(),
+                        effect: [TaintEffect::PreferNoSchedule, TaintEffect::NoSchedule]
+                            [rng.gen_range(0..2)],
+                    });
+                }
+                n
+            })
+            .collect();
+        let amount = |rng: &mut ChaCha8Rng| match rng.gen_range(0..5) {
+            0 | 1 => GpuAmount::None,
+            2 | 3 => GpuAmount::Shared([250, 500, 750][rng.gen_range(0..3)]),
+            _ => GpuAmount::Whole(rng.gen_range(1..3)),
+        };
+        let mut pods: Vec<Pod> = Vec::new();
+        for i in 0..90 {
+            // Even rounds: equal CPU and memory requests, so nodes often reach equal
+            // states by different routes (e.g. different per-device GPU use).
+            let (cpu, mem) = if round % 2 == 0 {
+                (1000, 1)
+            } else {
+                ([500, 1000, 2000][rng.gen_range(0..3)], rng.gen_range(1..3))
+            };
+            let mut p = pod(&format!("p{i}"), cpu, mem, amount(&mut rng));
+            p.labels
+                .insert("app".into(), ["x", "y"][rng.gen_range(0..2)].into());
+            match rng.gen_range(0..8) {
+                0 => {
+                    p.node_selector.insert("zone".into(), "a".into());
+                }
+                1 => p.preferred_node_affinity.push(PreferredTerm {
+                    weight: 10,
+                    term: NodeSelectorTerm {
+                        match_expressions: vec![Requirement {
+                            key: "zone".into(),
+                            operator: Operator::In,
+                            values: vec!["b".into()],
+                        }],
+                        ..Default::default()
+                    },
+                }),
+                2 => p.tolerations.push(plimsoll::model::Toleration {
+                    key: "spot".into(),
+                    ..Default::default()
+                }),
+                3 => p.topology_spread.push(TopologySpreadConstraint {
+                    max_skew: 1,
+                    topology_key: "zone".into(),
+                    when_unsatisfiable: WhenUnsatisfiable::ScheduleAnyway,
+                    selector: LabelSelector {
+                        match_labels: [("app".to_string(), "x".to_string())].into(),
+                        ..Default::default()
+                    },
+                }),
+                // Bound anti-affinity pods send every later pod down the dynamic path:
+                // only in some rounds.
+                4 if round % 4 == 3 => p.pod_anti_affinity.push(plimsoll::model::PodAffinityTerm {
+                    selector: LabelSelector {
+                        match_labels: [("app".to_string(), "y".to_string())].into(),
+                        ..Default::default()
+                    },
+                    topology_key: "zone".into(),
+                    namespaces: vec![],
+                }),
+                _ => {}
+            }
+            pods.push(p);
+        }
+        let workload = TargetWorkload::from_pods(&pods, 1.0);
+        for kind in OnlineKind::ALL {
+            if kind == OnlineKind::Random {
+                continue;
+            }
+            let pol = policy(kind).with_target_workload(workload.clone());
+            let mut s = pol.session(Cluster::new(nodes.clone()).unwrap());
+            let mut bound = Vec::new();
+            for (i, p) in pods.iter().enumerate() {
+                let fresh = pol.scores(s.cluster(), p);
+                // Now and then a share bound elsewhere, on a random device: varied device
+                // states on nodes with equal totals.
+                if let (GpuAmount::Shared(m), true) = (p.gpu.amount, rng.gen_bool(0.3)) {
+                    if !fresh.is_empty() {
+                        let n = fresh[rng.gen_range(0..fresh.len())].0;
+                        let devs: Vec<u32> = (0..s.cluster().gpu_free(n).len() as u32)
+                            .filter(|&d| s.cluster().gpu_free(n)[d as usize] >= m)
+                            .collect();
+                        let d = devs[rng.gen_range(0..devs.len())];
+                        let b = Binding {
+                            node: n,
+                            gpu_devices: vec![d],
+                        };
+                        bound.push(s.bind(p.clone(), &b).unwrap());
+                        continue;
+                    }
+                }
+                let expected = fresh
+                    .iter()
+                    .fold(None::<(usize, f64)>, |b, &(n, sc)| match b {
+                        Some((_, bs)) if bs >= sc => b,
+                        _ => Some((n, sc)),
+                    })
+                    .map(|(n, _)| n);
+                let mut r = ChaCha8Rng::seed_from_u64(0);
+                let fresh_binding = pol.select(s.cluster(), p, &mut r);
+                let got = s.place(p.clone()).unwrap();
+                assert_eq!(
+                    got.as_ref().map(|(_, b)| b.node),
+                    expected,
+                    "round {round} {kind:?} pod {i}"
+                );
+                assert_eq!(
+                    got.as_ref().map(|(_, b)| b),
+                    fresh_binding.as_ref(),
+                    "round {round} {kind:?} pod {i}"
+                );
+                decisions += 1;
+                if let Some((id, _)) = got {
+                    bound.push(id);
+                }
+                // Departures: nodes go back to earlier states (and classes merge again).
+                if !bound.is_empty() && rng.gen_bool(0.2) {
+                    let id = bound.swap_remove(rng.gen_range(0..bound.len()));
+                    s.remove(id).unwrap();
+                }
+            }
+        }
+    }
+    assert!(decisions > 5000, "{decisions}");
+}

@@ -1,7 +1,9 @@
 //! The per-cluster state behind every online decision: a compact row of numbers per node
 //! (kept in sync as pods are bound and removed), a cache of the static filter results per
-//! distinct pod signature, and the filter → score → pick loop.
+//! distinct pod signature with its classes of equivalent nodes (see [`super::classes`]),
+//! and the filter → score → pick loop.
 
+use super::classes::{EntryClasses, NodeKeys};
 use super::frag::FragState;
 use super::rows::{
     best_fit_fast, kube_resources_fast, least_allocated_fast, main_score, most_allocated_fast,
@@ -102,6 +104,10 @@ pub(crate) struct Engine<'a> {
     gpu_types: Vec<Vec<(GpuAmount, u32)>>,
     statics: Vec<StaticEntry>,
     static_index: HashMap<u64, Vec<usize>>,
+    /// Interned node state keys, built on the first class-based decision.
+    keys: Option<NodeKeys>,
+    /// Each static entry's node classes (parallel to `statics`), built on first use.
+    classes: Vec<Option<EntryClasses>>,
     /// FGD's workload and per-node fragmentation bookkeeping, once set.
     fgd: Option<FragState>,
     buf: Vec<Candidate>,
@@ -116,6 +122,8 @@ impl<'a> Engine<'a> {
             gpu_types: vec![Vec::new(); n],
             statics: Vec::new(),
             static_index: HashMap::new(),
+            keys: None,
+            classes: Vec::new(),
             fgd: None,
             buf: Vec::with_capacity(n),
             cluster,
@@ -212,9 +220,11 @@ impl<'a> Engine<'a> {
         if self.statics.len() >= MAX_CACHED_SIGNATURES {
             self.statics.clear();
             self.static_index.clear();
+            self.classes.clear();
         }
         let entry = StaticEntry::build(&self.cluster, pod);
         self.statics.push(entry);
+        self.classes.push(None);
         let i = self.statics.len() - 1;
         self.static_index.entry(h).or_default().push(i);
         i
@@ -232,7 +242,39 @@ impl<'a> Engine<'a> {
         self.rows[b.node].nz_cpu += c;
         self.rows[b.node].nz_mem += m;
         self.add_gpu_type(b.node, g);
+        self.touch(b.node);
         Ok(id)
+    }
+
+    /// Moves node `n` to the class of its new state in every cached entry.
+    fn touch(&mut self, n: NodeId) {
+        let Some(keys) = self.keys.as_mut() else {
+            return;
+        };
+        let Some((old, new)) = keys.update(n, &self.cluster, &self.rows[n], &self.gpu_types[n])
+        else {
+            return;
+        };
+        for (entry, classes) in self.statics.iter().zip(&mut self.classes) {
+            if let Some(c) = classes.as_mut() {
+                c.move_node(entry, n as u32, old, new, &self.rows[n]);
+            }
+        }
+    }
+
+    /// Builds the node keys and entry `si`'s classes if not yet built.
+    fn ensure_classes(&mut self, si: usize) {
+        let keys = self.keys.get_or_insert_with(|| {
+            NodeKeys::new(
+                &self.cluster,
+                &self.rows,
+                &self.gpu_types,
+                self.kind == OnlineKind::GpuClustering,
+            )
+        });
+        if self.classes[si].is_none() {
+            self.classes[si] = Some(EntryClasses::new(&self.statics[si], keys, &self.rows));
+        }
     }
 
     /// Removes a bound pod, keeping rows in sync.
@@ -244,6 +286,7 @@ impl<'a> Engine<'a> {
         r.nz_cpu = r.nz_cpu.saturating_sub(c);
         r.nz_mem = r.nz_mem.saturating_sub(m);
         self.remove_gpu_type(b.node, pod.gpu.amount);
+        self.touch(b.node);
         Ok((pod, b))
     }
 
@@ -255,6 +298,7 @@ impl<'a> Engine<'a> {
         &mut self,
         pod: &Pod,
         si: usize,
+        by_class: bool,
         visit: impl FnMut(&StaticNode, u32, f64, u32) -> bool,
     ) {
         let q = PodReq::of(pod);
@@ -264,15 +308,28 @@ impl<'a> Engine<'a> {
             || !pod.host_ports.is_empty()
             || pod.requests.extended.values().any(|&v| v > 0);
         let entry = &self.statics[si];
+        // Classes group nodes by the state the fast filter and score read: not valid for
+        // pods whose dynamic checks read the pods on a node.
+        let slots = match (by_class && !slow, self.classes[si].as_ref()) {
+            (true, Some(c)) => Slots::Classes(c),
+            _ => Slots::All(entry.nodes.len()),
+        };
         let rows = &self.rows;
         let check = |n: usize| !slow || ctx.check_dynamic(n).is_ok();
         const NO_DEVICE: u32 = u32::MAX;
         match self.kind {
-            OnlineKind::FirstFit | OnlineKind::Random => {
-                scan_nodes(entry, rows, &q, check, |_, _| (0.0, NO_DEVICE), visit)
-            }
+            OnlineKind::FirstFit | OnlineKind::Random => scan_nodes(
+                entry,
+                &slots,
+                rows,
+                &q,
+                check,
+                |_, _| (0.0, NO_DEVICE),
+                visit,
+            ),
             OnlineKind::BestFit => scan_nodes(
                 entry,
+                &slots,
                 rows,
                 &q,
                 check,
@@ -281,6 +338,7 @@ impl<'a> Engine<'a> {
             ),
             OnlineKind::LeastAllocated => scan_nodes(
                 entry,
+                &slots,
                 rows,
                 &q,
                 check,
@@ -289,6 +347,7 @@ impl<'a> Engine<'a> {
             ),
             OnlineKind::MostAllocated => scan_nodes(
                 entry,
+                &slots,
                 rows,
                 &q,
                 check,
@@ -297,6 +356,7 @@ impl<'a> Engine<'a> {
             ),
             OnlineKind::KubeDefault => scan_nodes(
                 entry,
+                &slots,
                 rows,
                 &q,
                 check,
@@ -309,6 +369,7 @@ impl<'a> Engine<'a> {
                 };
                 scan_nodes(
                     entry,
+                    &slots,
                     rows,
                     &q,
                     check,
@@ -324,6 +385,7 @@ impl<'a> Engine<'a> {
                 let gpu_types = &self.gpu_types;
                 scan_nodes(
                     entry,
+                    &slots,
                     rows,
                     &q,
                     check,
@@ -355,7 +417,7 @@ impl<'a> Engine<'a> {
         let si = self.prepare(pod);
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
-        self.scan(pod, si, |sn, slot, main, device| {
+        self.scan(pod, si, false, |sn, slot, main, device| {
             buf.push(Candidate {
                 node: sn.id,
                 slot,
@@ -385,16 +447,18 @@ impl<'a> Engine<'a> {
     /// the caller takes the two-pass route). Not for pods with soft spread constraints.
     fn best_one_pass(&mut self, pod: &Pod) -> Option<Option<Candidate>> {
         let si = self.prepare(pod);
+        self.ensure_classes(si);
         let entry = &self.statics[si];
         let (max_aff, max_taint) = (entry.max_affinity, entry.max_taints);
         let (w_main, [wa, wt, _]) = weights(self.kind);
         let mut best: Option<Candidate> = None;
         let (mut seen_aff, mut seen_taint) = (0, 0);
-        self.scan(pod, si, |sn, slot, main, device| {
+        // Classes come in no particular order: ties go to the lower node index explicitly.
+        self.scan(pod, si, true, |sn, slot, main, device| {
             seen_aff = seen_aff.max(sn.affinity);
             seen_taint = seen_taint.max(sn.taints);
             let total = w_main * main + soft::static_soft(sn, max_aff, max_taint, wa, wt);
-            if best.is_none_or(|b| total > b.total) {
+            if best.is_none_or(|b| total > b.total || (total == b.total && sn.id < b.node)) {
                 best = Some(Candidate {
                     node: sn.id,
                     slot,
@@ -479,23 +543,46 @@ impl<'a> Engine<'a> {
 #[inline]
 fn scan_nodes(
     entry: &StaticEntry,
+    slots: &Slots<'_>,
     rows: &[NodeRow],
     q: &PodReq,
     check: impl Fn(usize) -> bool,
     mut score: impl FnMut(usize, &NodeRow) -> (f64, u32),
     mut visit: impl FnMut(&StaticNode, u32, f64, u32) -> bool,
 ) {
-    for (slot, sn) in entry.nodes.iter().enumerate() {
+    let mut each = |slot: usize, sn: &StaticNode, r: &NodeRow| {
         let n = sn.id as usize;
-        let r = &rows[n];
         if !fits(r, q) || !check(n) {
-            continue;
+            return true;
         }
         let (main, device) = score(n, r);
-        if !visit(sn, slot as u32, main, device) {
-            break;
+        visit(sn, slot as u32, main, device)
+    };
+    match slots {
+        Slots::All(len) => {
+            for (slot, sn) in entry.nodes[..*len].iter().enumerate() {
+                if !each(slot, sn, &rows[sn.id as usize]) {
+                    break;
+                }
+            }
+        }
+        Slots::Classes(c) => {
+            // Each class's rep and row are stored contiguously: one sequential pass.
+            for d in &c.dense {
+                if !each(d.slot as usize, &d.rep, &d.row) {
+                    break;
+                }
+            }
         }
     }
+}
+
+/// Which slots of a static entry a scan visits.
+enum Slots<'c> {
+    /// Every slot, ascending (every eligible node, ascending index).
+    All(usize),
+    /// The lowest slot of each class of equivalent nodes, in no particular order.
+    Classes(&'c EntryClasses),
 }
 
 /// Allocation-free resource and device fit against a node row.

@@ -35,22 +35,34 @@ pub(crate) struct FragState {
     pub workload: TargetWorkload,
     needs: Vec<u32>,
     tasks: Vec<Task>,
-    nodes: usize,
-    /// `model_ok[t * nodes + n]`.
+    /// `model_ok[n * tasks.len() + t]` (one node's flags contiguous).
     model_ok: Vec<bool>,
     valid: Vec<bool>,
     total: Vec<u32>,
     before: Vec<f64>,
     /// `stats[n * needs.len() + k]`.
     stats: Vec<NeedStat>,
+    /// Each node's task codes for its current free CPU and memory (see `fill_codes`),
+    /// `node_codes[n * tasks.len() + t]`, valid with `valid[n]`.
+    node_codes: Vec<(u32, u32)>,
+    /// Largest CPU and memory request among the tasks whose code is not `ALL` on each
+    /// node: a placement leaving at least that much keeps every code.
+    keep_cpu: Vec<u64>,
+    keep_mem: Vec<u64>,
+    /// Scratch: task codes after a placement that changes some.
+    codes: Vec<(u32, u32)>,
+    /// Scratch: the need statistics after a candidate placement.
+    adj: Vec<NeedStat>,
 }
+
+/// Task code meaning "all free GPU is this task's fragment, whatever the devices".
+const ALL: u32 = u32::MAX;
 
 impl FragState {
     pub fn new(workload: TargetWorkload, cluster: &Cluster) -> Self {
         let nodes = cluster.nodes().len();
         let mut needs: Vec<u32> = Vec::new();
         let mut tasks = Vec::new();
-        let mut model_ok = Vec::with_capacity(workload.pods().len() * nodes);
         for t in workload.pods() {
             let (p, count) = match t.gpu {
                 GpuAmount::None => (0, 0),
@@ -72,19 +84,27 @@ impl FragState {
                 mem: t.memory_bytes,
                 freq: t.frequency,
             });
-            model_ok.extend(
-                cluster
-                    .nodes()
-                    .iter()
-                    .map(|n| t.accepts_model(n.gpu_model())),
-            );
         }
+        let model_ok = cluster
+            .nodes()
+            .iter()
+            .flat_map(|n| {
+                workload
+                    .pods()
+                    .iter()
+                    .map(|t| t.accepts_model(n.gpu_model()))
+            })
+            .collect();
         let k = needs.len();
         FragState {
             workload,
             needs,
+            codes: Vec::with_capacity(tasks.len()),
+            node_codes: vec![(ALL, 0); nodes * tasks.len()],
+            keep_cpu: vec![0; nodes],
+            keep_mem: vec![0; nodes],
+            adj: vec![NeedStat::default(); k],
             tasks,
-            nodes,
             model_ok,
             valid: vec![false; nodes],
             total: vec![0; nodes],
@@ -100,25 +120,34 @@ impl FragState {
         }
     }
 
-    fn fragmentation(
-        &self,
-        n: usize,
-        cpu: u64,
-        mem: u64,
-        total: u32,
-        stat: impl Fn(usize) -> NeedStat,
-    ) -> f64 {
+    /// Fills `self.codes` for node `n` with free `cpu` and `mem`: per task, `(ALL, 0)` if
+    /// all free GPU is its fragment whatever the devices (no GPUs asked, wrong model, too
+    /// little CPU or memory), else `(need index, device count)`.
+    fn fill_codes(&mut self, n: usize, cpu: u64, mem: u64) {
+        let t_len = self.tasks.len();
+        let ok = &self.model_ok[n * t_len..(n + 1) * t_len];
+        self.codes.clear();
+        self.codes
+            .extend(self.tasks.iter().zip(ok).map(|(task, &model_ok)| {
+                if task.need == usize::MAX || !model_ok || cpu < task.cpu || mem < task.mem {
+                    (ALL, 0)
+                } else {
+                    (task.need as u32, task.count)
+                }
+            }));
+    }
+
+    /// `Σ frequency · fragment` over the tasks, in task order, from `self.codes`, the
+    /// node's free GPU total and its need statistics `stats`.
+    #[inline]
+    fn fragmentation(&self, codes: &[(u32, u32)], total: u32, stats: &[NeedStat]) -> f64 {
         let mut f = 0.0;
-        for (t, task) in self.tasks.iter().enumerate() {
-            let all = task.need == usize::MAX
-                || !self.model_ok[t * self.nodes + n]
-                || cpu < task.cpu
-                || mem < task.mem;
-            let frag = if all {
+        for (task, &(need, count)) in self.tasks.iter().zip(codes) {
+            let frag = if need == ALL {
                 total
             } else {
-                let s = stat(task.need);
-                if s.roomy < task.count {
+                let s = stats[need as usize];
+                if s.roomy < count {
                     total
                 } else {
                     s.frag_sum
@@ -146,8 +175,20 @@ impl FragState {
             self.stats[n * k + j] = s;
         }
         self.total[n] = gpu_free.iter().sum();
+        self.fill_codes(n, cpu, mem);
+        let t_len = self.tasks.len();
+        let (mut keep_cpu, mut keep_mem) = (0, 0);
+        for (task, &(need, _)) in self.tasks.iter().zip(&self.codes) {
+            if need != ALL {
+                keep_cpu = keep_cpu.max(task.cpu);
+                keep_mem = keep_mem.max(task.mem);
+            }
+        }
+        self.keep_cpu[n] = keep_cpu;
+        self.keep_mem[n] = keep_mem;
+        self.node_codes[n * t_len..(n + 1) * t_len].copy_from_slice(&self.codes);
         let stats = &self.stats[n * k..(n + 1) * k];
-        self.before[n] = self.fragmentation(n, cpu, mem, self.total[n], |j| stats[j]);
+        self.before[n] = self.fragmentation(&self.codes, self.total[n], stats);
         self.valid[n] = true;
     }
 
@@ -166,11 +207,29 @@ impl FragState {
         }
         self.ensure(n, free_cpu, free_mem, gpu_free);
         let k = self.needs.len();
-        let stats = &self.stats[n * k..(n + 1) * k];
-        let (cpu, mem) = (free_cpu - q.cpu, free_mem - q.mem);
         let total = self.total[n];
         let before = self.before[n];
-        match q.gpu {
+        // The CPU/memory part of every task's fate is the same for every device choice,
+        // and the node's own (cached) codes if the placement leaves enough for every task
+        // that could run before.
+        let (cpu, mem) = (free_cpu - q.cpu, free_mem - q.mem);
+        let keep = cpu >= self.keep_cpu[n] && mem >= self.keep_mem[n];
+        if keep && q.gpu == GpuAmount::None {
+            // Same codes, same devices: the same sum, term by term, as `before`.
+            return (fgd_score(before, before), u32::MAX);
+        }
+        if !keep {
+            self.fill_codes(n, cpu, mem);
+        }
+        let t_len = self.tasks.len();
+        let codes = if keep {
+            &self.node_codes[n * t_len..(n + 1) * t_len]
+        } else {
+            &self.codes[..]
+        };
+        let mut adj = std::mem::take(&mut self.adj);
+        let stats = &self.stats[n * k..(n + 1) * k];
+        let out = match q.gpu {
             GpuAmount::Shared(m) => {
                 let mut best: Option<(f64, u32)> = None;
                 for (i, &f) in gpu_free.iter().enumerate() {
@@ -179,18 +238,16 @@ impl FragState {
                         continue;
                     }
                     let g = f - m;
-                    let needs = &self.needs;
-                    let after = self.fragmentation(n, cpu, mem, total - m, |j| {
-                        let p = needs[j];
-                        let mut s = stats[j];
-                        s.roomy = s.roomy - u32::from(f >= p) + u32::from(g >= p);
+                    for ((a, s), &p) in adj.iter_mut().zip(stats).zip(&self.needs) {
+                        *a = *s;
+                        a.roomy = a.roomy - u32::from(f >= p) + u32::from(g >= p);
                         // Device i leaves the fragment sum if it was below p, and
                         // (re)enters it with its new free milli if it is below p now.
                         let was = if f < p { f } else { 0 };
                         let now = if g < p { g } else { 0 };
-                        s.frag_sum = s.frag_sum - was + now;
-                        s
-                    });
+                        a.frag_sum = a.frag_sum - was + now;
+                    }
+                    let after = self.fragmentation(codes, total - m, &adj);
                     let s = fgd_score(before, after);
                     if best.is_none_or(|(b, _)| s > b) {
                         best = Some((s, i as u32));
@@ -201,18 +258,20 @@ impl FragState {
             GpuAmount::Whole(c) => {
                 // c fully free devices become 0: each need loses c roomy devices and
                 // gains nothing in fragment sum.
-                let after = self.fragmentation(n, cpu, mem, total - c * MILLI_PER_GPU, |j| {
-                    let mut s = stats[j];
-                    s.roomy -= c;
-                    s
-                });
+                for (a, s) in adj.iter_mut().zip(stats) {
+                    *a = *s;
+                    a.roomy -= c;
+                }
+                let after = self.fragmentation(codes, total - c * MILLI_PER_GPU, &adj);
                 (fgd_score(before, after), u32::MAX)
             }
             GpuAmount::None => {
-                let after = self.fragmentation(n, cpu, mem, total, |j| stats[j]);
+                let after = self.fragmentation(codes, total, stats);
                 (fgd_score(before, after), u32::MAX)
             }
-        }
+        };
+        self.adj = adj;
+        out
     }
 }
 

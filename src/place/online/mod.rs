@@ -43,12 +43,33 @@
 //! Static filter results (cordon, taints, selectors, required affinity, GPU model) and
 //! the static soft scores are computed once per distinct pod signature; the per-node
 //! check and score read a compact row of numbers, allocate nothing, and are compiled once
-//! per policy so the scorer inlines. Choosing a node is one pass with a running maximum
-//! (soft scores normalised by their maxima over the statically eligible nodes, re-done in
-//! two passes in the rare case no feasible node reaches those maxima). FGD keeps per-node
-//! device statistics so a candidate costs O(typical specs). Pods with inter-pod
-//! constraints, host ports or extended resources also run
-//! [`FilterContext::check_dynamic`](crate::place::filter::FilterContext::check_dynamic).
+//! per policy so the scorer inlines.
+//!
+//! Choosing a node ([`Session::place`], [`Session::select`], [`OnlinePolicy::select`],
+//! [`Placer::place`]) does not score identical nodes twice. For a pod without inter-pod
+//! constraints, host ports, extended resources or ScheduleAnyway spread, a node's filter
+//! verdict and score depend only on its static verdict and static soft scores and on its
+//! *state* (row numbers, GPU model, per-device free GPU, and for `gpu-clustering` the GPU
+//! request types it runs). Each signature's eligible nodes are kept grouped into classes
+//! of equal (state, static soft scores); a bind or removal changes one node's state, so
+//! only that node moves class. A decision filters and scores the lowest-index node of
+//! every class — the verdict and score of every other member are the same numbers — and
+//! takes the highest total, ties to the lowest node index: exactly the node a scan of
+//! every node picks (the test `incremental_decisions_equal_a_full_recompute` checks this
+//! against [`OnlinePolicy::scores`] recomputed from scratch). Packing policies leave most
+//! nodes idle, so the classes are few; spreading ones touch more nodes and gain less.
+//! The soft scores are normalised by their maxima over the statically eligible nodes,
+//! which is right whenever some feasible node reaches those maxima (checked; otherwise,
+//! and for pods with soft spread, inter-pod constraints, host ports or extended
+//! resources, every node is filtered and scored, in index order, and pods with dynamic
+//! checks also run
+//! [`FilterContext::check_dynamic`](crate::place::filter::FilterContext::check_dynamic)).
+//! [`OnlinePolicy::scores`] and `random` always score every node.
+//!
+//! FGD keeps per-node device statistics and each node's per-task verdicts (valid until
+//! the node changes), so a candidate costs O(typical specs), and nothing at all when the
+//! pod asks no GPU and leaves every task that could run there still runnable (the
+//! fragmentation is then unchanged, term by term).
 //!
 //! # Example
 //! ```
@@ -80,6 +101,7 @@
 //! session.remove(id).unwrap();
 //! ```
 
+mod classes;
 mod engine;
 mod frag;
 mod rows;
