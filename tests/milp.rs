@@ -703,3 +703,65 @@ fn options_are_validated_and_objectives_parse() {
     assert!("densest".parse::<Objective>().is_err());
     assert_eq!(milp(Objective::Pack).name(), "milp");
 }
+
+// ---------- openb figures (ignored: ~10 s per size; run on demand) ----------
+
+fn openb_problem(pods: usize) -> Option<Problem> {
+    let dir = plimsoll::datasets::data_dir()?;
+    let nodes =
+        plimsoll::datasets::openb::load_nodes(dir.join("openb/openb_node_list_all_node.csv"))
+            .ok()?;
+    let mut pending =
+        plimsoll::datasets::openb::load_pods(dir.join("openb/openb_pod_list_default.csv"))
+            .ok()?;
+    pending.truncate(pods);
+    Some(Problem::from_parts(nodes, pending).unwrap())
+}
+
+/// Prints nodes used, bound, gap, time and fallback of the MILP (pack) and best-fit's
+/// node count for the first N openb pods, N from `PLIMSOLL_OPENB_PODS` (default
+/// `200,1000,2000`). `cargo test --release --test milp openb_figures -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn openb_figures() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let sizes: Vec<usize> = std::env::var("PLIMSOLL_OPENB_PODS")
+        .unwrap_or_else(|_| "200,1000,2000".into())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    for n in sizes {
+        let Some(problem) = openb_problem(n) else {
+            eprintln!("openb data not found (set PLIMSOLL_DATA); skipping");
+            return;
+        };
+        let placer = MilpPlacer::new(MilpOptions {
+            objective: Objective::Pack,
+            time_limit_seconds: 10.0,
+            mip_rel_gap: 0.01,
+            threads: 1,
+            seed: 42,
+        })
+        .unwrap();
+        let out = placer.place(&problem).unwrap();
+        plimsoll::place::validate::validate(&problem, &out.placement).unwrap();
+        let bf = OnlinePolicy::new(OnlineKind::BestFit, 42)
+            .place(&problem)
+            .unwrap();
+        eprintln!(
+            "openb {n} pods: best-fit {} nodes ({} placed); milp {} nodes ({} placed) in {:.2}s, objective {:?}, bound {:?}, gap {:?}, fell_back {}",
+            nodes_in_use(&bf),
+            bf.placed(),
+            nodes_in_use(&out),
+            out.placed(),
+            out.stats.solve_seconds,
+            out.stats.objective,
+            out.stats.bound,
+            out.stats.gap,
+            out.stats.fell_back
+        );
+    }
+}
