@@ -197,6 +197,9 @@ pub(crate) fn build(problem: &Problem, classes: &Classes, types: Vec<NodeType>) 
             d
         };
         let demands: Vec<Vec<f64>> = cs.iter().map(|&c| demand(c)).collect();
+        if let Some(k) = k {
+            device_cuts(problem, classes, &mut a, t, &cs, k, node.gpu_count());
+        }
         for (dim, &cap) in caps.iter().enumerate() {
             let mut terms: Vec<(usize, f64)> = cs
                 .iter()
@@ -241,6 +244,81 @@ pub(crate) fn build(problem: &Problem, classes: &Classes, types: Vec<NodeType>) 
     }
     a.types = types;
     a
+}
+
+/// Dual-feasible-function cuts on the devices of an empty GPU type: for `f` a dual
+/// feasible function on device fractions (any set of shares fitting on one device has
+/// `sum f <= 1`), `sum_c f(milli_c / 1000) x[c,t] + whole devices <= gpus k[t]`. Uses
+/// Fekete and Schepers' `U^(q)` for `q = 1..=4` and `f_eps` with `eps` just above the
+/// room left by each share size above 500 milli (so that share counts as a full device
+/// unless smaller shares fill its room).
+fn device_cuts(
+    problem: &Problem,
+    classes: &Classes,
+    a: &mut Aggregate,
+    t: usize,
+    cs: &[usize],
+    k: usize,
+    gpus: u32,
+) {
+    if gpus == 0 {
+        return;
+    }
+    let amount = |c: usize| problem.pending[classes.classes[c].rep()].gpu.amount;
+    let shares: std::collections::BTreeSet<u32> = cs
+        .iter()
+        .filter_map(|&c| match amount(c) {
+            GpuAmount::Shared(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    if shares.is_empty() {
+        return;
+    }
+    let full = MILLI_PER_GPU;
+    let mut funcs: Vec<Box<dyn Fn(u32) -> f64>> = Vec::new();
+    for q in 1..=4u32 {
+        funcs.push(Box::new(move |m: u32| {
+            if ((q + 1) * m) % full == 0 {
+                f64::from(m) / f64::from(full)
+            } else {
+                f64::from((q + 1) * m / full) / f64::from(q)
+            }
+        }));
+    }
+    for &m0 in shares.iter().filter(|&&m| m > full / 2) {
+        let eps = full - m0 + 1;
+        funcs.push(Box::new(move |m: u32| {
+            if m > full - eps {
+                1.0
+            } else if m >= eps {
+                f64::from(m) / f64::from(full)
+            } else {
+                0.0
+            }
+        }));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for f in funcs {
+        let coefs: Vec<(usize, f64)> = cs
+            .iter()
+            .filter_map(|&c| {
+                let v = match amount(c) {
+                    GpuAmount::Shared(m) => f(m),
+                    GpuAmount::Whole(g) => f64::from(g),
+                    GpuAmount::None => 0.0,
+                };
+                (v > 0.0).then(|| (a.x[&(c, t)], v / f64::from(gpus)))
+            })
+            .collect();
+        let key: Vec<(usize, u64)> = coefs.iter().map(|&(x, v)| (x, (v * 1e9) as u64)).collect();
+        if coefs.is_empty() || !seen.insert(key) {
+            continue;
+        }
+        let mut terms = coefs;
+        terms.push((k, -1.0));
+        a.program.le(terms, 0.0);
+    }
 }
 
 /// Column values of `placement` (modelled pods only), or `None` if it is not a point of

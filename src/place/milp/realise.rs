@@ -75,8 +75,30 @@ pub(crate) fn realise(
         .types
         .par_iter()
         .zip(per_type)
-        .map(|(ty, pods)| pack(problem, &ext, &ty.nodes, pods))
+        .map(|(ty, pods)| {
+            let a = pack(problem, &ext, &ty.nodes, pods.clone());
+            if !ty.empty || problem.cluster.nodes()[ty.nodes[0]].gpu_count() == 0 {
+                return a;
+            }
+            let b = pack_devices(problem, &ext, &ty.nodes, &pods);
+            if quality(&b) < quality(&a) {
+                b
+            } else {
+                a
+            }
+        })
         .collect();
+    for (t, p) in packed.iter().enumerate() {
+        let used: std::collections::BTreeSet<NodeId> = p.iter().map(|(_, b)| b.node).collect();
+        tracing::trace!(
+            t,
+            node = a.types[t].nodes[0],
+            k = a.k.get(&t).map(|&k| count(k)),
+            pods = p.len(),
+            used = used.len(),
+            "type realised"
+        );
+    }
     let mut out = vec![None; problem.pending.len()];
     for (i, b) in packed.into_iter().flatten() {
         out[i] = Some(b);
@@ -148,5 +170,252 @@ fn pack(
         }
     }
     pods.clear();
+    out
+}
+
+/// (pods left unplaced, nodes used) — lower is better.
+fn quality(p: &[(usize, Binding)]) -> (std::cmp::Reverse<usize>, usize) {
+    let used: std::collections::BTreeSet<NodeId> = p.iter().map(|(_, b)| b.node).collect();
+    (std::cmp::Reverse(p.len()), used.len())
+}
+
+/// One unit of the device-first packing: a whole-GPU pod, a group of shares filling one
+/// device, or a pod without GPU.
+struct Item {
+    pods: Vec<usize>,
+    /// Fully free devices needed.
+    devices: usize,
+    /// Summed demand (resources, then the pod count).
+    demand: Vec<f64>,
+    /// Share size per pod (0 for whole and no GPU).
+    milli: u32,
+}
+
+/// Device-first packing for an empty GPU type: shares are first packed onto virtual
+/// devices (best-fit decreasing by milli), then whole-GPU pods, share devices and other
+/// pods are packed onto nodes by first-fit decreasing (devices, then largest resource
+/// share). A unit that fits nowhere is split into its pods and placed pod by pod.
+fn pack_devices(
+    problem: &Problem,
+    ext: &[String],
+    nodes: &[NodeId],
+    pods: &[usize],
+) -> Vec<(usize, Binding)> {
+    let Some(&n0) = nodes.first() else {
+        return Vec::new();
+    };
+    let cap = Bin::new(problem, n0, ext);
+    let demand = |i: usize| {
+        let mut d = demand_of(problem, i, ext);
+        d.push(1.0);
+        d
+    };
+    let mut items: Vec<Item> = Vec::new();
+    let mut shares: Vec<(u32, usize)> = Vec::new();
+    for &i in pods {
+        match problem.pending[i].gpu.amount {
+            GpuAmount::Shared(m) => shares.push((m, i)),
+            GpuAmount::Whole(g) => items.push(Item {
+                pods: vec![i],
+                devices: g as usize,
+                demand: demand(i),
+                milli: 0,
+            }),
+            GpuAmount::None => items.push(Item {
+                pods: vec![i],
+                devices: 0,
+                demand: demand(i),
+                milli: 0,
+            }),
+        }
+    }
+    shares.sort_by_key(|&(m, i)| (std::cmp::Reverse(m), i));
+    let mut vdevs: Vec<(u32, Item)> = Vec::new();
+    for (m, i) in shares {
+        let best = vdevs
+            .iter_mut()
+            .filter(|(used, _)| used + m <= MILLI_PER_GPU)
+            .max_by_key(|(used, _)| *used);
+        match best {
+            Some((used, item)) => {
+                *used += m;
+                item.pods.push(i);
+                for (a, b) in item.demand.iter_mut().zip(demand(i)) {
+                    *a += b;
+                }
+            }
+            None => vdevs.push((
+                m,
+                Item {
+                    pods: vec![i],
+                    devices: 1,
+                    demand: demand(i),
+                    milli: m,
+                },
+            )),
+        }
+    }
+    items.extend(vdevs.into_iter().map(|(_, it)| it));
+    tracing::trace!(
+        devices = items.iter().map(|i| i.devices).sum::<usize>(),
+        cpu_nodes = items.iter().map(|i| i.demand[0]).sum::<f64>() / cap.free[0],
+        mem_nodes = items.iter().map(|i| i.demand[1]).sum::<f64>() / cap.free[1],
+        "device-first items"
+    );
+    let a = place_items(problem, ext, nodes, &items, &cap, false);
+    let b = place_items(problem, ext, nodes, &items, &cap, true);
+    if quality(&b) < quality(&a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// Packs units onto `nodes`: first-fit decreasing (devices, then largest resource
+/// share), or, with `fill`, node by node, each time the unit that fits whose demand has
+/// the largest dot product with the node's free capacity (all normalised).
+fn place_items(
+    problem: &Problem,
+    ext: &[String],
+    nodes: &[NodeId],
+    items: &[Item],
+    cap: &Bin,
+    fill: bool,
+) -> Vec<(usize, Binding)> {
+    let demand = |i: usize| {
+        let mut d = demand_of(problem, i, ext);
+        d.push(1.0);
+        d
+    };
+    let gpus = cap.dev.len().max(1) as f64;
+    let size = |it: &Item| -> f64 {
+        it.demand
+            .iter()
+            .zip(&cap.free)
+            .map(|(d, f)| if *f > 0.0 { d / f } else { 0.0 })
+            .fold(0.0, f64::max)
+    };
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&x, &y| {
+        items[y]
+            .devices
+            .cmp(&items[x].devices)
+            .then(size(&items[y]).partial_cmp(&size(&items[x])).unwrap_or(std::cmp::Ordering::Equal))
+            .then(items[x].pods[0].cmp(&items[y].pods[0]))
+    });
+    let mut bins: Vec<Bin> = Vec::new();
+    let mut out = Vec::new();
+    let fits = |b: &Bin, it: &Item| {
+        it.demand.iter().zip(&b.free).all(|(d, f)| d <= f)
+            && b.dev.iter().filter(|&&f| f == MILLI_PER_GPU).count() >= it.devices
+    };
+    if fill {
+        // Reorder: node by node, the best-aligned unit that fits next.
+        let mut left: Vec<usize> = order.clone();
+        let mut seq = Vec::with_capacity(left.len());
+        let mut probe: Option<Bin> = None;
+        let mut opened = 0;
+        while !left.is_empty() {
+            let b = match probe.as_mut() {
+                Some(b) => b,
+                None => {
+                    if opened >= nodes.len() {
+                        seq.append(&mut left);
+                        break;
+                    }
+                    opened += 1;
+                    probe.insert(Bin::new(problem, nodes[opened - 1], ext))
+                }
+            };
+            let full = b.dev.iter().filter(|&&f| f == MILLI_PER_GPU).count() as f64;
+            let score = |it: &Item| -> f64 {
+                let mut s = it.devices as f64 / gpus * full / gpus;
+                for (d, (f, c)) in it.demand.iter().zip(b.free.iter().zip(&cap.free)) {
+                    if *c > 0.0 {
+                        s += (d / c) * (f / c);
+                    }
+                }
+                s
+            };
+            let best = left
+                .iter()
+                .enumerate()
+                .filter(|(_, &j)| fits(b, &items[j]))
+                .max_by(|(x, &p), (y, &q)| {
+                    score(&items[p])
+                        .partial_cmp(&score(&items[q]))
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                        .then(y.cmp(x))
+                })
+                .map(|(k, _)| k);
+            match best {
+                Some(k) => {
+                    let j = left.remove(k);
+                    let it = &items[j];
+                    for (f, d) in b.free.iter_mut().zip(&it.demand) {
+                        *f -= d;
+                    }
+                    let mut need = it.devices;
+                    for f in b.dev.iter_mut() {
+                        if need > 0 && *f == MILLI_PER_GPU {
+                            *f = 0;
+                            need -= 1;
+                        }
+                    }
+                    seq.push(j);
+                }
+                None => probe = None,
+            }
+        }
+        order = seq;
+    }
+    for j in order {
+        let it = &items[j];
+        let mut at = bins.iter().position(|b| fits(b, it));
+        if at.is_none() && bins.len() < nodes.len() {
+            let b = Bin::new(problem, nodes[bins.len()], ext);
+            bins.push(b);
+            at = fits(&bins[bins.len() - 1], it).then_some(bins.len() - 1);
+        }
+        match at {
+            Some(k) => {
+                let b = &mut bins[k];
+                let devs: Vec<u32> = (0..b.dev.len() as u32)
+                    .filter(|&d| b.dev[d as usize] == MILLI_PER_GPU)
+                    .take(it.devices)
+                    .collect();
+                for (f, d) in b.free.iter_mut().zip(&it.demand) {
+                    *f -= d;
+                }
+                if it.milli > 0 || (it.devices == 1 && problem.pending[it.pods[0]].gpu.amount != GpuAmount::Whole(1)) {
+                    // A share device: every pod on the one device.
+                    let d = devs[0];
+                    for &i in &it.pods {
+                        if let GpuAmount::Shared(m) = problem.pending[i].gpu.amount {
+                            b.dev[d as usize] -= m;
+                        }
+                        out.push((i, Binding { node: b.node, gpu_devices: vec![d] }));
+                    }
+                } else {
+                    for &d in &devs {
+                        b.dev[d as usize] = 0;
+                    }
+                    out.push((it.pods[0], Binding { node: b.node, gpu_devices: devs }));
+                }
+            }
+            None => {
+                for &i in &it.pods {
+                    let d = demand(i);
+                    let amount = problem.pending[i].gpu.amount;
+                    for b in bins.iter_mut() {
+                        if let Some(devs) = b.take(&d, amount) {
+                            out.push((i, Binding { node: b.node, gpu_devices: devs }));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
     out
 }
