@@ -262,13 +262,26 @@ fn pack_devices(
         mem_nodes = items.iter().map(|i| i.demand[1]).sum::<f64>() / cap.free[1],
         "device-first items"
     );
-    let a = place_items(problem, ext, nodes, &items, &cap, false);
-    let b = place_items(problem, ext, nodes, &items, &cap, true);
-    if quality(&b) < quality(&a) {
-        b
-    } else {
-        a
+    let mut best = place_items(problem, ext, nodes, &items, &cap, Fill::FirstFit);
+    for fill in [Fill::Aligned, Fill::Balanced] {
+        let b = place_items(problem, ext, nodes, &items, &cap, fill);
+        if quality(&b) < quality(&best) {
+            best = b;
+        }
     }
+    best
+}
+
+/// How units are ordered onto nodes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fill {
+    /// First-fit decreasing (devices, then largest resource share).
+    FirstFit,
+    /// Node by node, the unit best aligned with the node's free capacity.
+    Aligned,
+    /// Node by node, keeping the node's device use level with its CPU/memory use: the
+    /// most device-heavy unit when resources run ahead, else the most resource-heavy.
+    Balanced,
 }
 
 /// Packs units onto `nodes`: first-fit decreasing (devices, then largest resource
@@ -280,7 +293,7 @@ fn place_items(
     nodes: &[NodeId],
     items: &[Item],
     cap: &Bin,
-    fill: bool,
+    fill: Fill,
 ) -> Vec<(usize, Binding)> {
     let demand = |i: usize| {
         let mut d = demand_of(problem, i, ext);
@@ -309,7 +322,7 @@ fn place_items(
         it.demand.iter().zip(&b.free).all(|(d, f)| d <= f)
             && b.dev.iter().filter(|&&f| f == MILLI_PER_GPU).count() >= it.devices
     };
-    if fill {
+    if fill != Fill::FirstFit {
         // Reorder: node by node, the best-aligned unit that fits next.
         let mut left: Vec<usize> = order.clone();
         let mut seq = Vec::with_capacity(left.len());
@@ -328,7 +341,20 @@ fn place_items(
                 }
             };
             let full = b.dev.iter().filter(|&&f| f == MILLI_PER_GPU).count() as f64;
+            let res = |d: &[f64]| -> f64 {
+                d.iter()
+                    .zip(&cap.free)
+                    .take(2)
+                    .map(|(d, c)| if *c > 0.0 { d / c } else { 0.0 })
+                    .fold(0.0, f64::max)
+            };
+            let used: Vec<f64> = cap.free.iter().zip(&b.free).map(|(c, f)| c - f).collect();
+            let ahead = res(&used) > (gpus - full) / gpus;
             let score = |it: &Item| -> f64 {
+                if fill == Fill::Balanced {
+                    let lean = res(&it.demand) - it.devices as f64 / gpus;
+                    return if ahead { -lean } else { lean };
+                }
                 let mut s = it.devices as f64 / gpus * full / gpus;
                 for (d, (f, c)) in it.demand.iter().zip(b.free.iter().zip(&cap.free)) {
                     if *c > 0.0 {
@@ -404,6 +430,7 @@ fn place_items(
                 }
             }
             None => {
+                tracing::trace!(devices = it.devices, demand = ?it.demand, pods = it.pods.len(), "unit fits nowhere");
                 for &i in &it.pods {
                     let d = demand(i);
                     let amount = problem.pending[i].gpu.amount;
