@@ -88,7 +88,11 @@ impl MilpPlacer {
                 "aggregated second solve"
             );
         }
-        let mut placement = realise::realise(problem, classes, &a, &values);
+        let deadline = start
+            + std::time::Duration::from_secs_f64(
+                (self.opts.time_limit_seconds - RESERVE_SECONDS / 2.0).max(0.0),
+            );
+        let mut placement = realise::realise(problem, classes, &a, &values, self.opts.seed, deadline);
         tail::break_short_gangs(problem, &mut placement);
         let cluster = bind_checked(problem, &placement)?;
         let rest: Vec<usize> = (0..problem.pending.len())

@@ -10,7 +10,10 @@ use super::classes::Classes;
 use super::formulate::{demand_of, free_of};
 use crate::model::gpu::choose_devices;
 use crate::model::{Binding, GpuAmount, NodeId, Problem, MILLI_PER_GPU};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use std::time::Instant;
 
 /// One node being filled.
 struct Bin {
@@ -60,6 +63,8 @@ pub(crate) fn realise(
     classes: &Classes,
     a: &Aggregate,
     v: &[f64],
+    seed: u64,
+    deadline: Instant,
 ) -> Vec<Option<Binding>> {
     let ext = extended_names(problem, classes);
     let count = |col: usize| v[col].round().max(0.0) as usize;
@@ -75,12 +80,13 @@ pub(crate) fn realise(
         .types
         .par_iter()
         .zip(per_type)
-        .map(|(ty, pods)| {
+        .enumerate()
+        .map(|(t, (ty, pods))| {
             let a = pack(problem, &ext, &ty.nodes, pods.clone());
             if !ty.empty || problem.cluster.nodes()[ty.nodes[0]].gpu_count() == 0 {
                 return a;
             }
-            let b = pack_devices(problem, &ext, &ty.nodes, &pods);
+            let b = pack_devices(problem, &ext, &ty.nodes, &pods, seed ^ (t as u64) << 32, deadline);
             if quality(&b) < quality(&a) {
                 b
             } else {
@@ -200,6 +206,33 @@ fn pack_devices(
     ext: &[String],
     nodes: &[NodeId],
     pods: &[usize],
+    seed: u64,
+    deadline: Instant,
+) -> Vec<(usize, Binding)> {
+    let mut best = pack_devices_once(problem, ext, nodes, pods, None);
+    for r in 0..RESTARTS {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(r));
+        let b = pack_devices_once(problem, ext, nodes, pods, Some(&mut rng));
+        if quality(&b) < quality(&best) {
+            best = b;
+        }
+    }
+    best
+}
+
+/// Randomised restarts of the device-first packing per type (after the deterministic
+/// one), while time is left.
+const RESTARTS: u64 = 24;
+
+fn pack_devices_once(
+    problem: &Problem,
+    ext: &[String],
+    nodes: &[NodeId],
+    pods: &[usize],
+    mut rng: Option<&mut ChaCha8Rng>,
 ) -> Vec<(usize, Binding)> {
     let Some(&n0) = nodes.first() else {
         return Vec::new();
@@ -229,7 +262,17 @@ fn pack_devices(
             }),
         }
     }
-    shares.sort_by_key(|&(m, i)| (std::cmp::Reverse(m), i));
+    match rng.as_deref_mut() {
+        None => shares.sort_by_key(|&(m, i)| (std::cmp::Reverse(m), i)),
+        Some(rng) => {
+            let mut keyed: Vec<(i64, usize, u32)> = shares
+                .iter()
+                .map(|&(m, i)| (-(i64::from(m)) + rng.gen_range(-40..=40), i, m))
+                .collect();
+            keyed.sort_unstable();
+            shares = keyed.into_iter().map(|(_, i, m)| (m, i)).collect();
+        }
+    }
     let mut vdevs: Vec<(u32, Item)> = Vec::new();
     for (m, i) in shares {
         let best = vdevs
@@ -262,9 +305,14 @@ fn pack_devices(
         mem_nodes = items.iter().map(|i| i.demand[1]).sum::<f64>() / cap.free[1],
         "device-first items"
     );
-    let mut best = place_items(problem, ext, nodes, &items, &cap, Fill::FirstFit);
+    if let Some(rng) = rng {
+        let noise: Vec<f64> = items.iter().map(|_| rng.gen_range(-0.05..0.05)).collect();
+        return place_items(problem, ext, nodes, &items, &cap, Fill::Balanced, &noise);
+    }
+    let zero = vec![0.0; items.len()];
+    let mut best = place_items(problem, ext, nodes, &items, &cap, Fill::FirstFit, &zero);
     for fill in [Fill::Aligned, Fill::Balanced] {
-        let b = place_items(problem, ext, nodes, &items, &cap, fill);
+        let b = place_items(problem, ext, nodes, &items, &cap, fill, &zero);
         if quality(&b) < quality(&best) {
             best = b;
         }
@@ -294,6 +342,7 @@ fn place_items(
     items: &[Item],
     cap: &Bin,
     fill: Fill,
+    noise: &[f64],
 ) -> Vec<(usize, Binding)> {
     let demand = |i: usize| {
         let mut d = demand_of(problem, i, ext);
@@ -350,9 +399,10 @@ fn place_items(
             };
             let used: Vec<f64> = cap.free.iter().zip(&b.free).map(|(c, f)| c - f).collect();
             let ahead = res(&used) > (gpus - full) / gpus;
-            let score = |it: &Item| -> f64 {
+            let score = |j: usize| -> f64 {
+                let it = &items[j];
                 if fill == Fill::Balanced {
-                    let lean = res(&it.demand) - it.devices as f64 / gpus;
+                    let lean = res(&it.demand) - it.devices as f64 / gpus + noise[j];
                     return if ahead { -lean } else { lean };
                 }
                 let mut s = it.devices as f64 / gpus * full / gpus;
@@ -368,8 +418,8 @@ fn place_items(
                 .enumerate()
                 .filter(|(_, &j)| fits(b, &items[j]))
                 .max_by(|(x, &p), (y, &q)| {
-                    score(&items[p])
-                        .partial_cmp(&score(&items[q]))
+                    score(p)
+                        .partial_cmp(&score(q))
                         .unwrap_or(std::cmp::Ordering::Equal)
                         .then(y.cmp(x))
                 })
