@@ -178,9 +178,10 @@ impl MilpPlacer {
         &self.opts
     }
 
-    /// The online policies tried as warm start, best first on ties.
-    fn warm_start_kinds(&self) -> &'static [OnlineKind] {
-        match self.opts.objective {
+    /// The online policies tried as warm start: every online policy, the ones suited to
+    /// the objective first (they win ties).
+    fn warm_start_kinds(&self) -> Vec<OnlineKind> {
+        let first: &[OnlineKind] = match self.opts.objective {
             Objective::Pack => &[
                 OnlineKind::BestFit,
                 OnlineKind::DotProduct,
@@ -188,20 +189,12 @@ impl MilpPlacer {
                 OnlineKind::GpuPacking,
                 OnlineKind::FirstFit,
             ],
-            Objective::Balance => &[
-                OnlineKind::LeastAllocated,
-                OnlineKind::KubeDefault,
-                OnlineKind::BestFit,
-                OnlineKind::DotProduct,
-                OnlineKind::FirstFit,
-            ],
-            Objective::Fragmentation => &[
-                OnlineKind::GpuPacking,
-                OnlineKind::BestFit,
-                OnlineKind::DotProduct,
-                OnlineKind::FirstFit,
-            ],
-        }
+            Objective::Balance => &[OnlineKind::LeastAllocated, OnlineKind::KubeDefault],
+            Objective::Fragmentation => &[OnlineKind::GpuPacking, OnlineKind::Fgd],
+        };
+        let mut kinds = first.to_vec();
+        kinds.extend(OnlineKind::ALL.iter().filter(|k| !first.contains(k)));
+        kinds
     }
 }
 
@@ -232,7 +225,7 @@ impl Placer for MilpPlacer {
         let start = Instant::now();
         let objective = self.opts.objective;
         let mut greedy: Option<(OnlineKind, Vec<Option<Binding>>, goal::Score)> = None;
-        for &k in self.warm_start_kinds() {
+        for k in self.warm_start_kinds() {
             let out = OnlinePolicy::new(k, self.opts.seed).place(problem)?;
             let s = goal::Score::of(problem, &out.placement, objective);
             if greedy.as_ref().is_none_or(|g| s.better_than(&g.2)) {
