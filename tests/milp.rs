@@ -712,8 +712,7 @@ fn openb_problem(pods: usize) -> Option<Problem> {
         plimsoll::datasets::openb::load_nodes(dir.join("openb/openb_node_list_all_node.csv"))
             .ok()?;
     let mut pending =
-        plimsoll::datasets::openb::load_pods(dir.join("openb/openb_pod_list_default.csv"))
-            .ok()?;
+        plimsoll::datasets::openb::load_pods(dir.join("openb/openb_pod_list_default.csv")).ok()?;
     pending.truncate(pods);
     Some(Problem::from_parts(nodes, pending).unwrap())
 }
@@ -867,7 +866,11 @@ fn milp_is_never_worse_than_any_greedy_policy() {
             for kind in OnlineKind::ALL {
                 let g = OnlinePolicy::new(kind, seed).place(&problem).unwrap();
                 let gw = weighted_placed(&problem, &g.placement);
-                assert!(w >= gw, "seed {seed} {objective}: {w} < {} {gw}", kind.name());
+                assert!(
+                    w >= gw,
+                    "seed {seed} {objective}: {w} < {} {gw}",
+                    kind.name()
+                );
                 if w == gw && objective == Objective::Pack {
                     assert!(
                         new_nodes(&out) <= new_nodes(&g),

@@ -116,7 +116,13 @@ pub(crate) fn extended_names(problem: &Problem, classes: &Classes) -> Vec<String
 }
 
 /// Most pods of class `c` alone on node `n` (at most the class size).
-pub(crate) fn fit_alone(problem: &Problem, classes: &Classes, c: usize, n: NodeId, ext: &[String]) -> usize {
+pub(crate) fn fit_alone(
+    problem: &Problem,
+    classes: &Classes,
+    c: usize,
+    n: NodeId,
+    ext: &[String],
+) -> usize {
     let cluster = &problem.cluster;
     let i = classes.classes[c].rep();
     let pod = &problem.pending[i];
@@ -124,7 +130,10 @@ pub(crate) fn fit_alone(problem: &Problem, classes: &Classes, c: usize, n: NodeI
     let mut hi = classes.classes[c]
         .size()
         .min(node.allocatable.pods.saturating_sub(cluster.used(n).pods) as usize);
-    for (a, b) in demand_of(problem, i, ext).iter().zip(free_of(problem, n, ext)) {
+    for (a, b) in demand_of(problem, i, ext)
+        .iter()
+        .zip(free_of(problem, n, ext))
+    {
         if *a > 0.0 {
             hi = hi.min((b / a).floor() as usize);
         }
@@ -220,11 +229,10 @@ pub(crate) fn build(problem: &Problem, classes: &Classes, types: Vec<NodeType>) 
         }
     }
     for (c, class) in cl.iter().enumerate() {
-        let terms: Vec<(usize, f64)> = a
-            .x
-            .range((c, 0)..(c + 1, 0))
-            .map(|(_, &x)| (x, 1.0))
-            .collect();
+        let terms: Vec<(usize, f64)> =
+            a.x.range((c, 0)..(c + 1, 0))
+                .map(|(_, &x)| (x, 1.0))
+                .collect();
         if terms.len() > 1 {
             a.program.le(terms, class.size() as f64);
         }

@@ -53,7 +53,8 @@ pub(crate) fn value(problem: &Problem, placement: &[Option<Binding>], objective:
                 .fold(0.0, f64::max)
         }
         Objective::Fragmentation => {
-            let mut free: Vec<Vec<u32>> = (0..nodes.len()).map(|n| c.gpu_free(n).to_vec()).collect();
+            let mut free: Vec<Vec<u32>> =
+                (0..nodes.len()).map(|n| c.gpu_free(n).to_vec()).collect();
             for (p, b) in problem.pending.iter().zip(placement) {
                 let Some(b) = b else { continue };
                 let take = match p.gpu.amount {

@@ -43,7 +43,8 @@ impl MilpPlacer {
             .iter()
             .map(|c| c.weight * c.size() as f64)
             .sum();
-        let left = |reserve: f64| self.opts.time_limit_seconds - start.elapsed().as_secs_f64() - reserve;
+        let left =
+            |reserve: f64| self.opts.time_limit_seconds - start.elapsed().as_secs_f64() - reserve;
         let mut settings = solve::Settings {
             time_limit: left(RESERVE_SECONDS),
             rel_gap: 0.0,
@@ -56,13 +57,18 @@ impl MilpPlacer {
         let (mut values, v1, weight_bound, first_optimal) = match warm_v1 {
             Some(v) if v >= all - 0.5 => (warm.clone().unwrap_or_default(), v, all, true),
             _ => {
-                let first = solve::solve(&a.program, solve::Goal::Primary, &settings, warm.as_deref())?;
+                let first =
+                    solve::solve(&a.program, solve::Goal::Primary, &settings, warm.as_deref())?;
                 let values = first
                     .values
                     .or(warm.clone())
                     .ok_or("HiGHS found no solution in time")?;
                 let v1 = a.program.primary_value(&values);
-                let bound = if first.bound.is_finite() { first.bound.min(all) } else { all };
+                let bound = if first.bound.is_finite() {
+                    first.bound.min(all)
+                } else {
+                    all
+                };
                 (values, v1, bound, first.optimal || v1 >= bound - 0.5)
             }
         };
@@ -71,7 +77,12 @@ impl MilpPlacer {
         if first_optimal && left(RESERVE_SECONDS) > 1e-2 {
             settings.time_limit = left(RESERVE_SECONDS);
             settings.rel_gap = self.opts.mip_rel_gap;
-            let second = solve::solve(&a.program, solve::Goal::Secondary(v1), &settings, Some(&values))?;
+            let second = solve::solve(
+                &a.program,
+                solve::Goal::Secondary(v1),
+                &settings,
+                Some(&values),
+            )?;
             if let Some(v2) = second.values {
                 if a.program.primary_value(&v2) >= v1 - 0.5
                     && secondary(&a.program, &v2) <= secondary(&a.program, &values)
@@ -92,13 +103,21 @@ impl MilpPlacer {
             + std::time::Duration::from_secs_f64(
                 (self.opts.time_limit_seconds - RESERVE_SECONDS / 2.0).max(0.0),
             );
-        let mut placement = realise::realise(problem, classes, &a, &values, self.opts.seed, deadline);
+        let mut placement =
+            realise::realise(problem, classes, &a, &values, self.opts.seed, deadline);
         tail::break_short_gangs(problem, &mut placement);
         let cluster = bind_checked(problem, &placement)?;
         let rest: Vec<usize> = (0..problem.pending.len())
             .filter(|&i| placement[i].is_none())
             .collect();
-        tail::place_greedy(problem, &rest, kind, self.opts.seed, cluster, &mut placement)?;
+        tail::place_greedy(
+            problem,
+            &rest,
+            kind,
+            self.opts.seed,
+            cluster,
+            &mut placement,
+        )?;
         tracing::debug!(s = start.elapsed().as_secs_f64(), "realised and repaired");
 
         let modelled_w: f64 = classes
@@ -109,14 +128,21 @@ impl MilpPlacer {
             .map(|(_, w)| w)
             .sum();
         let all_placed = placement.iter().all(Option::is_some);
-        let bound_valid =
-            first_optimal && ((classes.greedy_tail.is_empty() && modelled_w >= v1 - 0.5) || all_placed);
+        let bound_valid = first_optimal
+            && ((classes.greedy_tail.is_empty() && modelled_w >= v1 - 0.5) || all_placed);
         let mut stats = SolveStats::default();
         if bound_valid {
             let obj = goal::value(problem, &placement, Objective::Pack);
-            let mut bound = if node_bound.is_finite() { node_bound.max(0.0) } else { 0.0 };
+            let mut bound = if node_bound.is_finite() {
+                node_bound.max(0.0)
+            } else {
+                0.0
+            };
             if v1 >= all - 0.5 {
-                let members = classes.classes.iter().flat_map(|c| c.members.iter().copied());
+                let members = classes
+                    .classes
+                    .iter()
+                    .flat_map(|c| c.members.iter().copied());
                 bound = bound.max(pack_volume_bound(problem, members));
             }
             let bound = (bound - 1e-6).ceil().min(obj);

@@ -35,17 +35,38 @@
 //! optimal in time, it reports the first solve's objective and bound instead.
 //!
 //! # Warm start and fallback
-//! Several online policies run first; the one placing the most priority weight is the
+//! Every online policy runs first (the ones suited to the objective first, they win
+//! ties); the best by (priority weight placed, then the second goal, see [`goal`]) is the
 //! greedy warm start (passed to HiGHS as its initial solution). It is returned instead,
 //! with `fell_back: true`, when HiGHS fails or has no incumbent, when the solution does
 //! not pass the sequential kube-filter check, or when the final placement (program plus
-//! greedy tail) carries less priority weight than the greedy one.
+//! greedy tail) is lexicographically worse than it. So the MILP is never worse than any
+//! online policy on (weight, second goal).
 //!
-//! # Size
+//! # Size: the aggregated path (`pack`)
+//! When the objective is `pack`, no modelled pod has pod anti-affinity or host ports,
+//! and the exact program would have more than [`AGGREGATE_MIN_PAIRS`] (class, node)
+//! columns, identical empty nodes are grouped into types and the [`aggregate`] program
+//! counts pods per (class, type) (openb: 1,523 nodes form 27 types). It is a relaxation
+//! of the exact problem, so its bounds are valid: the reported `bound` is the best of its
+//! second-solve dual bound and a volume bound, and is claimed (with `objective` = new
+//! nodes of the returned placement) only when every modelled pod is placed (or every
+//! pod at all); otherwise the stats are in priority weight against the aggregated
+//! first-goal bound. Its solution is realised on concrete nodes per type ([`realise`]:
+//! per-pod first-fit decreasing, and a device-first packing — shares grouped onto
+//! devices, units packed node by node keeping device and CPU/memory use level — with
+//! seeded restarts while time is left, best kept); pods that do not fit, and the greedy
+//! tail, are placed by the warm start's policy; gangs stay all-or-nothing. The
+//! realisation can need more nodes than the aggregated solution, which is what the gap
+//! then shows.
+//!
+//! # Size: the exact path (small instances, `balance`, `fragmentation`)
 //! Identical empty nodes are symmetric; of each group the program keeps a prefix sized
 //! from the greedy solution's use of the group and a volume bound (see [`formulate`]).
-//! This keeps openb-size instances small, but makes the program a restriction: the
-//! reported bound is the bound of the restricted program, not of the full one.
+//! This keeps instances small, but makes the program a restriction: the reported bound is
+//! the bound of the restricted program, not of the full one. `balance` and
+//! `fragmentation` always take this path (their goals are per node or per device and do
+//! not aggregate).
 //! Time limit, gap and threads are passed to HiGHS; the second solve gets what the first
 //! left of the time limit (measured with the wall clock, as HiGHS does itself).
 
@@ -437,7 +458,12 @@ impl MilpPlacer {
 
     /// True for `pack` when no modelled pod has anti-affinity or host ports and the
     /// exact program would have more than [`AGGREGATE_MIN_PAIRS`] (class, node) columns.
-    fn use_aggregate(&self, problem: &Problem, classes: &classes::Classes, eligible: &[Vec<usize>]) -> bool {
+    fn use_aggregate(
+        &self,
+        problem: &Problem,
+        classes: &classes::Classes,
+        eligible: &[Vec<usize>],
+    ) -> bool {
         let pairs: usize = eligible.iter().map(Vec::len).sum();
         self.opts.objective == Objective::Pack
             && pairs > AGGREGATE_MIN_PAIRS

@@ -28,7 +28,12 @@ impl Bin {
     fn new(problem: &Problem, node: NodeId, ext: &[String]) -> Self {
         let c = &problem.cluster;
         let mut free = free_of(problem, node, ext);
-        free.push(c.nodes()[node].allocatable.pods.saturating_sub(c.used(node).pods) as f64);
+        free.push(
+            c.nodes()[node]
+                .allocatable
+                .pods
+                .saturating_sub(c.used(node).pods) as f64,
+        );
         Bin {
             node,
             free,
@@ -82,11 +87,21 @@ pub(crate) fn realise(
         .zip(per_type)
         .enumerate()
         .map(|(t, (ty, pods))| {
+            if pods.is_empty() {
+                return Vec::new();
+            }
             let a = pack(problem, &ext, &ty.nodes, pods.clone());
             if !ty.empty || problem.cluster.nodes()[ty.nodes[0]].gpu_count() == 0 {
                 return a;
             }
-            let b = pack_devices(problem, &ext, &ty.nodes, &pods, seed ^ (t as u64) << 32, deadline);
+            let b = pack_devices(
+                problem,
+                &ext,
+                &ty.nodes,
+                &pods,
+                seed ^ (t as u64) << 32,
+                deadline,
+            );
             if quality(&b) < quality(&a) {
                 b
             } else {
@@ -362,7 +377,11 @@ fn place_items(
         items[y]
             .devices
             .cmp(&items[x].devices)
-            .then(size(&items[y]).partial_cmp(&size(&items[x])).unwrap_or(std::cmp::Ordering::Equal))
+            .then(
+                size(&items[y])
+                    .partial_cmp(&size(&items[x]))
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
             .then(items[x].pods[0].cmp(&items[y].pods[0]))
     });
     let mut bins: Vec<Bin> = Vec::new();
@@ -463,20 +482,35 @@ fn place_items(
                 for (f, d) in b.free.iter_mut().zip(&it.demand) {
                     *f -= d;
                 }
-                if it.milli > 0 || (it.devices == 1 && problem.pending[it.pods[0]].gpu.amount != GpuAmount::Whole(1)) {
+                if it.milli > 0
+                    || (it.devices == 1
+                        && problem.pending[it.pods[0]].gpu.amount != GpuAmount::Whole(1))
+                {
                     // A share device: every pod on the one device.
                     let d = devs[0];
                     for &i in &it.pods {
                         if let GpuAmount::Shared(m) = problem.pending[i].gpu.amount {
                             b.dev[d as usize] -= m;
                         }
-                        out.push((i, Binding { node: b.node, gpu_devices: vec![d] }));
+                        out.push((
+                            i,
+                            Binding {
+                                node: b.node,
+                                gpu_devices: vec![d],
+                            },
+                        ));
                     }
                 } else {
                     for &d in &devs {
                         b.dev[d as usize] = 0;
                     }
-                    out.push((it.pods[0], Binding { node: b.node, gpu_devices: devs }));
+                    out.push((
+                        it.pods[0],
+                        Binding {
+                            node: b.node,
+                            gpu_devices: devs,
+                        },
+                    ));
                 }
             }
             None => {
@@ -486,7 +520,13 @@ fn place_items(
                     let amount = problem.pending[i].gpu.amount;
                     for b in bins.iter_mut() {
                         if let Some(devs) = b.take(&d, amount) {
-                            out.push((i, Binding { node: b.node, gpu_devices: devs }));
+                            out.push((
+                                i,
+                                Binding {
+                                    node: b.node,
+                                    gpu_devices: devs,
+                                },
+                            ));
                             break;
                         }
                     }

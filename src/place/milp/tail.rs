@@ -15,12 +15,15 @@ fn gang_key(problem: &Problem, i: usize) -> Option<(String, String)> {
 
 /// Unplaces every member of a gang that has fewer than `min_member` members placed
 /// (all-or-nothing); returns the pending indices unplaced.
-pub(crate) fn break_short_gangs(problem: &Problem, placement: &mut [Option<Binding>]) -> Vec<usize> {
+pub(crate) fn break_short_gangs(
+    problem: &Problem,
+    placement: &mut [Option<Binding>],
+) -> Vec<usize> {
     let mut placed: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
-    for i in 0..problem.pending.len() {
+    for (i, b) in placement.iter().enumerate() {
         if let Some(k) = gang_key(problem, i) {
             let e = placed.entry(k).or_default();
-            e.0 += usize::from(placement[i].is_some());
+            e.0 += usize::from(b.is_some());
             e.1 = problem.pending[i]
                 .gang
                 .as_ref()
@@ -28,10 +31,10 @@ pub(crate) fn break_short_gangs(problem: &Problem, placement: &mut [Option<Bindi
         }
     }
     let mut out = Vec::new();
-    for i in 0..problem.pending.len() {
+    for (i, b) in placement.iter_mut().enumerate() {
         if let Some(k) = gang_key(problem, i) {
             let (n, min) = placed[&k];
-            if n < min && placement[i].take().is_some() {
+            if n < min && b.take().is_some() {
                 out.push(i);
             }
         }
