@@ -118,6 +118,20 @@ impl MilpPlacer {
             cluster,
             &mut placement,
         )?;
+        let before = goal::value(problem, &placement, Objective::Pack);
+        let end = start
+            + std::time::Duration::from_secs_f64(
+                (self.opts.time_limit_seconds - RESERVE_SECONDS / 4.0).max(0.0),
+            );
+        if classes.greedy_tail.is_empty() {
+            // Tail pods' affinity and spread may count the pods a move would shift.
+            empty_nodes(problem, &mut placement, end);
+        }
+        tracing::debug!(
+            before,
+            after = goal::value(problem, &placement, Objective::Pack),
+            "emptied nodes"
+        );
         tracing::debug!(s = start.elapsed().as_secs_f64(), "realised and repaired");
 
         let modelled_w: f64 = classes
@@ -172,4 +186,88 @@ impl MilpPlacer {
 
 fn secondary(p: &Program, v: &[f64]) -> f64 {
     p.secondary_value(v)
+}
+
+/// Local search after realisation: for each node that was empty and now holds pods
+/// (fewest pods first), tries to move all of its pods onto other nodes already in use
+/// (least free CPU first, full kube filters); keeps a move only if the node empties.
+/// Only called without a greedy tail (no pod whose affinity or spread could count the
+/// moved pods); gang members are never moved.
+pub(super) fn empty_nodes(problem: &Problem, placement: &mut [Option<Binding>], deadline: Instant) {
+    use crate::model::gpu::choose_devices;
+    use crate::place::filter::FilterContext;
+    let c0 = &problem.cluster;
+    let movable = |i: usize| {
+        let p = &problem.pending[i];
+        p.pod_affinity.is_empty() && p.topology_spread.is_empty() && p.gang.is_none()
+    };
+    let mut on: std::collections::BTreeMap<NodeId, Vec<usize>> = Default::default();
+    for (i, b) in placement.iter().enumerate() {
+        if let Some(b) = b {
+            on.entry(b.node).or_default().push(i);
+        }
+    }
+    let mut cands: Vec<(usize, NodeId)> = on
+        .iter()
+        .filter(|(&n, ps)| c0.pods_on(n).is_empty() && ps.iter().all(|&i| movable(i)))
+        .map(|(&n, ps)| (ps.len(), n))
+        .collect();
+    cands.sort_unstable();
+    for (_, n) in cands {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let mut trial = placement.to_vec();
+        let pods: Vec<usize> = on.get(&n).cloned().unwrap_or_default();
+        for &i in &pods {
+            trial[i] = None;
+        }
+        let Ok(mut cluster) = bind_checked(problem, &trial) else {
+            continue;
+        };
+        let mut targets: Vec<NodeId> = on
+            .iter()
+            .filter(|(&m, ps)| m != n && !ps.is_empty())
+            .map(|(&m, _)| m)
+            .collect();
+        let mut ok = true;
+        let mut order = pods.clone();
+        order.sort_by_key(|&i| {
+            let p = &problem.pending[i];
+            std::cmp::Reverse((p.gpu.amount.total_milli(), p.requests.cpu_milli, i))
+        });
+        for i in order {
+            let pod = &problem.pending[i];
+            targets.sort_by_key(|&m| {
+                let a = &cluster.nodes()[m].allocatable;
+                (a.cpu_milli.saturating_sub(cluster.used(m).cpu_milli), m)
+            });
+            let ctx = FilterContext::new(&cluster, pod);
+            let hit = targets.iter().copied().find_map(|m| {
+                ctx.check(m).ok()?;
+                choose_devices(cluster.gpu_free(m), pod.gpu.amount).map(|d| (m, d))
+            });
+            match hit {
+                Some((m, d)) if cluster.bind(pod.clone(), m, Some(d.clone())).is_ok() => {
+                    trial[i] = Some(Binding {
+                        node: m,
+                        gpu_devices: d,
+                    });
+                }
+                _ => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            for &i in &pods {
+                if let Some(b) = &trial[i] {
+                    on.entry(b.node).or_default().push(i);
+                }
+            }
+            on.remove(&n);
+            placement.clone_from_slice(&trial);
+        }
+    }
 }

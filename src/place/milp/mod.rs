@@ -56,7 +56,9 @@
 //! per-pod first-fit decreasing, and a device-first packing — shares grouped onto
 //! devices, units packed node by node keeping device and CPU/memory use level — with
 //! seeded restarts while time is left, best kept); pods that do not fit, and the greedy
-//! tail, are placed by the warm start's policy; gangs stay all-or-nothing. The
+//! tail, are placed by the warm start's policy; gangs stay all-or-nothing; without a
+//! greedy tail, a local search then empties nodes whose pods fit on other nodes in use
+//! ([`large`]). The
 //! realisation can need more nodes than the aggregated solution, which is what the gap
 //! then shows.
 //!
