@@ -2,60 +2,17 @@
 //! pods pending; prints the gap and whether it fell back. Skips without the data.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use plimsoll::model::{GpuAmount, GpuRequest, Node, NodeGpus, Pod, Problem, Resources};
+use plimsoll::datasets::openb;
+use plimsoll::model::Problem;
 use plimsoll::place::milp::{MilpOptions, MilpPlacer, Objective};
 use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::Placer;
 use std::path::Path;
 
 fn openb(dir: &Path, pods: usize) -> Problem {
-    let mut nodes = Vec::new();
-    let mut r = csv::Reader::from_path(dir.join("openb/openb_node_list_all_node.csv")).unwrap();
-    for row in r.records() {
-        let row = row.unwrap();
-        let res = Resources {
-            cpu_milli: row[1].parse().unwrap(),
-            memory_bytes: row[2].parse::<u64>().unwrap() << 20,
-            pods: 256,
-            ..Default::default()
-        };
-        let gpus: u32 = row[3].parse().unwrap();
-        nodes.push(Node {
-            name: row[0].to_string(),
-            capacity: res.clone(),
-            allocatable: res,
-            gpus: (gpus > 0).then(|| NodeGpus {
-                model: row[4].to_string(),
-                count: gpus,
-            }),
-            ..Default::default()
-        });
-    }
-    let mut pending = Vec::new();
-    let mut r = csv::Reader::from_path(dir.join("openb/openb_pod_list_default.csv")).unwrap();
-    for row in r.records().take(pods) {
-        let row = row.unwrap();
-        let amount =
-            GpuAmount::from_count_and_milli(row[3].parse().unwrap(), row[4].parse().unwrap())
-                .unwrap();
-        pending.push(Pod {
-            name: row[0].to_string(),
-            namespace: "default".into(),
-            requests: Resources::cpu_mem(
-                row[1].parse().unwrap(),
-                row[2].parse::<u64>().unwrap() << 20,
-            ),
-            gpu: GpuRequest {
-                amount,
-                models: row[5]
-                    .split('|')
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect(),
-            },
-            ..Default::default()
-        });
-    }
+    let nodes = openb::load_nodes(dir.join("openb/openb_node_list_all_node.csv")).unwrap();
+    let mut pending = openb::load_pods(dir.join("openb/openb_pod_list_default.csv")).unwrap();
+    pending.truncate(pods);
     Problem::from_parts(nodes, pending).unwrap()
 }
 

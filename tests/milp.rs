@@ -703,3 +703,192 @@ fn options_are_validated_and_objectives_parse() {
     assert!("densest".parse::<Objective>().is_err());
     assert_eq!(milp(Objective::Pack).name(), "milp");
 }
+
+// ---------- openb figures (ignored: ~10 s per size; run on demand) ----------
+
+fn openb_problem(pods: usize) -> Option<Problem> {
+    let dir = plimsoll::datasets::data_dir()?;
+    let nodes =
+        plimsoll::datasets::openb::load_nodes(dir.join("openb/openb_node_list_all_node.csv"))
+            .ok()?;
+    let mut pending =
+        plimsoll::datasets::openb::load_pods(dir.join("openb/openb_pod_list_default.csv")).ok()?;
+    pending.truncate(pods);
+    Some(Problem::from_parts(nodes, pending).unwrap())
+}
+
+/// Prints nodes used, bound, gap, time and fallback of the MILP (pack) and best-fit's
+/// node count for the first N openb pods, N from `PLIMSOLL_OPENB_PODS` (default
+/// `200,1000,2000`). `cargo test --release --test milp openb_figures -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn openb_figures() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let sizes: Vec<usize> = std::env::var("PLIMSOLL_OPENB_PODS")
+        .unwrap_or_else(|_| "200,1000,2000".into())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    for n in sizes {
+        let Some(problem) = openb_problem(n) else {
+            eprintln!("openb data not found (set PLIMSOLL_DATA); skipping");
+            return;
+        };
+        let placer = MilpPlacer::new(MilpOptions {
+            objective: Objective::Pack,
+            time_limit_seconds: 10.0,
+            mip_rel_gap: 0.01,
+            threads: 1,
+            seed: 42,
+        })
+        .unwrap();
+        let out = placer.place(&problem).unwrap();
+        plimsoll::place::validate::validate(&problem, &out.placement).unwrap();
+        let bf = OnlinePolicy::new(OnlineKind::BestFit, 42)
+            .place(&problem)
+            .unwrap();
+        eprintln!(
+            "openb {n} pods: best-fit {} nodes ({} placed); milp {} nodes ({} placed) in {:.2}s, objective {:?}, bound {:?}, gap {:?}, fell_back {}",
+            nodes_in_use(&bf),
+            bf.placed(),
+            nodes_in_use(&out),
+            out.placed(),
+            out.stats.solve_seconds,
+            out.stats.objective,
+            out.stats.bound,
+            out.stats.gap,
+            out.stats.fell_back
+        );
+    }
+}
+
+// ---------- the aggregated path and the greedy floor ----------
+
+/// Nodes empty before placement that receive pods (no pods are bound in these tests).
+fn new_nodes(out: &Outcome) -> f64 {
+    nodes_in_use(out) as f64
+}
+
+/// 700 identical nodes (8 cores, 4 GPUs): 40 one-GPU pods of 2 cores fill 10 nodes,
+/// 24 half-GPU pods of 1 core fill 3 (two per device), 16 CPU pods of 4 cores fill 8.
+/// The CPU volume is exactly 21 nodes, so 21 is optimal and provable; 3 classes x 700
+/// nodes takes the aggregated path.
+#[test]
+fn aggregated_pack_reaches_the_known_optimum_on_identical_nodes() {
+    let nodes: Vec<Node> = (0..700)
+        .map(|i| node(&format!("n{i}"), 8000, 64, 110, 4, "V100"))
+        .collect();
+    let mut pods = Vec::new();
+    for i in 0..40 {
+        pods.push(pod(&format!("w{i}"), 2000, 4, GpuAmount::Whole(1)));
+    }
+    for i in 0..24 {
+        pods.push(pod(&format!("s{i}"), 1000, 2, GpuAmount::Shared(500)));
+    }
+    for i in 0..16 {
+        pods.push(pod(&format!("c{i}"), 4000, 4, GpuAmount::None));
+    }
+    let problem = Problem::from_parts(nodes, pods).unwrap();
+    let out = milp(Objective::Pack).place(&problem).unwrap();
+    plimsoll::place::validate::validate(&problem, &out.placement).unwrap();
+    assert_eq!(out.placed(), 80);
+    assert_eq!(nodes_in_use(&out), 21, "{:?}", out.stats);
+    assert!(!out.stats.fell_back, "{:?}", out.stats);
+    assert_eq!(out.stats.bound, Some(21.0), "{:?}", out.stats);
+    assert_eq!(out.stats.gap, Some(0.0), "{:?}", out.stats);
+}
+
+/// The balance goal: the largest CPU, memory or GPU utilisation over the nodes.
+fn max_util(problem: &Problem, out: &Outcome) -> f64 {
+    let c = out.apply(problem).unwrap();
+    let r = |x: u64, y: u64| if y == 0 { 0.0 } else { x as f64 / y as f64 };
+    (0..c.nodes().len())
+        .map(|n| {
+            let a = &c.nodes()[n].allocatable;
+            let u = c.used(n);
+            let g = u64::from(c.nodes()[n].gpu_count()) * 1000;
+            r(u.cpu_milli, a.cpu_milli)
+                .max(r(u.memory_bytes, a.memory_bytes))
+                .max(r(g - c.gpu_free_total(n), g))
+        })
+        .fold(0.0, f64::max)
+}
+
+/// A gang on the aggregated path stays all-or-nothing and packs: 600 nodes of 4 cores;
+/// 4 pods each of 1, 2 and 3 cores plus a gang of three 3-core pods (min 3). Each 3-core
+/// pod needs its own node (4 of them share it with a 1-core pod), the 2-core pods fill 2
+/// more: 9 nodes, which is also the CPU volume bound.
+#[test]
+fn aggregated_pack_keeps_gangs_whole() {
+    let nodes: Vec<Node> = (0..600)
+        .map(|i| node(&format!("n{i}"), 4000, 16, 110, 0, ""))
+        .collect();
+    let mut pods: Vec<Pod> = (0..12)
+        .map(|i| pod(&format!("p{i}"), 1000 * (1 + i % 3), 1, GpuAmount::None))
+        .collect();
+    for i in 0..3 {
+        let mut p = pod(&format!("g{i}"), 3000, 1, GpuAmount::None);
+        p.gang = Some(Gang {
+            name: "job".into(),
+            min_member: 3,
+        });
+        pods.push(p);
+    }
+    let problem = Problem::from_parts(nodes, pods).unwrap();
+    let out = milp(Objective::Pack).place(&problem).unwrap();
+    plimsoll::place::validate::validate(&problem, &out.placement).unwrap();
+    assert_eq!(out.placed(), 15);
+    assert_eq!(nodes_in_use(&out), 9, "{:?}", out.stats);
+    assert_eq!(out.stats.gap, Some(0.0), "{:?}", out.stats);
+}
+
+/// On random clusters (small ones on the exact path, larger ones on the aggregated
+/// path) the MILP is never lexicographically worse than any online policy.
+#[test]
+fn milp_is_never_worse_than_any_greedy_policy() {
+    for (seed, nodes, pods) in [(1u64, 12, 40), (2, 20, 60), (3, 90, 220), (4, 120, 300)] {
+        let problem = synthetic(seed, nodes, pods);
+        for objective in [Objective::Pack, Objective::Balance] {
+            let placer = MilpPlacer::new(MilpOptions {
+                objective,
+                time_limit_seconds: 2.0,
+                mip_rel_gap: 0.01,
+                threads: 1,
+                seed,
+            })
+            .unwrap();
+            let out = placer.place(&problem).unwrap();
+            plimsoll::place::validate::validate(&problem, &out.placement).unwrap();
+            let w = weighted_placed(&problem, &out.placement);
+            for kind in OnlineKind::ALL {
+                let g = OnlinePolicy::new(kind, seed).place(&problem).unwrap();
+                let gw = weighted_placed(&problem, &g.placement);
+                assert!(
+                    w >= gw,
+                    "seed {seed} {objective}: {w} < {} {gw}",
+                    kind.name()
+                );
+                if w == gw && objective == Objective::Pack {
+                    assert!(
+                        new_nodes(&out) <= new_nodes(&g),
+                        "seed {seed}: milp {} nodes, {} {}",
+                        new_nodes(&out),
+                        kind.name(),
+                        new_nodes(&g)
+                    );
+                }
+                if w == gw && objective == Objective::Balance {
+                    let (m, gm) = (max_util(&problem, &out), max_util(&problem, &g));
+                    assert!(
+                        m <= gm + 1e-9,
+                        "seed {seed}: milp max util {m}, {} {gm}",
+                        kind.name()
+                    );
+                }
+            }
+        }
+    }
+}

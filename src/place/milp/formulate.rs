@@ -79,7 +79,7 @@ fn per_device_milli(a: GpuAmount) -> u32 {
 }
 
 /// Free amount per dimension: cpu, memory, ephemeral storage, then extended names.
-fn free_of(problem: &Problem, n: NodeId, ext: &[String]) -> Vec<f64> {
+pub(crate) fn free_of(problem: &Problem, n: NodeId, ext: &[String]) -> Vec<f64> {
     let node = &problem.cluster.nodes()[n];
     let used = problem.cluster.used(n);
     let a = &node.allocatable;
@@ -97,7 +97,8 @@ fn free_of(problem: &Problem, n: NodeId, ext: &[String]) -> Vec<f64> {
     v
 }
 
-fn demand_of(problem: &Problem, i: usize, ext: &[String]) -> Vec<f64> {
+/// Demand of pending pod `i` per dimension, as [`free_of`].
+pub(crate) fn demand_of(problem: &Problem, i: usize, ext: &[String]) -> Vec<f64> {
     let r = &problem.pending[i].requests;
     let mut v = vec![
         r.cpu_milli as f64,

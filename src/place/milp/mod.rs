@@ -35,32 +35,59 @@
 //! optimal in time, it reports the first solve's objective and bound instead.
 //!
 //! # Warm start and fallback
-//! Several online policies run first; the one placing the most priority weight is the
+//! Every online policy runs first (the ones suited to the objective first, they win
+//! ties); the best by (priority weight placed, then the second goal, see [`goal`]) is the
 //! greedy warm start (passed to HiGHS as its initial solution). It is returned instead,
 //! with `fell_back: true`, when HiGHS fails or has no incumbent, when the solution does
 //! not pass the sequential kube-filter check, or when the final placement (program plus
-//! greedy tail) carries less priority weight than the greedy one.
+//! greedy tail) is lexicographically worse than it. So the MILP is never worse than any
+//! online policy on (weight, second goal).
 //!
-//! # Size
+//! # Size: the aggregated path (`pack`)
+//! When the objective is `pack`, no modelled pod has pod anti-affinity or host ports,
+//! and the exact program would have more than [`AGGREGATE_MIN_PAIRS`] (class, node)
+//! columns, identical empty nodes are grouped into types and the [`aggregate`] program
+//! counts pods per (class, type) (openb: 1,523 nodes form 27 types). It is a relaxation
+//! of the exact problem, so its bounds are valid: the reported `bound` is the best of its
+//! second-solve dual bound and a volume bound, and is claimed (with `objective` = new
+//! nodes of the returned placement) only when every modelled pod is placed (or every
+//! pod at all); otherwise the stats are in priority weight against the aggregated
+//! first-goal bound. Its solution is realised on concrete nodes per type ([`realise`]:
+//! per-pod first-fit decreasing, and a device-first packing — shares grouped onto
+//! devices, units packed node by node keeping device and CPU/memory use level — with
+//! seeded restarts while time is left, best kept); pods that do not fit, and the greedy
+//! tail, are placed by the warm start's policy; gangs stay all-or-nothing; without a
+//! greedy tail, a local search then empties nodes whose pods fit on other nodes in use
+//! ([`large`]). The
+//! realisation can need more nodes than the aggregated solution, which is what the gap
+//! then shows.
+//!
+//! # Size: the exact path (small instances, `balance`, `fragmentation`)
 //! Identical empty nodes are symmetric; of each group the program keeps a prefix sized
 //! from the greedy solution's use of the group and a volume bound (see [`formulate`]).
-//! This keeps openb-size instances small, but makes the program a restriction: the
-//! reported bound is the bound of the restricted program, not of the full one.
+//! This keeps instances small, but makes the program a restriction: the reported bound is
+//! the bound of the restricted program, not of the full one. `balance` and
+//! `fragmentation` always take this path (their goals are per node or per device and do
+//! not aggregate).
 //! Time limit, gap and threads are passed to HiGHS; the second solve gets what the first
 //! left of the time limit (measured with the wall clock, as HiGHS does itself).
 
+mod aggregate;
 mod classes;
 mod extract;
 mod formulate;
+mod goal;
+mod large;
 mod program;
+mod realise;
 mod solve;
+mod tail;
 
 pub use classes::priority_weights;
 
 use super::online::{OnlineKind, OnlinePolicy};
 use super::{Outcome, PlaceError, Placer, SolveStats};
 use crate::model::{Binding, Problem};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
@@ -174,17 +201,23 @@ impl MilpPlacer {
         &self.opts
     }
 
-    /// The online policies tried as warm start, best first on ties.
-    fn warm_start_kinds(&self) -> &'static [OnlineKind] {
-        match self.opts.objective {
+    /// The online policies tried as warm start: every online policy, the ones suited to
+    /// the objective first (they win ties).
+    fn warm_start_kinds(&self) -> Vec<OnlineKind> {
+        let first: &[OnlineKind] = match self.opts.objective {
             Objective::Pack => &[
                 OnlineKind::BestFit,
+                OnlineKind::DotProduct,
                 OnlineKind::MostAllocated,
                 OnlineKind::GpuPacking,
+                OnlineKind::FirstFit,
             ],
             Objective::Balance => &[OnlineKind::LeastAllocated, OnlineKind::KubeDefault],
-            Objective::Fragmentation => &[OnlineKind::GpuPacking, OnlineKind::BestFit],
-        }
+            Objective::Fragmentation => &[OnlineKind::GpuPacking, OnlineKind::Fgd],
+        };
+        let mut kinds = first.to_vec();
+        kinds.extend(OnlineKind::ALL.iter().filter(|k| !first.contains(k)));
+        kinds
     }
 }
 
@@ -202,6 +235,8 @@ pub fn weighted_placed(problem: &Problem, placement: &[Option<Binding>]) -> f64 
 struct Optimised {
     placement: Vec<Option<Binding>>,
     stats: SolveStats,
+    /// True if `stats` are in the second goal's units (else in priority weight).
+    in_goal_units: bool,
 }
 
 impl Placer for MilpPlacer {
@@ -211,40 +246,56 @@ impl Placer for MilpPlacer {
 
     fn place(&self, problem: &Problem) -> Result<Outcome, PlaceError> {
         let start = Instant::now();
-        let mut greedy: Option<(OnlineKind, Vec<Option<Binding>>, f64)> = None;
-        for &k in self.warm_start_kinds() {
+        let objective = self.opts.objective;
+        let mut greedy: Option<(OnlineKind, Vec<Option<Binding>>, goal::Score)> = None;
+        for k in self.warm_start_kinds() {
             let out = OnlinePolicy::new(k, self.opts.seed).place(problem)?;
-            let w = weighted_placed(problem, &out.placement);
-            if greedy.as_ref().is_none_or(|g| w > g.2) {
-                greedy = Some((k, out.placement, w));
+            let s = goal::Score::of(problem, &out.placement, objective);
+            if greedy.as_ref().is_none_or(|g| s.better_than(&g.2)) {
+                greedy = Some((k, out.placement, s));
             }
         }
-        let (kind, greedy, greedy_w) = greedy.expect("at least one warm start");
+        let (kind, greedy, greedy_score) = greedy.expect("at least one warm start");
+        tracing::debug!(
+            kind = kind.name(),
+            weight = greedy_score.weight,
+            goal = greedy_score.goal,
+            s = start.elapsed().as_secs_f64(),
+            "best greedy warm start"
+        );
         let result = self.optimise(problem, kind, &greedy, start);
-        let (placement, mut stats) = match result {
-            Ok(o) if weighted_placed(problem, &o.placement) >= greedy_w - 1e-9 => {
-                (o.placement, o.stats)
+        let fallback_stats = |o: Option<&Optimised>| {
+            let mut st = SolveStats {
+                fell_back: true,
+                objective: Some(greedy_score.goal),
+                ..Default::default()
+            };
+            if let Some(o) = o.filter(|o| o.in_goal_units) {
+                if let Some(b) = o.stats.bound {
+                    let b = b.min(greedy_score.goal);
+                    st.bound = Some(b);
+                    st.gap = Some(gap(greedy_score.goal, b));
+                }
             }
+            st
+        };
+        let (placement, mut stats) = match result {
             Ok(o) => {
-                tracing::debug!("MILP placed less priority weight than greedy; falling back");
-                (
-                    greedy,
-                    SolveStats {
-                        fell_back: true,
-                        bound: o.stats.bound,
-                        ..Default::default()
-                    },
-                )
+                let s = goal::Score::of(problem, &o.placement, objective);
+                if greedy_score.better_than(&s) {
+                    tracing::debug!(
+                        milp_weight = s.weight,
+                        milp_goal = s.goal,
+                        "MILP worse than the greedy warm start; falling back"
+                    );
+                    (greedy, fallback_stats(Some(&o)))
+                } else {
+                    (o.placement, o.stats)
+                }
             }
             Err(e) => {
                 tracing::debug!("MILP failed ({e}); falling back to greedy");
-                (
-                    greedy,
-                    SolveStats {
-                        fell_back: true,
-                        ..Default::default()
-                    },
-                )
+                (greedy, fallback_stats(None))
             }
         };
         stats.solve_seconds = start.elapsed().as_secs_f64();
@@ -272,6 +323,17 @@ impl MilpPlacer {
             .map(|(b, c)| c.and(b.clone()))
             .collect();
         let eligible = formulate::eligible_nodes(problem, &classes);
+        if self.use_aggregate(problem, &classes, &eligible) {
+            return self.optimise_aggregated(
+                problem,
+                &classes,
+                &cls,
+                &eligible,
+                kind,
+                &greedy_part,
+                start,
+            );
+        }
         let kept = formulate::truncate(problem, &classes, &eligible, &greedy_part);
         let f = formulate::build(problem, &classes, &eligible, &kept, self.opts.objective);
         let warm = extract::warm_start(problem, &classes, &f, &greedy_part);
@@ -289,6 +351,7 @@ impl MilpPlacer {
             tracing::debug!("greedy warm start is not a point of the program");
         }
         let mut stats = SolveStats::default();
+        let mut in_goal_units = false;
         let values = if f.program.cols.is_empty() {
             Vec::new()
         } else {
@@ -374,12 +437,13 @@ impl MilpPlacer {
                 stats.objective = Some(obj);
                 stats.bound = Some(bound);
                 stats.gap = Some(gap(obj, bound));
+                in_goal_units = true;
             }
             values
         };
         let mut placement = extract::placement_from(problem, &classes, &f, &values)?;
         let cluster = extract::bind_checked(problem, &placement)?;
-        place_tail(
+        tail::place_greedy(
             problem,
             &classes.greedy_tail,
             kind,
@@ -387,9 +451,33 @@ impl MilpPlacer {
             cluster,
             &mut placement,
         )?;
-        Ok(Optimised { placement, stats })
+        Ok(Optimised {
+            placement,
+            stats,
+            in_goal_units,
+        })
+    }
+
+    /// True for `pack` when no modelled pod has anti-affinity or host ports and the
+    /// exact program would have more than [`AGGREGATE_MIN_PAIRS`] (class, node) columns.
+    fn use_aggregate(
+        &self,
+        problem: &Problem,
+        classes: &classes::Classes,
+        eligible: &[Vec<usize>],
+    ) -> bool {
+        let pairs: usize = eligible.iter().map(Vec::len).sum();
+        self.opts.objective == Objective::Pack
+            && pairs > AGGREGATE_MIN_PAIRS
+            && classes.classes.iter().all(|c| {
+                let p = &problem.pending[c.rep()];
+                p.pod_anti_affinity.is_empty() && p.host_ports.is_empty()
+            })
     }
 }
+
+/// Above this many (class, eligible node) pairs, `pack` uses the aggregated program.
+const AGGREGATE_MIN_PAIRS: usize = 2000;
 
 /// A lower bound on the nodes that are empty now and must be put in use to hold `pods`
 /// (all of them placed): per dimension (CPU, memory, milli-GPU), the demand beyond what
@@ -442,62 +530,4 @@ fn gap(objective: f64, bound: f64) -> f64 {
         return f64::INFINITY;
     }
     (bound - objective).abs() / objective.abs().max(1e-9)
-}
-
-/// Places the greedy tail after the program's pods: by priority (highest first, input
-/// order among equals), a gang's members together and all-or-nothing.
-fn place_tail(
-    problem: &Problem,
-    tail: &[usize],
-    kind: OnlineKind,
-    seed: u64,
-    cluster: crate::model::Cluster,
-    placement: &mut [Option<Binding>],
-) -> Result<(), String> {
-    if tail.is_empty() {
-        return Ok(());
-    }
-    let mut order = tail.to_vec();
-    order.sort_by_key(|&i| std::cmp::Reverse(problem.pending[i].priority));
-    let mut units: Vec<Vec<usize>> = Vec::new();
-    let mut gang_unit: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for i in order {
-        let p = &problem.pending[i];
-        match &p.gang {
-            Some(g) => {
-                let key = (p.namespace.clone(), g.name.clone());
-                let next = units.len();
-                let u = *gang_unit.entry(key).or_insert(next);
-                if u == next {
-                    units.push(Vec::new());
-                }
-                units[u].push(i);
-            }
-            None => units.push(vec![i]),
-        }
-    }
-    let mut session = OnlinePolicy::new(kind, seed).session(cluster);
-    for unit in units {
-        let mut placed = Vec::new();
-        for &i in &unit {
-            if let Some((id, b)) = session
-                .place(problem.pending[i].clone())
-                .map_err(|e| e.to_string())?
-            {
-                placement[i] = Some(b);
-                placed.push((i, id));
-            }
-        }
-        let min = problem.pending[unit[0]]
-            .gang
-            .as_ref()
-            .map_or(0, |g| g.min_member as usize);
-        if placed.len() < min {
-            for (i, id) in placed {
-                session.remove(id).map_err(|e| e.to_string())?;
-                placement[i] = None;
-            }
-        }
-    }
-    Ok(())
 }
