@@ -1,0 +1,3 @@
+//! Experiments that replay published benchmarks on Plimsoll's placement code.
+
+pub mod win;
