@@ -17,3 +17,6 @@
 pub mod fgd;
 pub mod policy;
 pub mod sim;
+
+#[cfg(test)]
+mod tests;

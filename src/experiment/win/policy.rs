@@ -30,6 +30,8 @@ pub struct CbfParams {
     pub strand_weight: f64,
     /// Multiplier on the learnt CPU per GPU milli.
     pub rho_scale: f64,
+    /// Percent of the original pods the typical shapes cover (FGD uses 95).
+    pub cover_pct: u64,
 }
 
 impl Default for CbfParams {
@@ -37,6 +39,7 @@ impl Default for CbfParams {
         CbfParams {
             strand_weight: 1.0,
             rho_scale: 1.0,
+            cover_pct: 95,
         }
     }
 }
@@ -52,7 +55,7 @@ pub struct Cbf {
 impl Cbf {
     /// Learns the typical pods and ρ from the original pod list.
     pub fn new(originals: &[PodSpec], params: CbfParams) -> Self {
-        let typical: Vec<Typical> = typical_pods(originals, 95)
+        let typical: Vec<Typical> = typical_pods(originals, params.cover_pct)
             .into_iter()
             .filter(|t| t.pod.num_gpu > 0)
             .collect();
@@ -127,8 +130,8 @@ impl OnlinePolicy for Cbf {
     }
 }
 
-/// Builds a policy by name: `cbf`, or `cbf:W:S` with the strand weight `W` and the ρ
-/// multiplier `S`.
+/// Builds a policy by name: `cbf`, or `cbf:W:S:C` with the strand weight `W`, the ρ
+/// multiplier `S` and the typical cover `C` %.
 pub fn by_name(name: &str, w: &Workload) -> Option<Box<dyn OnlinePolicy>> {
     let mut parts = name.split(':');
     match parts.next()? {
@@ -139,6 +142,9 @@ pub fn by_name(name: &str, w: &Workload) -> Option<Box<dyn OnlinePolicy>> {
             }
             if let Some(x) = parts.next() {
                 p.rho_scale = x.parse().ok()?;
+            }
+            if let Some(x) = parts.next() {
+                p.cover_pct = x.parse().ok()?;
             }
             Some(Box::new(Cbf::new(&w.pods, p)))
         }
