@@ -19,8 +19,14 @@ fn main() {
         let (a, b) = s.split_once("..").expect("--seeds A..B");
         (a.parse().unwrap()..b.parse().unwrap()).collect()
     };
-    let lists: Vec<String> = get("--lists", "default").split(',').map(String::from).collect();
-    let pols: Vec<String> = get("--policies", "fgd,win").split(',').map(String::from).collect();
+    let lists: Vec<String> = get("--lists", "default")
+        .split(',')
+        .map(String::from)
+        .collect();
+    let pols: Vec<String> = get("--policies", "fgd,win")
+        .split(',')
+        .map(String::from)
+        .collect();
     let dir = plimsoll::datasets::data_dir()
         .unwrap_or_else(|| PathBuf::from("/work/shared/datasets"))
         .join("openb");
@@ -48,7 +54,11 @@ fn main() {
                 .collect();
             let mean = res.iter().sum::<f64>() / res.len() as f64;
             let per: Vec<String> = res.iter().map(|x| format!("{x:.2}")).collect();
-            eprintln!("{list} {p}: {mean:.2} [{}] {:.0}s", per.join(" "), t0.elapsed().as_secs_f64());
+            eprintln!(
+                "{list} {p}: {mean:.2} [{}] {:.0}s",
+                per.join(" "),
+                t0.elapsed().as_secs_f64()
+            );
             line += &format!(" {p}={mean:.2}");
         }
         println!("{line}");

@@ -21,7 +21,10 @@ pub struct Typical {
 pub fn typical_pods(pods: &[PodSpec], cover_pct: u64) -> Vec<Typical> {
     let mut counts: BTreeMap<PodSpec, u64> = BTreeMap::new();
     for p in pods {
-        let key = PodSpec { mem: 0, ..p.clone() };
+        let key = PodSpec {
+            mem: 0,
+            ..p.clone()
+        };
         *counts.entry(key).or_default() += 1;
     }
     let total = pods.len() as u64;
@@ -126,13 +129,22 @@ impl OnlinePolicy for Fgd {
     fn name(&self) -> &str {
         "FGD"
     }
-    fn place(&mut self, nodes: &[NodeState], pod: &PodSpec, rng: &mut ChaCha8Rng) -> Option<Choice> {
+    fn place(
+        &mut self,
+        nodes: &[NodeState],
+        pod: &PodSpec,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<Choice> {
         let mut devs: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-        let scored = nodes.iter().enumerate().filter(|(_, n)| n.fits(pod)).map(|(i, n)| {
-            let (s, d) = fgd_node(n, pod, &self.typical);
-            devs[i] = d;
-            (i, s)
-        });
+        let scored = nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.fits(pod))
+            .map(|(i, n)| {
+                let (s, d) = fgd_node(n, pod, &self.typical);
+                devs[i] = d;
+                (i, s)
+            });
         let scored: Vec<(usize, i64)> = scored.collect();
         let node = argmax_random(scored.into_iter(), rng)?;
         Some(Choice {

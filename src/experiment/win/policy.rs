@@ -30,6 +30,9 @@ pub struct CbfParams {
     pub strand_weight: f64,
     /// Multiplier on the learnt CPU per GPU milli.
     pub rho_scale: f64,
+    /// Measure stranding against every typical GPU pod's own CPU per GPU milli (weighted
+    /// by its GPU share) instead of the single workload average.
+    pub per_shape: bool,
     /// Percent of the original pods the typical shapes cover (FGD uses 95).
     pub cover_pct: u64,
 }
@@ -40,6 +43,7 @@ impl Default for CbfParams {
             strand_weight: 1.0,
             rho_scale: 1.0,
             cover_pct: 95,
+            per_shape: false,
         }
     }
 }
@@ -49,6 +53,8 @@ impl Default for CbfParams {
 pub struct Cbf {
     typical: Vec<Typical>,
     rho: f64,
+    /// (GPU-share weight, CPU per GPU milli) of each typical GPU shape.
+    shapes: Vec<(f64, f64)>,
     params: CbfParams,
 }
 
@@ -68,16 +74,36 @@ impl Cbf {
         } else {
             cpu as f64 / gpu as f64
         } * params.rho_scale;
+        let mass: f64 = typical
+            .iter()
+            .map(|t| t.freq * t.pod.total_milli() as f64)
+            .sum();
+        let shapes = typical
+            .iter()
+            .map(|t| {
+                let g = t.pod.total_milli() as f64;
+                (t.freq * g / mass, t.pod.cpu as f64 / g * params.rho_scale)
+            })
+            .collect();
         Cbf {
             typical,
             rho,
+            shapes,
             params,
         }
     }
 
     fn cost(&self, cpu: u64, model: usize, gpus: &[u32]) -> f64 {
         let g: u32 = gpus.iter().sum();
-        let strand = (f64::from(g) - cpu as f64 / self.rho).max(0.0);
+        let g = f64::from(g);
+        let strand = if self.params.per_shape {
+            self.shapes
+                .iter()
+                .map(|&(w, r)| w * (g - cpu as f64 / r).max(0.0))
+                .sum()
+        } else {
+            (g - cpu as f64 / self.rho).max(0.0)
+        };
         frag(cpu, model, gpus, &self.typical) + self.params.strand_weight * strand
     }
 
@@ -115,7 +141,12 @@ impl OnlinePolicy for Cbf {
     fn name(&self) -> &str {
         "CBF"
     }
-    fn place(&mut self, nodes: &[NodeState], pod: &PodSpec, _rng: &mut ChaCha8Rng) -> Option<Choice> {
+    fn place(
+        &mut self,
+        nodes: &[NodeState],
+        pod: &PodSpec,
+        _rng: &mut ChaCha8Rng,
+    ) -> Option<Choice> {
         let mut best: Option<(f64, usize, Vec<usize>)> = None;
         for (i, n) in nodes.iter().enumerate() {
             if !n.fits(pod) {
@@ -135,8 +166,11 @@ impl OnlinePolicy for Cbf {
 pub fn by_name(name: &str, w: &Workload) -> Option<Box<dyn OnlinePolicy>> {
     let mut parts = name.split(':');
     match parts.next()? {
-        "cbf" => {
-            let mut p = CbfParams::default();
+        kind @ ("cbf" | "cbfm") => {
+            let mut p = CbfParams {
+                per_shape: kind == "cbfm",
+                ..CbfParams::default()
+            };
             if let Some(x) = parts.next() {
                 p.strand_weight = x.parse().ok()?;
             }

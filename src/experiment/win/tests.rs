@@ -10,9 +10,24 @@ use rand_chacha::ChaCha8Rng;
 /// another model.
 fn small_workload(seed: u64) -> Workload {
     let types = vec![
-        NodeType { cpu: 16000, mem: 64000, gpus: 1, model: 1 },
-        NodeType { cpu: 24000, mem: 96000, gpus: 8, model: 0 },
-        NodeType { cpu: 52000, mem: 128000, gpus: 2, model: 0 },
+        NodeType {
+            cpu: 16000,
+            mem: 64000,
+            gpus: 1,
+            model: 1,
+        },
+        NodeType {
+            cpu: 24000,
+            mem: 96000,
+            gpus: 8,
+            model: 0,
+        },
+        NodeType {
+            cpu: 52000,
+            mem: 128000,
+            gpus: 2,
+            model: 0,
+        },
     ];
     let mut nodes = Vec::new();
     for (kind, count) in [(1usize, 3usize), (2, 4), (0, 2)] {
@@ -41,7 +56,11 @@ fn small_workload(seed: u64) -> Workload {
                 mem: rng.gen_range(1..20) * 1000,
                 num_gpu,
                 milli,
-                models: if rng.gen_range(0..5) == 0 { 0b10 } else { u64::MAX },
+                models: if rng.gen_range(0..5) == 0 {
+                    0b10
+                } else {
+                    u64::MAX
+                },
             }
         })
         .collect();
@@ -69,7 +88,12 @@ impl<P: OnlinePolicy> OnlinePolicy for Checked<P> {
     fn name(&self) -> &str {
         self.inner.name()
     }
-    fn place(&mut self, nodes: &[NodeState], pod: &PodSpec, rng: &mut ChaCha8Rng) -> Option<Choice> {
+    fn place(
+        &mut self,
+        nodes: &[NodeState],
+        pod: &PodSpec,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<Choice> {
         self.inner.place(nodes, pod, rng)
     }
     fn placed(&mut self, nodes: &[NodeState], pod: &PodSpec, c: &Choice) {
@@ -77,11 +101,18 @@ impl<P: OnlinePolicy> OnlinePolicy for Checked<P> {
         self.used_mem[c.node] += pod.mem;
         assert_eq!(c.devices.len(), pod.num_gpu as usize);
         if pod.num_gpu > 0 {
-            assert_ne!(pod.models & (1 << nodes[c.node].model), 0, "model constraint");
+            assert_ne!(
+                pod.models & (1 << nodes[c.node].model),
+                0,
+                "model constraint"
+            );
         }
         if pod.num_gpu > 1 || pod.milli == sim::MILLI {
             for &d in &c.devices {
-                assert_eq!(self.used_gpu[c.node][d], 0, "whole-GPU pod on a used device");
+                assert_eq!(
+                    self.used_gpu[c.node][d], 0,
+                    "whole-GPU pod on a used device"
+                );
             }
         }
         for &d in &c.devices {
@@ -193,7 +224,10 @@ fn openb_typical_pods_match_the_simulator() {
     assert_eq!(w.pods.len(), 8152);
     let t = typical_pods(&w.pods, 95);
     assert_eq!(t.len(), 35);
-    assert_eq!((t[0].pod.cpu, t[0].pod.num_gpu, t[0].pod.milli), (3152, 1, 810));
+    assert_eq!(
+        (t[0].pod.cpu, t[0].pod.num_gpu, t[0].pod.milli),
+        (3152, 1, 810)
+    );
     assert!((t[0].freq - 0.1348).abs() < 5e-4, "{}", t[0].freq);
 }
 
@@ -207,6 +241,9 @@ fn openb_cbf_beats_fgd_at_130() {
     let fgd = sim::run(&w.cluster, &seq, &mut f, 42, 130).expect("fgd");
     let mut c = Cbf::new(&w.pods, CbfParams::default());
     let cbf = sim::run(&w.cluster, &seq, &mut c, 42, 130).expect("cbf");
-    assert!(cbf.alloc_at_target > fgd.alloc_at_target + 2.0, "{cbf:?} vs {fgd:?}");
+    assert!(
+        cbf.alloc_at_target > fgd.alloc_at_target + 2.0,
+        "{cbf:?} vs {fgd:?}"
+    );
     assert!(cbf.alloc_at_target > 95.5, "{}", cbf.alloc_at_target);
 }
