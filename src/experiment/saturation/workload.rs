@@ -171,6 +171,27 @@ impl Workload {
         })
     }
 
+    /// A workload that arrives exactly in the order of `pods` (no sorting, shuffling or
+    /// copies): for hand-made scenarios. `seed` only feeds the policies' tie-breaks.
+    pub fn fixed(nodes: &[Node], pods: &[Pod], seed: u64) -> Result<Workload, SaturationError> {
+        let models = model_names(nodes);
+        let mut shapes = HashMap::new();
+        let arrivals: Vec<PodSpec> = pods
+            .iter()
+            .enumerate()
+            .map(|(i, p)| spec_of(i, p, &models, &mut shapes))
+            .collect::<Result<_, _>>()?;
+        Ok(Workload {
+            originals: pods.to_vec(),
+            shuffled: arrivals.len(),
+            arrivals,
+            seed,
+            tune: 0.0,
+            shapes: shapes.len() as u32,
+            models,
+        })
+    }
+
     /// The model pod of arrival `i`: the original, renamed `NAME-tuned-K` for the K-th copy.
     pub fn pod(&self, i: usize) -> Pod {
         let spec = &self.arrivals[i];
