@@ -111,13 +111,14 @@ impl Report {
     }
 
     /// Draws every policy's mean curve as the paper's figures do: unallocated GPU %
-    /// (100 − allocated) against arrived GPU demand %, into an SVG file.
+    /// (100 − allocated) against arrived GPU demand %, into an SVG file. Left: the whole
+    /// run (0–130%); right: a zoom on 80–130% where the policies part.
     pub fn plot(&self, path: &std::path::Path) -> Result<(), String> {
         use plotters::prelude::*;
-        let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+        let root = SVGBackend::new(path, (1300, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let title = format!(
-            "Saturation: {} (tune {}, {} seeds)",
+            "Saturation: {} (tune {}, {} seeds, mean)",
             std::path::Path::new(&self.pods)
                 .file_name()
                 .map(|f| f.to_string_lossy().to_string())
@@ -125,42 +126,67 @@ impl Report {
             self.tune,
             self.seeds.len()
         );
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0f64..LAST_BUCKET as f64, 0f64..100f64)
+        let root = root
+            .titled(&title, ("sans-serif", 20))
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("Arrived workloads (% of cluster GPU capacity)")
-            .y_desc("Unallocated GPU (%)")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for (i, r) in self.results.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+        let (left, right) = root.split_horizontally(560);
+        let zoom_from = 80usize;
+        let zoom_top = self
+            .results
+            .iter()
+            .flat_map(|r| r.curve[zoom_from..].iter().map(|y| 100.0 - y))
+            .fold(0.0f64, f64::max);
+        let zoom_top = (zoom_top + 2.0).min(100.0);
+        let panels = [
+            (left, 0usize, 100.0, false),
+            (right, zoom_from, zoom_top, true),
+        ];
+        for (area, x0, ytop, legend) in panels {
+            let mut chart = ChartBuilder::on(&area)
+                .margin(15)
+                .x_label_area_size(45)
+                .y_label_area_size(55)
+                .build_cartesian_2d(x0 as f64..LAST_BUCKET as f64, 0f64..ytop)
+                .map_err(|e| e.to_string())?;
             chart
-                .draw_series(LineSeries::new(
-                    r.curve
-                        .iter()
-                        .enumerate()
-                        .map(|(x, y)| (x as f64, 100.0 - y)),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?
-                .label(format!("{} ({:.2}%)", r.policy, r.curve[LAST_BUCKET]))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+                .configure_mesh()
+                .x_desc("Arrived workloads (% of cluster GPU capacity)")
+                .y_desc("Unallocated GPU (%)")
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (i, r) in self.results.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                let series = chart
+                    .draw_series(LineSeries::new(
+                        r.curve
+                            .iter()
+                            .enumerate()
+                            .skip(x0)
+                            .map(|(x, y)| (x as f64, 100.0 - y)),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| e.to_string())?;
+                if legend {
+                    series
+                        .label(format!(
+                            "{} ({:.2}% alloc @130)",
+                            r.policy, r.curve[LAST_BUCKET]
+                        ))
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                        });
+                }
+            }
+            if legend {
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| e.to_string())?;
+            }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())
     }
 }
