@@ -1,3 +1,9 @@
-//! Experiments that replay published benchmarks on Plimsoll's placement code.
+//! Experiments that reproduce published evaluations with Plimsoll's policies.
+//!
+//! [`saturation`] is the FGD paper's openb "saturation" experiment (Weng et al., ATC'23):
+//! pods arrive one at a time, never depart, and the GPU allocation ratio is read against
+//! the arrived GPU demand. [`win`] is a compact fast replay of the same experiment and
+//! Plimsoll's online policy that beats FGD on it.
 
+pub mod saturation;
 pub mod win;
