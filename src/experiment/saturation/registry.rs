@@ -27,6 +27,7 @@ pub const PAPER: [&str; 6] = [
 /// Every name [`by_name`] accepts (besides the groups `paper` and `all`).
 pub fn names() -> Vec<String> {
     let mut v: Vec<String> = PAPER.iter().map(|s| s.to_string()).collect();
+    v.push("cbf".into());
     v.extend(
         OnlineKind::ALL
             .iter()
@@ -45,6 +46,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn SaturationPolicy>, SaturationError>
         "gpu-packing" => return paper(Baseline::GpuPacking),
         "best-fit" => return paper(Baseline::BestFit),
         "fgd" => return Ok(Box::new(PaperFgd)),
+        "cbf" => return Ok(Box::<crate::experiment::win::adapter::CbfSaturation>::default()),
         _ => {}
     }
     let bare = name.strip_prefix("engine:");

@@ -14,6 +14,7 @@
 //! GPU-Sharing Workloads with Fragmentation Gradient Descent", USENIX ATC 2023; data from
 //! GitHub `alibaba/clusterdata`, `cluster-trace-gpu-v2023`.
 
+pub mod adapter;
 pub mod fgd;
 pub mod policy;
 pub mod sim;

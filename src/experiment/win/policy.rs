@@ -108,7 +108,7 @@ impl Cbf {
     }
 
     /// Cost increase of the best device choice for `pod` on `n`.
-    fn best_on(&self, n: &NodeState, pod: &PodSpec) -> (f64, Vec<usize>) {
+    pub fn best_on(&self, n: &NodeState, pod: &PodSpec) -> (f64, Vec<usize>) {
         let before = self.cost(n.cpu, n.model, &n.gpus);
         let cpu = n.cpu - pod.cpu;
         let mut g = n.gpus.clone();
