@@ -312,7 +312,7 @@ pub fn run(
 ) -> Result<RunResult, SimError> {
     let mut nodes = cluster.nodes.clone();
     let total = cluster.gpu_milli() as f64;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_f6d);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0005_eed0_ff6d);
     let (mut arrived, mut used) = (0u64, 0u64);
     let (mut sum, mut cnt, mut dropped) = (0.0, 0usize, 0usize);
     for (index, pod) in seq.iter().enumerate() {
