@@ -27,7 +27,6 @@ pub const PAPER: [&str; 6] = [
 /// Every name [`by_name`] accepts (besides the groups `paper` and `all`).
 pub fn names() -> Vec<String> {
     let mut v: Vec<String> = PAPER.iter().map(|s| s.to_string()).collect();
-    v.push("cbf".into());
     v.extend(
         OnlineKind::ALL
             .iter()
