@@ -10,8 +10,8 @@
 //! `Network transmitted throughput [KB/s]`. Every cell is required.
 //!
 //! Rows are kept as written, in file order. In 2013-7, VM 14 has only 428 rows and VM 20
-//! has 16,553 of which 4,158 repeat an earlier timestamp; [`VmSeries::out_of_order`] detects this and
-//! [`VmSeries::dedup_by_time`] gives one sample per timestamp.
+//! has 16,553 of which 4,158 repeat an earlier timestamp; [`VmSeries::out_of_order`]
+//! detects this and [`VmSeries::dedup_by_time`] gives one sample per timestamp.
 //!
 //! [`load_dir`] reads every `*.csv` of a folder (in parallel), ordered by the file stem's
 //! number (`1.csv`, `2.csv`, …, `10.csv`; stems that are not numbers come after, by name).
