@@ -167,7 +167,8 @@ pub fn run(
 }
 
 /// Runs every policy × seed in parallel (rayon); workloads are built once per seed.
-/// Results come back ordered by policy (as given), then seed.
+/// Results come back ordered by policy (as given), then seed; their `placements` are
+/// left empty to save memory (use [`run`] to get them).
 pub fn run_all(
     nodes: &[Node],
     pods: &[crate::model::Pod],
