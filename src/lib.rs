@@ -51,6 +51,7 @@
 #![deny(missing_docs)]
 
 pub mod datasets;
+pub mod experiment;
 pub mod manifest;
 pub mod model;
 pub mod place;

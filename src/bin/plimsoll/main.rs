@@ -6,6 +6,7 @@
 //! file, document or option).
 
 mod demo;
+mod experiment;
 mod options;
 mod output;
 mod place;
@@ -37,6 +38,8 @@ enum Command {
     Place(place::PlaceArgs),
     /// Run every policy on a seeded synthetic GPU cluster and compare them side by side.
     Demo(demo::DemoArgs),
+    /// Reproduce a published experiment (`saturation`: the FGD paper's openb run).
+    Experiment(experiment::ExperimentArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Place(args) => place::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Experiment(args) => experiment::run(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -1,0 +1,7 @@
+//! Experiments that reproduce published evaluations with Plimsoll's policies.
+//!
+//! [`saturation`] is the FGD paper's openb "saturation" experiment (Weng et al., ATC'23):
+//! pods arrive one at a time, never depart, and the GPU allocation ratio is read against
+//! the arrived GPU demand.
+
+pub mod saturation;

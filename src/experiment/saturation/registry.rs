@@ -1,0 +1,82 @@
+//! Saturation policies by name.
+//!
+//! - `random`, `dot-product`, `gpu-clustering`, `gpu-packing`, `best-fit`, `fgd`: the
+//!   paper's baselines as its simulator codes them ([`super::paper`], [`super::fgd`]).
+//! - `engine:KIND` for every engine kind (`engine:best-fit`, `engine:fgd`, …): the
+//!   engine's own policies ([`super::engine`]); the kinds that are not paper baselines
+//!   (`kube-default`, `most-allocated`, `least-allocated`, `first-fit`) also answer to
+//!   their bare names.
+//! - `paper`: the six baselines; `all`: the six baselines and every engine kind.
+
+use super::engine::EnginePolicy;
+use super::fgd::PaperFgd;
+use super::paper::{Baseline, PaperPolicy};
+use super::{SaturationError, SaturationPolicy};
+use crate::place::online::OnlineKind;
+
+/// The paper's six baselines, in the paper's order.
+pub const PAPER: [&str; 6] = [
+    "random",
+    "dot-product",
+    "gpu-clustering",
+    "gpu-packing",
+    "best-fit",
+    "fgd",
+];
+
+/// Every name [`by_name`] accepts (besides the groups `paper` and `all`).
+pub fn names() -> Vec<String> {
+    let mut v: Vec<String> = PAPER.iter().map(|s| s.to_string()).collect();
+    v.extend(
+        OnlineKind::ALL
+            .iter()
+            .map(|k| format!("engine:{}", k.name())),
+    );
+    v
+}
+
+/// The policy called `name`.
+pub fn by_name(name: &str) -> Result<Box<dyn SaturationPolicy>, SaturationError> {
+    let paper = |b| Ok(Box::new(PaperPolicy(b)) as Box<dyn SaturationPolicy>);
+    match name {
+        "random" => return paper(Baseline::Random),
+        "dot-product" => return paper(Baseline::DotProduct),
+        "gpu-clustering" => return paper(Baseline::GpuClustering),
+        "gpu-packing" => return paper(Baseline::GpuPacking),
+        "best-fit" => return paper(Baseline::BestFit),
+        "fgd" => return Ok(Box::new(PaperFgd)),
+        _ => {}
+    }
+    let bare = name.strip_prefix("engine:");
+    let kind = OnlineKind::ALL
+        .iter()
+        .find(|k| bare == Some(k.name()) || (bare.is_none() && k.name() == name));
+    match kind {
+        Some(&k) => Ok(Box::new(EnginePolicy(k))),
+        None => Err(SaturationError::Input(format!(
+            "unknown policy {name:?}; known: {}, paper, all",
+            names().join(", ")
+        ))),
+    }
+}
+
+/// Parses a comma-separated list (`paper` and `all` expand), keeping order, no repeats.
+pub fn parse_list(list: &str) -> Result<Vec<Box<dyn SaturationPolicy>>, SaturationError> {
+    let mut out: Vec<String> = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let expanded: Vec<String> = match item {
+            "paper" => PAPER.iter().map(|s| s.to_string()).collect(),
+            "all" => names(),
+            _ => vec![item.to_string()],
+        };
+        for e in expanded {
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(SaturationError::Input("no policy given".into()));
+    }
+    out.iter().map(|n| by_name(n)).collect()
+}
