@@ -54,3 +54,4 @@ pub mod datasets;
 pub mod manifest;
 pub mod model;
 pub mod place;
+pub mod sim;
