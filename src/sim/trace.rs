@@ -4,6 +4,8 @@
 //! nothing here. Builders from the real traces live here too ([`Trace::from_openb`]).
 
 use super::event::Time;
+use crate::datasets::alibaba2017::{self, Scale, ServerEvent, ServerEventKind};
+use crate::datasets::common::{Strictness, TimedPod};
 use crate::datasets::openb::{self, DatasetError, OpenbPod};
 use crate::model::{Node, Pod};
 use std::path::Path;
@@ -113,6 +115,80 @@ impl Trace {
         let nodes = openb::load_nodes(nodes)?;
         let records = openb::load_pod_records(pods)?;
         Ok(Trace::from_openb_records(nodes, records))
+    }
+
+    /// The Alibaba 2017 trace from its server events and per-instance pods (see
+    /// [`alibaba2017::task_pods`]). Time zero is the earliest server event or pod
+    /// arrival (the trace has some tasks created before its start). Each machine is one
+    /// node, named `m_ID`, with the capacity of its first `add`; `add` adds it (again),
+    /// `softerror` and `harderror` become [`NodeChange::Fail`] (the node leaves until
+    /// its next `add`; the loader's `nodes_at` only cordons it, but the simulator has no
+    /// cordon event: a soft error evicts here), `remove` becomes [`NodeChange::Remove`].
+    /// Error or remove events for a machine never added are ignored. A pod runs
+    /// `departure - arrival` seconds, until the end if it had not left.
+    pub fn from_alibaba2017(events: &[ServerEvent], pods: Vec<TimedPod>, scale: Scale) -> Self {
+        let t0 = events
+            .iter()
+            .map(|e| e.timestamp)
+            .chain(pods.iter().map(|p| p.arrival))
+            .min()
+            .unwrap_or(0);
+        let mut order: Vec<&ServerEvent> = events.iter().collect();
+        order.sort_by_key(|e| e.timestamp);
+        let mut index: std::collections::BTreeMap<u64, usize> = Default::default();
+        let mut nodes = Vec::new();
+        let mut node_events = Vec::new();
+        for e in order {
+            let time = (e.timestamp - t0) as Time;
+            let change = match e.kind {
+                ServerEventKind::Add => NodeChange::Add,
+                ServerEventKind::SoftError | ServerEventKind::HardError => NodeChange::Fail,
+                ServerEventKind::Remove => NodeChange::Remove,
+            };
+            let node = match (index.get(&e.machine_id), change) {
+                (Some(&n), _) => n,
+                (None, NodeChange::Add) => {
+                    let n = nodes.len();
+                    let desc = alibaba2017::nodes_at(std::slice::from_ref(e), e.timestamp, scale);
+                    nodes.extend(desc);
+                    index.insert(e.machine_id, n);
+                    n
+                }
+                (None, _) => continue,
+            };
+            node_events.push(NodeEvent { time, node, change });
+        }
+        let pods = pods
+            .into_iter()
+            .map(|p| TracePod {
+                arrival: (p.arrival - t0) as Time,
+                duration: p.departure.map(|d| (d.max(p.arrival) - p.arrival) as Time),
+                pod: p.pod,
+            })
+            .collect();
+        Trace {
+            nodes,
+            node_events,
+            pods,
+        }
+    }
+
+    /// Loads `server_event.csv` and the first `max_pods` instances (file order) of
+    /// `batch_task.csv` with [`alibaba2017::DEFAULT_SCALE`] (see
+    /// [`Trace::from_alibaba2017`]); strict: a malformed row is an error.
+    pub fn load_alibaba2017(
+        server_events: &Path,
+        batch_tasks: &Path,
+        max_pods: usize,
+    ) -> Result<Self, TraceError> {
+        let events = alibaba2017::load_server_events(server_events, Strictness::Strict)?.records;
+        let tasks = alibaba2017::load_batch_tasks(batch_tasks, Strictness::Strict)?.records;
+        let (pods, _) = alibaba2017::task_pods(&tasks, alibaba2017::DEFAULT_SCALE, max_pods);
+        Ok(Trace::from_alibaba2017(
+            &events,
+            pods,
+            alibaba2017::DEFAULT_SCALE,
+        ))
     }
 
     /// Checks node indices of events and node name uniqueness.

@@ -9,6 +9,7 @@ mod demo;
 mod options;
 mod output;
 mod place;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Command {
     Place(place::PlaceArgs),
     /// Run every policy on a seeded synthetic GPU cluster and compare them side by side.
     Demo(demo::DemoArgs),
+    /// Replay a trace (openb, Alibaba 2017) over simulated time under several policies.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Place(args) => place::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
