@@ -15,7 +15,7 @@ pub(crate) enum Backend<'p> {
     Online {
         policy: &'p OnlinePolicy,
         workload: TargetWorkload,
-        session: Option<Session<'static>>,
+        session: Option<Box<Session<'static>>>,
         loose: Option<Cluster>,
     },
     /// Batch policy on the tick.
@@ -72,9 +72,9 @@ impl<'p> Backend<'p> {
                     if policy.kind == OnlineKind::Fgd && policy.target_workload.is_none() {
                         s.set_target_workload(workload.clone());
                     }
-                    *session = Some(s);
+                    *session = Some(Box::new(s));
                 }
-                session.as_mut()
+                session.as_deref_mut()
             }
             Backend::Batch { .. } => None,
         }

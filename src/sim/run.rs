@@ -446,7 +446,7 @@ impl<'a, 'p> Run<'a, 'p> {
         s.end_time = end;
         let cluster = match self.backend {
             Backend::Online { session, loose, .. } => match (session, loose) {
-                (Some(s), _) => s.into_cluster(),
+                (Some(s), _) => (*s).into_cluster(),
                 (None, Some(c)) => c,
                 (None, None) => unreachable!("a session or a loose cluster always exists"),
             },
