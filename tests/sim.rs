@@ -423,3 +423,58 @@ fn openb_replay() {
         assert_eq!(r.cluster.bound_count(), 0, "every openb pod departs");
     }
 }
+
+/// The incremental figures equal a recomputation from the final cluster.
+#[test]
+fn incremental_figures_match_a_full_recompute() {
+    use plimsoll::place::score::fgd::{self, NodeFree};
+    let trace = random_trace(11);
+    let workload = plimsoll::sim::default_workload(&trace);
+    for until in [500, 1000, 1700] {
+        let config = SimConfig {
+            until: Some(until),
+            ..SimConfig::default()
+        };
+        let p = SimPolicy::Online(OnlinePolicy::new(OnlineKind::Fgd, 1));
+        let r = simulate(&trace, &p, &config).unwrap();
+        let last = r.samples.last().unwrap();
+        let c = &r.cluster;
+        let (mut cpu, mut cpu_used, mut gpu, mut gpu_free, mut frag, mut in_use, mut live) =
+            (0u64, 0u64, 0u64, 0u64, 0.0f64, 0usize, 0usize);
+        for (i, n) in c.nodes().iter().enumerate() {
+            if n.allocatable.pods == 0 {
+                assert!(c.pods_on(i).is_empty(), "an absent node holds no pod");
+                continue;
+            }
+            live += 1;
+            cpu += n.allocatable.cpu_milli;
+            cpu_used += c.used(i).cpu_milli;
+            gpu += u64::from(n.gpu_count()) * 1000;
+            gpu_free += c.gpu_free_total(i);
+            in_use += usize::from(!c.pods_on(i).is_empty());
+            let ok: Vec<bool> = workload
+                .pods()
+                .iter()
+                .map(|t| t.accepts_model(n.gpus.as_ref().map(|g| g.model.as_str())))
+                .collect();
+            let view = NodeFree {
+                cpu_milli: n.allocatable.cpu_milli - c.used(i).cpu_milli,
+                memory_bytes: n.allocatable.memory_bytes - c.used(i).memory_bytes,
+                gpu_free: c.gpu_free(i),
+            };
+            frag += fgd::node_fragmentation(&view, &workload, &ok);
+        }
+        assert_eq!(
+            (last.live_nodes, last.nodes_in_use),
+            (live, in_use),
+            "t={until}"
+        );
+        assert!((last.cpu_alloc - cpu_used as f64 / cpu as f64).abs() < 1e-12);
+        assert!((last.gpu_alloc - (gpu - gpu_free) as f64 / gpu as f64).abs() < 1e-12);
+        assert!(
+            (last.gpu_frag_milli - frag).abs() < 1e-6 * frag.max(1.0),
+            "t={until}"
+        );
+        assert_eq!(last.running, c.bound_count());
+    }
+}
