@@ -13,8 +13,9 @@
 //! - a task's end time of `0` means "not ended" when its status is `Running` or
 //!   `Waiting` (the trace's 208 `Running` tasks with end 0); it becomes `None`;
 //! - the trace leaves the request cells empty for every `Waiting` task and a few others:
-//!   they load as `None` (counted in [`LoadReport::empty_cells`]) and such tasks give no
-//!   pods (counted in [`ConvertReport::skipped`]).
+//!   they load as `None` (counted in
+//!   [`LoadReport::empty_cells`](super::common::LoadReport::empty_cells)) and such tasks
+//!   give no pods (counted in [`ConvertReport::skipped`]).
 //!
 //! Citation: Alibaba cluster-trace-v2017, GitHub `alibaba/clusterdata`.
 

@@ -14,8 +14,9 @@
 //!   [`ZONE_LABEL`], domain 1 the fine level and becomes [`RACK_LABEL`]. Both also stay
 //!   as raw labels ([`FAILURE_DOMAIN_1_LABEL`], [`FAILURE_DOMAIN_2_LABEL`]);
 //! - `failure_domain_2` is empty in 34 rows (a few machines, transiently): the cell loads as
-//!   `None` and is counted in [`LoadReport::empty_cells`]; a node takes the latest
-//!   non-empty value;
+//!   `None` and is counted in
+//!   [`LoadReport::empty_cells`](super::common::LoadReport::empty_cells); a node takes the
+//!   latest non-empty value;
 //! - usage samples leave many cells empty (`mem_gps` and `mkpi` in 78% of the first 100k
 //!   rows): every metric is an `Option`, and empty cells are counted per column.
 //!
@@ -162,45 +163,55 @@ fn machine_key(id: &str) -> (u64, &str) {
 /// cordoned (`unschedulable = true`). CPU is `cpu_num` cores; memory is
 /// `mem_size / 100 × memory_bytes_per_100`; pods [`DEFAULT_MAX_PODS`].
 pub fn latest_nodes(meta: &[MachineMeta], memory_bytes_per_100: u64) -> Vec<Node> {
-    let mut latest: BTreeMap<(u64, &str), (&MachineMeta, Option<(i64, &str)>)> = BTreeMap::new();
+    struct Latest<'a> {
+        row: &'a MachineMeta,
+        domain_2: Option<(i64, &'a str)>,
+    }
+    let mut latest: BTreeMap<(u64, &str), Latest<'_>> = BTreeMap::new();
     for m in meta {
-        let entry = latest
-            .entry(machine_key(&m.machine_id))
-            .or_insert((m, None));
-        if m.time_stamp >= entry.0.time_stamp {
-            entry.0 = m;
+        let entry = latest.entry(machine_key(&m.machine_id)).or_insert(Latest {
+            row: m,
+            domain_2: None,
+        });
+        if m.time_stamp >= entry.row.time_stamp {
+            entry.row = m;
         }
         if let Some(d2) = &m.failure_domain_2 {
-            if entry.1.is_none_or(|(t, _)| m.time_stamp >= t) {
-                entry.1 = Some((m.time_stamp, d2));
+            if entry.domain_2.is_none_or(|(t, _)| m.time_stamp >= t) {
+                entry.domain_2 = Some((m.time_stamp, d2));
             }
         }
     }
     latest
         .into_values()
-        .map(|(m, d2)| {
-            let mut labels = Labels::new();
-            labels.insert(HOSTNAME_LABEL.into(), m.machine_id.clone());
-            labels.insert(RACK_LABEL.into(), m.failure_domain_1.clone());
-            labels.insert(FAILURE_DOMAIN_1_LABEL.into(), m.failure_domain_1.clone());
-            if let Some((_, d2)) = d2 {
-                labels.insert(ZONE_LABEL.into(), d2.to_string());
-                labels.insert(FAILURE_DOMAIN_2_LABEL.into(), d2.to_string());
-            }
-            let res = Resources {
-                cpu_milli: u64::from(m.cpu_num) * 1000,
-                memory_bytes: scaled_bytes(m.mem_size / 100.0, memory_bytes_per_100),
-                pods: DEFAULT_MAX_PODS,
-                ..Default::default()
-            };
-            Node {
-                name: m.machine_id.clone(),
-                capacity: res.clone(),
-                allocatable: res,
-                labels,
-                unschedulable: m.status != "USING",
-                ..Default::default()
-            }
-        })
+        .map(
+            |Latest {
+                 row: m,
+                 domain_2: d2,
+             }| {
+                let mut labels = Labels::new();
+                labels.insert(HOSTNAME_LABEL.into(), m.machine_id.clone());
+                labels.insert(RACK_LABEL.into(), m.failure_domain_1.clone());
+                labels.insert(FAILURE_DOMAIN_1_LABEL.into(), m.failure_domain_1.clone());
+                if let Some((_, d2)) = d2 {
+                    labels.insert(ZONE_LABEL.into(), d2.to_string());
+                    labels.insert(FAILURE_DOMAIN_2_LABEL.into(), d2.to_string());
+                }
+                let res = Resources {
+                    cpu_milli: u64::from(m.cpu_num) * 1000,
+                    memory_bytes: scaled_bytes(m.mem_size / 100.0, memory_bytes_per_100),
+                    pods: DEFAULT_MAX_PODS,
+                    ..Default::default()
+                };
+                Node {
+                    name: m.machine_id.clone(),
+                    capacity: res.clone(),
+                    allocatable: res,
+                    labels,
+                    unschedulable: m.status != "USING",
+                    ..Default::default()
+                }
+            },
+        )
         .collect()
 }

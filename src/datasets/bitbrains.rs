@@ -9,6 +9,10 @@
 //! [KB/s]`, `Disk write throughput [KB/s]`, `Network received throughput [KB/s]`,
 //! `Network transmitted throughput [KB/s]`. Every cell is required.
 //!
+//! Rows are kept as written, in file order. In 2013-7, VM 14 has only 428 rows and VM 20
+//! has 16,553 of which 4,158 repeat an earlier timestamp; [`VmSeries::out_of_order`]
+//! detects this and [`VmSeries::dedup_by_time`] gives one sample per timestamp.
+//!
 //! [`load_dir`] reads every `*.csv` of a folder (in parallel), ordered by the file stem's
 //! number (`1.csv`, `2.csv`, …, `10.csv`; stems that are not numbers come after, by name).
 //!
@@ -73,6 +77,39 @@ impl VmSeries {
     /// True if there are no samples.
     pub fn is_empty(&self) -> bool {
         self.timestamps.is_empty()
+    }
+
+    /// Samples whose timestamp is not after the previous one (0 for a clean series; VM
+    /// 20 of 2013-7 has 4,158: 4,154 timestamps occur more than once, the extra rows
+    /// mostly all zeros).
+    pub fn out_of_order(&self) -> usize {
+        self.timestamps.windows(2).filter(|w| w[1] <= w[0]).count()
+    }
+
+    /// The series sorted by time (stable) with one sample per timestamp, the first in
+    /// file order; also returns how many samples were dropped.
+    pub fn dedup_by_time(&self) -> (VmSeries, usize) {
+        let mut idx: Vec<usize> = (0..self.len()).collect();
+        idx.sort_by_key(|&i| self.timestamps[i]);
+        idx.dedup_by_key(|i| self.timestamps[*i]);
+        fn pick<T: Copy>(v: &[T], idx: &[usize]) -> Vec<T> {
+            idx.iter().map(|&i| v[i]).collect()
+        }
+        let out = VmSeries {
+            name: self.name.clone(),
+            timestamps: pick(&self.timestamps, &idx),
+            cpu_cores: pick(&self.cpu_cores, &idx),
+            cpu_provisioned_mhz: pick(&self.cpu_provisioned_mhz, &idx),
+            cpu_usage_mhz: pick(&self.cpu_usage_mhz, &idx),
+            cpu_usage_percent: pick(&self.cpu_usage_percent, &idx),
+            mem_provisioned_kb: pick(&self.mem_provisioned_kb, &idx),
+            mem_usage_kb: pick(&self.mem_usage_kb, &idx),
+            disk_read_kbps: pick(&self.disk_read_kbps, &idx),
+            disk_write_kbps: pick(&self.disk_write_kbps, &idx),
+            net_rx_kbps: pick(&self.net_rx_kbps, &idx),
+            net_tx_kbps: pick(&self.net_tx_kbps, &idx),
+        };
+        (out, self.len() - idx.len())
     }
 }
 

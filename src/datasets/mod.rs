@@ -20,8 +20,10 @@ pub use common::{ConvertReport, DatasetError, LoadReport, Loaded, Strictness, Ti
 
 use std::path::PathBuf;
 
-/// The folder holding the real traces: `$PLIMSOLL_DATA` if set, else `./datasets` if it
-/// contains `openb/`, else `../shared/datasets`. Returns `None` if none exists.
+/// The folder holding the real traces, first match of: `$PLIMSOLL_DATA` if set (then it
+/// alone decides: `None` if it is not a folder), else `./datasets` if it contains
+/// `openb/`, else `../shared/datasets` if it contains `openb/`. Relative paths are from
+/// the working directory (the crate root under `cargo test`). `None` if none exists.
 pub fn data_dir() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("PLIMSOLL_DATA") {
         let p = PathBuf::from(p);
