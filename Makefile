@@ -1,6 +1,6 @@
 # Plimsoll: two commands for a fresh Debian 12 machine with a Rust toolchain.
 #   make run    builds in release mode and runs the demo (every policy on a synthetic GPU cluster)
-#   make test   formatting, clippy, the whole test suite and every example, in release mode
+#   make test   formatting, clippy, rustdoc warnings, the whole test suite and every example, in release mode
 # Both first run `deps`, which installs cmake and libclang only if they are missing.
 
 SHELL := /bin/bash
@@ -42,6 +42,7 @@ run: deps
 test: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --no-deps
 	$(CARGO) test --release
 	$(MAKE) --no-print-directory examples
 

@@ -55,3 +55,4 @@ pub mod experiment;
 pub mod manifest;
 pub mod model;
 pub mod place;
+pub mod sim;

@@ -366,3 +366,73 @@ fn openb_fgd_one_seed() {
     // Below ~85% arrived nothing fails: allocated follows arrived.
     assert!((r.curve[50] - 50.0).abs() < 0.6, "{}", r.curve[50]);
 }
+
+#[test]
+fn cli_writes_json_and_plot() {
+    let dir = std::env::temp_dir().join(format!("plimsoll-saturation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let nodes = dir.join("nodes.csv");
+    let pods = dir.join("pods.csv");
+    std::fs::write(
+        &nodes,
+        "sn,cpu_milli,memory_mib,gpu,model\nn0,32000,65536,2,T4\nn1,16000,65536,1,V100M16\n",
+    )
+    .unwrap();
+    let mut csv = String::from("name,cpu_milli,memory_mib,num_gpu,gpu_milli\n");
+    for (i, (cpu, n, m)) in [
+        (4000, 1, 500),
+        (2000, 0, 0),
+        (8000, 1, 1000),
+        (1000, 1, 300),
+    ]
+    .iter()
+    .enumerate()
+    {
+        csv += &format!("p{i},{cpu},1024,{n},{m}\n");
+    }
+    std::fs::write(&pods, csv).unwrap();
+    let plot = dir.join("plot.svg");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["experiment", "saturation", "--nodes"])
+        .arg(&nodes)
+        .arg("--pods")
+        .arg(&pods)
+        .args([
+            "--policies",
+            "fgd,best-fit",
+            "--seeds",
+            "1-3",
+            "--no-timing",
+            "-o",
+            "json",
+            "--plot",
+        ])
+        .arg(&plot)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["seeds"], serde_json::json!([1, 2, 3]));
+    assert_eq!(v["tune"], 1.3);
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["policy"], "fgd");
+    assert_eq!(results[0]["curve"].as_array().unwrap().len(), 131);
+    assert_eq!(results[1]["per_seed"].as_array().unwrap().len(), 3);
+    assert!(results[0]["seconds"].is_null());
+    assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["experiment", "saturation", "--nodes"])
+        .arg(&nodes)
+        .arg("--pods")
+        .arg(&pods)
+        .args(["--seeds", "9-3"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}

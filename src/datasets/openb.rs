@@ -16,11 +16,18 @@
 //! - pods live in namespace `default`; `(num_gpu, gpu_milli)` becomes a [`GpuAmount`] via
 //!   [`GpuAmount::from_count_and_milli`]; `gpu_spec` is split on `|` into allowed models.
 //!
-//! No row is skipped: any malformed row is an error naming the file and line.
+//! By default ([`Strictness::Strict`]) any malformed row is an error naming the file and
+//! line; the `*_with` functions also accept [`Strictness::Lenient`], which skips such
+//! rows and counts them by reason in the [`LoadReport`] (empty optional cells are not
+//! counted for openb files).
 //! This module reads files only; it never decides anything about placement.
 
+use super::common::{
+    LoadReport, Loaded, RowError, Strictness, BAD_VALUE, EMPTY_FIELD, NOT_A_NUMBER,
+    WRONG_COLUMN_COUNT,
+};
 use crate::model::{GpuAmount, GpuRequest, Labels, Node, NodeGpus, Pod, Resources};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Pods per node given to every openb node: the kubelet's default `maxPods` (110).
 pub const OPENB_MAX_PODS: u64 = 110;
@@ -34,39 +41,7 @@ pub const GPU_PRODUCT_LABEL: &str = "nvidia.com/gpu.product";
 /// The node label holding the node name.
 pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
-/// Why a dataset file could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum DatasetError {
-    /// A row (or the header) is malformed.
-    #[error("{path}: line {line}: {msg}")]
-    Malformed {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number in the file.
-        line: u64,
-        /// What is wrong.
-        msg: String,
-    },
-    /// The header matches no known layout.
-    #[error("{path}: line 1: unrecognised header {header:?}; expected {expected}")]
-    UnknownHeader {
-        /// The file.
-        path: PathBuf,
-        /// The header found.
-        header: String,
-        /// The layouts accepted.
-        expected: String,
-    },
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-}
+pub use super::common::DatasetError;
 
 /// A pod of an openb pod list with the trace's timing and class columns, kept for replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +123,7 @@ fn open(path: &Path, accepted: &[&[&str]]) -> Result<csv::Reader<std::fs::File>,
     let file = std::fs::File::open(path).map_err(io)?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
-        .flexible(false)
+        .flexible(true)
         .from_reader(file);
     let header = rdr
         .headers()
@@ -177,33 +152,34 @@ fn csv_error(path: &Path, e: csv::Error) -> DatasetError {
     }
 }
 
-/// One row with its file and line, for error messages.
+/// One row of a pod or node list.
 struct Row<'a> {
-    path: &'a Path,
-    line: u64,
     rec: &'a csv::StringRecord,
 }
 
-impl Row<'_> {
-    fn err(&self, msg: String) -> DatasetError {
-        DatasetError::Malformed {
-            path: self.path.to_path_buf(),
-            line: self.line,
-            msg,
-        }
-    }
+fn row_err(reason: &'static str, msg: String) -> RowError {
+    RowError::new(reason, msg)
+}
 
+impl Row<'_> {
     fn text(&self, i: usize) -> &str {
         self.rec.get(i).unwrap_or("").trim()
     }
 
-    fn int(&self, i: usize, col: &str) -> Result<u64, DatasetError> {
+    fn int(&self, i: usize, col: &str) -> Result<u64, RowError> {
         let s = self.text(i);
-        s.parse::<u64>()
-            .map_err(|_| self.err(format!("column {col}: {s:?} is not a non-negative integer")))
+        if s.is_empty() {
+            return Err(row_err(EMPTY_FIELD, format!("column {col} is empty")));
+        }
+        s.parse::<u64>().map_err(|_| {
+            row_err(
+                NOT_A_NUMBER,
+                format!("column {col}: {s:?} is not a non-negative integer"),
+            )
+        })
     }
 
-    fn opt_int(&self, i: usize, col: &str) -> Result<Option<u64>, DatasetError> {
+    fn opt_int(&self, i: usize, col: &str) -> Result<Option<u64>, RowError> {
         if i >= self.rec.len() || self.text(i).is_empty() {
             return Ok(None);
         }
@@ -215,40 +191,61 @@ impl Row<'_> {
         (!s.is_empty()).then(|| s.to_string())
     }
 
-    fn name(&self, col: &str) -> Result<String, DatasetError> {
+    fn name(&self, col: &str) -> Result<String, RowError> {
         let s = self.text(0);
         if s.is_empty() {
-            return Err(self.err(format!("column {col} is empty")));
+            return Err(row_err(EMPTY_FIELD, format!("column {col} is empty")));
         }
         Ok(s.to_string())
     }
 
-    fn memory_bytes(&self) -> Result<u64, DatasetError> {
+    fn memory_bytes(&self) -> Result<u64, RowError> {
         let mib = self.int(2, "memory_mib")?;
         mib.checked_mul(MIB)
             .filter(|b| *b <= crate::model::quantity::MAX_AMOUNT)
-            .ok_or_else(|| self.err(format!("column memory_mib: {mib} is too large")))
+            .ok_or_else(|| row_err(BAD_VALUE, format!("column memory_mib: {mib} is too large")))
     }
 }
 
-/// Iterates the rows of `path`, checking the header, calling `f` on each.
+/// Iterates the rows of `path`, checking the header and the column count, calling `f` on
+/// each; malformed rows are errors or skipped and counted, per `strictness`.
 fn for_rows(
     path: &Path,
     accepted: &[&[&str]],
-    mut f: impl FnMut(&Row<'_>) -> Result<(), DatasetError>,
-) -> Result<(), DatasetError> {
+    strictness: Strictness,
+    mut f: impl FnMut(&Row<'_>) -> Result<(), RowError>,
+) -> Result<LoadReport, DatasetError> {
     let mut rdr = open(path, accepted)?;
+    let ncols = rdr.headers().map_err(|e| csv_error(path, e))?.len();
+    let mut report = LoadReport::new(path);
     let mut rec = csv::StringRecord::new();
     loop {
         match rdr.read_record(&mut rec) {
-            Ok(false) => return Ok(()),
+            Ok(false) => return Ok(report),
             Ok(true) => {
+                report.rows += 1;
                 let line = rec.position().map_or(0, |p| p.line());
-                f(&Row {
-                    path,
-                    line,
-                    rec: &rec,
-                })?;
+                let res = if rec.len() != ncols {
+                    Err(row_err(
+                        WRONG_COLUMN_COUNT,
+                        format!("{} columns, expected {ncols}", rec.len()),
+                    ))
+                } else {
+                    f(&Row { rec: &rec })
+                };
+                match (res, strictness) {
+                    (Ok(()), _) => report.kept += 1,
+                    (Err(e), Strictness::Strict) => {
+                        return Err(DatasetError::Malformed {
+                            path: path.to_path_buf(),
+                            line,
+                            msg: e.msg,
+                        })
+                    }
+                    (Err(e), Strictness::Lenient) => {
+                        *report.skipped.entry(e.reason).or_default() += 1
+                    }
+                }
             }
             Err(e) => return Err(csv_error(path, e)),
         }
@@ -257,27 +254,39 @@ fn for_rows(
 
 /// Loads an openb node list. Node names must be unique.
 pub fn load_nodes(path: impl AsRef<Path>) -> Result<Vec<Node>, DatasetError> {
+    Ok(load_nodes_with(path, Strictness::Strict)?.records)
+}
+
+/// Loads an openb node list with a report; `strictness` says what malformed rows do (a
+/// duplicate name is malformed).
+pub fn load_nodes_with(
+    path: impl AsRef<Path>,
+    strictness: Strictness,
+) -> Result<Loaded<Node>, DatasetError> {
     let path = path.as_ref();
     let mut nodes = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for_rows(path, &[&NODE_HEADER], |row| {
+    let report = for_rows(path, &[&NODE_HEADER], strictness, |row| {
         let name = row.name("sn")?;
-        if !seen.insert(name.clone()) {
-            return Err(row.err(format!("duplicate node name {name:?}")));
+        if seen.contains(&name) {
+            return Err(row_err(BAD_VALUE, format!("duplicate node name {name:?}")));
         }
         let cpu_milli = row.int(1, "cpu_milli")?;
         let memory_bytes = row.memory_bytes()?;
         let gpu = u32::try_from(row.int(3, "gpu")?)
-            .map_err(|_| row.err("column gpu: too many devices".into()))?;
+            .map_err(|_| row_err(BAD_VALUE, "column gpu: too many devices".into()))?;
         let model = row.text(4).to_string();
         let mut labels = Labels::new();
         labels.insert(HOSTNAME_LABEL.into(), name.clone());
         let gpus = match (gpu, model.is_empty()) {
             (0, true) => None,
             (0, false) => {
-                return Err(row.err(format!("model {model:?} given for a node with 0 GPUs")))
+                return Err(row_err(
+                    BAD_VALUE,
+                    format!("model {model:?} given for a node with 0 GPUs"),
+                ))
             }
-            (_, true) => return Err(row.err(format!("{gpu} GPUs but no model"))),
+            (_, true) => return Err(row_err(BAD_VALUE, format!("{gpu} GPUs but no model"))),
             (count, false) => {
                 labels.insert(GPU_PRODUCT_LABEL.into(), model.clone());
                 Some(NodeGpus { model, count })
@@ -289,6 +298,7 @@ pub fn load_nodes(path: impl AsRef<Path>) -> Result<Vec<Node>, DatasetError> {
             pods: OPENB_MAX_PODS,
             ..Default::default()
         };
+        seen.insert(name.clone());
         nodes.push(Node {
             name,
             capacity: res.clone(),
@@ -300,32 +310,48 @@ pub fn load_nodes(path: impl AsRef<Path>) -> Result<Vec<Node>, DatasetError> {
         });
         Ok(())
     })?;
-    Ok(nodes)
+    Ok(Loaded {
+        records: nodes,
+        report,
+    })
 }
 
 /// Loads an openb pod list with its timing and class columns. Pod names must be unique.
 pub fn load_pod_records(path: impl AsRef<Path>) -> Result<Vec<OpenbPod>, DatasetError> {
+    Ok(load_pod_records_with(path, Strictness::Strict)?.records)
+}
+
+/// Loads an openb pod list with a report; `strictness` says what malformed rows do (a
+/// duplicate name is malformed).
+pub fn load_pod_records_with(
+    path: impl AsRef<Path>,
+    strictness: Strictness,
+) -> Result<Loaded<OpenbPod>, DatasetError> {
     let path = path.as_ref();
     let mut out = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for_rows(path, &[&POD_HEADER[..5], &POD_HEADER], |row| {
+    let report = for_rows(path, &[&POD_HEADER[..5], &POD_HEADER], strictness, |row| {
         let name = row.name("name")?;
-        if !seen.insert(name.clone()) {
-            return Err(row.err(format!("duplicate pod name {name:?}")));
+        if seen.contains(&name) {
+            return Err(row_err(BAD_VALUE, format!("duplicate pod name {name:?}")));
         }
         let cpu_milli = row.int(1, "cpu_milli")?;
         let memory_bytes = row.memory_bytes()?;
         let num_gpu = u32::try_from(row.int(3, "num_gpu")?)
-            .map_err(|_| row.err("column num_gpu: too many devices".into()))?;
+            .map_err(|_| row_err(BAD_VALUE, "column num_gpu: too many devices".into()))?;
         let gpu_milli = u32::try_from(row.int(4, "gpu_milli")?)
-            .map_err(|_| row.err("column gpu_milli: too large".into()))?;
-        let amount = GpuAmount::from_count_and_milli(num_gpu, gpu_milli).map_err(|m| row.err(m))?;
+            .map_err(|_| row_err(BAD_VALUE, "column gpu_milli: too large".into()))?;
+        let amount = GpuAmount::from_count_and_milli(num_gpu, gpu_milli)
+            .map_err(|m| row_err(BAD_VALUE, m))?;
         let models: Vec<String> = row
             .opt_text(5)
             .map(|s| s.split('|').map(|m| m.trim().to_string()).collect())
             .unwrap_or_default();
         if models.iter().any(String::is_empty) {
-            return Err(row.err(format!("column gpu_spec: empty model in {:?}", row.text(5))));
+            return Err(row_err(
+                BAD_VALUE,
+                format!("column gpu_spec: empty model in {:?}", row.text(5)),
+            ));
         }
         let pod = Pod {
             name,
@@ -339,17 +365,22 @@ pub fn load_pod_records(path: impl AsRef<Path>) -> Result<Vec<OpenbPod>, Dataset
             gpu: GpuRequest { amount, models },
             ..Default::default()
         };
-        out.push(OpenbPod {
-            pod,
+        let rec = OpenbPod {
             qos: row.opt_text(6),
             phase: row.opt_text(7),
             creation_time: row.opt_int(8, "creation_time")?,
             deletion_time: row.opt_int(9, "deletion_time")?,
             scheduled_time: row.opt_int(10, "scheduled_time")?,
-        });
+            pod,
+        };
+        seen.insert(rec.pod.name.clone());
+        out.push(rec);
         Ok(())
     })?;
-    Ok(out)
+    Ok(Loaded {
+        records: out,
+        report,
+    })
 }
 
 /// Loads an openb pod list as pending pods (see [`load_pod_records`] for the times).
@@ -360,6 +391,7 @@ pub fn load_pods(path: impl AsRef<Path>) -> Result<Vec<Pod>, DatasetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn write(name: &str, text: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("plimsoll-openb-{}", std::process::id()));

@@ -10,6 +10,7 @@ mod experiment;
 mod options;
 mod output;
 mod place;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Reproduce a published experiment (`saturation`: the FGD paper's openb run).
     Experiment(experiment::ExperimentArgs),
+    /// Replay a trace (openb, Alibaba 2017) over simulated time under several policies.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Place(args) => place::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Experiment(args) => experiment::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -25,7 +25,53 @@
 //!   `selectHost` does, to a uniformly random one ([`TieMode::Random`]).
 //!
 //! A new policy implements [`SaturationPolicy`] in its own file and is added to
-//! [`registry::by_name`].
+//! [`registry::by_name`]:
+//!
+//! ```
+//! use plimsoll::experiment::saturation::*;
+//! use plimsoll::model::{GpuAmount, GpuRequest, Node, NodeGpus, Pod, Resources};
+//!
+//! /// Most free CPU first (a toy policy); ties by the run's [`Ties`].
+//! struct MostFreeCpu;
+//! impl SaturationPolicy for MostFreeCpu {
+//!     fn name(&self) -> String { "most-free-cpu".into() }
+//!     fn start<'a>(&'a self, _: &RunContext<'a>) -> Result<Box<dyn PolicyRun + 'a>, SaturationError> {
+//!         Ok(Box::new(MostFreeCpuRun))
+//!     }
+//! }
+//! struct MostFreeCpuRun;
+//! impl PolicyRun for MostFreeCpuRun {
+//!     fn select(&mut self, state: &State, pod: &PodSpec, _arrival: usize, ties: &mut Ties)
+//!         -> Result<Option<Choice>, SaturationError> {
+//!         let mut best = ties.best::<()>();
+//!         for n in (0..state.len()).filter(|&n| state.fits(n, pod)) {
+//!             best.offer(n, state.cpu_free(n) as i64, ());
+//!         }
+//!         Ok(best.finish().map(|(n, _, ())| Choice {
+//!             node: n,
+//!             devices: paper::best_devices(state.devices(n), pod),
+//!         }))
+//!     }
+//! }
+//!
+//! let r = Resources { cpu_milli: 8000, memory_bytes: 32 << 30, pods: 110, ..Default::default() };
+//! let node = |name: &str| Node {
+//!     name: name.into(), capacity: r.clone(), allocatable: r.clone(),
+//!     gpus: Some(NodeGpus { model: "T4".into(), count: 2 }), ..Default::default()
+//! };
+//! let pods: Vec<Pod> = (0..6).map(|i| Pod {
+//!     name: format!("p{i}"),
+//!     requests: Resources::cpu_mem(2000, 1 << 30),
+//!     gpu: GpuRequest { amount: GpuAmount::Shared(600), models: vec![] },
+//!     ..Default::default()
+//! }).collect();
+//! let nodes = vec![node("a"), node("b")];
+//! let workload = Workload::build(&nodes, &pods, 42, 1.3)?;
+//! let result = run(&nodes, &workload, &MostFreeCpu, TieMode::Order)?;
+//! assert_eq!(result.curve.len(), 131);
+//! assert_eq!(result.placed, 4); // four 600-milli shares fit on four devices
+//! # Ok::<(), SaturationError>(())
+//! ```
 
 pub mod curve;
 pub mod engine;
@@ -167,7 +213,8 @@ pub fn run(
 }
 
 /// Runs every policy × seed in parallel (rayon); workloads are built once per seed.
-/// Results come back ordered by policy (as given), then seed.
+/// Results come back ordered by policy (as given), then seed; their `placements` are
+/// left empty to save memory (use [`run`] to get them).
 pub fn run_all(
     nodes: &[Node],
     pods: &[crate::model::Pod],

@@ -2,7 +2,7 @@
 //! HiGHS.
 //!
 //! # Model
-//! Identical pending pods form classes ([`classes`]); the program ([`formulate`]) has
+//! Identical pending pods form classes (`classes`); the program (`formulate`) has
 //! integer "pods of class c on node n" variables for the nodes where one pod of the class
 //! passes every filter now, and models exactly: CPU, memory, ephemeral storage, extended
 //! resources, the pod count, GPU devices at device level (shares per device, whole
@@ -36,7 +36,7 @@
 //!
 //! # Warm start and fallback
 //! Every online policy runs first (the ones suited to the objective first, they win
-//! ties); the best by (priority weight placed, then the second goal, see [`goal`]) is the
+//! ties); the best by (priority weight placed, then the second goal, see `goal`) is the
 //! greedy warm start (passed to HiGHS as its initial solution). It is returned instead,
 //! with `fell_back: true`, when HiGHS fails or has no incumbent, when the solution does
 //! not pass the sequential kube-filter check, or when the final placement (program plus
@@ -45,26 +45,26 @@
 //!
 //! # Size: the aggregated path (`pack`)
 //! When the objective is `pack`, no modelled pod has pod anti-affinity or host ports,
-//! and the exact program would have more than [`AGGREGATE_MIN_PAIRS`] (class, node)
-//! columns, identical empty nodes are grouped into types and the [`aggregate`] program
+//! and the exact program would have more than `AGGREGATE_MIN_PAIRS` (class, node)
+//! columns, identical empty nodes are grouped into types and the `aggregate` program
 //! counts pods per (class, type) (openb: 1,523 nodes form 27 types). It is a relaxation
 //! of the exact problem, so its bounds are valid: the reported `bound` is the best of its
 //! second-solve dual bound and a volume bound, and is claimed (with `objective` = new
 //! nodes of the returned placement) only when every modelled pod is placed (or every
 //! pod at all); otherwise the stats are in priority weight against the aggregated
-//! first-goal bound. Its solution is realised on concrete nodes per type ([`realise`]:
+//! first-goal bound. Its solution is realised on concrete nodes per type (`realise`:
 //! per-pod first-fit decreasing, and a device-first packing — shares grouped onto
 //! devices, units packed node by node keeping device and CPU/memory use level — with
 //! seeded restarts while time is left, best kept); pods that do not fit, and the greedy
 //! tail, are placed by the warm start's policy; gangs stay all-or-nothing; without a
 //! greedy tail, a local search then empties nodes whose pods fit on other nodes in use
-//! ([`large`]). The
+//! (`large`). The
 //! realisation can need more nodes than the aggregated solution, which is what the gap
 //! then shows.
 //!
 //! # Size: the exact path (small instances, `balance`, `fragmentation`)
 //! Identical empty nodes are symmetric; of each group the program keeps a prefix sized
-//! from the greedy solution's use of the group and a volume bound (see [`formulate`]).
+//! from the greedy solution's use of the group and a volume bound (see `formulate`).
 //! This keeps instances small, but makes the program a restriction: the reported bound is
 //! the bound of the restricted program, not of the full one. `balance` and
 //! `fragmentation` always take this path (their goals are per node or per device and do
