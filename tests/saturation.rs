@@ -1,6 +1,7 @@
 //! The saturation experiment: a hand-checked tiny run, determinism, workload
 //! construction, validity of every placement (against `place::validate`), the paper's
-//! score rules on hand-made nodes, and one openb run (skipped without the data).
+//! score rules on hand-made nodes, CBF's guarantees, and openb runs (skipped without the
+//! data).
 
 use plimsoll::experiment::saturation::fgd::{node_frag, typical_pods, Typical};
 use plimsoll::experiment::saturation::paper::{
@@ -270,6 +271,7 @@ fn every_placement_is_valid_for_the_validator() {
         "fgd",
         "engine:best-fit",
         "engine:fgd",
+        "cbf",
     ];
     for name in names {
         for ties in [TieMode::Order, TieMode::Random] {
@@ -308,7 +310,7 @@ fn every_placement_is_valid_for_the_validator() {
 fn runs_are_deterministic_and_json_is_byte_identical() {
     let (nodes, pods) = random_instance(5, 16, 60);
     let json = || {
-        let policies = registry::parse_list("paper,engine:most-allocated").unwrap();
+        let policies = registry::parse_list("paper,engine:most-allocated,cbf").unwrap();
         let runs = run_all(&nodes, &pods, &policies, &[1, 2, 3], 1.3, TieMode::Order).unwrap();
         let names: Vec<String> = policies.iter().map(|p| p.name()).collect();
         let r = Report::new(
@@ -320,7 +322,7 @@ fn runs_are_deterministic_and_json_is_byte_identical() {
             &runs,
             false,
         );
-        assert_eq!(r.results.len(), 7);
+        assert_eq!(r.results.len(), 8);
         assert!(r
             .results
             .iter()
@@ -365,6 +367,63 @@ fn openb_fgd_one_seed() {
     assert!((94.4..96.5).contains(&r.curve[130]), "{}", r.curve[130]);
     // Below ~85% arrived nothing fails: allocated follows arrived.
     assert!((r.curve[50] - 50.0).abs() < 0.6, "{}", r.curve[50]);
+}
+
+#[test]
+fn cbf_drops_only_pods_that_fit_nowhere_and_is_deterministic() {
+    let (nodes, pods) = random_instance(23, 20, 100);
+    let cbf = registry::by_name("cbf").unwrap();
+    for seed in [1, 2] {
+        let w = Workload::build(&nodes, &pods, seed, 1.3).unwrap();
+        for ties in [TieMode::Order, TieMode::Random] {
+            let r = run(&nodes, &w, cbf.as_ref(), ties).unwrap();
+            let again = run(&nodes, &w, cbf.as_ref(), ties).unwrap();
+            assert_eq!(r.placements, again.placements);
+            assert!(r.placed > 0 && r.placed < w.arrivals.len(), "saturates");
+            // Replay: every choice binds (capacity holds) and a drop means no node fits.
+            let mut state = State::new(&nodes).unwrap();
+            for (pod, c) in w.arrivals.iter().zip(&r.placements) {
+                match c {
+                    Some(c) => state.bind(pod, c).unwrap(),
+                    None => assert!((0..state.len()).all(|n| !state.fits(n, pod))),
+                }
+            }
+            assert_eq!(state.allocated_milli(), r.allocated_milli);
+        }
+    }
+}
+
+/// The openb node list and default pod list, or `None` (with a note) without the data.
+fn openb_default() -> Option<(Vec<Node>, Vec<Pod>)> {
+    let Some(dir) = plimsoll::datasets::data_dir() else {
+        eprintln!("note: dataset folder absent (set PLIMSOLL_DATA); skipping");
+        return None;
+    };
+    let nodes_path = dir.join("openb/openb_node_list_gpu_node.csv");
+    let pods_path = dir.join("openb/openb_pod_list_default.csv");
+    if !nodes_path.exists() || !pods_path.exists() {
+        eprintln!("note: openb files absent; skipping");
+        return None;
+    }
+    Some((
+        plimsoll::datasets::openb::load_nodes(&nodes_path).unwrap(),
+        plimsoll::datasets::openb::load_pods(&pods_path).unwrap(),
+    ))
+}
+
+#[test]
+fn openb_cbf_beats_fgd_seed_42() {
+    let Some((nodes, pods)) = openb_default() else {
+        return;
+    };
+    let w = Workload::build(&nodes, &pods, 42, 1.3).unwrap();
+    let at_130 = |name: &str| {
+        let p = registry::by_name(name).unwrap();
+        run(&nodes, &w, p.as_ref(), TieMode::Order).unwrap().curve[130]
+    };
+    let (fgd, cbf) = (at_130("fgd"), at_130("cbf"));
+    assert!(cbf > fgd, "cbf {cbf} fgd {fgd}");
+    assert!(cbf > 95.5, "{cbf}");
 }
 
 #[test]

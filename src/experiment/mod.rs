@@ -2,8 +2,7 @@
 //!
 //! [`saturation`] is the FGD paper's openb "saturation" experiment (Weng et al., ATC'23):
 //! pods arrive one at a time, never depart, and the GPU allocation ratio is read against
-//! the arrived GPU demand. [`win`] is a compact fast replay of the same experiment and
-//! Plimsoll's online policy that beats FGD on it.
+//! the arrived GPU demand; its policies include Plimsoll's own, CBF
+//! ([`saturation::cbf`]), which beats FGD on it.
 
 pub mod saturation;
-pub mod win;

@@ -20,7 +20,7 @@
 //! - **Policies** ([`SaturationPolicy`], [`registry`]): the paper's six baselines as its
 //!   simulator codes them ([`paper`]: integer scores, device choice per policy, FGD over
 //!   the typical pods covering 95% incl. CPU-only ones) and every online policy of the
-//!   engine ([`engine`]). Equal best scores go to the node first in a fixed node order
+//!   engine ([`engine`]), plus Plimsoll's CPU-backed fragmentation ([`cbf`]). Equal best scores go to the node first in a fixed node order
 //!   drawn from the seed ([`TieMode::Order`], the default) or, as the paper's kube
 //!   `selectHost` does, to a uniformly random one ([`TieMode::Random`]).
 //!
@@ -73,6 +73,7 @@
 //! # Ok::<(), SaturationError>(())
 //! ```
 
+pub mod cbf;
 pub mod curve;
 pub mod engine;
 pub mod fgd;

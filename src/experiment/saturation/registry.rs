@@ -6,8 +6,10 @@
 //!   engine's own policies ([`super::engine`]); the kinds that are not paper baselines
 //!   (`kube-default`, `most-allocated`, `least-allocated`, `first-fit`) also answer to
 //!   their bare names.
+//! - `cbf`: Plimsoll's CPU-backed fragmentation ([`super::cbf`]); not in a group.
 //! - `paper`: the six baselines; `all`: the six baselines and every engine kind.
 
+use super::cbf::Cbf;
 use super::engine::EnginePolicy;
 use super::fgd::PaperFgd;
 use super::paper::{Baseline, PaperPolicy};
@@ -24,7 +26,7 @@ pub const PAPER: [&str; 6] = [
     "fgd",
 ];
 
-/// Every name [`by_name`] accepts (besides the groups `paper` and `all`).
+/// Every name [`by_name`] accepts in the group `all` (`cbf` is accepted too but kept out).
 pub fn names() -> Vec<String> {
     let mut v: Vec<String> = PAPER.iter().map(|s| s.to_string()).collect();
     v.extend(
@@ -45,7 +47,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn SaturationPolicy>, SaturationError>
         "gpu-packing" => return paper(Baseline::GpuPacking),
         "best-fit" => return paper(Baseline::BestFit),
         "fgd" => return Ok(Box::new(PaperFgd)),
-        "cbf" => return Ok(Box::<crate::experiment::win::adapter::CbfSaturation>::default()),
+        "cbf" => return Ok(Box::new(Cbf::default())),
         _ => {}
     }
     let bare = name.strip_prefix("engine:");
