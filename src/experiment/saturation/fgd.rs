@@ -216,24 +216,6 @@ impl PolicyRun for FgdRun {
         _arrival: usize,
         ties: &mut Ties,
     ) -> Result<Option<Choice>, SaturationError> {
-        let mut scored: Vec<(NodeIdx, i64, u32)> = Vec::new();
-        for n in 0..state.len() {
-            if state.fits(n, pod) {
-                let (s, d) = self.score(state, n, pod);
-                scored.push((n, s, d));
-            }
-        }
-        let mut best = ties.best::<u32>();
-        for (n, s, d) in scored {
-            best.offer(n, s, d);
-        }
-        Ok(best.finish().map(|(n, _, d)| Choice {
-            node: n,
-            devices: if pod.is_share() {
-                vec![d]
-            } else {
-                best_devices(state.devices(n), pod)
-            },
-        }))
+        Ok(ties.select_scored(state, pod, |n| self.score(state, n, pod), best_devices))
     }
 }

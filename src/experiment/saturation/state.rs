@@ -255,6 +255,33 @@ impl Ties {
         o
     }
 
+    /// Scores every node `pod` fits on with `score(node) -> (score, share device)` in node
+    /// index order, picks the best (ties broken by this [`Ties`]) and returns its
+    /// [`Choice`]: the scored device for a share, `exclusive(free per device)` otherwise.
+    pub fn select_scored(
+        &mut self,
+        state: &State,
+        pod: &PodSpec,
+        mut score: impl FnMut(NodeIdx) -> (i64, u32),
+        exclusive: impl Fn(&[u32], &PodSpec) -> Vec<u32>,
+    ) -> Option<Choice> {
+        let mut best = self.best::<u32>();
+        for n in 0..state.len() {
+            if state.fits(n, pod) {
+                let (s, d) = score(n);
+                best.offer(n, s, d);
+            }
+        }
+        best.finish().map(|(node, _, d)| Choice {
+            node,
+            devices: if pod.is_share() {
+                vec![d]
+            } else {
+                exclusive(state.devices(node), pod)
+            },
+        })
+    }
+
     /// Starts a selection of the best-scoring node.
     pub fn best<T>(&mut self) -> Best<'_, T> {
         Best {
