@@ -76,8 +76,7 @@ impl SaturationPolicy for Cbf {
         ctx: &RunContext<'a>,
     ) -> Result<Box<dyn PolicyRun + 'a>, SaturationError> {
         let w = ctx.workload;
-        let mut originals: Vec<PodSpec> = w.arrivals[..w.shuffled].to_vec();
-        originals.sort_by_key(|s| s.original);
+        let originals = w.original_specs();
         let typical: Vec<Typical> = typical_pods(&originals, self.params.coverage)
             .into_iter()
             .filter(|t| t.milli > 0)

@@ -122,8 +122,7 @@ impl SaturationPolicy for PaperFgd {
         ctx: &RunContext<'a>,
     ) -> Result<Box<dyn PolicyRun + 'a>, SaturationError> {
         let w = ctx.workload;
-        let mut originals: Vec<PodSpec> = w.arrivals[..w.shuffled].to_vec();
-        originals.sort_by_key(|s| s.original);
+        let originals = w.original_specs();
         let n = ctx.nodes.len();
         let shapes = w.shapes as usize;
         let memo_len = if n.saturating_mul(shapes) <= 50_000_000 {

@@ -111,6 +111,14 @@ fn spec_of(
 }
 
 impl Workload {
+    /// The specs of the original pods in name order (the shuffled part of the arrival
+    /// sequence, sorted back): what FGD-style policies learn their typical pods from.
+    pub fn original_specs(&self) -> Vec<PodSpec> {
+        let mut originals: Vec<PodSpec> = self.arrivals[..self.shuffled].to_vec();
+        originals.sort_by_key(|s| s.original);
+        originals
+    }
+
     /// Builds the arrival sequence for `seed`: `pods` sorted by name, shuffled with a
     /// [`ChaCha8Rng`] seeded with `seed`, then copies drawn uniformly with replacement
     /// (same RNG stream) and appended while the arrived GPU milli plus the drawn copy's
