@@ -495,3 +495,20 @@ fn cli_writes_json_and_plot() {
     assert_eq!(bad.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Regression: `--tune 1e9` appended copies until it had taken 24 GB of memory.
+#[test]
+fn tune_beyond_max_is_an_input_error() {
+    let nodes = vec![node("g", 8000, 32, 1, "T4")];
+    let pods = vec![pod("p", 1000, 1, GpuAmount::Shared(500))];
+    for tune in [1e9, 10.5, f64::NAN, f64::INFINITY, -0.1] {
+        let err = Workload::build(&nodes, &pods, 42, tune).err();
+        assert!(
+            err.as_ref()
+                .is_some_and(|e| e.to_string().contains("outside 0..=10")),
+            "tune {tune}: {err:?}"
+        );
+    }
+    let w = Workload::build(&nodes, &pods, 42, 10.0).unwrap();
+    assert!(w.arrivals.len() > 1);
+}

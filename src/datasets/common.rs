@@ -33,8 +33,9 @@ pub enum DatasetError {
         /// The layouts accepted.
         expected: String,
     },
-    /// The file could not be read.
-    #[error("{path}: {source}")]
+    /// The file could not be read (the I/O error is the source, shown by callers that
+    /// print the error chain).
+    #[error("{path}: cannot read the file")]
     Io {
         /// The file.
         path: PathBuf,

@@ -106,8 +106,12 @@ pub fn run(args: &ExperimentArgs) -> Result<Status> {
 }
 
 fn run_saturation(a: &SaturationArgs) -> Result<Status> {
-    if !(a.tune.is_finite() && a.tune >= 0.0) {
-        bail!("invalid option --tune: {} is not a ratio ≥ 0", a.tune);
+    let max = plimsoll::experiment::saturation::workload::MAX_TUNE;
+    if !(a.tune.is_finite() && (0.0..=max).contains(&a.tune)) {
+        bail!(
+            "invalid option --tune: {} is not a ratio in 0..={max}",
+            a.tune
+        );
     }
     let seeds = parse_seeds(&a.seeds)?;
     let policies = registry::parse_list(&a.policies).context("invalid option --policies")?;

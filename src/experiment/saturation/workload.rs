@@ -110,6 +110,10 @@ fn spec_of(
     })
 }
 
+/// The largest `tune` accepted: ten times the cluster's GPU capacity (the paper uses
+/// 1.3). Larger ratios would append copies until memory runs out (1e9 took 24 GB).
+pub const MAX_TUNE: f64 = 10.0;
+
 impl Workload {
     /// The specs of the original pods in name order (the shuffled part of the arrival
     /// sequence, sorted back): what FGD-style policies learn their typical pods from.
@@ -131,6 +135,11 @@ impl Workload {
         seed: u64,
         tune: f64,
     ) -> Result<Workload, SaturationError> {
+        if !(tune.is_finite() && (0.0..=MAX_TUNE).contains(&tune)) {
+            return Err(SaturationError::Input(format!(
+                "tune {tune} is outside 0..={MAX_TUNE} (the ratio of arrived GPU demand to the cluster's GPU capacity)"
+            )));
+        }
         if pods.len() > u32::MAX as usize {
             return Err(SaturationError::Input("too many pods".into()));
         }
