@@ -27,7 +27,7 @@
 //! [`super::realise`].
 
 use super::classes::Classes;
-use super::formulate::{demand_of, free_of};
+use super::formulate::{class_and_gang_rows, demand_of, free_of};
 use super::program::Program;
 use crate::model::{Binding, GpuAmount, NodeId, Problem, MILLI_PER_GPU};
 use std::collections::BTreeMap;
@@ -228,28 +228,7 @@ pub(crate) fn build(problem: &Problem, classes: &Classes, types: Vec<NodeType>) 
             }
         }
     }
-    for (c, class) in cl.iter().enumerate() {
-        let terms: Vec<(usize, f64)> =
-            a.x.range((c, 0)..(c + 1, 0))
-                .map(|(_, &x)| (x, 1.0))
-                .collect();
-        if terms.len() > 1 {
-            a.program.le(terms, class.size() as f64);
-        }
-    }
-    for g in &classes.gangs {
-        let col = a.program.col(0.0, 1.0, true);
-        a.gang.push(col);
-        let mut terms: Vec<(usize, f64)> = Vec::new();
-        for &c in &g.classes {
-            terms.extend(a.x.range((c, 0)..(c + 1, 0)).map(|(_, &x)| (x, 1.0)));
-        }
-        let mut lo = terms.clone();
-        lo.push((col, -(g.min_member as f64)));
-        a.program.ge(lo, 0.0);
-        terms.push((col, -(g.size as f64)));
-        a.program.le(terms, 0.0);
-    }
+    a.gang = class_and_gang_rows(&mut a.program, &a.x, classes);
     a.types = types;
     a
 }

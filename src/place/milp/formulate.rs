@@ -314,29 +314,7 @@ pub(crate) fn build(
         gpu_rows(problem, classes, &mut f, n, cs, &full, objective);
     }
     // A class places at most its pods.
-    for (c, class) in cl.iter().enumerate() {
-        let terms: Vec<(usize, f64)> =
-            f.x.range((c, 0)..(c + 1, 0))
-                .map(|(_, &x)| (x, 1.0))
-                .collect();
-        if terms.len() > 1 {
-            f.program.le(terms, class.size() as f64);
-        }
-    }
-    // Gangs.
-    for g in &classes.gangs {
-        let col = f.program.col(0.0, 1.0, true);
-        f.gang.push(col);
-        let mut terms: Vec<(usize, f64)> = Vec::new();
-        for &c in &g.classes {
-            terms.extend(f.x.range((c, 0)..(c + 1, 0)).map(|(_, &x)| (x, 1.0)));
-        }
-        let mut lo = terms.clone();
-        lo.push((col, -(g.min_member as f64)));
-        f.program.ge(lo, 0.0);
-        terms.push((col, -(g.size as f64)));
-        f.program.le(terms, 0.0);
-    }
+    f.gang = class_and_gang_rows(&mut f.program, &f.x, classes);
     anti_affinity_rows(problem, classes, &mut f);
     host_port_rows(problem, classes, &mut f);
     if objective == Objective::Balance {
@@ -585,4 +563,34 @@ fn balance_rows(
             f.program.le(t, -(now as f64 / cap as f64));
         }
     }
+}
+
+/// Rows shared by the per-node and the aggregated programs: at most a class's size of its
+/// pods placed (`x[(class, place)]` summed over places), and each gang all or nothing (a
+/// binary column per gang: its members placed are either 0 or between `min_member` and
+/// its size). Returns the gang columns in `classes.gangs` order.
+pub(super) fn class_and_gang_rows(
+    program: &mut Program,
+    x: &BTreeMap<(usize, usize), usize>,
+    classes: &Classes,
+) -> Vec<usize> {
+    let of_class = |c: usize| x.range((c, 0)..(c + 1, 0)).map(|(_, &col)| (col, 1.0));
+    for (c, class) in classes.classes.iter().enumerate() {
+        let terms: Vec<(usize, f64)> = of_class(c).collect();
+        if terms.len() > 1 {
+            program.le(terms, class.size() as f64);
+        }
+    }
+    let mut gang_cols = Vec::with_capacity(classes.gangs.len());
+    for g in &classes.gangs {
+        let col = program.col(0.0, 1.0, true);
+        gang_cols.push(col);
+        let mut terms: Vec<(usize, f64)> = g.classes.iter().flat_map(|&c| of_class(c)).collect();
+        let mut lo = terms.clone();
+        lo.push((col, -(g.min_member as f64)));
+        program.ge(lo, 0.0);
+        terms.push((col, -(g.size as f64)));
+        program.le(terms, 0.0);
+    }
+    gang_cols
 }
