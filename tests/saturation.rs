@@ -336,7 +336,7 @@ fn runs_are_deterministic_and_json_is_byte_identical() {
     let r2 = run(&nodes, &w1, a.as_ref(), TieMode::Random).unwrap();
     assert_eq!(r1.placements, r2.placements);
     assert!(registry::parse_list("nope").is_err());
-    assert_eq!(registry::parse_list("all").unwrap().len(), 16);
+    assert_eq!(registry::parse_list("all").unwrap().len(), 17);
 }
 
 #[test]
@@ -511,4 +511,159 @@ fn tune_beyond_max_is_an_input_error() {
     }
     let w = Workload::build(&nodes, &pods, 42, 10.0).unwrap();
     assert!(w.arrivals.len() > 1);
+}
+
+#[test]
+fn cbf_cost_and_choice_by_hand() {
+    use plimsoll::experiment::saturation::cbf::node_cost;
+    use plimsoll::experiment::saturation::{RunContext, Ties};
+    let share = Typical {
+        cpu: 1000,
+        milli: 500,
+        count: 1,
+        models: u64::MAX,
+        p: 1.0,
+    };
+    // ρ = 2 CPU milli per GPU milli. With 2000 CPU free the share fits: F is the 300 on
+    // the small device; G = 1300 milli free, backed by 2000/2 = 1000: 300 stranded.
+    assert_eq!(
+        node_cost(&[share], 2.0, 1.0, 2000, &[1000, 300], Some(0)),
+        600.0
+    );
+    // With 900 CPU nothing fits: F = 1300; backed 450, stranded 850; w = 2 doubles it.
+    assert_eq!(
+        node_cost(&[share], 2.0, 2.0, 900, &[1000, 300], Some(0)),
+        3000.0
+    );
+
+    // A CPU-only pod goes where it strands no GPU: n0 has 2000 CPU for its GPU, n1 16000.
+    // Typical GPU pods: the 500-milli share (p = 0.8 of the five originals), ρ = 2.
+    // On n0 it would leave 500 CPU: F = 0.8·1000, stranded 1000 − 250 = 750, Δ = 1550;
+    // on n1 nothing changes, Δ = 0.
+    let nodes = vec![
+        node("n0", 2000, 16, 1, "T4"),
+        node("n1", 16000, 16, 1, "T4"),
+    ];
+    let mut pods = vec![pod("cpu", 1500, 1, GpuAmount::None)];
+    pods.extend((0..4).map(|i| pod(&format!("s{i}"), 1000, 1, GpuAmount::Shared(500))));
+    let w = Workload::fixed(&nodes, &pods, 7).unwrap();
+    let cbf = registry::by_name("cbf").unwrap();
+    let ctx = RunContext {
+        nodes: &nodes,
+        workload: &w,
+        seed: 7,
+        ties: TieMode::Order,
+    };
+    let state = State::new(&nodes).unwrap();
+    let mut ties = Ties::new(TieMode::Order, nodes.len(), 7);
+    let mut run_ = cbf.start(&ctx).unwrap();
+    let c = run_.select(&state, &w.arrivals[0], 0, &mut ties).unwrap();
+    assert_eq!(c.map(|c| c.node), Some(1));
+    // The whole sequence then fits: two shares per device, 100% of the GPU milli.
+    let r = run(&nodes, &w, cbf.as_ref(), TieMode::Order).unwrap();
+    assert_eq!((r.placed, r.allocated_milli), (5, 2000));
+}
+
+#[test]
+fn lookahead_one_is_cbf_and_all_reorders() {
+    let (nodes, pods) = random_instance(11, 12, 80);
+    let w = Workload::build(&nodes, &pods, 3, 1.3).unwrap();
+    let cbf = run(
+        &nodes,
+        &w,
+        registry::by_name("cbf").unwrap().as_ref(),
+        TieMode::Order,
+    )
+    .unwrap();
+    let la1 = run(
+        &nodes,
+        &w,
+        registry::by_name("lookahead:1").unwrap().as_ref(),
+        TieMode::Order,
+    )
+    .unwrap();
+    assert_eq!(cbf.placements, la1.placements);
+    for name in ["lookahead:7", "lookahead:all"] {
+        // The harness binds every planned choice in arrival order; any invalid one
+        // would fail the run.
+        let r = run(
+            &nodes,
+            &w,
+            registry::by_name(name).unwrap().as_ref(),
+            TieMode::Order,
+        );
+        assert!(r.is_ok(), "{name}: {r:?}");
+    }
+    // One device; a 300-milli share arrives before a whole-GPU pod. Online, the share
+    // takes the device and the whole pod is dropped (30%); seeing both, the batch
+    // policy places the whole pod first (100%) and drops the share.
+    let nodes = vec![node("n0", 8000, 16, 1, "T4")];
+    let pods = vec![
+        pod("a", 1000, 1, GpuAmount::Shared(300)),
+        pod("b", 1000, 1, GpuAmount::Whole(1)),
+    ];
+    let w = Workload::fixed(&nodes, &pods, 1).unwrap();
+    let online = run(
+        &nodes,
+        &w,
+        registry::by_name("cbf").unwrap().as_ref(),
+        TieMode::Order,
+    );
+    assert_eq!(online.unwrap().allocated_milli, 300);
+    let batch = run(
+        &nodes,
+        &w,
+        registry::by_name("lookahead:2").unwrap().as_ref(),
+        TieMode::Order,
+    );
+    let batch = batch.unwrap();
+    assert_eq!(batch.allocated_milli, 1000);
+    assert_eq!(batch.placements[0], None);
+    assert!(registry::by_name("lookahead:0").is_err());
+    assert!(registry::by_name("lookahead:x").is_err());
+}
+
+#[test]
+fn bound_by_hand_and_above_every_policy() {
+    use plimsoll::experiment::saturation::bound::{dff, upper_bound};
+    assert_eq!(dff(0, 230), 0.23);
+    assert_eq!(dff(1, 500), 0.5); // 2·0.5 is an integer: u(x) = x
+    assert_eq!(dff(1, 810), 1.0);
+    assert_eq!(dff(4, 810), 1.0);
+    assert_eq!(dff(4, 230), 0.25);
+    assert_eq!(dff(3, 1000), 1.0);
+    // One device; shares of 810, 230, 230. Any real placement: 810 alone (81%) or the
+    // two 230s (46%). The LP relaxation, with u⁽⁴⁾ (810 → 1, 230 → 1/4), is maximised at
+    // a = 1/2 of the 810 and both 230s: 405 + 460 = 865 (86.5%); the integer program
+    // finds 81%.
+    let nodes = vec![node("n0", 8000, 16, 1, "T4")];
+    let pods = vec![
+        pod("a", 100, 1, GpuAmount::Shared(810)),
+        pod("b", 100, 1, GpuAmount::Shared(230)),
+        pod("c", 100, 1, GpuAmount::Shared(230)),
+    ];
+    let w = Workload::fixed(&nodes, &pods, 1).unwrap();
+    let b = upper_bound(&nodes, &w, &w.arrivals, 5.0).unwrap();
+    assert!((b.lp_percent - 86.5).abs() < 1e-6, "{b:?}");
+    assert!((b.percent() - 81.0).abs() < 1e-6, "{b:?}");
+    assert!((b.demand_percent - 127.0).abs() < 1e-9);
+
+    // On random instances no policy, online or batch, gets above the bound.
+    for seed in 0..3 {
+        let (nodes, pods) = random_instance(100 + seed, 8, 60);
+        let w = Workload::build(&nodes, &pods, seed, 1.3).unwrap();
+        let b = upper_bound(&nodes, &w, &w.arrivals, 5.0).unwrap();
+        let total = State::new(&nodes).unwrap().total_gpus() as f64 * 1000.0;
+        for name in ["cbf", "fgd", "best-fit", "lookahead:all", "lookahead:5"] {
+            let r = run(
+                &nodes,
+                &w,
+                registry::by_name(name).unwrap().as_ref(),
+                TieMode::Order,
+            )
+            .unwrap();
+            let got = 100.0 * r.allocated_milli as f64 / total;
+            assert!(got <= b.percent() + 1e-6, "{name} {got} > bound {b:?}");
+        }
+    }
 }

@@ -74,6 +74,13 @@ pub struct SaturationArgs {
     /// Leave timings out of the JSON (makes it byte-identical across runs).
     #[arg(long)]
     pub no_timing: bool,
+    /// Also compute, per seed, an upper bound on the GPU allocation any placement of the
+    /// arrivals can reach (an integer program over node types; see docs/saturation.md).
+    #[arg(long)]
+    pub bound: bool,
+    /// Seconds HiGHS may spend on each seed's bound program.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub bound_time_limit: f64,
 }
 
 /// Parses `A-B` or `a,b,c`.
@@ -124,6 +131,23 @@ fn run_saturation(a: &SaturationArgs) -> Result<Status> {
     let start = Instant::now();
     let runs = saturation::run_all(&nodes, &pods, &policies, &seeds, a.tune, ties)?;
     let wall = start.elapsed().as_secs_f64();
+    let bounds = if a.bound {
+        if !(a.bound_time_limit.is_finite() && a.bound_time_limit > 0.0) {
+            bail!(
+                "invalid option --bound-time-limit: {} is not a positive number of seconds",
+                a.bound_time_limit
+            );
+        }
+        Some(saturation::bound::per_seed(
+            &nodes,
+            &pods,
+            &seeds,
+            a.tune,
+            a.bound_time_limit,
+        )?)
+    } else {
+        None
+    };
     let names: Vec<String> = policies.iter().map(|p| p.name()).collect();
     let report = Report::new(
         a.nodes.display().to_string(),
@@ -133,7 +157,8 @@ fn run_saturation(a: &SaturationArgs) -> Result<Status> {
         &names,
         &runs,
         !a.no_timing,
-    );
+    )
+    .with_bounds(bounds);
     if let Some(path) = &a.plot {
         report
             .plot(path)

@@ -114,11 +114,24 @@ impl SaturationPolicy for Cbf {
     }
 }
 
+/// CBF's cost of a node with free CPU `cpu`, device free milli `devs` and GPU model
+/// `model`: `F + w · max(0, G − cpu/ρ)` (see the module docs).
+pub fn node_cost(
+    typical: &[Typical],
+    rho: f64,
+    weight: f64,
+    cpu: u64,
+    devs: &[u32],
+    model: Option<u8>,
+) -> f64 {
+    let g: u64 = devs.iter().map(|&d| u64::from(d)).sum();
+    let strand = (g as f64 - cpu as f64 / rho).max(0.0);
+    node_frag(typical, cpu, devs, model) + weight * strand
+}
+
 impl CbfRun {
     fn cost(&self, cpu: u64, devs: &[u32], model: Option<u8>) -> f64 {
-        let g: u64 = devs.iter().map(|&d| u64::from(d)).sum();
-        let strand = (g as f64 - cpu as f64 / self.rho).max(0.0);
-        node_frag(&self.typical, cpu, devs, model) + self.weight * strand
+        node_cost(&self.typical, self.rho, self.weight, cpu, devs, model)
     }
 
     /// The devices a non-share `pod` takes on devices `devs`: the first ones with room in

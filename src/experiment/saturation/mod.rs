@@ -73,10 +73,12 @@
 //! # Ok::<(), SaturationError>(())
 //! ```
 
+pub mod bound;
 pub mod cbf;
 pub mod curve;
 pub mod engine;
 pub mod fgd;
+pub mod lookahead;
 pub mod paper;
 pub mod registry;
 pub mod report;

@@ -6,12 +6,15 @@
 //!   engine's own policies ([`super::engine`]); the kinds that are not paper baselines
 //!   (`kube-default`, `most-allocated`, `least-allocated`, `first-fit`) also answer to
 //!   their bare names.
-//! - `cbf`: Plimsoll's CPU-backed fragmentation ([`super::cbf`]); not in a group.
-//! - `paper`: the six baselines; `all`: the six baselines and every engine kind.
+//! - `cbf`: Plimsoll's CPU-backed fragmentation ([`super::cbf`]), its best online policy.
+//! - `lookahead:W` / `lookahead:all`: a batch policy that sees the next `W` pods
+//!   ([`super::lookahead`]); not online, so in no group.
+//! - `paper`: the six baselines; `all`: the six baselines, `cbf` and every engine kind.
 
 use super::cbf::Cbf;
 use super::engine::EnginePolicy;
 use super::fgd::PaperFgd;
+use super::lookahead::Lookahead;
 use super::paper::{Baseline, PaperPolicy};
 use super::{SaturationError, SaturationPolicy};
 use crate::place::online::OnlineKind;
@@ -26,9 +29,11 @@ pub const PAPER: [&str; 6] = [
     "fgd",
 ];
 
-/// Every name [`by_name`] accepts in the group `all` (`cbf` is accepted too but kept out).
+/// The online policies of the group `all` (`lookahead:W` is accepted too but kept out:
+/// it sees future pods).
 pub fn names() -> Vec<String> {
     let mut v: Vec<String> = PAPER.iter().map(|s| s.to_string()).collect();
+    v.push("cbf".into());
     v.extend(
         OnlineKind::ALL
             .iter()
@@ -50,6 +55,9 @@ pub fn by_name(name: &str) -> Result<Box<dyn SaturationPolicy>, SaturationError>
         "cbf" => return Ok(Box::new(Cbf::default())),
         _ => {}
     }
+    if let Some(spec) = name.strip_prefix("lookahead:") {
+        return Ok(Box::new(Lookahead::parse(spec)?));
+    }
     let bare = name.strip_prefix("engine:");
     let kind = OnlineKind::ALL
         .iter()
@@ -57,7 +65,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn SaturationPolicy>, SaturationError>
     match kind {
         Some(&k) => Ok(Box::new(EnginePolicy(k))),
         None => Err(SaturationError::Input(format!(
-            "unknown policy {name:?}; known: {}, paper, all",
+            "unknown policy {name:?}; known: {}, lookahead:W, lookahead:all, paper, all",
             names().join(", ")
         ))),
     }

@@ -40,6 +40,18 @@ pub struct Report {
     pub seeds: Vec<u64>,
     /// One entry per policy, in the order asked.
     pub results: Vec<PolicyResult>,
+    /// Upper bounds per seed when asked for (`--bound`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bounds: Option<Bounds>,
+}
+
+/// The per-seed upper bounds and their means.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bounds {
+    /// `(arrived %, mean over seeds of` [`super::bound::Bound::percent`]`)`.
+    pub mean: Vec<(usize, f64)>,
+    /// Per seed, ascending.
+    pub per_seed: Vec<super::bound::SeedBound>,
 }
 
 impl Report {
@@ -81,7 +93,26 @@ impl Report {
             tune,
             seeds: seeds_sorted,
             results,
+            bounds: None,
         }
+    }
+
+    /// Attaches per-seed upper bounds (see [`super::bound`]).
+    pub fn with_bounds(mut self, bounds: Option<Vec<super::bound::SeedBound>>) -> Report {
+        self.bounds = bounds.filter(|b| !b.is_empty()).map(|per_seed| {
+            let n = per_seed.len() as f64;
+            let mean = per_seed[0]
+                .at
+                .iter()
+                .enumerate()
+                .map(|(i, &(p, _))| {
+                    let sum: f64 = per_seed.iter().map(|s| s.at[i].1.percent()).sum();
+                    (p, (sum / n * 100.0).round() / 100.0)
+                })
+                .collect();
+            Bounds { mean, per_seed }
+        });
+        self
     }
 
     /// A text table: per policy the mean allocated % at arrived 80/90/100/110/120/130,
@@ -106,6 +137,16 @@ impl Report {
                 Some(t) => s += &format!(" {t:>9.2}\n"),
                 None => s += &format!(" {:>9}\n", "-"),
             }
+        }
+        if let Some(b) = &self.bounds {
+            s += &format!("{:<24}", "upper bound (offline)");
+            for c in cols {
+                match b.mean.iter().find(|(p, _)| *p == c) {
+                    Some((_, v)) => s += &format!(" {v:>7.2}"),
+                    None => s += &format!(" {:>7}", "-"),
+                }
+            }
+            s += "\n";
         }
         s
     }

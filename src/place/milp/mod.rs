@@ -78,9 +78,9 @@ mod extract;
 mod formulate;
 mod goal;
 mod large;
-mod program;
+pub(crate) mod program;
 mod realise;
-mod solve;
+pub(crate) mod solve;
 mod tail;
 
 pub use classes::priority_weights;
