@@ -478,3 +478,43 @@ fn incremental_figures_match_a_full_recompute() {
         assert_eq!(last.running, c.bound_count());
     }
 }
+
+/// Gang g (min 2) of two 3-core pods on two 4-core nodes, x (3 cores, 0..20) in the
+/// way. g1 arrives at 0 and waits for its gang (alone it would fit on n1); at 5 g2
+/// arrives, g1 would fit but g2 not, so both wait; at 20 x leaves and both start.
+#[test]
+fn gangs_start_all_or_nothing() {
+    use plimsoll::model::Gang;
+    let member = |name: &str, arrival: u64| {
+        let mut p = pod(name, 3000, GpuAmount::None, arrival, 100);
+        p.pod.gang = Some(Gang {
+            name: "g".into(),
+            min_member: 2,
+        });
+        p
+    };
+    let trace = Trace::with_static_nodes(
+        vec![node("n0", 4000, 0), node("n1", 4000, 0)],
+        vec![
+            pod("x", 3000, GpuAmount::None, 0, 20),
+            member("g1", 0),
+            member("g2", 5),
+        ],
+    );
+    let r = simulate(&trace, &first_fit(), &checked(SimConfig::default())).unwrap();
+    assert_eq!((at(&r, 0).pending, at(&r, 0).running), (1, 1));
+    assert_eq!((at(&r, 5).pending, at(&r, 5).running), (2, 1));
+    assert_eq!((at(&r, 20).pending, at(&r, 20).running), (0, 2));
+    let s = &r.summary;
+    assert_eq!((s.placements, s.dropped), (3, 0));
+    assert_eq!((s.wait.count, s.wait.max), (3, 20));
+
+    // Drop mode: the complete gang fails at 5, both members are dropped.
+    let config = checked(SimConfig {
+        mode: QueueMode::Drop,
+        ..SimConfig::default()
+    });
+    let r = simulate(&trace, &first_fit(), &config).unwrap();
+    assert_eq!((r.summary.placements, r.summary.dropped), (1, 2));
+    assert_eq!(at(&r, 5).running, 1);
+}

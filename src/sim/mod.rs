@@ -41,8 +41,18 @@
 //! the scheduler as new arrivals at that instant — queue-entry time and order are reset
 //! and a pod that gets placed again runs its full duration again (its work is lost) —
 //! and the node becomes absent (zero allocatable, cordoned) until an add event. In drop
-//! mode an evicted pod that fits nowhere is dropped. Gangs are not treated as
-//! all-or-nothing by the simulator (the supported traces have none).
+//! mode an evicted pod that fits nowhere is dropped.
+//!
+//! # Gangs
+//! Members of a gang (`pod.gang`: namespace, name, `min_member`) wait in the queue until
+//! enough of them are there to reach the minimum (counting members already running).
+//! Online policies then try the waiting members together, in queue order, each through
+//! the policy as usual: if at least the missing number fit, all that fit start at that
+//! instant; otherwise every one placed is removed again and all keep waiting (retried
+//! with the queue when capacity frees) — or, in drop mode, are all dropped. Once a gang
+//! has its minimum running, later members are placed one by one like any pod. Batch
+//! policies get the waiting members in the pending set and place gangs all-or-nothing
+//! themselves (the validator checks it). The openb and Alibaba traces have no gangs.
 //!
 //! # Metrics
 //! Allocation per resource is allocated / allocatable over live nodes; GPU fragmentation
@@ -316,7 +326,9 @@ pub fn simulate_with_progress(
 
 /// Checks every pod bound in `cluster` with the independent validator, as if all of them
 /// had just been placed on the bare nodes: resources, devices, taints, selectors, host
-/// ports and the inter-pod constraints of the final state.
+/// ports and the inter-pod constraints of the final state. Gang minimums are left out:
+/// they bind when members are placed (the run checks that), and members leave on their
+/// own schedules afterwards.
 pub fn validate_cluster(cluster: &Cluster) -> Result<(), Vec<Violation>> {
     let bare = Cluster::new(cluster.nodes().to_vec()).expect("a cluster's node names are unique");
     let mut pending = Vec::with_capacity(cluster.bound_count());
@@ -325,6 +337,7 @@ pub fn validate_cluster(cluster: &Cluster) -> Result<(), Vec<Violation>> {
         let mut p = pod.clone();
         p.node_name = None;
         p.gpu_devices.clear();
+        p.gang = None;
         pending.push(p);
         placement.push(Some(b.clone()));
     }

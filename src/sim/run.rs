@@ -59,6 +59,8 @@ pub(crate) struct Run<'a, 'p> {
     tick_at: Option<Time>,
     summary: Summary,
     running: usize,
+    /// Members (trace indices) of each gang, keyed by namespace and gang name.
+    gangs: HashMap<(String, String), Vec<usize>>,
 }
 
 impl<'a, 'p> Run<'a, 'p> {
@@ -97,7 +99,17 @@ impl<'a, 'p> Run<'a, 'p> {
             placed_once: false,
             shape: None,
         };
+        let mut gangs: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, tp) in trace.pods.iter().enumerate() {
+            if let Some(g) = &tp.pod.gang {
+                gangs
+                    .entry((tp.pod.namespace.clone(), g.name.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
         Ok(Run {
+            gangs,
             trace,
             config,
             backend: make(cluster),
@@ -288,9 +300,90 @@ impl<'a, 'p> Run<'a, 'p> {
         }
     }
 
+    /// The gang key and minimum of `pod` if it belongs to a gang that does not yet have
+    /// its minimum running (its members must then be placed together).
+    fn open_gang(&self, pod: usize) -> Option<((String, String), u32)> {
+        let p = &self.trace.pods[pod].pod;
+        let g = p.gang.as_ref()?;
+        let key = (p.namespace.clone(), g.name.clone());
+        let running = self.gangs[&key]
+            .iter()
+            .filter(|&&m| matches!(self.pods[m].status, Status::Running { .. }))
+            .count() as u32;
+        (running < g.min_member).then_some((key, g.min_member - running))
+    }
+
+    /// Tries the waiting members of a gang together (online policies): each is placed
+    /// in queue order; if at least `needed` of them fit, they all start, else every one
+    /// placed is removed again and they keep waiting. `Ok(None)`: fewer than `needed`
+    /// members are waiting (the gang is not complete yet), nothing was tried.
+    fn try_gang(
+        &mut self,
+        t: Time,
+        key: &(String, String),
+        needed: u32,
+    ) -> Result<Option<bool>, SimError> {
+        let members: HashSet<usize> = self.gangs[key].iter().copied().collect();
+        let waiting: Vec<((Reverse<i32>, u64), usize)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| members.contains(p))
+            .map(|(k, &p)| (*k, p))
+            .collect();
+        if (waiting.len() as u32) < needed {
+            return Ok(None);
+        }
+        let mut got = Vec::new();
+        for &(k, p) in &waiting {
+            if let Some((id, b)) = self.backend.place_now(&self.trace.pods[p].pod)? {
+                got.push((k, p, id, b.node));
+            }
+        }
+        if (got.len() as u32) < needed {
+            for &(_, _, id, _) in got.iter().rev() {
+                self.backend.remove(id)?;
+            }
+            return Ok(Some(false));
+        }
+        for (k, p, id, node) in got {
+            let Status::Pending { since } = self.pods[p].status else {
+                unreachable!("queued pods are pending")
+            };
+            self.pending.remove(&k);
+            self.started(t, p, id, node, since);
+        }
+        Ok(Some(true))
+    }
+
+    /// Drops every waiting member of a gang (drop mode, after a failed try).
+    fn drop_gang(&mut self, key: &(String, String)) {
+        let members: HashSet<usize> = self.gangs[key].iter().copied().collect();
+        let keys: Vec<(Reverse<i32>, u64)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| members.contains(p))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            if let Some(p) = self.pending.remove(&k) {
+                self.pods[p].status = Status::Dropped;
+                self.summary.dropped += 1;
+            }
+        }
+    }
+
     /// A pod enters the scheduler (arrival or eviction): online policies try it at once.
     fn arrive(&mut self, t: Time, pod: usize) -> Result<(), SimError> {
         if !self.backend.is_batch() {
+            if let Some((key, needed)) = self.open_gang(pod) {
+                self.enqueue(t, pod);
+                if self.try_gang(t, &key, needed)? == Some(false)
+                    && self.config.mode == QueueMode::Drop
+                {
+                    self.drop_gang(&key);
+                }
+                return Ok(());
+            }
             if let Some((id, b)) = self.backend.place_now(&self.trace.pods[pod].pod)? {
                 self.started(t, pod, id, b.node, t);
                 return Ok(());
@@ -325,7 +418,17 @@ impl<'a, 'p> Run<'a, 'p> {
         let order: Vec<((Reverse<i32>, u64), usize)> =
             self.pending.iter().map(|(k, &p)| (*k, p)).collect();
         let mut failed: HashSet<u32> = HashSet::new();
+        let mut gangs_tried: HashSet<(String, String)> = HashSet::new();
         for (key, pod) in order {
+            if !self.pending.contains_key(&key) {
+                continue; // placed with its gang earlier in this pass
+            }
+            if let Some((gang, needed)) = self.open_gang(pod) {
+                if gangs_tried.insert(gang.clone()) {
+                    self.try_gang(t, &gang, needed)?;
+                }
+                continue;
+            }
             let shape = self.shape(pod);
             if shape.is_some_and(|s| failed.contains(&s)) {
                 continue;
