@@ -504,3 +504,88 @@ proptest! {
         prop_assert!(c.milp.excess <= initial + 1e-6);
     }
 }
+
+const CLI_MANIFESTS: &str = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: hot}
+status: {allocatable: {cpu: "8", memory: 32Gi, pods: "110"}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: cool}
+status: {allocatable: {cpu: "8", memory: 32Gi, pods: "110"}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: big, namespace: default}
+spec:
+  nodeName: hot
+  priority: 1000
+  containers:
+  - {name: c, image: x, resources: {requests: {cpu: "3", memory: 1Gi}}}
+"#;
+
+fn cli_small_pods() -> String {
+    (0..6)
+        .map(|k| {
+            format!(
+                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: small{k}, namespace: default}}\nspec:\n  nodeName: hot\n  containers:\n  - {{name: c, image: x, resources: {{requests: {{cpu: 400m, memory: 256Mi}}}}}}\n"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cli_prints_moves_utilisation_and_baseline_count() {
+    let dir = std::env::temp_dir().join(format!("plimsoll-balance-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifests = dir.join("cluster.yaml");
+    std::fs::write(&manifests, format!("{CLI_MANIFESTS}{}", cli_small_pods())).unwrap();
+    let usage = dir.join("usage.csv");
+    let mut csv = String::from("pod,cpu\ndefault/big,4\n");
+    for k in 0..6 {
+        csv.push_str(&format!("small{k},500m\n"));
+    }
+    std::fs::write(&usage, csv).unwrap();
+    let run = |extra: &[&str], usage: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+            .args(["balance", "-f"])
+            .arg(&manifests)
+            .arg("--usage")
+            .arg(usage)
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--high", "0.6", "--output", "json"], &usage);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["moves"],
+        serde_json::json!([{"pod": "default/big", "from": "hot", "to": "cool"}])
+    );
+    assert_eq!(v["greedy"]["moves"], 5);
+    assert_eq!(v["milp"]["moves"], 1);
+    assert_eq!(v["targets_met"], true);
+    assert_eq!(v["nodes"][0]["node"], "hot");
+    assert!((v["nodes"][0]["cpu_before"].as_f64().unwrap() - 0.875).abs() < 1e-9);
+    assert!((v["nodes"][0]["cpu_after"].as_f64().unwrap() - 0.375).abs() < 1e-9);
+    let table = run(&["--high", "0.6"], &usage);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("default/big") && text.contains("greedy baseline: 5 moves"), "{text}");
+    // Infeasible thresholds: a warning on stderr, exit 0.
+    let o = run(&["--high", "0.1"], &usage);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot all be met"));
+    // A bad usage file: exit 2, file and line named.
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "pod,cpu\nbig,1\nghost,2\n").unwrap();
+    let o = run(&[], &bad);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.csv:3:") && err.contains("unknown pod"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

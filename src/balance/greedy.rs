@@ -1,7 +1,7 @@
 //! The greedy baseline, modelled on the descheduler's `LowNodeUtilization` (and
 //! Koordinator's `LowNodeLoad`): take the nodes above `high`, hottest first (largest
 //! utilisation over the thresholded resources, ties by node index); from each, evict
-//! pods in [`GreedyOrder`](super::GreedyOrder) (by default lowest priority first, then
+//! pods in [`GreedyOrder`] (by default lowest priority first, then
 //! largest predicted CPU usage, then pod id) until the node is at or under `high`. Each
 //! evicted pod goes to the least-utilised node (ties by index) among its candidates
 //! that passes every kube filter against the cluster as it is at that moment and stays

@@ -290,6 +290,14 @@ fn solve(inst: &Instance, phase: Phase, seconds: f64, start: &[NodeId]) -> Solve
     }
 }
 
+/// One resource's request row on one node: allocatable, requested now, and each pod's
+/// request.
+struct ResourceRow {
+    cap: u64,
+    now: u64,
+    items: Vec<(usize, u64)>,
+}
+
 /// Request rows of node `n`: every resource some arriving pod requests.
 fn request_rows(
     inst: &Instance,
@@ -312,12 +320,17 @@ fn request_rows(
     };
     let alloc = &cluster.nodes()[n].allocatable;
     let used = cluster.used(n);
-    let mut amounts: BTreeMap<String, (u64, u64, Vec<(usize, u64)>)> = BTreeMap::new();
+    let mut amounts: BTreeMap<String, ResourceRow> = BTreeMap::new();
     let mut add = |name: &str, i: usize, v: u64, cap: u64, now: u64| {
-        let e = amounts
+        amounts
             .entry(name.to_string())
-            .or_insert((cap, now, Vec::new()));
-        e.2.push((i, v));
+            .or_insert(ResourceRow {
+                cap,
+                now,
+                items: Vec::new(),
+            })
+            .items
+            .push((i, v));
     };
     let all: Vec<usize> = outgoing
         .iter()
@@ -357,7 +370,7 @@ fn request_rows(
             );
         }
     }
-    for (_, (cap, now, items)) in amounts {
+    for ResourceRow { cap, now, items } in amounts.into_values() {
         let c = cap.max(1) as f64;
         let mut e = Expression::from(now as f64 / c);
         for (i, v) in items {
