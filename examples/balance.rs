@@ -2,7 +2,8 @@
 //! baseline. Asserts that both reach the thresholds, that both plans pass the validator,
 //! and that the MILP needs at most half the greedy baseline's moves.
 //!
-//! `cargo run --release --example balance [NODES HOT SEED]`
+//! `cargo run --release --example balance [NODES HOT SEED]` (default 24 5 1; the
+//! measurements in BENCHMARKS.md use 40 8 SEED)
 
 use plimsoll::balance::synthetic::{skewed_cluster, SkewSpec};
 use plimsoll::balance::{balance, validate_moves, BalanceOptions, GreedyOrder};
@@ -13,8 +14,8 @@ fn main() -> anyhow::Result<()> {
         .map(|a| a.parse())
         .collect::<Result<_, _>>()?;
     let spec = SkewSpec {
-        nodes: args.first().copied().unwrap_or(40),
-        hot: args.get(1).copied().unwrap_or(8),
+        nodes: args.first().copied().unwrap_or(24),
+        hot: args.get(1).copied().unwrap_or(5),
         seed: args.get(2).copied().unwrap_or(1) as u64,
     };
     let (problem, usage) = skewed_cluster(&spec);
