@@ -2,7 +2,7 @@
 //! baseline. Asserts that both reach the thresholds, that both plans pass the validator,
 //! and that the MILP needs at most half the greedy baseline's moves.
 //!
-//! `cargo run --release --example balance [NODES HOT SEED]` (default 24 5 1; the
+//! `cargo run --release --example balance [NODES HOT SEED [MAX_PAIRS]]` (default 24 5 1; the
 //! measurements in BENCHMARKS.md use 40 8 SEED)
 
 use plimsoll::balance::synthetic::{skewed_cluster, SkewSpec};
@@ -18,6 +18,10 @@ fn main() -> anyhow::Result<()> {
         hot: args.get(1).copied().unwrap_or(5),
         seed: args.get(2).copied().unwrap_or(1) as u64,
     };
+    let max_pairs = args
+        .get(3)
+        .copied()
+        .unwrap_or(BalanceOptions::default().max_pairs);
     let (problem, usage) = skewed_cluster(&spec);
     println!(
         "skewed cluster: {} nodes ({} hot), {} pods",
@@ -37,6 +41,7 @@ fn main() -> anyhow::Result<()> {
                 low,
                 time_limit_seconds: 10.0,
                 greedy_order: order,
+                max_pairs,
                 ..Default::default()
             };
             let c = balance(&problem, &usage, &options)?;

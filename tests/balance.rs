@@ -561,7 +561,12 @@ fn cli_prints_moves_utilisation_and_baseline_count() {
             .unwrap()
     };
     let o = run(&["--high", "0.6", "--output", "json"], &usage);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
         v["moves"],
@@ -575,7 +580,10 @@ fn cli_prints_moves_utilisation_and_baseline_count() {
     assert!((v["nodes"][0]["cpu_after"].as_f64().unwrap() - 0.375).abs() < 1e-9);
     let table = run(&["--high", "0.6"], &usage);
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.contains("default/big") && text.contains("greedy baseline: 5 moves"), "{text}");
+    assert!(
+        text.contains("default/big") && text.contains("greedy baseline: 5 moves"),
+        "{text}"
+    );
     // Infeasible thresholds: a warning on stderr, exit 0.
     let o = run(&["--high", "0.1"], &usage);
     assert_eq!(o.status.code(), Some(0));
@@ -586,6 +594,9 @@ fn cli_prints_moves_utilisation_and_baseline_count() {
     let o = run(&[], &bad);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.csv:3:") && err.contains("unknown pod"), "{err}");
+    assert!(
+        err.contains("bad.csv:3:") && err.contains("unknown pod"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
