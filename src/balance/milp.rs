@@ -25,6 +25,7 @@
 //! plan is worse than the greedy one on (excess, cost), the greedy plan is returned with
 //! `fell_back`. `optimal` is true only if every solve was proven optimal (relative gap
 //! 1e-6).
+//! HiGHS presolve is off: on the skewed cluster it halved the solve times.
 
 use super::instance::Instance;
 use super::{
@@ -279,6 +280,7 @@ fn solve(inst: &Instance, phase: Phase, seconds: f64, start: &[NodeId]) -> Solve
         .set_option("log_to_console", false)
         .set_option("mip_rel_gap", 1e-6)
         .set_option("mip_abs_gap", 1e-7)
+        .set_option("presolve", "off")
         .with_initial_solution(init);
     for r in rows {
         model.add_constraint(r);
