@@ -155,7 +155,7 @@ fn brute_force(problem: &Problem, usage: &Usage, high: f64) -> (f64, f64) {
 #[test]
 fn milp_matches_brute_force_on_tiny_clusters() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    for case in 0..12 {
+    for case in 0..16 {
         let nodes = vec![node("a", 4000), node("b", 4000), node("c", 2000)];
         let mut pods = Vec::new();
         let mut cpu = Vec::new();
@@ -171,6 +171,18 @@ fn milp_matches_brute_force_on_tiny_clusters() {
             if case % 3 == 0 && k == 1 {
                 p.node_selector
                     .insert("kubernetes.io/hostname".into(), "a".into());
+            }
+            // Odd cases: p0 (on a) and p4 (on c) repel each other per host.
+            if case % 2 == 1 && (k == 0 || k == 4) {
+                p.labels.insert("tier".into(), "web".into());
+                p.pod_anti_affinity.push(PodAffinityTerm {
+                    selector: LabelSelector {
+                        match_labels: [("tier".to_string(), "web".to_string())].into(),
+                        ..Default::default()
+                    },
+                    namespaces: vec![],
+                    topology_key: "kubernetes.io/hostname".into(),
+                });
             }
             pods.push(p);
             cpu.push((name, rng.gen_range(3..=14) * 100));
@@ -462,7 +474,7 @@ fn bad_options_are_rejected() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
     #[test]
     fn every_plan_is_valid_and_never_worse(
         reqs in proptest::collection::vec((1u64..=12, 0usize..4, 0i32..3, 1u64..=20), 1..9),
@@ -500,8 +512,19 @@ proptest! {
         }
         prop_assert!(c.milp.excess <= c.greedy.excess + 1e-9);
         prop_assert!(c.milp.excess <= before.excess + 1e-9);
-        let initial: f64 = c.milp.before.iter().map(|n| (n.cpu - high).max(0.0)).sum();
-        prop_assert!(c.milp.excess <= initial + 1e-6);
+        // Excess before any move (the limit is high × allocatable rounded down).
+        let initial: f64 = c
+            .milp
+            .before
+            .iter()
+            .zip(problem.cluster.nodes())
+            .map(|(n, nd)| {
+                let cap = nd.allocatable.cpu_milli as f64;
+                let lim = (high * cap + 1e-6).floor();
+                ((n.cpu * cap).round() - lim).max(0.0) / cap
+            })
+            .sum();
+        prop_assert!(c.milp.excess <= initial + 1e-9, "{} > {initial}", c.milp.excess);
     }
 }
 
