@@ -427,6 +427,21 @@ fn usage_file_parses_and_defaults_to_requests() {
 }
 
 #[test]
+fn usage_from_keys_resolves_pods_and_rejects_unknown_ones() {
+    let problem = usage_problem();
+    let u = PodUsage {
+        cpu_milli: 100,
+        memory_bytes: None,
+    };
+    let usage = Usage::from_keys(&problem.cluster, [("other/b1", u), ("default/a2", u)]).unwrap();
+    assert_eq!(usage.get(1), Some(&u));
+    assert_eq!(usage.get(2), Some(&u));
+    assert_eq!(usage.defaulted(), 1);
+    let e = Usage::from_keys(&problem.cluster, [("default/b1", u)]).unwrap_err();
+    assert!(e.to_string().contains("default/b1"), "{e}");
+}
+
+#[test]
 fn bad_usage_files_name_file_and_line() {
     let problem = usage_problem();
     let cases = [

@@ -73,6 +73,12 @@ pub enum BalanceError {
         /// What is wrong.
         msg: String,
     },
+    /// A usage entry names no bound pod.
+    #[error("usage given for unknown pod {pod:?} (no bound pod has that namespace/name)")]
+    UnknownPod {
+        /// The key given.
+        pod: String,
+    },
     /// A plan breaks a hard constraint (a bug: every plan is validated).
     #[error("plan breaks hard constraints: {}", violations.join("; "))]
     InvalidPlan {

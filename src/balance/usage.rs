@@ -41,6 +41,29 @@ impl Usage {
         }
     }
 
+    /// Usage by pod key (`namespace/name`) for the bound pods of `cluster` (for callers
+    /// that know pods by name, such as an experiment's end state). An unknown key is an
+    /// error; pods without an entry use their requests.
+    pub fn from_keys<K: AsRef<str>>(
+        cluster: &Cluster,
+        entries: impl IntoIterator<Item = (K, PodUsage)>,
+    ) -> Result<Usage, BalanceError> {
+        let ids: HashMap<String, PodId> = cluster
+            .bound_pods()
+            .map(|(id, pod, _)| (pod.key(), id))
+            .collect();
+        let mut usage = Usage::default();
+        for (key, u) in entries {
+            let key = key.as_ref();
+            let id = ids.get(key).ok_or_else(|| BalanceError::UnknownPod {
+                pod: key.to_string(),
+            })?;
+            usage.insert(*id, u);
+        }
+        usage.defaulted = cluster.bound_count() - usage.len();
+        Ok(usage)
+    }
+
     /// Sets one pod's usage.
     pub fn insert(&mut self, pod: PodId, usage: PodUsage) {
         self.by_pod.insert(pod, usage);
