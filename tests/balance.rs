@@ -381,6 +381,24 @@ fn low_empties_under_used_nodes() {
     }
 }
 
+/// Regression: with every pod pinned (its only other node is to be emptied), the
+/// program had no columns and HiGHS's rejection of the start panicked inside good_lp.
+#[test]
+fn nothing_movable_gives_the_current_placement() {
+    let nodes = vec![node("n1", 4000), node("n2", 4000)];
+    let pods = vec![pod("a", 1000, 0, "n1"), pod("b", 1000, 0, "n1")];
+    let problem = Problem::from_parts(nodes, pods).unwrap();
+    let usage = usage_of(&problem, &[("a", 2000), ("b", 1500)]);
+    let options = BalanceOptions {
+        low: Some(0.1),
+        ..opts(0.7)
+    };
+    let c = balance(&problem, &usage, &options).unwrap();
+    assert!(c.milp.moves.is_empty() && !c.milp.targets_met());
+    assert!(c.milp.optimal && !c.milp.fell_back);
+    assert!(c.milp.after[1].to_empty);
+}
+
 #[test]
 fn skewed_cluster_milp_needs_at_most_half_the_greedy_moves() {
     let (problem, usage) = skewed_cluster(&SkewSpec {

@@ -169,6 +169,16 @@ fn solve(inst: &Instance, phase: Phase, seconds: f64, start: &[NodeId]) -> Solve
             })
             .collect(),
     };
+    if vars.y.iter().all(Vec::is_empty) {
+        // Nothing may move (HiGHS rejects a start for a model without columns): the
+        // current placement is the only plan, hence optimal.
+        let stay = inst.current_assignment();
+        let (excess, _) = inst.excess(&stay);
+        return match phase {
+            Phase::Hard if excess > EXCESS_TOL => Solved::Infeasible,
+            _ => Solved::Found(stay, true),
+        };
+    }
     let n_nodes = inst.cap_cpu.len();
     let slack_phase = phase != Phase::Hard;
     // Per node: pods there now that may move, and (pod, variable) arriving.
@@ -285,7 +295,17 @@ fn solve(inst: &Instance, phase: Phase, seconds: f64, start: &[NodeId]) -> Solve
     for r in rows {
         model.add_constraint(r);
     }
-    match model.solve() {
+    // good_lp unwraps some HiGHS errors (e.g. a rejected start); a panic there must not
+    // take the plan down: the greedy fallback covers it.
+    let solved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.solve()));
+    let Ok(solved) = solved else {
+        tracing::warn!(
+            ?phase,
+            "HiGHS panicked inside good_lp; using the greedy plan"
+        );
+        return Solved::Nothing;
+    };
+    match solved {
         Ok(sol) => {
             let optimal = !matches!(sol.status(), SolutionStatus::TimeLimit);
             let mut assign = inst.current_assignment();
