@@ -381,12 +381,16 @@ fn low_empties_under_used_nodes() {
     }
 }
 
-/// Regression: with every pod pinned (its only other node is to be emptied), the
-/// program had no columns and HiGHS's rejection of the start panicked inside good_lp.
+/// Regression: with every pod pinned to its node, the program had no columns and
+/// HiGHS's rejection of the start panicked inside good_lp.
 #[test]
 fn nothing_movable_gives_the_current_placement() {
     let nodes = vec![node("n1", 4000), node("n2", 4000)];
-    let pods = vec![pod("a", 1000, 0, "n1"), pod("b", 1000, 0, "n1")];
+    let mut pods = vec![pod("a", 1000, 0, "n1"), pod("b", 1000, 0, "n1")];
+    for p in &mut pods {
+        p.node_selector
+            .insert("kubernetes.io/hostname".into(), "n1".into());
+    }
     let problem = Problem::from_parts(nodes, pods).unwrap();
     let usage = usage_of(&problem, &[("a", 2000), ("b", 1500)]);
     let options = BalanceOptions {
@@ -396,7 +400,9 @@ fn nothing_movable_gives_the_current_placement() {
     let c = balance(&problem, &usage, &options).unwrap();
     assert!(c.milp.moves.is_empty() && !c.milp.targets_met());
     assert!(c.milp.optimal && !c.milp.fell_back);
-    assert!(c.milp.after[1].to_empty);
+    // An empty node is never "to empty" (it stays a target).
+    assert!(!c.milp.after[1].to_empty);
+    assert_eq!(c.milp.cost.to_string(), "0");
 }
 
 #[test]

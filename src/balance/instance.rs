@@ -139,7 +139,8 @@ impl<'a> Instance<'a> {
             let util = inst.utilisation(&inst.current_assignment());
             for (n, u) in util.iter().enumerate() {
                 let all_movable = inst.pods.iter().all(|p| p.node != n || p.movable);
-                inst.to_empty[n] = all_movable && u.cpu < low && (!inst.memory || u.memory < low);
+                inst.to_empty[n] =
+                    u.pods > 0 && all_movable && u.cpu < low && (!inst.memory || u.memory < low);
             }
         }
         if with_candidates {
@@ -385,7 +386,8 @@ impl<'a> Instance<'a> {
             .zip(assign)
             .filter(|(p, &n)| p.node != n)
             .map(|(p, _)| p.weight)
-            .sum()
+            .sum::<f64>()
+            + 0.0 // an empty sum is -0.0
     }
 
     /// A plan for `assign` (not yet validated).

@@ -11,8 +11,9 @@
 //! # Targets
 //! Utilisation of a node is predicted usage over allocatable (CPU always, memory too
 //! when [`BalanceOptions::memory`] is set). Every node must end at most `high`. With
-//! `low`, the nodes that start below `low` on every thresholded resource (and hold no
-//! unmovable pod) are *to be emptied*: they receive no pods and all their pods leave.
+//! `low`, the nodes that start below `low` on every thresholded resource and hold pods,
+//! none of them unmovable, are *to be emptied*: they receive no pods and all their pods
+//! leave. Nodes already empty are not to be emptied: they may receive pods.
 //! When the targets cannot all be met, the plan minimises the total *excess* first: the
 //! sum over nodes and thresholded resources of `max(0, utilisation − high)`, plus, for
 //! each pod left on a node to empty, its CPU share of that node (at least 0.001). The
