@@ -50,6 +50,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod balance;
 pub mod datasets;
 pub mod experiment;
 pub mod manifest;

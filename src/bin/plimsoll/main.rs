@@ -5,6 +5,7 @@
 //! (a bug: the violations are printed); 2 bad input or bad usage (the error names the
 //! file, document or option).
 
+mod balance;
 mod demo;
 mod experiment;
 mod options;
@@ -43,6 +44,8 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Replay a trace (openb, Alibaba 2017) over simulated time under several policies.
     Simulate(simulate::SimulateArgs),
+    /// Plan the fewest pod migrations that bring every node under a usage threshold.
+    Balance(balance::BalanceArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Experiment(args) => experiment::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Balance(args) => balance::run(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
