@@ -103,7 +103,7 @@ pub struct ModelOptions {
 }
 
 impl Default for ModelOptions {
-    /// k = 50; SVR C = 1, epsilon = 0.02, gamma = 0.05, cap 2,000.
+    /// k = 50; SVR C = 1, epsilon = 0.02, gamma = 0.05, cap 1,000.
     fn default() -> Self {
         ModelOptions {
             knn: KnnParams::new(50).expect("valid"),

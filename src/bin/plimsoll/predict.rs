@@ -77,7 +77,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 0.05)]
     pub gamma: f64,
     /// SVM training-set cap (seeded subsample).
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 1_000)]
     pub svm_max_train: usize,
     /// Subsampling seed.
     #[arg(long, default_value_t = 42)]
