@@ -8,7 +8,7 @@
 //! long windows mostly add distance noise).
 //!
 //! The model predicts the residual of the peak over the 1-hour moving maximum (feature
-//! [`MAX_1H`](super::features::MAX_1H)) and adds it back. The tree is not serialised:
+//! [`MAX_1H`]) and adds it back. The tree is not serialised:
 //! a saved model keeps its standardised points and targets and rebuilds the tree on load.
 
 use super::features::{features, FeatureVec, TrainingData, MAX_1H};
