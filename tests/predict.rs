@@ -325,3 +325,69 @@ fn eval_on_bitbrains_when_present() {
     assert!(by("moving-max").under_rate <= by("last-value").under_rate);
     assert!(by("knn+margin").under_rate <= by("knn").under_rate);
 }
+
+#[test]
+fn cli_eval_prints_the_json_schema() {
+    let dir = temp_path("cli-vms");
+    std::fs::create_dir_all(&dir).unwrap();
+    let header = plimsoll::datasets::bitbrains::HEADER.join(";\t");
+    for k in 0..2u64 {
+        let s = synthetic("vm", 20 + k, 3, 2.0);
+        let mut text = format!("{header}\n");
+        for (i, v) in s.values.iter().enumerate() {
+            let t = s.start + 300 * i as i64;
+            text.push_str(&format!(
+                "{t};\t2;\t5000.0;\t{:.3};\t{:.4};\t8000000.0;\t1000000.0;\t0.0;\t0.0;\t0.0;\t0.0\n",
+                v * 5000.0,
+                v * 100.0
+            ));
+        }
+        std::fs::write(dir.join(format!("{}.csv", k + 1)), text).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["predict", "eval", "--data"])
+        .arg(&dir)
+        .args([
+            "--models",
+            "last-value,n-sigma,knn",
+            "--k",
+            "5",
+            "--threshold",
+            "0.5",
+        ])
+        .args(["--svm-max-train", "200", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let models = v["models"].as_array().unwrap();
+    let names: Vec<&str> = models.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["last-value", "n-sigma", "knn", "knn+margin"]);
+    for m in models {
+        for key in [
+            "rmse",
+            "mae",
+            "under_rate",
+            "over_mean",
+            "train_seconds",
+            "predict_us",
+        ] {
+            assert!(m[key].as_f64().is_some_and(f64::is_finite), "{key} in {m}");
+        }
+    }
+    let scores = v["classifier"]["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 2);
+    assert!(scores[0]["f1"].as_f64().is_some());
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(["predict", "eval", "--data"])
+        .arg(&dir)
+        .args(["--k", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid k = 0"));
+}
