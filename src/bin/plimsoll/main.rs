@@ -11,6 +11,7 @@ mod experiment;
 mod options;
 mod output;
 mod place;
+mod predict;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,8 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Plan the fewest pod migrations that bring every node under a usage threshold.
     Balance(balance::BalanceArgs),
+    /// Load prediction: evaluate peak-usage predictors on usage traces.
+    Predict(predict::PredictArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::Experiment(args) => experiment::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Balance(args) => balance::run(&args),
+        Command::Predict(args) => predict::run(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
