@@ -5,4 +5,5 @@
 //! the arrived GPU demand; its policies include Plimsoll's own, CBF
 //! ([`saturation::cbf`]), which beats FGD on it.
 
+pub mod overcommit;
 pub mod saturation;
