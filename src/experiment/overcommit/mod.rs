@@ -147,13 +147,19 @@ pub fn estimates(workloads: &Workloads, estimator: &dyn PeakEstimator) -> UsageE
             Some((
                 format!("{NAMESPACE}/{}", v.name),
                 PodEstimate {
-                    cpu_milli: (cpu.max(0.0) * 1000.0).ceil() as u64,
-                    memory_bytes: mem.map(|m| m.max(0.0).ceil() as u64),
+                    cpu_milli: ceil_tolerant(cpu * 1000.0),
+                    memory_bytes: mem.map(ceil_tolerant),
                 },
             ))
         })
         .collect();
     UsageEstimates { by_pod }
+}
+
+/// Rounds up to an integer, ignoring floating-point noise below 1e-6 (so 600.0000001
+/// millicores is 600, not 601); negative values become 0.
+fn ceil_tolerant(x: f64) -> u64 {
+    (x - 1e-6).ceil().max(0.0) as u64
 }
 
 /// Places by requests and by prediction with every policy and replays each placement.
