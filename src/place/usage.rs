@@ -23,7 +23,7 @@
 //! order and the same pending pods in the same order, so `placement[i]` of the effective
 //! problem is where the original `pending[i]` goes. The placement does *not* pass
 //! [`validate`] on the original problem when it over-commits requests: that is the point.
-//! A [`Cluster`](crate::model::Cluster) checks requests when binding, so the state after
+//! A [`Cluster`] checks requests when binding, so the state after
 //! a usage-aware placement is the effective cluster ([`UsageOutcome::apply`]), with the
 //! original requests kept beside it ([`EffectiveProblem::original_pending_requests`]).
 
