@@ -55,4 +55,5 @@ pub mod experiment;
 pub mod manifest;
 pub mod model;
 pub mod place;
+pub mod predict;
 pub mod sim;

@@ -10,6 +10,7 @@ mod experiment;
 mod options;
 mod output;
 mod place;
+mod predict;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,8 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Replay a trace (openb, Alibaba 2017) over simulated time under several policies.
     Simulate(simulate::SimulateArgs),
+    /// Load prediction: evaluate peak-usage predictors on usage traces.
+    Predict(predict::PredictArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Experiment(args) => experiment::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Predict(args) => predict::run(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

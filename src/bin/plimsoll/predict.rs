@@ -1,0 +1,216 @@
+//! `plimsoll predict eval`: train every load predictor on the first part of each usage
+//! series and score its peak predictions on the rest.
+
+use crate::output::table;
+use crate::Status;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use plimsoll::predict::eval::{evaluate, EvalConfig, EvalReport};
+use plimsoll::predict::knn::KnnParams;
+use plimsoll::predict::load_series;
+use plimsoll::predict::model::ModelOptions;
+use plimsoll::predict::series::DEFAULT_STEP_SECS;
+use plimsoll::predict::svm::{SvcParams, SvrParams};
+use std::path::PathBuf;
+
+/// Arguments of `plimsoll predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(subcommand)]
+    pub which: PredictCommand,
+}
+
+/// The `predict` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PredictCommand {
+    /// Time-split evaluation of every predictor (first 70% trains, last 30% tests).
+    Eval(EvalArgs),
+}
+
+/// What is predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// The peak CPU usage (fraction of provisioned) over the horizon.
+    Peak,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EvalFormat {
+    /// Aligned columns.
+    Table,
+    /// `{"models": [...], "classifier": {...}}`.
+    Json,
+}
+
+/// Arguments of `plimsoll predict eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A folder of Bitbrains VM files, or an Alibaba 2018 machine_usage CSV file.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub data: PathBuf,
+    /// Prediction horizon: a number with s, m, h or d (a multiple of 5 minutes).
+    #[arg(long, default_value = "1h")]
+    pub horizon: String,
+    /// What is predicted.
+    #[arg(long, value_enum, default_value = "peak")]
+    pub target: Target,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: EvalFormat,
+    /// Comma-separated models (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    /// Neighbours of the k-NN.
+    #[arg(long, default_value_t = 20)]
+    pub k: usize,
+    /// k-NN training-set cap.
+    #[arg(long, default_value_t = 50_000)]
+    pub knn_max_train: usize,
+    /// SVR regularisation C.
+    #[arg(long, default_value_t = 1.0)]
+    pub svr_c: f64,
+    /// SVR insensitive band (fraction of capacity).
+    #[arg(long, default_value_t = 0.02)]
+    pub svr_epsilon: f64,
+    /// RBF gamma of the SVMs (standardised features).
+    #[arg(long, default_value_t = 0.05)]
+    pub gamma: f64,
+    /// SVM training-set cap (seeded subsample).
+    #[arg(long, default_value_t = 2_000)]
+    pub svm_max_train: usize,
+    /// Subsampling seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Classifier threshold: "the peak will exceed this fraction of capacity".
+    #[arg(long, default_value_t = 0.8)]
+    pub threshold: f64,
+    /// Skip the SVM classifier.
+    #[arg(long)]
+    pub no_classifier: bool,
+    /// Skip the `+margin` calibrated variants.
+    #[arg(long)]
+    pub no_margin: bool,
+}
+
+/// Parses `90s`, `5m`, `1h`, `2d` into seconds.
+fn parse_duration(s: &str) -> Result<i64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .with_context(|| format!("--horizon {s:?}: expected e.g. 1h"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => bail!("--horizon {s:?}: unit must be s, m, h or d"),
+    };
+    Ok(n * mult)
+}
+
+/// Runs `plimsoll predict`.
+pub fn run(args: &PredictArgs) -> Result<Status> {
+    match &args.which {
+        PredictCommand::Eval(a) => eval(a),
+    }
+}
+
+fn eval(a: &EvalArgs) -> Result<Status> {
+    let Target::Peak = a.target;
+    let secs = parse_duration(&a.horizon)?;
+    if secs <= 0 || secs % DEFAULT_STEP_SECS != 0 {
+        bail!(
+            "--horizon {}: must be a positive multiple of 5 minutes",
+            a.horizon
+        );
+    }
+    let series = load_series(&a.data, DEFAULT_STEP_SECS)?;
+    let mut cfg = EvalConfig::new((secs / DEFAULT_STEP_SECS) as usize);
+    if let Some(m) = &a.models {
+        cfg.models = m.clone();
+    }
+    cfg.calibrated = !a.no_margin;
+    cfg.options = ModelOptions {
+        knn: KnnParams::new(a.k)?
+            .with_max_train(a.knn_max_train)?
+            .with_seed(a.seed),
+        svr: SvrParams::new(a.svr_c, a.svr_epsilon, a.gamma)?
+            .with_max_train(a.svm_max_train)?
+            .with_seed(a.seed),
+    };
+    if !a.no_classifier {
+        cfg.classifier =
+            Some(SvcParams::new(a.threshold, a.svr_c, a.gamma)?.with_max_train(a.svm_max_train)?);
+    }
+    let report = evaluate(&series, &cfg)?;
+    match a.output {
+        EvalFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        EvalFormat::Table => print!("{}", render(&report, &a.data)),
+    }
+    Ok(Status::Ok)
+}
+
+fn render(r: &EvalReport, data: &std::path::Path) -> String {
+    let mut out = format!(
+        "{}: {} series, {} training samples, {} test predictions per model, horizon {} steps\n\n",
+        data.display(),
+        r.series,
+        r.train_samples,
+        r.test_steps,
+        r.horizon
+    );
+    let rows: Vec<Vec<String>> = r
+        .models
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                format!("{:.4}", m.rmse),
+                format!("{:.4}", m.mae),
+                format!("{:.3}", m.under_rate),
+                format!("{:.4}", m.over_mean),
+                format!("{:.3}", m.margin),
+                format!("{:.2}", m.train_seconds),
+                format!("{:.1}", m.predict_us),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "model",
+            "rmse",
+            "mae",
+            "under_rate",
+            "over_mean",
+            "margin",
+            "train_s",
+            "predict_us",
+        ],
+        &rows,
+    ));
+    if let Some(c) = &r.classifier {
+        out.push_str(&format!(
+            "\nclassifier: peak over the horizon > {:.0}% of capacity ({} of {} test steps; SVM trained in {:.2} s)\n",
+            c.threshold * 100.0,
+            c.positives,
+            c.steps,
+            c.train_seconds
+        ));
+        let rows: Vec<Vec<String>> = c
+            .scores
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    format!("{:.3}", s.precision),
+                    format!("{:.3}", s.recall),
+                    format!("{:.3}", s.f1),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["rule", "precision", "recall", "f1"], &rows));
+    }
+    out
+}

@@ -1,0 +1,220 @@
+//! k-NN regression on a kiddo k-d tree: standardised features, inverse-distance
+//! weighting, configurable k, and a capped training set drawn by seeded subsampling.
+//!
+//! The model predicts the residual of the peak over the 1-hour moving maximum (feature
+//! [`MAX_1H`](super::features::MAX_1H)) and adds it back. The tree is not serialised:
+//! a saved model keeps its standardised points and targets and rebuilds the tree on load.
+
+use super::features::{features, FeatureVec, Scaler, TrainingData, MAX_1H, NUM_FEATURES};
+use super::{PredictError, Predictor, Series};
+use kiddo::{ImmutableKdTree, SquaredEuclidean};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::num::NonZeroUsize;
+
+/// Checked k-NN hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KnnParams {
+    k: usize,
+    max_train: usize,
+    seed: u64,
+}
+
+impl KnnParams {
+    /// `k` neighbours (1..=1000), at most 50,000 training points, seed 42.
+    pub fn new(k: usize) -> Result<KnnParams, PredictError> {
+        if !(1..=1000).contains(&k) {
+            return Err(PredictError::InvalidParam {
+                name: "k",
+                value: k.to_string(),
+                reason: "must be in 1..=1000",
+            });
+        }
+        Ok(KnnParams {
+            k,
+            max_train: 50_000,
+            seed: 42,
+        })
+    }
+
+    /// At most `max_train` (≥ k) training points, drawn with the seed.
+    pub fn with_max_train(self, max_train: usize) -> Result<KnnParams, PredictError> {
+        if max_train < self.k {
+            return Err(PredictError::InvalidParam {
+                name: "max_train",
+                value: max_train.to_string(),
+                reason: "must be at least k",
+            });
+        }
+        Ok(KnnParams { max_train, ..self })
+    }
+
+    /// The subsampling seed.
+    pub fn with_seed(self, seed: u64) -> KnnParams {
+        KnnParams { seed, ..self }
+    }
+
+    /// Neighbours per query.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Training-set cap.
+    pub fn max_train(&self) -> usize {
+        self.max_train
+    }
+
+    /// Subsampling seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
+/// Sorted indices of at most `cap` of `n` samples, drawn uniformly with `seed` (all of
+/// them if `n <= cap`).
+pub fn subsample(n: usize, cap: usize, seed: u64) -> Vec<usize> {
+    if n <= cap {
+        return (0..n).collect();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut idx = rand::seq::index::sample(&mut rng, n, cap).into_vec();
+    idx.sort_unstable();
+    idx
+}
+
+/// The serialised form of a [`KnnModel`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct KnnData {
+    params: KnnParams,
+    horizon: usize,
+    scaler: Scaler,
+    points: Vec<FeatureVec>,
+    residuals: Vec<f64>,
+}
+
+/// A trained k-NN regressor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "KnnData", into = "KnnData")]
+pub struct KnnModel {
+    data: KnnData,
+    tree: ImmutableKdTree<f64, NUM_FEATURES>,
+}
+
+impl PartialEq for KnnModel {
+    fn eq(&self, other: &Self) -> bool {
+        self.data == other.data
+    }
+}
+
+impl From<KnnModel> for KnnData {
+    fn from(m: KnnModel) -> KnnData {
+        m.data
+    }
+}
+
+impl TryFrom<KnnData> for KnnModel {
+    type Error = String;
+    fn try_from(data: KnnData) -> Result<KnnModel, String> {
+        if data.points.len() != data.residuals.len() || data.points.len() < data.params.k {
+            return Err(format!(
+                "{} points, {} targets, k = {}: need equal counts and at least k",
+                data.points.len(),
+                data.residuals.len(),
+                data.params.k
+            ));
+        }
+        let tree = ImmutableKdTree::new_from_slice(&data.points);
+        Ok(KnnModel { data, tree })
+    }
+}
+
+impl KnnModel {
+    /// Trains on `data` (capped at `params.max_train()` samples by seeded subsampling).
+    pub fn train(data: &TrainingData, params: KnnParams) -> Result<KnnModel, PredictError> {
+        if data.len() < params.k {
+            return Err(PredictError::NoTrainingData(format!(
+                "k-NN needs at least k = {} samples, got {}",
+                params.k,
+                data.len()
+            )));
+        }
+        let idx = subsample(data.len(), params.max_train, params.seed);
+        let rows: Vec<FeatureVec> = idx.iter().map(|&i| data.x[i]).collect();
+        let scaler = Scaler::fit(&rows);
+        let points = rows.iter().map(|r| scaler.apply(r)).collect();
+        let residuals = idx.iter().map(|&i| data.y[i] - data.x[i][MAX_1H]).collect();
+        KnnModel::try_from(KnnData {
+            params,
+            horizon: data.horizon,
+            scaler,
+            points,
+            residuals,
+        })
+        .map_err(PredictError::NoTrainingData)
+    }
+
+    /// The hyper-parameters.
+    pub fn params(&self) -> KnnParams {
+        self.data.params
+    }
+
+    /// Number of stored training points.
+    pub fn len(&self) -> usize {
+        self.data.points.len()
+    }
+
+    /// True if no points are stored (never for a trained model).
+    pub fn is_empty(&self) -> bool {
+        self.data.points.is_empty()
+    }
+
+    /// The k nearest stored points to a raw (unstandardised) feature vector, as
+    /// `(index, squared distance)`, nearest first.
+    pub fn neighbours(&self, x: &FeatureVec) -> Vec<(usize, f64)> {
+        let q = self.data.scaler.apply(x);
+        let k = NonZeroUsize::new(self.data.params.k).expect("k >= 1 is checked");
+        self.tree
+            .nearest_n::<SquaredEuclidean>(&q, k)
+            .into_iter()
+            .map(|n| (n.item as usize, n.distance))
+            .collect()
+    }
+
+    /// The same as [`neighbours`](Self::neighbours) by linear search (for testing).
+    pub fn neighbours_brute_force(&self, x: &FeatureVec) -> Vec<(usize, f64)> {
+        let q = self.data.scaler.apply(x);
+        let mut all: Vec<(usize, f64)> = self
+            .data
+            .points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, p.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum()))
+            .collect();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        all.truncate(self.data.params.k);
+        all
+    }
+
+    /// The predicted peak for a raw feature vector: the 1-hour max plus the
+    /// inverse-distance weighted mean residual of the neighbours, at least 0.
+    pub fn predict_features(&self, x: &FeatureVec) -> f64 {
+        let (mut num, mut den) = (0.0, 0.0);
+        for (i, d2) in self.neighbours(x) {
+            let w = 1.0 / (d2.sqrt() + 1e-6);
+            num += w * self.data.residuals[i];
+            den += w;
+        }
+        (x[MAX_1H] + num / den).max(0.0)
+    }
+}
+
+impl Predictor for KnnModel {
+    fn name(&self) -> &str {
+        "knn"
+    }
+
+    fn predict(&self, series: &Series, t: usize) -> f64 {
+        self.predict_features(&features(series, t, self.data.horizon))
+    }
+}
