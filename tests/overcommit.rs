@@ -24,6 +24,7 @@ fn vm(name: &str, cpu: &[Option<f64>]) -> VmWorkload {
         name: name.into(),
         cpu_request_milli: 2000,
         memory_request_bytes: GIB,
+        history_times: vec![],
         history_cpu_cores: vec![],
         history_memory_bytes: vec![],
         replay_cpu_cores: cpu.to_vec(),

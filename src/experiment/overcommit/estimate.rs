@@ -5,6 +5,7 @@
 //! Koordinator estimates node peaks), the history maximum, and quantiles (VPA's
 //! recommender uses the 90th percentile with a 15 % margin).
 
+use super::workload::VmWorkload;
 use super::OvercommitError;
 
 /// Estimates a workload's peak usage over a future period from its history.
@@ -15,6 +16,13 @@ pub trait PeakEstimator: Send + Sync {
     /// The estimated peak, in the history's unit; `None` if the history is empty (the
     /// pod then keeps its request). Must use only `history`.
     fn peak(&self, history: &[f64]) -> Option<f64>;
+
+    /// The estimated CPU peak of `vm`, cores, from its history only. The default applies
+    /// [`peak`](Self::peak) to `vm.history_cpu_cores`; learned models override it to use
+    /// the sample times (time-of-day features).
+    fn cpu_peak(&self, vm: &VmWorkload) -> Option<f64> {
+        self.peak(&vm.history_cpu_cores)
+    }
 }
 
 /// Mean + N standard deviations (population σ) of the history.

@@ -14,6 +14,7 @@
 //! peaks, for the rebalancer.
 
 pub mod estimate;
+pub mod learned;
 pub mod replay;
 pub mod report;
 pub mod workload;
@@ -49,6 +50,9 @@ pub enum OvercommitError {
     /// A policy failed.
     #[error(transparent)]
     Place(#[from] PlaceError),
+    /// A learned predictor could not be trained.
+    #[error(transparent)]
+    Predict(#[from] crate::predict::PredictError),
     /// The cluster could not be built.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
@@ -142,7 +146,7 @@ pub fn estimates(workloads: &Workloads, estimator: &dyn PeakEstimator) -> UsageE
         .vms
         .iter()
         .filter_map(|v| {
-            let cpu = estimator.peak(&v.history_cpu_cores)?;
+            let cpu = estimator.cpu_peak(v)?;
             let mem = estimator.peak(&v.history_memory_bytes);
             Some((
                 format!("{NAMESPACE}/{}", v.name),

@@ -18,6 +18,8 @@ pub struct VmWorkload {
     pub cpu_request_milli: u64,
     /// Memory request: the provisioned memory (the most the file shows), bytes.
     pub memory_request_bytes: u64,
+    /// Times of the history samples, epoch seconds (same order as `history_cpu_cores`).
+    pub history_times: Vec<i64>,
     /// CPU used before the split, cores, in time order.
     pub history_cpu_cores: Vec<f64>,
     /// Memory used before the split, bytes, in time order.
@@ -105,6 +107,7 @@ fn one_vm(
         name: format!("vm-{}", s.name),
         cpu_request_milli: u64::from(cores) * 1000,
         memory_request_bytes: (mem_kb * 1024.0).round() as u64,
+        history_times: Vec::new(),
         history_cpu_cores: Vec::new(),
         history_memory_bytes: Vec::new(),
         replay_cpu_cores: vec![None; steps],
@@ -115,6 +118,7 @@ fn one_vm(
         let mem = (s.mem_usage_kb[i] * 1024.0).max(0.0);
         let t = s.timestamps[i];
         if t < split_time {
+            w.history_times.push(t);
             w.history_cpu_cores.push(cpu);
             w.history_memory_bytes.push(mem);
         } else {

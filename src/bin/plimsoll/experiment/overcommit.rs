@@ -7,7 +7,7 @@ use crate::Status;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use plimsoll::datasets::{bitbrains, Strictness};
-use plimsoll::experiment::overcommit::{self, estimate, workload, OvercommitConfig};
+use plimsoll::experiment::overcommit::{self, learned, workload, OvercommitConfig};
 use plimsoll::model::Quantity;
 use plimsoll::place::usage::UsageOptions;
 use plimsoll::place::{policy_by_name, Placer};
@@ -32,7 +32,9 @@ pub struct OvercommitArgs {
     #[arg(long, value_name = "F", default_value_t = 0.1)]
     pub margin: f64,
     /// Peak predictor from the history: nsigma (mean + 3σ), nsigma:N, max, vpa (p90 ×
-    /// 1.15), pNN.
+    /// 1.15), pNN, or a learned model (knn, svr; also the predict module's baselines
+    /// last-value, moving-max, vpa-p90, n-sigma): the largest 1-hour forecast over the
+    /// last day of history.
     #[arg(long, value_name = "NAME", default_value = "nsigma")]
     pub predictor: String,
     /// Also pack memory by its predicted peak (default: memory by request).
@@ -65,7 +67,6 @@ pub fn run(a: &OvercommitArgs) -> Result<Status> {
         usage,
     };
     config.validate()?;
-    let estimator = estimate::estimator_by_name(&a.predictor)?;
     let opts = a.policy_args.to_options()?;
     let names: Vec<&str> = a
         .policies
@@ -87,6 +88,7 @@ pub fn run(a: &OvercommitArgs) -> Result<Status> {
         bail!("{}: no *.csv VM file", a.data.display());
     }
     let workloads = workload::split(&set.vms, a.history_fraction, 300)?;
+    let estimator = learned::estimator_for(&a.predictor, &workloads)?;
     let refs: Vec<&dyn Placer> = policies.iter().map(AsRef::as_ref).collect();
     let report = overcommit::run(&workloads, &config, &refs, estimator.as_ref())?;
     match a.output {
