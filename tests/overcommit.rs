@@ -8,6 +8,7 @@ use plimsoll::datasets::{data_dir, Strictness};
 use plimsoll::experiment::overcommit::estimate::{
     estimator_by_name, HistoryMax, NSigma, PeakEstimator, Quantile,
 };
+use plimsoll::experiment::overcommit::learned::{estimator_for, history_series, LearnedPeak};
 use plimsoll::experiment::overcommit::replay::count_overloads;
 use plimsoll::experiment::overcommit::workload::{split, VmWorkload, Workloads};
 use plimsoll::experiment::overcommit::{
@@ -225,6 +226,42 @@ fn perturbing_the_replay_never_changes_the_placement() {
         estimates(&base, &NSigma { n: 3.0 }),
         estimates(&hist, &NSigma { n: 3.0 })
     );
+}
+
+#[test]
+fn learned_estimators_see_only_the_history() {
+    let vms = eight_vms();
+    let base = split(&vms, 0.7, 300).unwrap();
+    let mut perturbed_vms = vms.clone();
+    for s in &mut perturbed_vms {
+        for (t, u) in s.timestamps.iter().zip(s.cpu_usage_mhz.iter_mut()) {
+            if *t >= base.split_time {
+                *u *= 5.0;
+            }
+        }
+    }
+    let perturbed = split(&perturbed_vms, 0.7, 300).unwrap();
+    for name in ["knn", "svr", "moving-max"] {
+        let a = estimator_for(name, &base).unwrap();
+        let b = estimator_for(name, &perturbed).unwrap();
+        assert_eq!(a.name(), b.name());
+        assert_eq!(
+            estimates(&base, a.as_ref()),
+            estimates(&perturbed, b.as_ref()),
+            "{name}"
+        );
+    }
+    // The history series ends before the split and is in fractions of the cores.
+    let s = history_series(&base.vms[0], 300).unwrap().unwrap();
+    assert_eq!(s.capacity, 4.0);
+    assert!(s.time_at(s.len() - 1) < base.split_time);
+    assert!(history_series(&base.vms[7], 300).unwrap().is_none());
+    // The whole-period peak is at least the model's forecast at the last history step.
+    let knn = LearnedPeak::train("knn", &base, 288).unwrap();
+    use plimsoll::predict::Predictor;
+    let last = knn.model.predict(&s, s.len() - 1) * 4.0;
+    assert!(knn.cpu_peak(&base.vms[0]).unwrap() >= last - 1e-12);
+    assert!(estimator_for("no-such-model", &base).is_err());
 }
 
 #[test]
