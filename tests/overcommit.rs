@@ -350,3 +350,108 @@ fn bitbrains_usage_mode_packs_more_without_overloads() {
         assert_eq!(r.estimated_vms, 39, "VM 14 starts after the split");
     }
 }
+
+fn temp_dir(test: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("plimsoll-overcommit-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn plimsoll(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+/// Writes `vms` as Bitbrains files (`;` + tab separated, with the header).
+fn write_bitbrains(dir: &std::path::Path, vms: &[VmSeries]) {
+    for v in vms {
+        let mut text = bitbrains::HEADER.join(";\t");
+        for i in 0..v.len() {
+            text += &format!(
+                "\n{};\t{};\t{};\t{};\t{};\t{};\t{};\t0;\t0;\t0;\t0",
+                v.timestamps[i],
+                v.cpu_cores[i],
+                v.cpu_provisioned_mhz[i],
+                v.cpu_usage_mhz[i],
+                v.cpu_usage_percent[i],
+                v.mem_provisioned_kb[i],
+                v.mem_usage_kb[i]
+            );
+        }
+        std::fs::write(dir.join(format!("{}.csv", v.name)), text).unwrap();
+    }
+}
+
+#[test]
+fn cli_experiment_overcommit_prints_both_modes_as_json() {
+    let dir = temp_dir("exp");
+    write_bitbrains(&dir, &eight_vms());
+    let d = dir.to_string_lossy().into_owned();
+    let o = plimsoll(&[
+        "experiment",
+        "overcommit",
+        "--data",
+        &d,
+        "--node-cpu",
+        "8",
+        "--node-memory",
+        "64Gi",
+        "--policies",
+        "best-fit",
+        "--predictor",
+        "max",
+        "--output",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["vms"], 8);
+    assert_eq!(v["estimated_vms"], 7);
+    let rows = v["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["mode"], "request");
+    assert_eq!(rows[0]["nodes_used"], 4);
+    assert_eq!(rows[1]["mode"], "usage");
+    assert_eq!(rows[1]["placed"], 8);
+    let bad = plimsoll(&["experiment", "overcommit", "--data", &d, "--margin=-1"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("margin"));
+}
+
+#[test]
+fn cli_place_with_usage_estimates_fits_more_pods() {
+    let dir = temp_dir("place");
+    let mut m = String::new();
+    for n in ["n0", "n1"] {
+        m += &format!(
+            "---\napiVersion: v1\nkind: Node\nmetadata: {{name: {n}}}\nstatus: {{allocatable: {{cpu: \"4\", memory: 16Gi, pods: \"110\"}}}}\n"
+        );
+    }
+    let mut est = String::from("pods:\n");
+    for i in 0..8 {
+        m += &format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec: {{containers: [{{name: c, image: x, resources: {{requests: {{cpu: \"2\", memory: 1Gi}}}}}}]}}\n"
+        );
+        est += &format!("  p{i}: {{cpu: 800m}}\n");
+    }
+    let mf = dir.join("c.yaml");
+    let ef = dir.join("u.yaml");
+    std::fs::write(&mf, m).unwrap();
+    std::fs::write(&ef, est).unwrap();
+    let (mf, ef) = (mf.to_string_lossy(), ef.to_string_lossy());
+    let placed = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["place", "-f", &mf, "--policy", "best-fit", "-o", "json"];
+        args.extend_from_slice(extra);
+        let o = plimsoll(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["summary"]["placed"].clone()
+    };
+    assert_eq!(placed(&[]), 4);
+    assert_eq!(placed(&["--usage", &ef, "--margin", "0.25"]), 8);
+    assert_eq!(placed(&["--usage", &ef, "--margin", "1.5"]), 4);
+}

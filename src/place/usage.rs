@@ -42,7 +42,7 @@ pub const MAX_MARGIN: f64 = 10.0;
 #[derive(Debug, Error)]
 pub enum UsageError {
     /// An option is out of range.
-    #[error("invalid option {name}: {msg}")]
+    #[error("invalid option --{name}: {msg}")]
     InvalidOption {
         /// Option name.
         name: &'static str,
