@@ -103,10 +103,10 @@ pub struct ModelOptions {
 }
 
 impl Default for ModelOptions {
-    /// k = 20; SVR C = 1, epsilon = 0.02, gamma = 0.05, cap 2,000.
+    /// k = 50; SVR C = 1, epsilon = 0.02, gamma = 0.05, cap 2,000.
     fn default() -> Self {
         ModelOptions {
-            knn: KnnParams::new(20).expect("valid"),
+            knn: KnnParams::new(50).expect("valid"),
             svr: SvrParams::new(1.0, 0.02, 0.05).expect("valid"),
         }
     }

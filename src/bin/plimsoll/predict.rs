@@ -62,7 +62,7 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',')]
     pub models: Option<Vec<String>>,
     /// Neighbours of the k-NN.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 50)]
     pub k: usize,
     /// k-NN training-set cap.
     #[arg(long, default_value_t = 50_000)]
