@@ -242,8 +242,8 @@ fn learned_estimators_see_only_the_history() {
     }
     let perturbed = split(&perturbed_vms, 0.7, 300).unwrap();
     for name in ["knn", "svr", "moving-max"] {
-        let a = estimator_for(name, &base).unwrap();
-        let b = estimator_for(name, &perturbed).unwrap();
+        let a = estimator_for(name, &base, 288).unwrap();
+        let b = estimator_for(name, &perturbed, 288).unwrap();
         assert_eq!(a.name(), b.name());
         assert_eq!(
             estimates(&base, a.as_ref()),
@@ -261,7 +261,7 @@ fn learned_estimators_see_only_the_history() {
     use plimsoll::predict::Predictor;
     let last = knn.model.predict(&s, s.len() - 1) * 4.0;
     assert!(knn.cpu_peak(&base.vms[0]).unwrap() >= last - 1e-12);
-    assert!(estimator_for("no-such-model", &base).is_err());
+    assert!(estimator_for("no-such-model", &base, 288).is_err());
 }
 
 #[test]

@@ -4,9 +4,9 @@
 //! A [`Predictor`] forecasts the peak over a short horizon (here one hour) after a time
 //! `t`. A static placement must hold for the whole replay, so the CPU peak estimate of a
 //! VM is the **largest one-hour-ahead forecast the model makes over the last
-//! `window_steps` of the history** (default: the last day, every 5-minute step): "the
-//! highest hourly peak the model expected during the last day". It assumes the replay's
-//! days look like the last day of history; the margin of
+//! `window_steps` of the history** (default: the last week, every 5-minute step): "the
+//! highest hourly peak the model expected during the last week". It assumes the replay's
+//! weeks look like the last week of history; the margin of
 //! [`UsageOptions`](crate::place::usage::UsageOptions) covers the rest.
 //!
 //! No leakage: the model is trained only on the history series (every sample's target
@@ -20,8 +20,8 @@ use crate::predict::{model, Model, ModelOptions, Predictor, Series, TrainingData
 
 /// Forecast horizon of the model, steps (one hour of 5-minute steps).
 pub const HORIZON_STEPS: usize = 12;
-/// Default look-back over which forecasts are maximised, steps (one day).
-pub const WINDOW_STEPS: usize = 288;
+/// Default look-back over which forecasts are maximised, steps (one week).
+pub const WINDOW_STEPS: usize = 7 * 288;
 
 /// A trained [`Model`] used as a whole-period peak estimator.
 #[derive(Debug, Clone)]
@@ -99,13 +99,15 @@ impl PeakEstimator for LearnedPeak {
 }
 
 /// An estimator by name: the baselines of [`super::estimate::estimator_by_name`], or a
-/// model of [`model::MODEL_NAMES`] (`knn`, `svr`, …) trained on `workloads`' history.
+/// model of [`model::MODEL_NAMES`] (`knn`, `svr`, …) trained on `workloads`' history,
+/// maximising its forecasts over the last `window_steps` of history.
 pub fn estimator_for(
     name: &str,
     workloads: &Workloads,
+    window_steps: usize,
 ) -> Result<Box<dyn PeakEstimator>, OvercommitError> {
     if model::MODEL_NAMES.contains(&name) {
-        return Ok(Box::new(LearnedPeak::train(name, workloads, WINDOW_STEPS)?));
+        return Ok(Box::new(LearnedPeak::train(name, workloads, window_steps)?));
     }
     super::estimate::estimator_by_name(name)
 }

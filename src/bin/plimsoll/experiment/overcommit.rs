@@ -34,9 +34,13 @@ pub struct OvercommitArgs {
     /// Peak predictor from the history: nsigma (mean + 3σ), nsigma:N, max, vpa (p90 ×
     /// 1.15), pNN, or a learned model (knn, svr; also the predict module's baselines
     /// last-value, moving-max, vpa-p90, n-sigma): the largest 1-hour forecast over the
-    /// last day of history.
+    /// last --window-hours of history.
     #[arg(long, value_name = "NAME", default_value = "nsigma")]
     pub predictor: String,
+    /// Learned predictors: hours of history (the most recent) over which their 1-hour
+    /// forecasts are maximised.
+    #[arg(long = "window-hours", value_name = "H", default_value_t = 168)]
+    pub window_hours: usize,
     /// Also pack memory by its predicted peak (default: memory by request).
     #[arg(long = "memory-by-usage")]
     pub memory_by_usage: bool,
@@ -88,7 +92,11 @@ pub fn run(a: &OvercommitArgs) -> Result<Status> {
         bail!("{}: no *.csv VM file", a.data.display());
     }
     let workloads = workload::split(&set.vms, a.history_fraction, 300)?;
-    let estimator = learned::estimator_for(&a.predictor, &workloads)?;
+    if a.window_hours == 0 {
+        bail!("invalid option --window-hours: 0 hours is no window");
+    }
+    let window_steps = a.window_hours.saturating_mul(3600) / 300;
+    let estimator = learned::estimator_for(&a.predictor, &workloads, window_steps)?;
     let refs: Vec<&dyn Placer> = policies.iter().map(AsRef::as_ref).collect();
     let report = overcommit::run(&workloads, &config, &refs, estimator.as_ref())?;
     match a.output {
