@@ -11,6 +11,7 @@ pub mod milp;
 pub mod online;
 pub mod registry;
 pub mod score;
+pub mod usage;
 pub mod validate;
 
 use crate::model::{Binding, ClusterError, Problem};

@@ -9,6 +9,8 @@ use plimsoll::experiment::saturation::{self, registry, report::Report, TieMode};
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod overcommit;
+
 /// Arguments of `plimsoll experiment`.
 #[derive(Debug, Args)]
 pub struct ExperimentArgs {
@@ -22,6 +24,9 @@ pub enum Experiment {
     /// The FGD paper's saturation run: pods arrive (shuffled originals, then random
     /// copies up to TUNE × cluster GPU), never leave; GPU allocation % vs arrived %.
     Saturation(SaturationArgs),
+    /// Bitbrains VMs packed by requests and by predicted peak usage, then the test
+    /// period replayed: pods per node and overloaded node-intervals for each mode.
+    Overcommit(overcommit::OvercommitArgs),
 }
 
 /// Output format of the experiment.
@@ -109,6 +114,7 @@ pub fn parse_seeds(s: &str) -> Result<Vec<u64>> {
 pub fn run(args: &ExperimentArgs) -> Result<Status> {
     match &args.which {
         Experiment::Saturation(a) => run_saturation(a),
+        Experiment::Overcommit(a) => overcommit::run(a),
     }
 }
 

@@ -8,10 +8,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use plimsoll::model::{Cluster, Problem};
 use plimsoll::place::explain::{explain, fit_error};
+use plimsoll::place::usage::{effective_problem, UsageEstimates, UsageOptions};
 use plimsoll::place::validate::validate;
 use plimsoll::place::{policy_by_name, FilterContext, Outcome};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `plimsoll place`.
 #[derive(Debug, Args)]
@@ -25,6 +26,17 @@ pub struct PlaceArgs {
     pub policy: String,
     #[command(flatten)]
     pub policy_args: PolicyArgs,
+    /// Pack CPU by per-pod usage estimates instead of requests. YAML or JSON:
+    /// `{"pods": {"NAMESPACE/NAME": {"cpu": "250m", "memory": "1Gi"}}}`; pods without an
+    /// estimate keep their request; an estimate never raises a non-zero request.
+    #[arg(long, value_name = "FILE")]
+    pub usage: Option<PathBuf>,
+    /// With --usage: charge each pod its estimate × (1 + F).
+    #[arg(long, value_name = "F", default_value_t = 0.1, requires = "usage")]
+    pub margin: f64,
+    /// With --usage: also pack memory by its estimate (otherwise memory stays by request).
+    #[arg(long = "memory-by-usage", requires = "usage")]
+    pub memory_by_usage: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Format,
@@ -102,6 +114,10 @@ pub fn run(args: &PlaceArgs) -> Result<Status> {
     }
     let problem = Problem::from_parts(loaded.nodes, loaded.pods)
         .context("cannot build the cluster from the manifests")?;
+    let problem = match &args.usage {
+        Some(path) => usage_problem(&problem, path, args)?,
+        None => problem,
+    };
     warn_never_placeable(&problem);
     let outcome = match crate::place_guarded(policy.as_ref(), &problem) {
         Ok(o) => o,
@@ -129,6 +145,23 @@ pub fn run(args: &PlaceArgs) -> Result<Status> {
     let report = report(&problem, &outcome, &args.policy)?;
     print(&report, args.output)?;
     Ok(Status::Ok)
+}
+
+/// The effective problem of `--usage`: pods charged their estimates (see
+/// `plimsoll::place::usage`); placement, validation and the report then run on it.
+fn usage_problem(problem: &Problem, path: &Path, args: &PlaceArgs) -> Result<Problem> {
+    let opts = UsageOptions::new(args.margin, args.memory_by_usage)?;
+    let estimates = UsageEstimates::load(path)?;
+    for key in estimates.unknown_pods(problem) {
+        eprintln!("warning: {}: no pod {key} in the input", path.display());
+    }
+    let effective = effective_problem(problem, &estimates, &opts)?;
+    tracing::info!(
+        estimated = effective.estimated_pods,
+        margin = args.margin,
+        "packing by usage estimates"
+    );
+    Ok(effective.problem)
 }
 
 /// Warns on stderr about pods no node could hold even if every node were empty: they
