@@ -455,3 +455,28 @@ fn cli_place_with_usage_estimates_fits_more_pods() {
     assert_eq!(placed(&["--usage", &ef, "--margin", "0.25"]), 8);
     assert_eq!(placed(&["--usage", &ef, "--margin", "1.5"]), 4);
 }
+
+/// The usage-mode end state goes to the rebalancer: with a threshold below what
+/// best-fit packed, both plans bring every node under it with valid moves, and the
+/// MILP never needs more moves than the greedy baseline.
+#[test]
+fn end_state_rebalances_under_a_threshold() {
+    use plimsoll::balance::{validate_moves, BalanceOptions};
+    use plimsoll::experiment::overcommit::rebalance::{rebalance, UsageSource};
+    let w = split(&eight_vms(), 0.7, 300).unwrap();
+    let bf = policy_by_name("best-fit", &PolicyOptions::default()).unwrap();
+    let end = end_state(&w, &config(0.1), bf.as_ref(), &NSigma { n: 3.0 }).unwrap();
+    for source in [UsageSource::Predicted, UsageSource::ReplayPeak] {
+        let options = BalanceOptions {
+            high: 0.5,
+            ..BalanceOptions::default()
+        };
+        let (s, cmp) = rebalance(&end, source, &options).unwrap();
+        assert!(s.hot_nodes > 0, "{source:?}: best-fit packs above 50%");
+        assert!(s.milp_targets_met && s.greedy_targets_met, "{s:?}");
+        assert!(s.milp_moves >= 1 && s.milp_moves <= s.greedy_moves, "{s:?}");
+        validate_moves(&end.problem, &cmp.milp.moves).unwrap();
+        validate_moves(&end.problem, &cmp.greedy.moves).unwrap();
+        assert!(cmp.milp.after.iter().all(|u| u.cpu <= 0.5 + 1e-9));
+    }
+}

@@ -15,6 +15,7 @@
 
 pub mod estimate;
 pub mod learned;
+pub mod rebalance;
 pub mod replay;
 pub mod report;
 pub mod workload;

@@ -99,6 +99,9 @@ pub struct OvercommitReport {
     pub steps: usize,
     /// One row per policy and mode, request mode first.
     pub results: Vec<ModeResult>,
+    /// The rebalancer on the first policy's usage-mode end state, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<super::rebalance::RebalanceSummary>,
 }
 
 impl OvercommitReport {
@@ -135,6 +138,7 @@ impl OvercommitReport {
             split_time: workloads.split_time,
             steps: workloads.steps,
             results,
+            rebalance: None,
         }
     }
 

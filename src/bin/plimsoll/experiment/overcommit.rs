@@ -55,6 +55,25 @@ pub struct OvercommitArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: ExpFormat,
+    /// Also rebalance the first policy's usage-mode end state: bring every node under
+    /// this fraction of its CPU, MILP against the greedy baseline.
+    #[arg(long, value_name = "FRACTION")]
+    pub rebalance_high: Option<f64>,
+    /// The usage the rebalancer sees: the predicted peaks, or the real replay peaks.
+    #[arg(long, value_enum, default_value = "predicted")]
+    pub rebalance_usage: RebalanceUsageArg,
+    /// Seconds the rebalancing MILP may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub rebalance_time_limit: f64,
+}
+
+/// Which usage the rebalancer sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RebalanceUsageArg {
+    /// The peaks predicted from the history.
+    Predicted,
+    /// The real peaks over the replay period.
+    ReplayPeak,
 }
 
 /// Runs the experiment.
@@ -98,10 +117,36 @@ pub fn run(a: &OvercommitArgs) -> Result<Status> {
     let window_steps = a.window_hours.saturating_mul(3600) / 300;
     let estimator = learned::estimator_for(&a.predictor, &workloads, window_steps)?;
     let refs: Vec<&dyn Placer> = policies.iter().map(AsRef::as_ref).collect();
-    let report = overcommit::run(&workloads, &config, &refs, estimator.as_ref())?;
+    let mut report = overcommit::run(&workloads, &config, &refs, estimator.as_ref())?;
+    if let Some(high) = a.rebalance_high {
+        use plimsoll::balance::BalanceOptions;
+        use plimsoll::experiment::overcommit::rebalance::{rebalance, UsageSource};
+        let options = BalanceOptions {
+            high,
+            time_limit_seconds: a.rebalance_time_limit,
+            ..BalanceOptions::default()
+        };
+        options
+            .check()
+            .context("invalid option --rebalance-high or --rebalance-time-limit")?;
+        let end = overcommit::end_state(&workloads, &config, refs[0], estimator.as_ref())?;
+        let source = match a.rebalance_usage {
+            RebalanceUsageArg::Predicted => UsageSource::Predicted,
+            RebalanceUsageArg::ReplayPeak => UsageSource::ReplayPeak,
+        };
+        report.rebalance = Some(rebalance(&end, source, &options)?.0);
+    }
     match a.output {
         ExpFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        ExpFormat::Table => print!("{}", report.table()),
+        ExpFormat::Table => {
+            print!("{}", report.table());
+            if let Some(r) = &report.rebalance {
+                println!(
+                    "rebalance ({:?} usage, high {}): {} hot nodes; MILP {} moves (targets met: {}, optimal: {}), greedy {} moves (targets met: {})",
+                    r.usage, r.high, r.hot_nodes, r.milp_moves, r.milp_targets_met, r.milp_optimal, r.greedy_moves, r.greedy_targets_met
+                );
+            }
+        }
     }
     Ok(Status::Ok)
 }
