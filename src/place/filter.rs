@@ -43,6 +43,13 @@ pub enum Reason {
     PodAntiAffinity,
     /// An existing pod's anti-affinity rejects this pod.
     ExistingPodAntiAffinity,
+    /// An embedder's plugin rejects the node (see [`crate::place::plugin`]).
+    Plugin {
+        /// The plugin's name.
+        name: String,
+        /// The plugin's reason.
+        message: String,
+    },
 }
 
 impl Reason {
@@ -56,6 +63,7 @@ impl Reason {
                 | Reason::NodeAffinity
                 | Reason::GpuModel
                 | Reason::SpreadMissingLabel
+                | Reason::Plugin { .. }
         )
     }
 }
@@ -91,6 +99,7 @@ impl fmt::Display for Reason {
                     "node(s) didn't satisfy existing pods anti-affinity rules"
                 )
             }
+            Reason::Plugin { name, message } => write!(f, "{name}: {message}"),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod explain;
 pub mod filter;
 pub mod milp;
 pub mod online;
+pub mod plugin;
 pub mod registry;
 pub mod score;
 pub mod usage;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use filter::{FilterContext, Reason};
+pub use plugin::{FilterPlugin, MilpPlugin, Plugins, ScorePlugin};
 pub use registry::{policy_by_name, PolicyOptions, POLICY_NAMES};
 
 /// Errors from placement.

@@ -115,6 +115,7 @@ impl MilpPlacer {
             &rest,
             kind,
             self.opts.seed,
+            &self.plugins,
             cluster,
             &mut placement,
         )?;

@@ -86,7 +86,7 @@ mod tail;
 pub use classes::priority_weights;
 
 use super::online::{OnlineKind, OnlinePolicy};
-use super::{Outcome, PlaceError, Placer, SolveStats};
+use super::{Outcome, PlaceError, Placer, Plugins, SolveStats};
 use crate::model::{Binding, Problem};
 use std::fmt;
 use std::str::FromStr;
@@ -167,6 +167,7 @@ impl Default for MilpOptions {
 #[derive(Debug, Clone)]
 pub struct MilpPlacer {
     opts: MilpOptions,
+    plugins: Plugins,
 }
 
 impl MilpPlacer {
@@ -193,12 +194,35 @@ impl MilpPlacer {
                 msg: format!("at most 1024, got {}", opts.threads),
             });
         }
-        Ok(MilpPlacer { opts })
+        Ok(MilpPlacer {
+            opts,
+            plugins: Plugins::default(),
+        })
+    }
+
+    /// Attaches plugins (see [`crate::place::plugin`]): pairs a
+    /// [`FilterPlugin`](crate::place::plugin::FilterPlugin) rejects or a
+    /// [`MilpPlugin`](crate::place::plugin::MilpPlugin) forbids get no variable (and are
+    /// skipped by the warm starts and the greedy tail); each MILP plugin's
+    /// [`cost`](crate::place::plugin::MilpPlugin::cost) per assigned pod is added to the
+    /// second goal, in the program and in the comparison with the warm start. Score
+    /// plugins are not used. With plugins the aggregated `pack` path and the truncation
+    /// of identical empty nodes are off: the exact program over every eligible node.
+    pub fn with_plugins(mut self, plugins: Plugins) -> Self {
+        self.plugins = plugins;
+        self
     }
 
     /// The options.
     pub fn options(&self) -> &MilpOptions {
         &self.opts
+    }
+
+    /// A placement's (weight, second goal + plugin cost).
+    fn score(&self, problem: &Problem, placement: &[Option<Binding>]) -> goal::Score {
+        let mut s = goal::Score::of(problem, placement, self.opts.objective);
+        s.goal += self.plugins.placement_cost(problem, placement);
+        s
     }
 
     /// The online policies tried as warm start: every online policy, the ones suited to
@@ -246,11 +270,12 @@ impl Placer for MilpPlacer {
 
     fn place(&self, problem: &Problem) -> Result<Outcome, PlaceError> {
         let start = Instant::now();
-        let objective = self.opts.objective;
         let mut greedy: Option<(OnlineKind, Vec<Option<Binding>>, goal::Score)> = None;
         for k in self.warm_start_kinds() {
-            let out = OnlinePolicy::new(k, self.opts.seed).place(problem)?;
-            let s = goal::Score::of(problem, &out.placement, objective);
+            let out = OnlinePolicy::new(k, self.opts.seed)
+                .with_plugins(self.plugins.hard_only())
+                .place(problem)?;
+            let s = self.score(problem, &out.placement);
             if greedy.as_ref().is_none_or(|g| s.better_than(&g.2)) {
                 greedy = Some((k, out.placement, s));
             }
@@ -281,7 +306,7 @@ impl Placer for MilpPlacer {
         };
         let (placement, mut stats) = match result {
             Ok(o) => {
-                let s = goal::Score::of(problem, &o.placement, objective);
+                let s = self.score(problem, &o.placement);
                 if greedy_score.better_than(&s) {
                     tracing::debug!(
                         milp_weight = s.weight,
@@ -322,7 +347,13 @@ impl MilpPlacer {
             .zip(&cls)
             .map(|(b, c)| c.and(b.clone()))
             .collect();
-        let eligible = formulate::eligible_nodes(problem, &classes);
+        let mut eligible = formulate::eligible_nodes(problem, &classes);
+        if self.plugins.has_hard() {
+            for (c, ns) in classes.classes.iter().zip(&mut eligible) {
+                let pod = &problem.pending[c.rep()];
+                ns.retain(|&n| self.plugins.check(pod, n, &problem.cluster).is_ok());
+            }
+        }
         if self.use_aggregate(problem, &classes, &eligible) {
             return self.optimise_aggregated(
                 problem,
@@ -334,8 +365,18 @@ impl MilpPlacer {
                 start,
             );
         }
-        let kept = formulate::truncate(problem, &classes, &eligible, &greedy_part);
-        let f = formulate::build(problem, &classes, &eligible, &kept, self.opts.objective);
+        let kept = if self.plugins.is_empty() {
+            formulate::truncate(problem, &classes, &eligible, &greedy_part)
+        } else {
+            eligible.iter().flatten().copied().collect()
+        };
+        let mut f = formulate::build(problem, &classes, &eligible, &kept, self.opts.objective);
+        if !self.plugins.milp.is_empty() {
+            for (&(c, n), &col) in &f.x {
+                let pod = &problem.pending[classes.classes[c].rep()];
+                f.program.cols[col].secondary += self.plugins.cost_of(pod, n, &problem.cluster);
+            }
+        }
         let warm = extract::warm_start(problem, &classes, &f, &greedy_part);
         tracing::debug!(
             classes = classes.classes.len(),
@@ -424,7 +465,10 @@ impl MilpPlacer {
                 }
                 let obj = f.program.secondary_value(&values) + f.secondary_offset;
                 let mut bound = second.bound + f.secondary_offset;
-                if self.opts.objective == Objective::Pack && v1 >= all - 0.5 {
+                if self.opts.objective == Objective::Pack
+                    && v1 >= all - 0.5
+                    && self.plugins.milp.is_empty()
+                {
                     let members = classes
                         .classes
                         .iter()
@@ -450,6 +494,7 @@ impl MilpPlacer {
             &classes.greedy_tail,
             kind,
             self.opts.seed,
+            &self.plugins,
             cluster,
             &mut placement,
         )?;
@@ -470,6 +515,7 @@ impl MilpPlacer {
     ) -> bool {
         let pairs: usize = eligible.iter().map(Vec::len).sum();
         self.opts.objective == Objective::Pack
+            && self.plugins.is_empty()
             && pairs > AGGREGATE_MIN_PAIRS
             && classes.classes.iter().all(|c| {
                 let p = &problem.pending[c.rep()];

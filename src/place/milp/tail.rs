@@ -4,6 +4,7 @@
 
 use crate::model::{Binding, Cluster, Problem};
 use crate::place::online::{OnlineKind, OnlinePolicy};
+use crate::place::plugin::Plugins;
 use std::collections::BTreeMap;
 
 fn gang_key(problem: &Problem, i: usize) -> Option<(String, String)> {
@@ -43,7 +44,7 @@ pub(crate) fn break_short_gangs(
 }
 
 /// Places the pods `pods` (pending indices) on `cluster` (which holds every pod placed in
-/// `placement` already) with the online policy `kind`: by priority (highest first,
+/// `placement` already) with the online policy `kind` and the hard `plugins`: by priority (highest first,
 /// pending order among equals), a gang's members together. A gang is all-or-nothing
 /// counting its members already placed: if fewer than `min_member` end up placed, this
 /// call's members of it are removed again.
@@ -52,6 +53,7 @@ pub(crate) fn place_greedy(
     pods: &[usize],
     kind: OnlineKind,
     seed: u64,
+    plugins: &Plugins,
     cluster: Cluster,
     placement: &mut [Option<Binding>],
 ) -> Result<(), String> {
@@ -75,7 +77,9 @@ pub(crate) fn place_greedy(
             None => units.push(vec![i]),
         }
     }
-    let mut session = OnlinePolicy::new(kind, seed).session(cluster);
+    let mut session = OnlinePolicy::new(kind, seed)
+        .with_plugins(plugins.hard_only())
+        .session(cluster);
     for unit in units {
         let mut placed = Vec::new();
         for &i in &unit {

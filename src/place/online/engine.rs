@@ -15,6 +15,7 @@ use crate::model::{
     Binding, Cluster, ClusterError, GpuAmount, NodeId, Pod, PodId, WhenUnsatisfiable, MILLI_PER_GPU,
 };
 use crate::place::filter::FilterContext;
+use crate::place::plugin::Plugins;
 use crate::place::score;
 use crate::place::score::fgd::{self, TargetWorkload};
 use rand::Rng;
@@ -111,6 +112,8 @@ pub(crate) struct Engine<'a> {
     /// FGD's workload and per-node fragmentation bookkeeping, once set.
     fgd: Option<FragState>,
     buf: Vec<Candidate>,
+    /// Embedders' plugins; when set, every decision takes the full two-pass route.
+    plugins: Option<Plugins>,
 }
 
 impl<'a> Engine<'a> {
@@ -126,6 +129,7 @@ impl<'a> Engine<'a> {
             classes: Vec::new(),
             fgd: None,
             buf: Vec::with_capacity(n),
+            plugins: None,
             cluster,
         };
         for id in 0..n {
@@ -202,6 +206,12 @@ impl<'a> Engine<'a> {
     /// Sets FGD's target workload (and resets the fragmentation bookkeeping).
     pub fn set_workload(&mut self, w: TargetWorkload) {
         self.fgd = Some(FragState::new(w, &self.cluster));
+    }
+
+    /// Attaches embedders' plugins (filters applied and scores added after the
+    /// built-in ones).
+    pub fn set_plugins(&mut self, plugins: Plugins) {
+        self.plugins = Some(plugins);
     }
 
     pub fn workload(&self) -> Option<&TargetWorkload> {
@@ -415,6 +425,8 @@ impl<'a> Engine<'a> {
     /// First-fit and random do not score.
     fn evaluate(&mut self, pod: &Pod, first_only: bool) {
         let si = self.prepare(pod);
+        // A plugin may reject the first feasible node: first-fit then scans on.
+        let stop_early = first_only && self.plugins.is_none();
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         self.scan(pod, si, false, |sn, slot, main, device| {
@@ -425,8 +437,15 @@ impl<'a> Engine<'a> {
                 device,
                 total: main,
             });
-            !first_only
+            !stop_early
         });
+        if let Some(p) = &self.plugins {
+            let cluster: &Cluster = &self.cluster;
+            buf.retain(|c| p.check(pod, c.node as usize, cluster).is_ok());
+            if first_only {
+                buf.truncate(1);
+            }
+        }
         if !matches!(self.kind, OnlineKind::FirstFit | OnlineKind::Random) && !buf.is_empty() {
             let (w_main, w) = weights(self.kind);
             soft::add_soft_scores(SoftInputs {
@@ -437,6 +456,11 @@ impl<'a> Engine<'a> {
                 main_weight: w_main,
                 weights: w,
             });
+            if let Some(p) = self.plugins.as_ref().filter(|p| !p.scores.is_empty()) {
+                for c in &mut buf {
+                    c.total += p.score_of(pod, c.node as usize, &self.cluster);
+                }
+            }
         }
         self.buf = buf;
     }
@@ -501,7 +525,7 @@ impl<'a> Engine<'a> {
             .any(|c| c.when_unsatisfiable == WhenUnsatisfiable::ScheduleAnyway);
         let fast = match self.kind {
             OnlineKind::FirstFit | OnlineKind::Random => None,
-            _ if soft_spread => None,
+            _ if soft_spread || self.plugins.is_some() => None,
             _ => self.best_one_pass(pod),
         };
         let pick = match fast {

@@ -107,7 +107,7 @@ mod frag;
 mod rows;
 mod soft;
 
-use super::{FilterContext, Outcome, PlaceError, Placer, Reason, SolveStats};
+use super::{FilterContext, Outcome, PlaceError, Placer, Plugins, Reason, SolveStats};
 use crate::model::{Binding, Cluster, ClusterError, NodeId, Pod, PodId, Problem};
 use crate::place::score::fgd::{self, TargetWorkload};
 use engine::Engine;
@@ -183,6 +183,8 @@ pub struct OnlinePolicy {
     pub seed: u64,
     /// FGD's target workload; `None` derives it from the pods being placed.
     pub target_workload: Option<TargetWorkload>,
+    /// Embedders' filters and scores (see [`crate::place::plugin`]); empty by default.
+    pub plugins: Plugins,
 }
 
 impl OnlinePolicy {
@@ -192,7 +194,18 @@ impl OnlinePolicy {
             kind,
             seed,
             target_workload: None,
+            plugins: Plugins::default(),
         }
+    }
+
+    /// Attaches plugins: nodes a [`FilterPlugin`](crate::place::plugin::FilterPlugin)
+    /// rejects (or a [`MilpPlugin`](crate::place::plugin::MilpPlugin) forbids) are
+    /// skipped, and each [`ScorePlugin`](crate::place::plugin::ScorePlugin)'s weighted
+    /// score is added to every feasible node's total. With plugins, every node is
+    /// filtered and scored for every pod (no node classes).
+    pub fn with_plugins(mut self, plugins: Plugins) -> Self {
+        self.plugins = plugins;
+        self
     }
 
     /// Sets FGD's target workload explicitly (otherwise [`Placer::place`] derives it from
@@ -236,6 +249,9 @@ impl OnlinePolicy {
 
     fn engine<'a>(&self, cluster: Cow<'a, Cluster>) -> Engine<'a> {
         let mut e = Engine::new(self.kind, cluster);
+        if !self.plugins.is_empty() {
+            e.set_plugins(self.plugins.clone());
+        }
         if let Some(w) = &self.target_workload {
             e.set_workload(w.clone());
         }

@@ -137,6 +137,14 @@ pub enum ViolationKind {
         /// Members required together.
         min_member: u32,
     },
+    /// An embedder's hard plugin rejects the pod on this node (see
+    /// [`crate::place::plugin::validate_with`]).
+    Plugin {
+        /// The plugin's name.
+        plugin: String,
+        /// The plugin's reason.
+        message: String,
+    },
 }
 
 /// One broken rule, with the pod and node it concerns.
@@ -248,6 +256,7 @@ impl fmt::Display for ViolationKind {
                 f,
                 "gang {gang} has {placed} member(s) placed but needs {min_member} placed together, or none"
             ),
+            Plugin { plugin, message } => write!(f, "plugin {plugin} rejects it: {message}"),
         }
     }
 }
