@@ -154,15 +154,21 @@ fn main() -> Result<()> {
     println!("  + Maintenance + PreferZone: {s:?}");
     ensure!(p.contains(&0), "plugin-less run should use the big node");
     ensure!(!f.contains(&0), "the filter must keep pods off a-big");
-    ensure!(f.iter().any(|&n| zone(n) == "a"), "without the score, zone a is used");
+    ensure!(
+        f.iter().any(|&n| zone(n) == "a"),
+        "without the score, zone a is used"
+    );
     ensure!(!s.contains(&0) && s.iter().all(|&n| zone(n) == "b"));
     validate(&problem, &plain.placement).map_err(|v| anyhow::anyhow!("{v:?}"))?;
     validate_with(&problem, &scored.placement, &both).map_err(|v| anyhow::anyhow!("{v:?}"))?;
     let caught = validate_with(&problem, &plain.placement, &filter_only).unwrap_err();
-    ensure!(caught
-        .iter()
-        .all(|v| matches!(&v.kind, ViolationKind::Plugin { plugin, .. } if plugin == "Maintenance")));
-    println!("validator with plugins on the plugin-less run: {}", caught[0]);
+    ensure!(caught.iter().all(
+        |v| matches!(&v.kind, ViolationKind::Plugin { plugin, .. } if plugin == "Maintenance")
+    ));
+    println!(
+        "validator with plugins on the plugin-less run: {}",
+        caught[0]
+    );
 
     // MILP: `pack` puts all four pods on the big node; the plugin forbids zone a for
     // databases and prices b-1 and b-2 out.
@@ -176,8 +182,14 @@ fn main() -> Result<()> {
     let (p, r) = (nodes_of(&plain.placement)?, nodes_of(&ruled.placement)?);
     println!("milp pack                   : {p:?}");
     println!("  + DbPlacement             : {r:?}");
-    ensure!(p.iter().all(|&n| n == 0), "plugin-less pack uses a-big alone");
-    ensure!(r.iter().all(|&n| n == 4 || n == 5), "zone b, cheap nodes only");
+    ensure!(
+        p.iter().all(|&n| n == 0),
+        "plugin-less pack uses a-big alone"
+    );
+    ensure!(
+        r.iter().all(|&n| n == 4 || n == 5),
+        "zone b, cheap nodes only"
+    );
     validate_with(&problem, &ruled.placement, &db).map_err(|v| anyhow::anyhow!("{v:?}"))?;
     ensure!(validate_with(&problem, &plain.placement, &db).is_err());
     println!("custom_plugin: every assertion holds");

@@ -108,8 +108,14 @@ impl fmt::Debug for Plugins {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names = |v: Vec<&str>| v.join(", ");
         f.debug_struct("Plugins")
-            .field("filters", &names(self.filters.iter().map(|p| p.name()).collect()))
-            .field("scores", &names(self.scores.iter().map(|p| p.name()).collect()))
+            .field(
+                "filters",
+                &names(self.filters.iter().map(|p| p.name()).collect()),
+            )
+            .field(
+                "scores",
+                &names(self.scores.iter().map(|p| p.name()).collect()),
+            )
             .field("milp", &names(self.milp.iter().map(|p| p.name()).collect()))
             .finish()
     }
