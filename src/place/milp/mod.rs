@@ -71,6 +71,13 @@
 //! not aggregate).
 //! Time limit, gap and threads are passed to HiGHS; the second solve gets what the first
 //! left of the time limit (measured with the wall clock, as HiGHS does itself).
+//!
+//! # Plugins
+//! [`MilpPlacer::with_plugins`] attaches an embedder's hard rules and cost terms
+//! ([`crate::place::plugin`]): forbidden (class, node) pairs get no column, the warm
+//! starts and the greedy tail run with the hard rules, and each plugin's cost per
+//! assigned pod is added to the second goal's coefficients (and to the comparison with
+//! the warm start). With plugins the exact path is always taken, without truncation.
 
 mod aggregate;
 mod classes;

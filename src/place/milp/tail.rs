@@ -44,8 +44,8 @@ pub(crate) fn break_short_gangs(
 }
 
 /// Places the pods `pods` (pending indices) on `cluster` (which holds every pod placed in
-/// `placement` already) with the online policy `kind` and the hard `plugins`: by priority (highest first,
-/// pending order among equals), a gang's members together. A gang is all-or-nothing
+/// `placement` already) with the online policy `kind` and the hard `plugins`: by
+/// priority (highest first, pending order among equals), a gang's members together. A gang is all-or-nothing
 /// counting its members already placed: if fewer than `min_member` end up placed, this
 /// call's members of it are removed again.
 pub(crate) fn place_greedy(

@@ -71,6 +71,12 @@
 //! pod asks no GPU and leaves every task that could run there still runnable (the
 //! fragmentation is then unchanged, term by term).
 //!
+//! # Plugins
+//! [`OnlinePolicy::with_plugins`] attaches an embedder's filters and scores
+//! ([`crate::place::plugin`]): after the built-in filters, the plugins' hard rules run on
+//! each feasible node, and their weighted scores are added to the total. With plugins,
+//! decisions skip the class shortcut above and filter and score every node.
+//!
 //! # Example
 //! ```
 //! use plimsoll::model::{Cluster, GpuAmount, GpuRequest, Node, NodeGpus, Pod, Resources};
