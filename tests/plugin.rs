@@ -9,10 +9,12 @@ use plimsoll::model::{
 use plimsoll::place::milp::{MilpOptions, MilpPlacer, Objective};
 use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::plugin::{
-    explain_with, validate_with, FilterPlugin, MilpPlugin, Plugins, ScorePlugin,
+    explain_with, policy_with_plugins, validate_with, FilterPlugin, MilpPlugin, Plugins,
+    ScorePlugin,
 };
 use plimsoll::place::validate::{validate, ViolationKind};
 use plimsoll::place::{Placer, Reason};
+use plimsoll::place::{PolicyOptions, POLICY_NAMES};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -371,4 +373,25 @@ fn neutral_plugins_change_no_online_placement() {
             .unwrap();
         assert_eq!(a.placement, b.placement, "{kind:?}");
     }
+}
+
+#[test]
+fn every_named_policy_takes_plugins() {
+    let pods: Vec<Pod> = (0..5)
+        .map(|i| pod(&format!("p{i}"), 1500, GpuAmount::None))
+        .collect();
+    let pr = problem(four_nodes(), pods);
+    let plugins = Plugins::new().filter(Deny(vec!["n0", "n3"]));
+    let opts = PolicyOptions {
+        time_limit_seconds: 5.0,
+        ..Default::default()
+    };
+    for name in POLICY_NAMES {
+        let p = policy_with_plugins(name, &opts, plugins.clone()).unwrap();
+        assert_eq!(p.name(), *name);
+        let out = p.place(&pr).unwrap();
+        assert_eq!(out.placed(), 5, "{name}");
+        validate_with(&pr, &out.placement, &plugins).unwrap();
+    }
+    assert!(policy_with_plugins("nope", &opts, plugins).is_err());
 }

@@ -40,7 +40,10 @@
 
 use super::explain::{explain, fit_error, Explanation};
 use super::filter::Reason;
+use super::milp::{MilpOptions, MilpPlacer};
+use super::online::{OnlineKind, OnlinePolicy};
 use super::validate::{validate, Violation, ViolationKind};
+use super::{PlaceError, Placer, PolicyOptions};
 use crate::model::{Binding, Cluster, Node, NodeId, Pod, Problem};
 use std::fmt;
 use std::sync::Arc;
@@ -227,6 +230,31 @@ impl Plugins {
             .map(|(p, n)| self.cost_of(p, n, &problem.cluster))
             .sum()
     }
+}
+
+/// [`policy_by_name`](super::policy_by_name) with `plugins` attached: the policy called
+/// `name` (any of [`POLICY_NAMES`](super::POLICY_NAMES)) built from `opts`.
+pub fn policy_with_plugins(
+    name: &str,
+    opts: &PolicyOptions,
+    plugins: Plugins,
+) -> Result<Box<dyn Placer>, PlaceError> {
+    if let Some(&kind) = OnlineKind::ALL.iter().find(|k| k.name() == name) {
+        return Ok(Box::new(
+            OnlinePolicy::new(kind, opts.seed).with_plugins(plugins),
+        ));
+    }
+    if name == "milp" {
+        let milp = MilpPlacer::new(MilpOptions {
+            objective: opts.objective,
+            time_limit_seconds: opts.time_limit_seconds,
+            mip_rel_gap: opts.mip_rel_gap,
+            threads: opts.threads,
+            seed: opts.seed,
+        })?;
+        return Ok(Box::new(milp.with_plugins(plugins)));
+    }
+    Err(PlaceError::UnknownPolicy(name.to_string()))
 }
 
 /// [`validate`] plus the plugins' hard rules: every placed pending pod's node must pass
