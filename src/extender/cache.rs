@@ -53,7 +53,11 @@ pub struct Cache {
 impl Cache {
     /// A cache over `nodes` with `pods` bound (each names its node in `node_name`;
     /// pending pods are ignored). Fails if a pod names an unknown node or does not fit.
-    pub fn new(policy: OnlinePolicy, nodes: Vec<Node>, pods: Vec<Pod>) -> Result<Self, ClusterError> {
+    pub fn new(
+        policy: OnlinePolicy,
+        nodes: Vec<Node>,
+        pods: Vec<Pod>,
+    ) -> Result<Self, ClusterError> {
         let mut cluster = Cluster::new(nodes)?;
         let mut bound = HashMap::new();
         for p in pods.into_iter().filter(|p| p.node_name.is_some()) {
@@ -162,7 +166,8 @@ impl Cache {
         let mut v = FilterVerdict::default();
         for (i, name) in names.iter().enumerate() {
             let Some(id) = cluster.node_id(name) else {
-                v.unresolvable.insert(name.clone(), UNKNOWN_NODE.to_string());
+                v.unresolvable
+                    .insert(name.clone(), UNKNOWN_NODE.to_string());
                 continue;
             };
             match ctx.check(id) {
@@ -216,7 +221,8 @@ impl Cache {
                     Some(_) if hi - lo <= f64::EPSILON * hi.abs().max(1.0) => MAX_EXTENDER_PRIORITY,
                     Some(s) => ((s - lo) / (hi - lo) * MAX_EXTENDER_PRIORITY as f64)
                         .round()
-                        .clamp(0.0, MAX_EXTENDER_PRIORITY as f64) as i64,
+                        .clamp(0.0, MAX_EXTENDER_PRIORITY as f64)
+                        as i64,
                 },
             })
             .collect()
@@ -225,8 +231,18 @@ impl Cache {
     /// Records a binding: the pod last seen under `namespace/name` is bound to `node`.
     /// Errors (as text for `ExtenderBindingResult.Error`) if the pod was never seen, the
     /// node is unknown, or the pod does not fit there in the cache's accounting.
-    pub fn bind(&mut self, namespace: &str, name: &str, uid: &str, node: &str) -> Result<(), String> {
-        let ns = if namespace.is_empty() { "default" } else { namespace };
+    pub fn bind(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        node: &str,
+    ) -> Result<(), String> {
+        let ns = if namespace.is_empty() {
+            "default"
+        } else {
+            namespace
+        };
         let key = format!("{ns}/{name}");
         let Some(info) = self.seen.get(&key).cloned() else {
             return Err(format!(
@@ -263,10 +279,17 @@ impl Cache {
             )
             .unwrap_or_default(),
         };
-        let id = self.session.bind(pod, &binding).map_err(|e| format!("plimsoll: {e}"))?;
+        let id = self
+            .session
+            .bind(pod, &binding)
+            .map_err(|e| format!("plimsoll: {e}"))?;
         self.seen.remove(&key);
         self.bound.insert(key.clone(), id);
-        let uid = if uid.is_empty() { info_uid_fallback(&key) } else { uid.to_string() };
+        let uid = if uid.is_empty() {
+            info_uid_fallback(&key)
+        } else {
+            uid.to_string()
+        };
         self.uids.insert(uid, key);
         Ok(())
     }
@@ -313,7 +336,9 @@ impl Cache {
                     }
                 }
             }
-            let fits = FilterContext::new(&cluster, &pod.pod).check(node_id).is_ok();
+            let fits = FilterContext::new(&cluster, &pod.pod)
+                .check(node_id)
+                .is_ok();
             // Put the victims back (same devices) before the next candidate.
             // Reverse order: the cluster reuses freed slots last-in first-out, so the
             // pods get their old ids back and `self.bound` stays valid for the clone.

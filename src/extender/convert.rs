@@ -29,8 +29,8 @@ pub enum ConvertError {
         /// What was found instead.
         found: String,
     },
-    /// The manifest reader rejected it (message names the field).
-    #[error("{what}: {source}")]
+    /// The manifest reader rejected it (its message names `what`, the object and field).
+    #[error("{source}")]
     Manifest {
         /// Which field of the request.
         what: String,

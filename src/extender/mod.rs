@@ -107,7 +107,10 @@ pub fn policy(name: &str) -> Result<OnlinePolicy, ExtenderError> {
 
 /// A cache over the nodes and bound pods of manifest files (YAML/JSON, e.g.
 /// `kubectl get nodes,pods -A -o json`); pending pods in them are ignored.
-pub fn cache_from_files<P: AsRef<Path>>(policy: OnlinePolicy, files: &[P]) -> Result<Cache, ExtenderError> {
+pub fn cache_from_files<P: AsRef<Path>>(
+    policy: OnlinePolicy,
+    files: &[P],
+) -> Result<Cache, ExtenderError> {
     let loaded = manifest::load_files(files)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");

@@ -57,6 +57,7 @@ struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        tracing::warn!(status = self.0.as_u16(), error = %self.1, "extender error reply");
         (self.0, Json(serde_json::json!({ "Error": self.1 }))).into_response()
     }
 }
@@ -126,7 +127,11 @@ fn candidates(cache: &mut Cache, args: &ExtenderArgs) -> Result<Vec<String>, Api
         let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
         let (changed, dropped) = cache.upsert_nodes(nodes);
         if changed > 0 {
-            tracing::info!(changed, dropped = dropped.len(), "extender cache: nodes updated");
+            tracing::info!(
+                changed,
+                dropped = dropped.len(),
+                "extender cache: nodes updated"
+            );
         }
         return Ok(names);
     }
