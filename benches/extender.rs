@@ -61,7 +61,12 @@ fn body(nodes: usize, k: usize) -> String {
     .to_string()
 }
 
-async fn client(addr: std::net::SocketAddr, path: &'static str, body: String, n: usize) -> Vec<Duration> {
+async fn client(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    body: String,
+    n: usize,
+) -> Vec<Duration> {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.set_nodelay(true).unwrap();
     let req = format!(
@@ -86,7 +91,8 @@ async fn client(addr: std::net::SocketAddr, path: &'static str, body: String, n:
                     .lines()
                     .find_map(|l| {
                         let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
                     })
                     .expect("content-length");
                 break (p + 4, len);
