@@ -159,15 +159,16 @@ impl Cache {
 
     /// kube-scheduler's filters for `pod` on each named node, with kube's reason texts.
     /// A node the cache does not know fails as unresolvable with [`UNKNOWN_NODE`].
-    pub fn filter(&mut self, pod: &PodInfo, names: &[String]) -> FilterVerdict {
+    pub fn filter<S: AsRef<str>>(&mut self, pod: &PodInfo, names: &[S]) -> FilterVerdict {
         self.note(pod);
         let cluster = self.session.cluster();
         let ctx = FilterContext::new(cluster, &pod.pod);
         let mut v = FilterVerdict::default();
         for (i, name) in names.iter().enumerate() {
+            let name = name.as_ref();
             let Some(id) = cluster.node_id(name) else {
                 v.unresolvable
-                    .insert(name.clone(), UNKNOWN_NODE.to_string());
+                    .insert(name.to_string(), UNKNOWN_NODE.to_string());
                 continue;
             };
             match ctx.check(id) {
@@ -179,9 +180,9 @@ impl Cache {
                         .collect::<Vec<_>>()
                         .join(", ");
                     if reasons.iter().any(|r| r.is_unresolvable()) {
-                        v.unresolvable.insert(name.clone(), text);
+                        v.unresolvable.insert(name.to_string(), text);
                     } else {
-                        v.failed.insert(name.clone(), text);
+                        v.failed.insert(name.to_string(), text);
                     }
                 }
             }
@@ -193,7 +194,7 @@ impl Cache {
     /// over the named feasible nodes, rounded; all feasible nodes get 10 when their
     /// scores are equal. Infeasible and unknown nodes get 0. One entry per name, in
     /// request order.
-    pub fn prioritize(&mut self, pod: &PodInfo, names: &[String]) -> Vec<HostPriority> {
+    pub fn prioritize<S: AsRef<str>>(&mut self, pod: &PodInfo, names: &[S]) -> Vec<HostPriority> {
         self.note(pod);
         let scores = self.session.scores(&pod.pod);
         let cluster = self.session.cluster();
@@ -203,7 +204,7 @@ impl Cache {
         }
         let raw: Vec<Option<f64>> = names
             .iter()
-            .map(|name| cluster.node_id(name).and_then(|id| by_node[id]))
+            .map(|name| cluster.node_id(name.as_ref()).and_then(|id| by_node[id]))
             .collect();
         let (lo, hi) = raw
             .iter()
@@ -215,7 +216,7 @@ impl Cache {
             .iter()
             .zip(raw)
             .map(|(name, s)| HostPriority {
-                host: name.clone(),
+                host: name.as_ref().to_string(),
                 score: match s {
                     None => 0,
                     Some(_) if hi - lo <= f64::EPSILON * hi.abs().max(1.0) => MAX_EXTENDER_PRIORITY,

@@ -10,8 +10,8 @@
 use super::cache::Cache;
 use super::convert::{self, ConvertError, PodInfo};
 use super::wire::{
-    ExtenderArgs, ExtenderBindingArgs, ExtenderBindingResult, ExtenderFilterResult,
-    ExtenderPreemptionArgs, ExtenderPreemptionResult, MetaPod, MetaVictims, NodeList,
+    ExtenderBindingArgs, ExtenderBindingResult, ExtenderPreemptionArgs, ExtenderPreemptionResult,
+    MetaPod, MetaVictims, NodeList,
 };
 use super::ExtenderConfig;
 use axum::body::Bytes;
@@ -23,6 +23,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -120,11 +123,81 @@ async fn log_errors(req: Request, next: Next) -> Response {
     resp
 }
 
+/// A node name borrowed from the request body when it has no escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl AsRef<str> for Name<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a node name (string)")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        d.deserialize_str(V).map(Name)
+    }
+}
+
+/// [`ExtenderArgs`](super::wire::ExtenderArgs) decoded without copying the node names (the hot path at thousands
+/// of names per call); same keys and aliases.
+#[derive(Deserialize)]
+struct ArgsRef<'a> {
+    #[serde(rename = "Pod", alias = "pod", borrow)]
+    pod: &'a RawValue,
+    #[serde(rename = "Nodes", alias = "nodes", default)]
+    nodes: Option<NodeList>,
+    #[serde(
+        rename = "NodeNames",
+        alias = "nodenames",
+        alias = "nodeNames",
+        default,
+        borrow
+    )]
+    node_names: Option<Vec<Name<'a>>>,
+}
+
+/// [`ExtenderFilterResult`](super::wire::ExtenderFilterResult) with borrowed names, for encoding.
+#[derive(Serialize)]
+struct FilterReply<'a> {
+    #[serde(rename = "Nodes")]
+    nodes: Option<NodeList>,
+    #[serde(rename = "NodeNames")]
+    node_names: Option<Vec<&'a str>>,
+    #[serde(rename = "FailedNodes")]
+    failed_nodes: BTreeMap<String, String>,
+    #[serde(rename = "FailedAndUnresolvableNodes")]
+    failed_and_unresolvable_nodes: BTreeMap<String, String>,
+    #[serde(rename = "Error")]
+    error: &'static str,
+}
+
 /// The candidate names of a filter/prioritize call, upserting full-mode nodes first.
-fn candidates(cache: &mut Cache, args: &ExtenderArgs) -> Result<Vec<String>, ApiError> {
+fn candidates<'a>(cache: &mut Cache, args: &mut ArgsRef<'a>) -> Result<Vec<Name<'a>>, ApiError> {
     if let Some(list) = &args.nodes {
         let nodes = convert::nodes_from_json(&list.items, "Nodes.items")?;
-        let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        let names: Vec<Name<'a>> = nodes
+            .iter()
+            .map(|n| Name(Cow::Owned(n.name.clone())))
+            .collect();
         let (changed, dropped) = cache.upsert_nodes(nodes);
         if changed > 0 {
             tracing::info!(
@@ -135,8 +208,8 @@ fn candidates(cache: &mut Cache, args: &ExtenderArgs) -> Result<Vec<String>, Api
         }
         return Ok(names);
     }
-    match &args.node_names {
-        Some(names) => Ok(names.clone()),
+    match args.node_names.take() {
+        Some(names) => Ok(names),
         None => Err(ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,
             "neither Nodes nor NodeNames is set".into(),
@@ -144,21 +217,34 @@ fn candidates(cache: &mut Cache, args: &ExtenderArgs) -> Result<Vec<String>, Api
     }
 }
 
+fn decode_ref(bytes: &Bytes) -> Result<ArgsRef<'_>, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let status = match e.classify() {
+            serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError(status, format!("invalid request body: {e}"))
+    })
+}
+
 async fn filter(
     State(st): State<Arc<ExtenderState>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<ExtenderFilterResult>, ApiError> {
-    let args: ExtenderArgs = decode(body)?;
-    let pod = convert::pod_from_json(&args.pod, "Pod")?;
+) -> Result<Response, ApiError> {
+    let bytes = body.map_err(|r| ApiError(r.status(), r.body_text()))?;
+    let mut args = decode_ref(&bytes)?;
+    let pod = convert::pod_from_json(args.pod, "Pod")?;
     let mut cache = st.cache();
-    let names = candidates(&mut cache, &args)?;
+    let names = candidates(&mut cache, &mut args)?;
     let v = cache.filter(&pod, &names);
     drop(cache);
     tracing::debug!(pod = %pod.key(), passed = v.passed.len(), of = names.len(), "filter");
-    let mut out = ExtenderFilterResult {
+    let mut out = FilterReply {
+        nodes: None,
+        node_names: None,
         failed_nodes: v.failed,
         failed_and_unresolvable_nodes: v.unresolvable,
-        ..Default::default()
+        error: "",
     };
     match args.nodes {
         Some(list) => {
@@ -169,20 +255,21 @@ async fn filter(
             });
         }
         None => {
-            out.node_names = Some(v.passed.iter().map(|&i| names[i].clone()).collect());
+            out.node_names = Some(v.passed.iter().map(|&i| names[i].as_ref()).collect());
         }
     }
-    Ok(Json(out))
+    Ok(Json(out).into_response())
 }
 
 async fn prioritize(
     State(st): State<Arc<ExtenderState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let args: ExtenderArgs = decode(body)?;
-    let pod = convert::pod_from_json(&args.pod, "Pod")?;
+    let bytes = body.map_err(|r| ApiError(r.status(), r.body_text()))?;
+    let mut args = decode_ref(&bytes)?;
+    let pod = convert::pod_from_json(args.pod, "Pod")?;
     let mut cache = st.cache();
-    let names = candidates(&mut cache, &args)?;
+    let names = candidates(&mut cache, &mut args)?;
     let list = cache.prioritize(&pod, &names);
     drop(cache);
     Ok(Json(list).into_response())
