@@ -53,6 +53,7 @@
 pub mod balance;
 pub mod datasets;
 pub mod experiment;
+pub mod extender;
 pub mod manifest;
 pub mod model;
 pub mod place;

@@ -8,6 +8,7 @@
 mod balance;
 mod demo;
 mod experiment;
+mod extender;
 mod options;
 mod output;
 mod place;
@@ -49,6 +50,8 @@ enum Command {
     Balance(balance::BalanceArgs),
     /// Load prediction: evaluate peak-usage predictors on usage traces.
     Predict(predict::PredictArgs),
+    /// Serve the kube-scheduler extender verbs (filter, prioritize, bind, preempt) over HTTP.
+    Extender(extender::ExtenderArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         Command::Balance(args) => balance::run(&args),
         Command::Predict(args) => predict::run(&args),
+        Command::Extender(args) => extender::run(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -1,0 +1,501 @@
+//! The scheduler extender end to end: request bodies shaped like kube-scheduler's (whole
+//! v1.Pod and v1.Node objects with status, conditions and managedFields), every reply
+//! field checked, both nodeCacheCapable modes, bind, preempt, and bad input.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use plimsoll::extender::wire::{
+    ExtenderArgs, ExtenderBindingArgs, ExtenderBindingResult, ExtenderPreemptionResult,
+    HostPriority, MetaPod, MetaVictims,
+};
+use plimsoll::extender::{self, Cache, ExtenderConfig, ExtenderState};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use tower::ServiceExt;
+
+/// A node as kube-scheduler's informer holds it (no kind/apiVersion), with
+/// managedFields, conditions, images, nodeInfo and daemonEndpoints.
+fn node(name: &str, cpu: &str, taint: Option<(&str, &str)>) -> Value {
+    let taints = match taint {
+        Some((k, v)) => json!([{"key": k, "value": v, "effect": "NoSchedule"}]),
+        None => Value::Null,
+    };
+    let mut spec = json!({"podCIDR": "10.42.0.0/24", "podCIDRs": ["10.42.0.0/24"], "providerID": format!("k3s://{name}")});
+    if !taints.is_null() {
+        spec["taints"] = taints;
+    }
+    json!({
+        "metadata": {
+            "name": name, "uid": format!("uid-{name}"), "resourceVersion": "15619",
+            "creationTimestamp": "2025-02-26T17:31:44Z",
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "zone": "a"},
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+            "managedFields": [{"apiVersion": "v1", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:status": {"f:allocatable": {"f:memory": {}}}},
+                "manager": "kubelet", "operation": "Update", "subresource": "status",
+                "time": "2025-02-27T07:06:23Z"}]
+        },
+        "spec": spec,
+        "status": {
+            "addresses": [{"address": "10.0.1.97", "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
+            "allocatable": {"cpu": cpu, "ephemeral-storage": "6524650321719", "hugepages-2Mi": "0", "memory": "16Gi", "pods": "110"},
+            "capacity": {"cpu": cpu, "ephemeral-storage": "6707082984Ki", "hugepages-2Mi": "0", "memory": "16Gi", "pods": "110"},
+            "conditions": [
+                {"lastHeartbeatTime": "2025-02-27T07:06:23Z", "lastTransitionTime": "2025-02-26T17:31:44Z",
+                 "message": "kubelet has sufficient memory available", "reason": "KubeletHasSufficientMemory",
+                 "status": "False", "type": "MemoryPressure"},
+                {"lastHeartbeatTime": "2025-02-27T07:06:23Z", "lastTransitionTime": "2025-02-26T17:31:44Z",
+                 "message": "kubelet is posting ready status", "reason": "KubeletReady", "status": "True", "type": "Ready"}
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "images": [{"names": ["registry.k8s.io/pause:3.9"], "sizeBytes": 321520}],
+            "nodeInfo": {"architecture": "amd64", "bootID": "b", "containerRuntimeVersion": "containerd://1.7.23",
+                "kernelVersion": "6.8.0", "kubeProxyVersion": "v1.31.5", "kubeletVersion": "v1.31.5",
+                "machineID": "m", "operatingSystem": "linux", "osImage": "Ubuntu 24.04.2 LTS", "systemUUID": "s"}
+        }
+    })
+}
+
+/// A pending pod as kube-scheduler sends it: defaulted spec, resolved priority,
+/// PodScheduled=False from an earlier attempt, optionally managedFields.
+fn pod(name: &str, uid: &str, cpu: &str, managed_fields: bool) -> Value {
+    let mut p = json!({
+        "metadata": {
+            "name": name, "namespace": "shop", "uid": uid, "resourceVersion": "811",
+            "creationTimestamp": "2025-02-27T07:00:00Z", "labels": {"app": "web"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8",
+                "uid": "rs-1", "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {
+            "containers": [{"name": "web", "image": "nginx:1.27",
+                "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
+                "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+                "imagePullPolicy": "IfNotPresent"}],
+            "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "default", "serviceAccount": "default", "securityContext": {},
+            "schedulerName": "default-scheduler",
+            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+            "priorityClassName": "shop-high", "priority": 1000, "enableServiceLinks": true,
+            "preemptionPolicy": "PreemptLowerPriority"
+        },
+        "status": {"phase": "Pending", "qosClass": "Burstable",
+            "conditions": [{"type": "PodScheduled", "status": "False", "lastProbeTime": null,
+                "lastTransitionTime": "2025-02-27T07:00:00Z", "reason": "Unschedulable",
+                "message": "0/3 nodes are available"}]}
+    });
+    if managed_fields {
+        p["metadata"]["managedFields"] = json!([{"apiVersion": "v1", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:status": {"f:conditions": {}}}, "manager": "kube-controller-manager",
+            "operation": "Update", "time": "2025-02-27T07:00:00Z"}]);
+    }
+    p
+}
+
+fn app_with(cache: Cache, config: ExtenderConfig) -> axum::Router {
+    extender::router(ExtenderState::new(cache, config))
+}
+
+fn empty_app() -> axum::Router {
+    let c = Cache::new(extender::policy("best-fit").unwrap(), vec![], vec![]).unwrap();
+    app_with(c, ExtenderConfig::default())
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    body: impl Into<Body>,
+) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, v)
+}
+
+fn post(
+    app: &axum::Router,
+    path: &str,
+    body: &Value,
+) -> impl std::future::Future<Output = (StatusCode, Value)> {
+    let (app, path, body) = (app.clone(), path.to_string(), body.to_string());
+    async move { call(&app, "POST", &path, body).await }
+}
+
+#[test]
+fn wire_names_match_upstream_golden_json() {
+    // kubernetes staging/src/k8s.io/kube-scheduler/extender/v1/types_test.go
+    let b = ExtenderBindingArgs {
+        pod_name: "mypodname".into(),
+        pod_namespace: "mypodnamespace".into(),
+        pod_uid: "mypoduid".into(),
+        node: "mynode".into(),
+    };
+    assert_eq!(
+        serde_json::to_string(&b).unwrap(),
+        r#"{"PodName":"mypodname","PodNamespace":"mypodnamespace","PodUID":"mypoduid","Node":"mynode"}"#
+    );
+    let r = ExtenderBindingResult {
+        error: "myerror".into(),
+    };
+    assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"Error":"myerror"}"#);
+    let h = HostPriority {
+        host: "myhost".into(),
+        score: 1,
+    };
+    assert_eq!(
+        serde_json::to_string(&h).unwrap(),
+        r#"{"Host":"myhost","Score":1}"#
+    );
+    let mut m = BTreeMap::new();
+    m.insert(
+        "foo".to_string(),
+        MetaVictims {
+            pods: vec![MetaPod {
+                uid: "myuid".into(),
+            }],
+            num_pdb_violations: 1,
+        },
+    );
+    let p = ExtenderPreemptionResult {
+        node_name_to_meta_victims: m,
+    };
+    let golden =
+        r#"{"NodeNameToMetaVictims":{"foo":{"Pods":[{"UID":"myuid"}],"NumPDBViolations":1}}}"#;
+    assert_eq!(serde_json::to_string(&p).unwrap(), golden);
+    // Lower-cased keys (Go decodes case-insensitively; upstream round-trips them).
+    let back: ExtenderPreemptionResult = serde_json::from_str(&golden.to_lowercase()).unwrap();
+    assert_eq!(back, p);
+    let args = r#"{"Pod":{"metadata":{"name":"podname","creationTimestamp":null},"spec":{"containers":null},"status":{}},"Nodes":{"metadata":{},"items":[{"metadata":{"name":"nodename","creationTimestamp":null},"spec":{},"status":{"daemonEndpoints":{"kubeletEndpoint":{"Port":0}},"nodeInfo":{"machineID":"","systemUUID":"","bootID":"","kernelVersion":"","osImage":"","containerRuntimeVersion":"","kubeletVersion":"","kubeProxyVersion":"","operatingSystem":"","architecture":""}}}]},"NodeNames":["node1"]}"#;
+    for text in [args.to_string(), args.to_lowercase()] {
+        let a: ExtenderArgs = serde_json::from_str(&text).unwrap();
+        assert_eq!(a.node_names.as_deref(), Some(&["node1".to_string()][..]));
+        assert_eq!(a.nodes.as_ref().unwrap().items.len(), 1);
+    }
+    // The upstream minimal pod (null containers) is read, and refused with the field named:
+    // Plimsoll requires at least one container, as the API server does.
+    let a: ExtenderArgs = serde_json::from_str(args).unwrap();
+    let e = extender::convert::pod_from_json(&a.pod, "Pod")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("spec.containers") && e.contains("podname"),
+        "{e}"
+    );
+    // Null lists decode as empty.
+    let a: ExtenderArgs =
+        serde_json::from_str(r#"{"Pod":{},"Nodes":null,"NodeNames":null}"#).unwrap();
+    assert!(a.nodes.is_none() && a.node_names.is_none());
+}
+
+#[test]
+fn real_objects_convert_with_quantities_and_identity() {
+    let raw = serde_json::value::to_raw_value(&pod("web-1", "u-1", "1500m", true)).unwrap();
+    let p = extender::convert::pod_from_json(&raw, "Pod").unwrap();
+    assert_eq!(p.uid, "u-1");
+    assert_eq!(p.key(), "shop/web-1");
+    assert_eq!(p.pod.requests.cpu_milli, 1500);
+    assert_eq!(p.pod.requests.memory_bytes, 1 << 30);
+    assert_eq!(
+        p.pod.priority, 1000,
+        "spec.priority kept, unknown class name dropped"
+    );
+    let items =
+        vec![
+            serde_json::value::to_raw_value(&node("n1", "3800m", Some(("dedicated", "gpu"))))
+                .unwrap(),
+        ];
+    let nodes = extender::convert::nodes_from_json(&items, "Nodes.items").unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].allocatable.cpu_milli, 3800);
+    assert_eq!(nodes[0].allocatable.memory_bytes, 16 << 30);
+    assert_eq!(nodes[0].taints.len(), 1);
+}
+
+#[tokio::test]
+async fn full_mode_filter_returns_node_objects_unchanged_and_kube_reasons() {
+    let app = empty_app();
+    let (fit, tainted, small) = (
+        node("fit", "8", None),
+        node("tainted", "8", Some(("dedicated", "gpu"))),
+        node("small", "1", None),
+    );
+    let body = json!({"Pod": pod("web-1", "u-1", "2", true),
+        "Nodes": {"metadata": {}, "items": [fit.clone(), tainted, small]}, "NodeNames": null});
+    let (status, r) = post(&app, "/filter", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    let want = json!({
+        "Nodes": {"metadata": {}, "items": [fit]},
+        "NodeNames": null,
+        "FailedNodes": {"small": "Insufficient cpu"},
+        "FailedAndUnresolvableNodes": {"tainted": "node(s) had untolerated taint {dedicated: gpu}"},
+        "Error": ""
+    });
+    assert_eq!(r, want);
+    // Prioritize in full mode: best-fit prefers the fuller node after placement; only
+    // the feasible node gets a score above 0.
+    let (status, r) = post(&app, "/prioritize", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        r,
+        json!([{"Host": "fit", "Score": 10}, {"Host": "tainted", "Score": 0}, {"Host": "small", "Score": 0}])
+    );
+}
+
+fn snapshot_cache(policy: &str) -> Cache {
+    let yaml = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: a}
+status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: b}
+status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: c, labels: {pool: batch}}
+spec: {taints: [{key: pool, value: batch, effect: NoSchedule}]}
+status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: old, namespace: shop}
+spec:
+  nodeName: b
+  containers: [{name: c, resources: {requests: {cpu: "4", memory: 2Gi}}}]
+"#;
+    let l = plimsoll::manifest::load_str(yaml, "snapshot.yaml").unwrap();
+    Cache::new(extender::policy(policy).unwrap(), l.nodes, l.pods).unwrap()
+}
+
+#[tokio::test]
+async fn node_names_mode_filter_prioritize_bind_from_the_cache() {
+    let app = app_with(snapshot_cache("best-fit"), ExtenderConfig::default());
+    let names = json!(["a", "b", "c", "ghost"]);
+    let body = json!({"Pod": pod("web-1", "u-1", "3", false), "Nodes": null, "NodeNames": names});
+    let (status, r) = post(&app, "/filter", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        r,
+        json!({
+            "Nodes": null,
+            "NodeNames": ["a", "b"],
+            "FailedNodes": {},
+            "FailedAndUnresolvableNodes": {
+                "c": "node(s) had untolerated taint {pool: batch}",
+                "ghost": "node(s) unknown to the plimsoll extender's cache"
+            },
+            "Error": ""
+        })
+    );
+    // best-fit: b (4 of 8 cpu used) is the tighter fit → 10; a → 0.
+    let body =
+        json!({"Pod": pod("web-1", "u-1", "3", false), "Nodes": null, "NodeNames": ["a", "b"]});
+    let (status, r) = post(&app, "/prioritize", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        r,
+        json!([{"Host": "a", "Score": 0}, {"Host": "b", "Score": 10}])
+    );
+    // Bind records the pod on b: now b has 1 cpu free and rejects a 2-cpu pod.
+    let bind = json!({"PodName": "web-1", "PodNamespace": "shop", "PodUID": "u-1", "Node": "b"});
+    let (status, r) = post(&app, "/bind", &bind).await;
+    assert_eq!((status, r), (StatusCode::OK, json!({"Error": ""})));
+    let body =
+        json!({"Pod": pod("web-2", "u-2", "2", false), "Nodes": null, "NodeNames": ["a", "b"]});
+    let (_, r) = post(&app, "/filter", &body).await;
+    assert_eq!(r["NodeNames"], json!(["a"]));
+    assert_eq!(r["FailedNodes"], json!({"b": "Insufficient cpu"}));
+    // A bind for a pod never seen is refused in the reply (HTTP 200, Error set).
+    let bind = json!({"PodName": "nobody", "PodNamespace": "shop", "PodUID": "u-9", "Node": "a"});
+    let (status, r) = post(&app, "/bind", &bind).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(r["Error"].as_str().unwrap().contains("not seen"), "{r}");
+}
+
+#[tokio::test]
+async fn full_mode_nodes_feed_the_cache_for_names_mode() {
+    let app = empty_app();
+    let body = json!({"Pod": pod("web-1", "u-1", "2", true),
+        "Nodes": {"metadata": {}, "items": [node("x", "4", None), node("y", "2", None)]}, "NodeNames": null});
+    let (status, _) = post(&app, "/filter", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    let body =
+        json!({"Pod": pod("web-2", "u-2", "3", false), "Nodes": null, "NodeNames": ["x", "y"]});
+    let (_, r) = post(&app, "/filter", &body).await;
+    assert_eq!(r["NodeNames"], json!(["x"]));
+    assert_eq!(r["FailedNodes"], json!({"y": "Insufficient cpu"}));
+}
+
+#[tokio::test]
+async fn preempt_keeps_only_nodes_where_evicting_the_victims_makes_room() {
+    let app = app_with(snapshot_cache("kube-default"), ExtenderConfig::default());
+    // Put a pod with a known UID on a (6 cpu) via filter + bind.
+    let body = json!({"Pod": pod("low", "u-low", "6", false), "Nodes": null, "NodeNames": ["a"]});
+    assert_eq!(
+        post(&app, "/filter", &body).await.1["NodeNames"],
+        json!(["a"])
+    );
+    let bind = json!({"PodName": "low", "PodNamespace": "shop", "PodUID": "u-low", "Node": "a"});
+    assert_eq!(post(&app, "/bind", &bind).await.1, json!({"Error": ""}));
+    // A 7-cpu pod: evicting "low" frees a (8 free); on b, evicting nothing leaves 4.
+    let args = json!({"Pod": pod("big", "u-big", "7", false), "NodeNameToVictims": null,
+    "NodeNameToMetaVictims": {
+        "a": {"Pods": [{"UID": "u-low"}], "NumPDBViolations": 1},
+        "b": {"Pods": [], "NumPDBViolations": 0},
+        "ghost": {"Pods": null, "NumPDBViolations": 0}
+    }});
+    let (status, r) = post(&app, "/preempt", &args).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        r,
+        json!({"NodeNameToMetaVictims": {"a": {"Pods": [{"UID": "u-low"}], "NumPDBViolations": 1}}})
+    );
+    // Full-mode victims (whole pods): the snapshot pod "old" on b, 4 cpu → b has 8 free.
+    let mut old = pod("old", "u-old", "4", true);
+    old["spec"]["nodeName"] = json!("b");
+    old["status"]["phase"] = json!("Running");
+    let args = json!({"Pod": pod("big", "u-big", "7", false),
+        "NodeNameToVictims": {"b": {"Pods": [old], "NumPDBViolations": 0}}, "NodeNameToMetaVictims": null});
+    let (status, r) = post(&app, "/preempt", &args).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        r,
+        json!({"NodeNameToMetaVictims": {"b": {"Pods": [{"UID": "u-old"}], "NumPDBViolations": 0}}})
+    );
+    // Victims were put back: without eviction the 7-cpu pod still fits nowhere.
+    let body =
+        json!({"Pod": pod("big", "u-big", "7", false), "Nodes": null, "NodeNames": ["a", "b"]});
+    let (_, r) = post(&app, "/filter", &body).await;
+    assert_eq!(r["NodeNames"], json!([]));
+    assert_eq!(
+        r["FailedNodes"],
+        json!({"a": "Insufficient cpu", "b": "Insufficient cpu"})
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_4xx_with_an_error_body() {
+    let config = ExtenderConfig {
+        body_limit: 4096,
+        ..ExtenderConfig::default()
+    };
+    let app = app_with(snapshot_cache("best-fit"), config);
+    let err = |v: &Value| v["Error"].as_str().map(str::to_string).unwrap_or_default();
+    let (s, v) = call(&app, "POST", "/filter", "{\"Pod\": {").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(err(&v).contains("invalid request body"), "{v}");
+    let (s, v) = call(&app, "POST", "/filter", r#"{"Pod": {}, "NodeNames": 5}"#).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(err(&v).contains("expected a sequence"), "{v}");
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/prioritize",
+        r#"{"Pod": 3, "NodeNames": []}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(err(&v).contains("expected a JSON object"), "{v}");
+    let mut bad_q = pod("p", "u", "lots", false);
+    bad_q["status"] = Value::Null;
+    let (s, v) = post(&app, "/filter", &json!({"Pod": bad_q, "NodeNames": ["a"]})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(err(&v).contains("cpu"), "{v}");
+    let (s, v) = post(&app, "/filter", &json!({"Pod": pod("p", "u", "1", false)})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(err(&v).contains("neither Nodes nor NodeNames"), "{v}");
+    let (s, v) = call(&app, "POST", "/bind", r#"{"PodName": "x"}"#).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(err(&v).contains("Node"), "{v}");
+    let big = format!(r#"{{"Pod": {{}}, "NodeNames": ["{}"]}}"#, "n".repeat(8192));
+    let (s, _) = call(&app, "POST", "/filter", big).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // Over the limit without a Content-Length (streamed body).
+    let stream = futures_stream(vec![vec![b'['; 3000], vec![b'['; 3000]]);
+    let (s, v) = call(&app, "POST", "/filter", stream).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    let (s, v) = call(&app, "POST", "/predicates/unknown", "{}").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(!err(&v).is_empty());
+    let (s, v) = call(&app, "GET", "/filter", Body::empty()).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(!err(&v).is_empty());
+    // The server still answers after all that.
+    let body = json!({"Pod": pod("ok", "u-ok", "1", false), "NodeNames": ["a"]});
+    assert_eq!(
+        post(&app, "/filter", &body).await.1["NodeNames"],
+        json!(["a"])
+    );
+}
+
+/// A body without Content-Length, in chunks.
+fn futures_stream(chunks: Vec<Vec<u8>>) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        for c in chunks {
+            if tx.send(Ok(c.into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    Body::from_stream(ReceiverStream(rx))
+}
+
+struct ReceiverStream<T>(tokio::sync::mpsc::Receiver<T>);
+
+impl<T> futures_core::Stream for ReceiverStream<T> {
+    type Item = T;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+#[tokio::test]
+async fn real_listener_serves_a_prefixed_verb_with_keep_alive() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = ExtenderConfig {
+        path_prefix: "/plimsoll".into(),
+        ..ExtenderConfig::default()
+    };
+    let app = app_with(snapshot_cache("best-fit"), config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body =
+        json!({"Pod": pod("web-1", "u-1", "1", false), "Nodes": null, "NodeNames": ["a", "c"]})
+            .to_string();
+    for _ in 0..2 {
+        let req = format!(
+            "POST /plimsoll/filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        let mut got = String::new();
+        // Read until the whole JSON body (it ends with `}`) has arrived.
+        while !got.trim_end().ends_with('}') {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed early: {got}");
+            got.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+        }
+        assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+        let json_body: Value = serde_json::from_str(got.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(json_body["NodeNames"], json!(["a"]));
+    }
+}
