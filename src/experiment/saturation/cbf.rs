@@ -20,7 +20,7 @@
 //! and equal scores are broken by the run's [`Ties`], so the policy is seed-dependent
 //! exactly as the others. It never refuses a pod that fits ([`State::fits`]).
 
-use super::fgd::{node_frag, typical_pods, Typical, COVERAGE};
+use super::fgd::{memo_len, node_frag, typical_pods, Typical, COVERAGE};
 use super::{
     Choice, NodeIdx, PodSpec, PolicyRun, RunContext, SaturationError, SaturationPolicy, State, Ties,
 };
@@ -97,11 +97,7 @@ impl SaturationPolicy for Cbf {
         }
         let n = ctx.nodes.len();
         let shapes = w.shapes as usize;
-        let memo_len = if n.saturating_mul(shapes) <= 50_000_000 {
-            n * shapes
-        } else {
-            0
-        };
+        let memo_len = memo_len(n, shapes);
         Ok(Box::new(CbfRun {
             typical,
             rho,

@@ -94,6 +94,16 @@ pub fn node_frag(typical: &[Typical], cpu: u64, devs: &[u32], model: Option<u8>)
     f
 }
 
+/// Length of a per-(node, pod shape) score cache: `nodes × shapes` entries, or none
+/// (scores computed every time) past 50 million entries, to bound memory.
+pub(crate) fn memo_len(nodes: usize, shapes: usize) -> usize {
+    if nodes.saturating_mul(shapes) <= 50_000_000 {
+        nodes * shapes
+    } else {
+        0
+    }
+}
+
 fn score_of(before: f64, after: f64) -> i64 {
     let x = (before - after) / 1000.0;
     (1.0 / (1.0 + (-x).exp()) * 100.0) as i64
@@ -125,11 +135,7 @@ impl SaturationPolicy for PaperFgd {
         let originals = w.original_specs();
         let n = ctx.nodes.len();
         let shapes = w.shapes as usize;
-        let memo_len = if n.saturating_mul(shapes) <= 50_000_000 {
-            n * shapes
-        } else {
-            0
-        };
+        let memo_len = memo_len(n, shapes);
         Ok(Box::new(FgdRun {
             typical: typical_pods(&originals, COVERAGE),
             shapes,
