@@ -6,10 +6,11 @@
 
 use super::gpu::{choose_devices, GpuAmount, MILLI_PER_GPU};
 use super::node::Node;
-use super::pod::{HostPort, Pod};
+use super::pod::{HostPort, Pod, PodAffinityTerm};
 use super::resources::Resources;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use super::selector::{LabelSelector, Operator};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use thiserror::Error;
 
 /// Index of a node in [`Cluster::nodes`].
@@ -71,6 +72,11 @@ pub struct Cluster {
     pods_on_node: Vec<Vec<PodId>>,
     /// Bound pods that carry required anti-affinity terms (checked against every new pod).
     anti_affinity_pods: std::collections::BTreeSet<PodId>,
+    /// Bound pods by label key, then value (for selector candidates).
+    by_label: HashMap<String, BTreeMap<String, BTreeSet<PodId>>>,
+    /// Required anti-affinity terms of bound pods: (owner namespace, term) → the owners'
+    /// nodes with how many owners each.
+    anti_terms: HashMap<(String, PodAffinityTerm), BTreeMap<NodeId, u32>>,
     bound_count: usize,
 }
 
@@ -152,6 +158,55 @@ impl Cluster {
     /// Ids of bound pods that carry required pod anti-affinity terms, ascending.
     pub fn pods_with_anti_affinity(&self) -> impl Iterator<Item = PodId> + '_ {
         self.anti_affinity_pods.iter().copied()
+    }
+
+    /// The required anti-affinity terms of bound pods, each distinct (owner namespace,
+    /// term) once, with the nodes its owners are bound to (ascending). In no fixed order.
+    pub fn anti_affinity_terms(
+        &self,
+    ) -> impl Iterator<Item = (&str, &PodAffinityTerm, impl Iterator<Item = NodeId> + '_)> + '_
+    {
+        self.anti_terms
+            .iter()
+            .map(|((ns, t), nodes)| (ns.as_str(), t, nodes.keys().copied()))
+    }
+
+    /// Bound pods that may match `selector`, ascending: a superset of the matching ones,
+    /// narrowed by the label index to the pods carrying one of its required labels (the
+    /// smallest such set among its `matchLabels` and its `In` / `Exists` expressions), or
+    /// every bound pod when it requires no label. Callers still check the selector.
+    pub fn bound_pods_maybe_matching(&self, selector: &LabelSelector) -> Vec<PodId> {
+        let mut best: Option<Vec<PodId>> = None;
+        let mut offer = |ids: Vec<PodId>| {
+            if best.as_ref().is_none_or(|b| ids.len() < b.len()) {
+                best = Some(ids);
+            }
+        };
+        for (k, v) in &selector.match_labels {
+            offer(
+                self.by_label
+                    .get(k)
+                    .and_then(|vs| vs.get(v))
+                    .map(|ids| ids.iter().copied().collect())
+                    .unwrap_or_default(),
+            );
+        }
+        for r in &selector.match_expressions {
+            let values = self.by_label.get(&r.key);
+            let ids: BTreeSet<PodId> = match r.operator {
+                Operator::In => r
+                    .values
+                    .iter()
+                    .filter_map(|v| values.and_then(|vs| vs.get(v)))
+                    .flatten()
+                    .copied()
+                    .collect(),
+                Operator::Exists => values.into_iter().flat_map(|vs| vs.values()).flatten().copied().collect(),
+                _ => continue,
+            };
+            offer(ids.into_iter().collect());
+        }
+        best.unwrap_or_else(|| self.bound_pods().map(|(id, _, _)| id).collect())
     }
 
     /// Number of bound pods.
@@ -272,6 +327,24 @@ impl Cluster {
         {
             self.anti_affinity_pods.insert(id);
         }
+        if let Some((p, _)) = &self.pods[id] {
+            for t in &p.pod_anti_affinity {
+                *self
+                    .anti_terms
+                    .entry((p.namespace.clone(), t.clone()))
+                    .or_default()
+                    .entry(node)
+                    .or_insert(0) += 1;
+            }
+            for (k, v) in &p.labels {
+                self.by_label
+                    .entry(k.clone())
+                    .or_default()
+                    .entry(v.clone())
+                    .or_default()
+                    .insert(id);
+            }
+        }
         self.bound_count += 1;
         Ok(id)
     }
@@ -340,6 +413,33 @@ impl Cluster {
         }
         self.pods_on_node[b.node].retain(|&p| p != id);
         self.anti_affinity_pods.remove(&id);
+        for t in &pod.pod_anti_affinity {
+            let key = (pod.namespace.clone(), t.clone());
+            if let Some(nodes) = self.anti_terms.get_mut(&key) {
+                if let Some(c) = nodes.get_mut(&b.node) {
+                    *c -= 1;
+                    if *c == 0 {
+                        nodes.remove(&b.node);
+                    }
+                }
+                if nodes.is_empty() {
+                    self.anti_terms.remove(&key);
+                }
+            }
+        }
+        for (k, v) in &pod.labels {
+            if let Some(values) = self.by_label.get_mut(k) {
+                if let Some(ids) = values.get_mut(v) {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        values.remove(v);
+                    }
+                }
+                if values.is_empty() {
+                    self.by_label.remove(k);
+                }
+            }
+        }
         self.free_slots.push(id);
         self.bound_count -= 1;
         Ok((pod, b))

@@ -8,7 +8,7 @@
 //! [`FilterContext`] precomputes, once per pod, everything that depends on the other pods
 //! (topology domain counts for spread and affinity), so checking one node is cheap.
 
-use crate::model::selector::{tolerated, TaintEffect};
+use crate::model::selector::{tolerated, LabelSelector, TaintEffect};
 use crate::model::{Cluster, Node, NodeId, Pod, WhenUnsatisfiable};
 use std::collections::HashMap;
 use std::fmt;
@@ -214,12 +214,18 @@ impl<'a> FilterContext<'a> {
     fn compute_pod_terms(&mut self) {
         let cluster = self.cluster;
         let pod = self.pod;
-        let count = |key: &str, selects: &dyn Fn(&Pod) -> bool, nodes: Option<&[bool]>| {
+        // Candidates come from the cluster's label index (a superset of the selected
+        // pods); `selects` decides.
+        let count = |key: &str,
+                     selector: &LabelSelector,
+                     selects: &dyn Fn(&Pod) -> bool,
+                     nodes: Option<&[bool]>| {
             let mut dc = DomainCounts {
                 topology_key: key.to_string(),
                 ..Default::default()
             };
-            for (_, other, b) in cluster.bound_pods() {
+            for id in cluster.bound_pods_maybe_matching(selector) {
+                let (other, b) = cluster.pod(id).expect("index in sync");
                 if nodes.is_some_and(|ok| !ok[b.node]) || !selects(other) {
                     continue;
                 }
@@ -232,13 +238,15 @@ impl<'a> FilterContext<'a> {
         };
         for t in &pod.pod_affinity {
             let sel = |o: &Pod| t.selects(&pod.namespace, &o.namespace, &o.labels);
-            self.affinity.push(count(&t.topology_key, &sel, None));
+            self.affinity
+                .push(count(&t.topology_key, &t.selector, &sel, None));
             self.affinity_self_match
                 .push(t.selects(&pod.namespace, &pod.namespace, &pod.labels));
         }
         for t in &pod.pod_anti_affinity {
             let sel = |o: &Pod| t.selects(&pod.namespace, &o.namespace, &o.labels);
-            self.anti_affinity.push(count(&t.topology_key, &sel, None));
+            self.anti_affinity
+                .push(count(&t.topology_key, &t.selector, &sel, None));
         }
         let hard: Vec<_> = pod
             .topology_spread
@@ -260,7 +268,7 @@ impl<'a> FilterContext<'a> {
             .collect();
         for c in hard {
             let sel = |o: &Pod| o.namespace == pod.namespace && c.selector.matches(&o.labels);
-            let dc = count(&c.topology_key, &sel, Some(&eligible));
+            let dc = count(&c.topology_key, &c.selector, &sel, Some(&eligible));
             let mut min = u32::MAX;
             for (i, n) in cluster.nodes().iter().enumerate() {
                 if eligible[i] {
@@ -280,12 +288,11 @@ impl<'a> FilterContext<'a> {
     fn compute_existing_anti(&mut self) {
         let cluster = self.cluster;
         let pod = self.pod;
-        // Only pods that carry anti-affinity terms matter; most clusters have few.
-        for id in cluster.pods_with_anti_affinity() {
-            let (other, b) = cluster.pod(id).expect("index in sync");
-            for t in &other.pod_anti_affinity {
-                if t.selects(&other.namespace, &pod.namespace, &pod.labels) {
-                    if let Some(v) = cluster.nodes()[b.node].labels.get(&t.topology_key) {
+        // Each distinct (namespace, term) of the bound pods is checked once.
+        for (ns, t, nodes) in cluster.anti_affinity_terms() {
+            if t.selects(ns, &pod.namespace, &pod.labels) {
+                for node in nodes {
+                    if let Some(v) = cluster.nodes()[node].labels.get(&t.topology_key) {
                         self.existing_anti.push((t.topology_key.clone(), v.clone()));
                     }
                 }

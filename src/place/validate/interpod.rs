@@ -18,18 +18,54 @@ fn domain<'a>(nodes: &'a [Node], m: &Member, key: &str) -> Option<&'a String> {
     nodes[m.node].labels.get(key)
 }
 
+/// Members grouped by the value of a topology key on their node, built per key on first
+/// use (a lookup, so checks cost the size of a domain rather than of the cluster).
+struct Domains<'a> {
+    nodes: &'a [Node],
+    members: &'a [Member<'a>],
+    by_key: HashMap<&'a str, HashMap<&'a str, Vec<usize>>>,
+}
+
+impl<'a> Domains<'a> {
+    fn new(nodes: &'a [Node], members: &'a [Member<'a>]) -> Self {
+        Domains {
+            nodes,
+            members,
+            by_key: HashMap::new(),
+        }
+    }
+
+    /// Indices (ascending) of the members whose node has `key` = `value`.
+    fn members_in(&mut self, key: &'a str, value: &str) -> &[usize] {
+        let (nodes, members) = (self.nodes, self.members);
+        let groups = self.by_key.entry(key).or_insert_with(|| {
+            let mut g: HashMap<&'a str, Vec<usize>> = HashMap::new();
+            for (i, m) in members.iter().enumerate() {
+                if let Some(v) = nodes[m.node].labels.get(key) {
+                    g.entry(v.as_str()).or_default().push(i);
+                }
+            }
+            g
+        });
+        groups.get(value).map_or(&[], |v| v.as_slice())
+    }
+}
+
 fn anti_affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
+    let mut domains = Domains::new(nodes, members);
     for (a, p) in members.iter().enumerate() {
         let Some(i) = p.pending else { continue };
         for t in &p.pod.pod_anti_affinity {
             let Some(v) = domain(nodes, p, &t.topology_key) else {
                 continue;
             };
-            let hit = members.iter().enumerate().find(|(b, q)| {
-                *b != a
-                    && domain(nodes, q, &t.topology_key) == Some(v)
-                    && t.selects(&p.pod.namespace, &q.pod.namespace, &q.pod.labels)
-            });
+            let hit = domains
+                .members_in(&t.topology_key, v)
+                .iter()
+                .map(|&b| (b, &members[b]))
+                .find(|(b, q)| {
+                    *b != a && t.selects(&p.pod.namespace, &q.pod.namespace, &q.pod.labels)
+                });
             if let Some((_, q)) = hit {
                 report.push(
                     Some((i, p.pod)),
@@ -47,11 +83,10 @@ fn anti_affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
             let Some(v) = domain(nodes, q, &t.topology_key) else {
                 continue;
             };
-            for p in members {
+            for &b in domains.members_in(&t.topology_key, v) {
+                let p = &members[b];
                 let Some(i) = p.pending else { continue };
-                if domain(nodes, p, &t.topology_key) == Some(v)
-                    && t.selects(&q.pod.namespace, &p.pod.namespace, &p.pod.labels)
-                {
+                if t.selects(&q.pod.namespace, &p.pod.namespace, &p.pod.labels) {
                     report.push(
                         Some((i, p.pod)),
                         Some(p.node),
