@@ -15,6 +15,7 @@
 
 use super::classes::NodeClasses;
 use super::convert::PodInfo;
+use super::fast::FastHash;
 use super::wire::{FailedNodesMap, HostPriority, MetaVictims, MAX_EXTENDER_PRIORITY};
 use crate::model::{Binding, Cluster, ClusterError, Node, NodeId, Pod, PodId};
 use crate::place::online::{OnlinePolicy, Session};
@@ -85,6 +86,8 @@ pub struct Cache {
     /// as the single session did), shared by the replicas.
     workload: Mutex<Option<TargetWorkload>>,
     classes: NodeClasses,
+    /// Node name → id, with a fast hasher.
+    index: HashMap<Box<str>, NodeId, FastHash>,
     /// Bumped whenever node ids change (a rebuild): resolved name lists are keyed by it.
     layout: u64,
 }
@@ -114,6 +117,7 @@ impl Cache {
             .clamp(2, 16);
         Ok(Cache {
             classes: NodeClasses::new(&cluster),
+            index: name_index(&cluster),
             session: policy.session(cluster),
             policy,
             bound,
@@ -198,6 +202,7 @@ impl Cache {
         self.uids.retain(|_, k| bound.contains_key(k));
         self.bound = bound;
         self.classes = NodeClasses::new(&cluster);
+        self.index = name_index(&cluster);
         self.session = self.policy.session(cluster);
         for r in &mut self.replicas {
             *r.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
@@ -274,8 +279,10 @@ impl Cache {
 
     /// The node id of every name (`None` for names the cache does not know).
     pub fn node_ids<S: AsRef<str>>(&self, names: &[S]) -> Vec<Option<NodeId>> {
-        let cluster = self.session.cluster();
-        names.iter().map(|n| cluster.node_id(n.as_ref())).collect()
+        names
+            .iter()
+            .map(|n| self.index.get(n.as_ref()).copied())
+            .collect()
     }
 
     /// kube-scheduler's filters for `pod` on each node (`None`: unknown to the cache,
@@ -547,6 +554,15 @@ impl Cache {
         }
         out
     }
+}
+
+fn name_index(cluster: &Cluster) -> HashMap<Box<str>, NodeId, FastHash> {
+    cluster
+        .nodes()
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str().into(), i))
+        .collect()
 }
 
 /// Key used as a UID when `/bind` names none (so every bound pod has an entry).

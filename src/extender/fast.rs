@@ -59,8 +59,9 @@ pub struct ResolvedNames {
     layout: u64,
     hash: u64,
     raw: Box<str>,
-    /// The names, decoded.
-    pub names: Vec<Box<str>>,
+    /// The names, decoded, end to end (`text[name_ends[i-1]..name_ends[i]]`).
+    text: String,
+    name_ends: Vec<usize>,
     /// Node id of each name (`None`: unknown to the cache).
     pub ids: Vec<Option<NodeId>>,
     enc: Vec<u8>,
@@ -73,15 +74,20 @@ impl ResolvedNames {
     pub fn new<S: AsRef<str>>(names: &[S], cache: &Cache, raw: &str) -> Self {
         let mut enc = Vec::with_capacity(raw.len());
         let mut ends = Vec::with_capacity(names.len());
+        let mut text = String::with_capacity(raw.len());
+        let mut name_ends = Vec::with_capacity(names.len());
         for n in names {
             serde_json::to_writer(&mut enc, n.as_ref()).expect("writing to a Vec");
             ends.push(enc.len());
+            text.push_str(n.as_ref());
+            name_ends.push(text.len());
         }
         ResolvedNames {
             layout: cache.layout(),
             hash: hash_bytes(raw.as_bytes()),
             raw: raw.into(),
-            names: names.iter().map(|n| n.as_ref().into()).collect(),
+            text,
+            name_ends,
             ids: cache.node_ids(names),
             enc,
             ends,
@@ -93,6 +99,13 @@ impl ResolvedNames {
     pub fn json(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.enc[start..self.ends[i]]
+    }
+
+    /// Name `i`, decoded.
+    #[inline]
+    pub fn name(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.name_ends[i - 1] };
+        &self.text[start..self.name_ends[i]]
     }
 
     /// Number of names.
@@ -160,22 +173,39 @@ pub fn hash_bytes(b: &[u8]) -> u64 {
     h ^ (h >> 32)
 }
 
+/// [`std::hash::Hasher`] over [`hash_bytes`]'s mixing, for the cache's name index
+/// (node names are short; SipHash dominated resolving 5,000 of them).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = hash_bytes(bytes) ^ self.0.rotate_left(7);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Builds [`FastHasher`]s.
+pub type FastHash = std::hash::BuildHasherDefault<FastHasher>;
+
 /// The failed and unresolvable maps of a verdict, by name (sorted, as Go's and
 /// serde_json's map encodings are; a repeated name keeps its last entry).
-pub fn failure_maps<'a, S: AsRef<str>>(
-    names: &'a [S],
+pub fn failure_maps<'a>(
+    name: impl Fn(usize) -> &'a str,
     v: &'a Verdicts,
 ) -> (BTreeMap<&'a str, &'a str>, BTreeMap<&'a str, &'a str>) {
     let mut failed = BTreeMap::new();
     let mut unresolvable = BTreeMap::new();
-    for (name, &code) in names.iter().zip(&v.codes) {
+    for (i, &code) in v.codes.iter().enumerate() {
         match v.text(code) {
             None => {}
             Some((text, true)) => {
-                unresolvable.insert(name.as_ref(), text.as_str());
+                unresolvable.insert(name(i), text.as_str());
             }
             Some((text, false)) => {
-                failed.insert(name.as_ref(), text.as_str());
+                failed.insert(name(i), text.as_str());
             }
         }
     }
@@ -197,7 +227,7 @@ pub fn filter_reply(names: &ResolvedNames, v: &Verdicts) -> Vec<u8> {
         }
     }
     out.extend_from_slice(br#"],"FailedNodes":"#);
-    let (failed, unresolvable) = failure_maps(&names.names, v);
+    let (failed, unresolvable) = failure_maps(|i| names.name(i), v);
     serde_json::to_writer(&mut out, &failed).expect("writing to a Vec");
     out.extend_from_slice(br#","FailedAndUnresolvableNodes":"#);
     serde_json::to_writer(&mut out, &unresolvable).expect("writing to a Vec");

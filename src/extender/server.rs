@@ -291,7 +291,7 @@ async fn filter(
         Call::Full(list, names) => {
             let v = cache.filter_ids(&pod.pod, &cache.node_ids(&names));
             drop(cache);
-            let (failed, unresolvable) = fast::failure_maps(&names, &v);
+            let (failed, unresolvable) = fast::failure_maps(|i| names[i].as_str(), &v);
             let mut items: Vec<Option<_>> = list.items.into_iter().map(Some).collect();
             let kept = v
                 .codes
