@@ -101,6 +101,11 @@ impl ResolvedNames {
         &self.enc[start..self.ends[i]]
     }
 
+    /// The node layout ([`Cache::layout`]) the ids belong to.
+    pub fn layout(&self) -> u64 {
+        self.layout
+    }
+
     /// Name `i`, decoded.
     #[inline]
     pub fn name(&self, i: usize) -> &str {

@@ -257,6 +257,12 @@ fn prepare<'s>(
     let cache = st.read();
     let call = match (full, resolved) {
         (Some((list, names)), _) => Call::Full(list, names),
+        // A full-mode call elsewhere may have rebuilt the nodes since the list was
+        // resolved: resolve it again under this guard.
+        (None, Some(names)) if names.layout() != cache.layout() => {
+            let raw = args.node_names.expect("resolved from it");
+            Call::Names(st.names.resolve(raw, &cache).map_err(invalid_body)?)
+        }
         (None, Some(names)) => Call::Names(names),
         (None, None) => unreachable!("checked above"),
     };
