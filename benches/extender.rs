@@ -4,7 +4,10 @@
 //!
 //! `cargo bench --bench extender` runs 5,000 nodes (1,000 bound pods), every request
 //! naming all 5,000 nodes, 64 clients. Environment overrides: `EXT_NODES`,
-//! `EXT_CLIENTS`, `EXT_REQUESTS` (per client), `EXT_THREADS` (server worker threads).
+//! `EXT_CLIENTS`, `EXT_REQUESTS` (per client), `EXT_THREADS` (server worker threads),
+//! `EXT_VARY=1` (each client leaves a different node out of its list, so the lists are
+//! all distinct and the server's memo of resolved name lists misses: the cost of
+//! decoding and resolving 5,000 names on every call).
 //! Without `--bench` (as `cargo test --benches` runs it) it does a tiny smoke run.
 
 use plimsoll::extender::{self, Cache, ExtenderConfig, ExtenderState};
@@ -48,8 +51,11 @@ fn cache(nodes: usize) -> Cache {
     Cache::new(extender::policy("best-fit").unwrap(), nodes, pods).unwrap()
 }
 
-fn body(nodes: usize, k: usize) -> String {
-    let names: Vec<String> = (0..nodes).map(|i| format!("node-{i:05}")).collect();
+fn body(nodes: usize, k: usize, vary: bool) -> String {
+    let names: Vec<String> = (0..nodes)
+        .filter(|&i| !vary || i != k % nodes)
+        .map(|i| format!("node-{i:05}"))
+        .collect();
     json!({
         "Pod": {"metadata": {"name": format!("load-{k}"), "namespace": "default", "uid": format!("u-{k}")},
                 "spec": {"containers": [{"name": "c", "image": "x",
@@ -119,6 +125,7 @@ fn main() {
     let clients = env("EXT_CLIENTS", if full { 64 } else { 4 });
     let per_client = env("EXT_REQUESTS", if full { 50 } else { 5 });
     let threads = env("EXT_THREADS", 0);
+    let vary = env("EXT_VARY", 0) == 1;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if threads > 0 {
         rt.worker_threads(threads);
@@ -130,13 +137,14 @@ fn main() {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         println!(
-            "extender load: {nodes} nodes in node-names mode, {clients} clients x {per_client} requests, body {} KB",
-            body(nodes, 0).len() / 1024
+            "extender load: {nodes} nodes in node-names mode, {clients} clients x {per_client} requests, body {} KB{}",
+            body(nodes, 0, vary).len() / 1024,
+            if vary { ", a distinct name list per client" } else { "" }
         );
         for path in ["/filter", "/prioritize"] {
             let t = Instant::now();
             let tasks: Vec<_> = (0..clients)
-                .map(|k| tokio::spawn(client(addr, path, body(nodes, k), per_client)))
+                .map(|k| tokio::spawn(client(addr, path, body(nodes, k, vary), per_client)))
                 .collect();
             let mut lat = Vec::new();
             for t in tasks {

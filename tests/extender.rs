@@ -499,3 +499,336 @@ async fn real_listener_serves_a_prefixed_verb_with_keep_alive() {
         assert_eq!(json_body["NodeNames"], json!(["a"]));
     }
 }
+
+// ---- The fast path (classes, memoised name lists, scoring replicas, direct encoding)
+// ---- against a straightforward per-node evaluation on a random mixed cluster.
+
+use plimsoll::model::{Cluster, GpuAmount, GpuRequest, Node, NodeGpus, Pod, Resources, Taint};
+use plimsoll::place::FilterContext;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Nodes drawn from a few shapes (so classes form) with taints, cordons, GPUs of two
+/// models and zone labels; every seventh has a unique hostname label (its own class).
+fn mixed_nodes(rng: &mut ChaCha8Rng, n: usize) -> Vec<Node> {
+    use plimsoll::model::selector::TaintEffect;
+    (0..n)
+        .map(|i| {
+            let cpu = [4_000, 8_000, 16_000][rng.gen_range(0..3)];
+            let r = Resources {
+                cpu_milli: cpu,
+                memory_bytes: [16u64, 32][rng.gen_range(0..2)] << 30,
+                pods: [3, 110][usize::from(rng.gen_bool(0.8))],
+                ..Default::default()
+            };
+            let mut labels: BTreeMap<String, String> = [(
+                "zone".to_string(),
+                ["a", "b"][rng.gen_range(0..2)].to_string(),
+            )]
+            .into();
+            if i % 7 == 0 {
+                labels.insert("kubernetes.io/hostname".into(), format!("n{i}"));
+            }
+            let taints = match rng.gen_range(0..6) {
+                0 => vec![Taint {
+                    key: "dedicated".into(),
+                    value: "gpu".into(),
+                    effect: TaintEffect::NoSchedule,
+                }],
+                1 => vec![Taint {
+                    key: "spot".into(),
+                    value: "yes".into(),
+                    effect: TaintEffect::PreferNoSchedule,
+                }],
+                _ => vec![],
+            };
+            let gpus = rng.gen_bool(0.4).then(|| NodeGpus {
+                model: ["T4", "A100"][rng.gen_range(0..2)].into(),
+                count: rng.gen_range(1..=4),
+            });
+            Node {
+                name: format!("m-{i:03}"),
+                capacity: r.clone(),
+                allocatable: r,
+                gpus,
+                labels,
+                taints,
+                unschedulable: rng.gen_bool(0.05),
+            }
+        })
+        .collect()
+}
+
+fn gpu_request(rng: &mut ChaCha8Rng) -> GpuRequest {
+    let amount = match rng.gen_range(0..4) {
+        0 => GpuAmount::Shared([250, 500, 750][rng.gen_range(0..3)]),
+        1 => GpuAmount::Whole(rng.gen_range(1..=2)),
+        _ => GpuAmount::None,
+    };
+    GpuRequest {
+        amount,
+        models: vec![],
+    }
+}
+
+/// A cache over `nodes` with random pods bound where they fit (by the cache's own
+/// accounting), so nodes of one shape end up with different free resources.
+fn mixed_cache(rng: &mut ChaCha8Rng, policy: &str, nodes: Vec<Node>) -> Cache {
+    let mut cluster = Cluster::new(nodes.clone()).unwrap();
+    let mut pods = Vec::new();
+    for k in 0..nodes.len() {
+        let node = rng.gen_range(0..nodes.len());
+        let mut p = Pod {
+            name: format!("bound-{k}"),
+            namespace: "shop".into(),
+            requests: Resources::cpu_mem(1000 * rng.gen_range(1..4), 1 << 30),
+            gpu: gpu_request(rng),
+            ..Default::default()
+        };
+        if !cluster.insufficient(&p, node).is_empty() {
+            continue;
+        }
+        p.node_name = Some(nodes[node].name.clone());
+        cluster.bind_named(p.clone()).unwrap();
+        pods.push(p);
+    }
+    Cache::new(extender::policy(policy).unwrap(), nodes, pods).unwrap()
+}
+
+/// A pending pod as JSON: cpu, maybe a GPU share or whole GPUs, maybe the toleration of
+/// the `dedicated` taint, maybe a zone selector or a preferred zone.
+fn mixed_pod(rng: &mut ChaCha8Rng, k: usize) -> Value {
+    let mut requests = json!({"cpu": format!("{}m", 500 * rng.gen_range(1..16)), "memory": "2Gi"});
+    let mut annotations = json!({});
+    match rng.gen_range(0..4) {
+        0 => annotations["plimsoll.io/gpu-milli"] = json!(["250", "500"][rng.gen_range(0..2)]),
+        1 => requests["nvidia.com/gpu"] = json!(rng.gen_range(1..=2).to_string()),
+        _ => {}
+    }
+    let mut spec =
+        json!({"containers": [{"name": "c", "image": "x", "resources": {"requests": requests}}]});
+    if rng.gen_bool(0.3) {
+        spec["tolerations"] = json!([{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]);
+    }
+    match rng.gen_range(0..4) {
+        0 => spec["nodeSelector"] = json!({"zone": "a"}),
+        1 => {
+            spec["affinity"] = json!({"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 10, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}}]}})
+        }
+        _ => {}
+    }
+    json!({"metadata": {"name": format!("q-{k}"), "namespace": "shop", "uid": format!("uq-{k}"),
+        "annotations": annotations}, "spec": spec, "status": {"phase": "Pending"}})
+}
+
+/// The filter reply computed node by node with `FilterContext::check` (no classes, no
+/// memo), encoded with serde_json.
+fn reference_filter(cluster: &Cluster, pod: &Pod, names: &[String]) -> Value {
+    let ctx = FilterContext::new(cluster, pod);
+    let (mut passed, mut failed, mut unresolvable) = (vec![], BTreeMap::new(), BTreeMap::new());
+    for name in names {
+        let Some(id) = cluster.node_id(name) else {
+            unresolvable.insert(name.clone(), extender::cache::UNKNOWN_NODE.to_string());
+            continue;
+        };
+        match ctx.check(id) {
+            Ok(()) => passed.push(name.clone()),
+            Err(rs) => {
+                let text = rs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if rs.iter().any(|r| r.is_unresolvable()) {
+                    unresolvable.insert(name.clone(), text);
+                } else {
+                    failed.insert(name.clone(), text);
+                }
+            }
+        }
+    }
+    json!({"Nodes": null, "NodeNames": passed, "FailedNodes": failed,
+        "FailedAndUnresolvableNodes": unresolvable, "Error": ""})
+}
+
+/// The prioritize reply from the policy's scores recomputed from scratch
+/// (`OnlinePolicy::scores` on the cluster), min–max mapped over the named feasible nodes.
+fn reference_prioritize(cache: &Cache, pod: &Pod, names: &[String]) -> Value {
+    let cluster = cache.cluster();
+    let by_node: BTreeMap<usize, f64> = cache.policy().scores(cluster, pod).into_iter().collect();
+    let raw: Vec<Option<f64>> = names
+        .iter()
+        .map(|n| cluster.node_id(n).and_then(|id| by_node.get(&id).copied()))
+        .collect();
+    let lo = raw.iter().flatten().copied().fold(f64::INFINITY, f64::min);
+    let hi = raw
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let list: Vec<Value> = names
+        .iter()
+        .zip(raw)
+        .map(|(n, s)| {
+            let score = match s {
+                None => 0,
+                Some(_) if hi - lo <= f64::EPSILON * hi.abs().max(1.0) => 10,
+                Some(s) => ((s - lo) / (hi - lo) * 10.0).round().clamp(0.0, 10.0) as i64,
+            };
+            json!({"Host": n, "Score": score})
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// A random name list: a shuffled subset of the nodes (sometimes all), a name twice, a
+/// name the cache does not know, and one with characters JSON must escape.
+fn mixed_names(rng: &mut ChaCha8Rng, nodes: &[Node]) -> Vec<String> {
+    let mut names: Vec<String> = nodes
+        .iter()
+        .filter(|_| rng.gen_bool(0.7))
+        .map(|n| n.name.clone())
+        .collect();
+    if rng.gen_bool(0.3) {
+        names = nodes.iter().map(|n| n.name.clone()).collect();
+    }
+    for i in (1..names.len()).rev() {
+        names.swap(i, rng.gen_range(0..=i));
+    }
+    if let Some(first) = names.first().cloned() {
+        names.push(first);
+    }
+    names.push("ghost".into());
+    names.push("we\"ird\\name".into());
+    names
+}
+
+#[tokio::test]
+async fn fast_path_replies_equal_a_per_node_evaluation_on_a_mixed_cluster() {
+    for (seed, policy) in [
+        (1u64, "best-fit"),
+        (2, "kube-default"),
+        (3, "gpu-packing"),
+        (4, "least-allocated"),
+    ] {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let nodes = mixed_nodes(&mut rng, 120);
+        let app = app_with(
+            mixed_cache(&mut rng, policy, nodes.clone()),
+            ExtenderConfig::default(),
+        );
+        // The same state, for the reference evaluation (binds below are mirrored).
+        let mut rng_ref = ChaCha8Rng::seed_from_u64(seed);
+        let _ = mixed_nodes(&mut rng_ref, 120);
+        let mut reference = mixed_cache(&mut rng_ref, policy, nodes.clone());
+        let lists: Vec<Vec<String>> = (0..3).map(|_| mixed_names(&mut rng, &nodes)).collect();
+        let mut bound = 0;
+        for k in 0..40 {
+            let pod_json = mixed_pod(&mut rng, k);
+            let raw = serde_json::value::to_raw_value(&pod_json).unwrap();
+            let info = extender::convert::pod_from_json(&raw, "Pod").unwrap();
+            // Repeated lists (memo hits) and fresh ones alternate.
+            let names = &lists[k % lists.len()];
+            let body = json!({"Pod": pod_json, "Nodes": null, "NodeNames": names});
+            let (s, got) = post(&app, "/filter", &body).await;
+            assert_eq!(s, StatusCode::OK);
+            let want = reference_filter(reference.cluster(), &info.pod, names);
+            assert_eq!(got, want, "{policy} filter, pod {k}");
+            let (s, got) = post(&app, "/prioritize", &body).await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(
+                got,
+                reference_prioritize(&reference, &info.pod, names),
+                "{policy} prioritize, pod {k}"
+            );
+            // Bind every other pod that passed somewhere: classes, replicas and the
+            // reference all move.
+            if let Some(node) = want["NodeNames"]
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(Value::as_str)
+            {
+                if k % 2 == 0 {
+                    let b = json!({"PodName": format!("q-{k}"), "PodNamespace": "shop", "PodUID": format!("uq-{k}"), "Node": node});
+                    assert_eq!(post(&app, "/bind", &b).await.1, json!({"Error": ""}));
+                    reference.filter(&info, &[node]);
+                    reference
+                        .bind("shop", &format!("q-{k}"), &format!("uq-{k}"), node)
+                        .unwrap();
+                    bound += 1;
+                }
+            }
+        }
+        assert!(
+            bound > 5,
+            "{policy}: the binds must change the state ({bound})"
+        );
+    }
+}
+
+#[test]
+fn filter_by_class_equals_filter_node_by_node_in_the_library() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let nodes = mixed_nodes(&mut rng, 200);
+    let cache = mixed_cache(&mut rng, "best-fit", nodes.clone());
+    let ids: Vec<Option<usize>> = (0..nodes.len()).map(Some).chain([None]).collect();
+    for k in 0..60 {
+        let raw = serde_json::value::to_raw_value(&mixed_pod(&mut rng, k)).unwrap();
+        let pod = extender::convert::pod_from_json(&raw, "Pod").unwrap().pod;
+        let v = cache.filter_ids(&pod, &ids);
+        let ctx = FilterContext::new(cache.cluster(), &pod);
+        for (i, &code) in v.codes.iter().enumerate().take(nodes.len()) {
+            let want = ctx.check(i).map_err(|rs| {
+                let text = rs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                (text, rs.iter().any(|r| r.is_unresolvable()))
+            });
+            assert_eq!(
+                v.text(code).cloned().map_or(Ok(()), Err),
+                want,
+                "pod {k} node {i}"
+            );
+        }
+        assert_eq!(
+            v.text(*v.codes.last().unwrap()),
+            Some(&(extender::cache::UNKNOWN_NODE.to_string(), true))
+        );
+    }
+}
+
+#[tokio::test]
+async fn body_over_the_limit_gets_a_json_413_with_or_without_content_length() {
+    let config = ExtenderConfig {
+        body_limit: 4096,
+        ..ExtenderConfig::default()
+    };
+    let app = app_with(snapshot_cache("best-fit"), config);
+    let big = format!(r#"{{"Pod": {{}}, "NodeNames": ["{}"]}}"#, "n".repeat(8192));
+    // With Content-Length (as kube-scheduler sends it) the limit layer refuses the body
+    // before reading it.
+    let req = Request::builder()
+        .method("POST")
+        .uri("/filter")
+        .header("content-type", "application/json")
+        .header("content-length", big.len().to_string())
+        .body(Body::from(big.clone()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(v["Error"].as_str().unwrap().contains("4096"), "{v}");
+    // Streamed, without Content-Length: refused while reading, same body shape.
+    let stream = futures_stream(vec![vec![b'['; 3000], vec![b'['; 3000]]);
+    let (s, v) = call(&app, "POST", "/filter", stream).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(v["Error"].is_string(), "{v}");
+}

@@ -13,12 +13,17 @@
 //! comparison. Nodes are never removed by requests (kube-scheduler only sends feasible
 //! nodes, so absence means nothing); restart with a new snapshot to drop nodes.
 
+use super::classes::NodeClasses;
 use super::convert::PodInfo;
+use super::fast::FastHash;
 use super::wire::{FailedNodesMap, HostPriority, MetaVictims, MAX_EXTENDER_PRIORITY};
-use crate::model::{Binding, Cluster, ClusterError, Node, Pod, PodId};
+use crate::model::{Binding, Cluster, ClusterError, Node, NodeId, Pod, PodId};
 use crate::place::online::{OnlinePolicy, Session};
+use crate::place::score::fgd::TargetWorkload;
 use crate::place::FilterContext;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// Reason text for a node name the cache has never seen.
 pub const UNKNOWN_NODE: &str = "node(s) unknown to the plimsoll extender's cache";
@@ -37,7 +42,33 @@ pub struct FilterVerdict {
     pub unresolvable: FailedNodesMap,
 }
 
+/// The filter verdict of each entry of a list of node ids, with the reason texts
+/// interned: `codes[i]` is [`Verdicts::PASS`] or `k + 1` for `texts[k]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdicts {
+    /// One code per requested node, in request order.
+    pub codes: Vec<u32>,
+    /// Distinct failure texts, each with whether preemption cannot fix it.
+    pub texts: Vec<(String, bool)>,
+}
+
+impl Verdicts {
+    /// The code of a node that passes.
+    pub const PASS: u32 = 0;
+
+    /// The failure text and unresolvable flag behind a non-pass code.
+    pub fn text(&self, code: u32) -> Option<&(String, bool)> {
+        code.checked_sub(1).map(|k| &self.texts[k as usize])
+    }
+}
+
 /// Nodes, bound pods and the policy session over them.
+///
+/// Filter and prioritize only read the cache (`&self`): the server keeps it behind a
+/// read–write lock and serves them concurrently. Prioritize needs a mutable session (the
+/// policy engine keeps per-signature caches), so it takes one of a few replicas of the
+/// session, each behind its own mutex; every change to the cache is applied to the
+/// primary session and to every replica alike.
 #[derive(Debug)]
 pub struct Cache {
     policy: OnlinePolicy,
@@ -47,7 +78,23 @@ pub struct Cache {
     /// UID → `namespace/name`, for pods bound with a known UID.
     uids: HashMap<String, String>,
     /// Pods seen in filter/prioritize calls, by `namespace/name`, for `/bind`.
-    seen: HashMap<String, PodInfo>,
+    seen: Mutex<HashMap<String, PodInfo>>,
+    /// Scoring replicas of `session` (`None` until first used after a rebuild).
+    replicas: Vec<Mutex<Option<Session<'static>>>>,
+    next_replica: AtomicUsize,
+    /// FGD's target workload once derived (from the bound pods and the first pod scored,
+    /// as the single session did), shared by the replicas.
+    workload: Mutex<Option<TargetWorkload>>,
+    classes: NodeClasses,
+    /// Node name → id, with a fast hasher.
+    index: HashMap<Box<str>, NodeId, FastHash>,
+    /// Bumped whenever node ids change (a rebuild): resolved name lists are keyed by it.
+    layout: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock is taken over: no verb leaves these half-changed.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Cache {
@@ -65,12 +112,21 @@ impl Cache {
             let id = cluster.bind_named(p)?;
             bound.insert(key, id);
         }
+        let replicas = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 16);
         Ok(Cache {
+            classes: NodeClasses::new(&cluster),
+            index: name_index(&cluster),
             session: policy.session(cluster),
             policy,
             bound,
             uids: HashMap::new(),
-            seen: HashMap::new(),
+            seen: Mutex::new(HashMap::new()),
+            replicas: (0..replicas).map(|_| Mutex::new(None)).collect(),
+            next_replica: AtomicUsize::new(0),
+            workload: Mutex::new(None),
+            layout: 0,
         })
     }
 
@@ -82,6 +138,11 @@ impl Cache {
     /// The policy whose scores prioritize returns.
     pub fn policy(&self) -> &OnlinePolicy {
         &self.policy
+    }
+
+    /// Generation of the node list: changes whenever node ids may have changed.
+    pub fn layout(&self) -> u64 {
+        self.layout
     }
 
     /// Adds new nodes and replaces changed ones (matched by name). Returns how many
@@ -140,54 +201,219 @@ impl Cache {
         }
         self.uids.retain(|_, k| bound.contains_key(k));
         self.bound = bound;
+        self.classes = NodeClasses::new(&cluster);
+        self.index = name_index(&cluster);
         self.session = self.policy.session(cluster);
+        for r in &mut self.replicas {
+            *r.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        *self.workload.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+        self.layout += 1;
         dropped
+    }
+
+    /// Removes a bound pod from the session and every replica.
+    fn remove_bound(&mut self, id: PodId) {
+        let Ok((_, b)) = self.session.remove(id) else {
+            return;
+        };
+        self.classes.update(self.session.cluster(), b.node);
+        for r in &mut self.replicas {
+            let slot = r.get_mut().unwrap_or_else(|e| e.into_inner());
+            if slot.as_mut().is_some_and(|s| s.remove(id).is_err()) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Binds a pod in the session and every replica (a replica that disagrees is dropped
+    /// and cloned afresh when next needed).
+    fn bind_all(&mut self, pod: Pod, binding: &Binding) -> Result<PodId, ClusterError> {
+        let id = self.session.bind(pod.clone(), binding)?;
+        self.classes.update(self.session.cluster(), binding.node);
+        for r in &mut self.replicas {
+            let slot = r.get_mut().unwrap_or_else(|e| e.into_inner());
+            if let Some(s) = slot.as_mut() {
+                if s.bind(pod.clone(), binding).ok() != Some(id) {
+                    *slot = None;
+                }
+            }
+        }
+        Ok(id)
+    }
+
+    /// Whether the pod `namespace/name` is bound in the cache.
+    pub fn is_bound(&self, key: &str) -> bool {
+        self.bound.contains_key(key)
+    }
+
+    /// Unbinds the pod `namespace/name` if the cache holds it as bound (the scheduler is
+    /// placing it again). Returns whether it was bound.
+    pub fn unbind_key(&mut self, key: &str) -> bool {
+        match self.bound.remove(key) {
+            Some(id) => {
+                self.remove_bound(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers `pod` for a later `/bind` (the pod must not be bound in the cache:
+    /// [`Cache::unbind_key`] first).
+    pub fn remember(&self, pod: &PodInfo) {
+        let key = pod.key();
+        let mut seen = lock(&self.seen);
+        if seen.len() >= SEEN_CAPACITY && !seen.contains_key(&key) {
+            seen.clear();
+        }
+        seen.insert(key, pod.clone());
     }
 
     /// Remembers `pod` for a later `/bind`; if it is already bound in the cache (the
     /// scheduler is placing it again), unbinds it first.
     fn note(&mut self, pod: &PodInfo) {
-        let key = pod.key();
-        if let Some(id) = self.bound.remove(&key) {
-            let _ = self.session.remove(id);
-        }
-        if self.seen.len() >= SEEN_CAPACITY && !self.seen.contains_key(&key) {
-            self.seen.clear();
-        }
-        self.seen.insert(key, pod.clone());
+        self.unbind_key(&pod.key());
+        self.remember(pod);
     }
 
-    /// kube-scheduler's filters for `pod` on each named node, with kube's reason texts.
-    /// A node the cache does not know fails as unresolvable with [`UNKNOWN_NODE`].
-    pub fn filter<S: AsRef<str>>(&mut self, pod: &PodInfo, names: &[S]) -> FilterVerdict {
-        self.note(pod);
+    /// The node id of every name (`None` for names the cache does not know).
+    pub fn node_ids<S: AsRef<str>>(&self, names: &[S]) -> Vec<Option<NodeId>> {
+        names
+            .iter()
+            .map(|n| self.index.get(n.as_ref()).copied())
+            .collect()
+    }
+
+    /// kube-scheduler's filters for `pod` on each node (`None`: unknown to the cache,
+    /// unresolvable with [`UNKNOWN_NODE`]). Read-only: the pod is filtered as the cache
+    /// holds it (see [`Cache::unbind_key`]). Nodes of one [`NodeClasses`] class are
+    /// checked once.
+    pub fn filter_ids(&self, pod: &Pod, ids: &[Option<NodeId>]) -> Verdicts {
         let cluster = self.session.cluster();
-        let ctx = FilterContext::new(cluster, &pod.pod);
-        let mut v = FilterVerdict::default();
-        for (i, name) in names.iter().enumerate() {
-            let name = name.as_ref();
-            let Some(id) = cluster.node_id(name) else {
-                v.unresolvable
-                    .insert(name.to_string(), UNKNOWN_NODE.to_string());
+        let ctx = FilterContext::new(cluster, pod);
+        let by_class = NodeClasses::valid_for(pod);
+        const NONE: u32 = u32::MAX;
+        let mut memo = vec![NONE; if by_class { self.classes.count() } else { 0 }];
+        let mut v = Verdicts {
+            codes: Vec::with_capacity(ids.len()),
+            texts: Vec::new(),
+        };
+        let mut intern: HashMap<(String, bool), u32> = HashMap::new();
+        let mut code_of = |text: String, unresolvable: bool, texts: &mut Vec<(String, bool)>| {
+            let key = (text, unresolvable);
+            if let Some(&c) = intern.get(&key) {
+                return c;
+            }
+            texts.push(key.clone());
+            let c = texts.len() as u32;
+            intern.insert(key, c);
+            c
+        };
+        for id in ids {
+            let Some(id) = *id else {
+                let c = code_of(UNKNOWN_NODE.to_string(), true, &mut v.texts);
+                v.codes.push(c);
                 continue;
             };
-            match ctx.check(id) {
-                Ok(()) => v.passed.push(i),
+            let class = if by_class {
+                self.classes.of(id) as usize
+            } else {
+                0
+            };
+            if by_class && memo[class] != NONE {
+                v.codes.push(memo[class]);
+                continue;
+            }
+            let c = match ctx.check(id) {
+                Ok(()) => Verdicts::PASS,
                 Err(reasons) => {
                     let text = reasons
                         .iter()
                         .map(ToString::to_string)
                         .collect::<Vec<_>>()
                         .join(", ");
-                    if reasons.iter().any(|r| r.is_unresolvable()) {
-                        v.unresolvable.insert(name.to_string(), text);
-                    } else {
-                        v.failed.insert(name.to_string(), text);
-                    }
+                    let unresolvable = reasons.iter().any(|r| r.is_unresolvable());
+                    code_of(text, unresolvable, &mut v.texts)
+                }
+            };
+            if by_class {
+                memo[class] = c;
+            }
+            v.codes.push(c);
+        }
+        v
+    }
+
+    /// kube-scheduler's filters for `pod` on each named node, with kube's reason texts.
+    /// A node the cache does not know fails as unresolvable with [`UNKNOWN_NODE`].
+    pub fn filter<S: AsRef<str>>(&mut self, pod: &PodInfo, names: &[S]) -> FilterVerdict {
+        self.note(pod);
+        let v = self.filter_ids(&pod.pod, &self.node_ids(names));
+        let mut out = FilterVerdict::default();
+        for (i, (name, &code)) in names.iter().zip(&v.codes).enumerate() {
+            match v.text(code) {
+                None => out.passed.push(i),
+                Some((text, true)) => {
+                    out.unresolvable
+                        .insert(name.as_ref().to_string(), text.clone());
+                }
+                Some((text, false)) => {
+                    out.failed.insert(name.as_ref().to_string(), text.clone());
                 }
             }
         }
-        v
+        out
+    }
+
+    /// Runs `f` on a scoring replica of the session (cloned from the primary when first
+    /// needed), FGD's shared target workload set.
+    fn with_replica<R>(&self, f: impl FnOnce(&mut Session<'static>) -> R) -> R {
+        let n = self.replicas.len();
+        let start = self.next_replica.fetch_add(1, Ordering::Relaxed) % n;
+        let mut guard = (0..n)
+            .find_map(|k| self.replicas[(start + k) % n].try_lock().ok())
+            .unwrap_or_else(|| lock(&self.replicas[start]));
+        let s = guard.get_or_insert_with(|| self.session.clone());
+        if s.target_workload().is_none() && self.policy.target_workload.is_none() {
+            let mut shared = lock(&self.workload);
+            match shared.as_ref() {
+                Some(w) => s.set_target_workload(w.clone()),
+                None => {
+                    // The first pod scored derives it (FGD only), as in one session.
+                    let r = f(s);
+                    *shared = s.target_workload().cloned();
+                    return r;
+                }
+            }
+        }
+        f(s)
+    }
+
+    /// The policy's scores for `pod` on each node, mapped onto `0..=10` as
+    /// [`Cache::prioritize`] does. Read-only.
+    pub fn prioritize_ids(&self, pod: &Pod, ids: &[Option<NodeId>]) -> Vec<i64> {
+        let scores = self.with_replica(|s| s.scores(pod));
+        let mut by_node = vec![None; self.session.cluster().nodes().len()];
+        for (n, s) in scores {
+            by_node[n] = Some(s);
+        }
+        let raw: Vec<Option<f64>> = ids.iter().map(|id| id.and_then(|id| by_node[id])).collect();
+        let (lo, hi) = raw
+            .iter()
+            .flatten()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &s| {
+                (lo.min(s), hi.max(s))
+            });
+        raw.into_iter()
+            .map(|s| match s {
+                None => 0,
+                Some(_) if hi - lo <= f64::EPSILON * hi.abs().max(1.0) => MAX_EXTENDER_PRIORITY,
+                Some(s) => ((s - lo) / (hi - lo) * MAX_EXTENDER_PRIORITY as f64)
+                    .round()
+                    .clamp(0.0, MAX_EXTENDER_PRIORITY as f64) as i64,
+            })
+            .collect()
     }
 
     /// The policy's scores for `pod` on each named node, mapped onto `0..=10`: min–max
@@ -196,35 +422,13 @@ impl Cache {
     /// request order.
     pub fn prioritize<S: AsRef<str>>(&mut self, pod: &PodInfo, names: &[S]) -> Vec<HostPriority> {
         self.note(pod);
-        let scores = self.session.scores(&pod.pod);
-        let cluster = self.session.cluster();
-        let mut by_node = vec![None; cluster.nodes().len()];
-        for (n, s) in scores {
-            by_node[n] = Some(s);
-        }
-        let raw: Vec<Option<f64>> = names
-            .iter()
-            .map(|name| cluster.node_id(name.as_ref()).and_then(|id| by_node[id]))
-            .collect();
-        let (lo, hi) = raw
-            .iter()
-            .flatten()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &s| {
-                (lo.min(s), hi.max(s))
-            });
+        let scores = self.prioritize_ids(&pod.pod, &self.node_ids(names));
         names
             .iter()
-            .zip(raw)
-            .map(|(name, s)| HostPriority {
+            .zip(scores)
+            .map(|(name, score)| HostPriority {
                 host: name.as_ref().to_string(),
-                score: match s {
-                    None => 0,
-                    Some(_) if hi - lo <= f64::EPSILON * hi.abs().max(1.0) => MAX_EXTENDER_PRIORITY,
-                    Some(s) => ((s - lo) / (hi - lo) * MAX_EXTENDER_PRIORITY as f64)
-                        .round()
-                        .clamp(0.0, MAX_EXTENDER_PRIORITY as f64)
-                        as i64,
-                },
+                score,
             })
             .collect()
     }
@@ -245,7 +449,7 @@ impl Cache {
             namespace
         };
         let key = format!("{ns}/{name}");
-        let Some(info) = self.seen.get(&key).cloned() else {
+        let Some(info) = lock(&self.seen).get(&key).cloned() else {
             return Err(format!(
                 "plimsoll: pod {key} was not seen in a filter or prioritize call; cannot record its binding"
             ));
@@ -260,9 +464,7 @@ impl Cache {
             return Err(format!("plimsoll: node {node:?} is not in the cache"));
         };
         let mut pod = info.pod.clone();
-        if let Some(id) = self.bound.remove(&key) {
-            let _ = self.session.remove(id);
-        }
+        self.unbind_key(&key);
         pod.node_name = None;
         pod.gpu_devices.clear();
         let devices = self.session.cluster().insufficient(&pod, node_id);
@@ -281,10 +483,9 @@ impl Cache {
             .unwrap_or_default(),
         };
         let id = self
-            .session
-            .bind(pod, &binding)
+            .bind_all(pod, &binding)
             .map_err(|e| format!("plimsoll: {e}"))?;
-        self.seen.remove(&key);
+        lock(&self.seen).remove(&key);
         self.bound.insert(key.clone(), id);
         let uid = if uid.is_empty() {
             info_uid_fallback(&key)
@@ -353,6 +554,15 @@ impl Cache {
         }
         out
     }
+}
+
+fn name_index(cluster: &Cluster) -> HashMap<Box<str>, NodeId, FastHash> {
+    cluster
+        .nodes()
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str().into(), i))
+        .collect()
 }
 
 /// Key used as a UID when `/bind` names none (so every bound pod has an entry).

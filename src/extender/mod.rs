@@ -6,6 +6,9 @@
 //! - [`convert`]: `v1.Pod` / `v1.Node` JSON → the model, through [`crate::manifest`].
 //! - [`cache`]: nodes and bound pods (fed by full-mode requests, `/bind` and a
 //!   snapshot) and the verb logic.
+//! - [`classes`]: classes of interchangeable nodes, so a filter checks one per class.
+//! - [`fast`]: resolved node-name lists memoised by their JSON text, and replies
+//!   written straight into a buffer (the node-names hot path).
 //! - [`server`]: the axum [`Router`](axum::Router) ([`router`]).
 //!
 //! Both `nodeCacheCapable` modes work: with full `Nodes` the objects are upserted into
@@ -22,11 +25,13 @@
 //! ```
 
 pub mod cache;
+pub mod classes;
 pub mod convert;
+pub mod fast;
 pub mod server;
 pub mod wire;
 
-pub use cache::{Cache, FilterVerdict};
+pub use cache::{Cache, FilterVerdict, Verdicts};
 pub use server::{router, ExtenderState};
 
 use crate::manifest::{self, ManifestError};

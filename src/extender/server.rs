@@ -7,17 +7,18 @@
 //! `{"Error": "…"}` (kube-scheduler treats any non-200 as a failed call) and every 4xx
 //! or 5xx is logged with `tracing::warn!`.
 
-use super::cache::Cache;
+use super::cache::{Cache, Verdicts};
 use super::convert::{self, ConvertError, PodInfo};
+use super::fast::{self, NamesMemo, ResolvedNames};
 use super::wire::{
     ExtenderBindingArgs, ExtenderBindingResult, ExtenderPreemptionArgs, ExtenderPreemptionResult,
-    MetaPod, MetaVictims, NodeList,
+    HostPriority, MetaPod, MetaVictims, NodeList,
 };
 use super::ExtenderConfig;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,16 +26,17 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tower_http::limit::RequestBodyLimitLayer;
 
-/// Shared state of the server: the cache behind a mutex (every verb reads or changes it
-/// as a whole; the work per call is short) and the configuration.
+/// Shared state of the server: the cache behind a read–write lock (filter, prioritize
+/// and preempt read it concurrently; bind, full-mode node updates and re-placed pods
+/// write), the memo of resolved name lists, and the configuration.
 #[derive(Debug)]
 pub struct ExtenderState {
-    cache: Mutex<Cache>,
+    cache: RwLock<Cache>,
+    names: NamesMemo,
     config: ExtenderConfig,
 }
 
@@ -42,15 +44,21 @@ impl ExtenderState {
     /// State over `cache`.
     pub fn new(cache: Cache, config: ExtenderConfig) -> Arc<Self> {
         Arc::new(ExtenderState {
-            cache: Mutex::new(cache),
+            cache: RwLock::new(cache),
+            names: NamesMemo::default(),
             config,
         })
     }
 
-    /// Locks the cache (a poisoned lock is taken over: the cache has no invariant a
+    /// Reads the cache (a poisoned lock is taken over: the cache has no invariant a
     /// panicking verb could break halfway that a later call cannot live with).
-    pub fn cache(&self) -> MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn read(&self) -> RwLockReadGuard<'_, Cache> {
+        self.cache.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the cache (poisoning as in [`ExtenderState::read`]).
+    pub fn write(&self) -> RwLockWriteGuard<'_, Cache> {
+        self.cache.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -107,8 +115,27 @@ pub fn router(state: Arc<ExtenderState>) -> Router {
         })
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(limit))
+        .layer(middleware::from_fn_with_state(limit, json_413))
         .layer(middleware::from_fn(log_errors))
         .with_state(state)
+}
+
+/// Gives the body-limit layer's own 413 (a body whose Content-Length is over the
+/// limit, refused before it is read) the JSON error body every other 4xx has.
+async fn json_413(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over the limit of {limit} bytes"),
+        )
+        .into_response();
+    }
+    resp
 }
 
 /// Logs every 4xx/5xx reply with its method and path.
@@ -123,42 +150,9 @@ async fn log_errors(req: Request, next: Next) -> Response {
     resp
 }
 
-/// A node name borrowed from the request body when it has no escapes.
-struct Name<'a>(Cow<'a, str>);
-
-impl AsRef<str> for Name<'_> {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Cow<'de, str>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a node name (string)")
-            }
-            fn visit_borrowed_str<E: serde::de::Error>(
-                self,
-                v: &'de str,
-            ) -> Result<Self::Value, E> {
-                Ok(Cow::Borrowed(v))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(v.to_owned()))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(v))
-            }
-        }
-        d.deserialize_str(V).map(Name)
-    }
-}
-
-/// [`ExtenderArgs`](super::wire::ExtenderArgs) decoded without copying the node names (the hot path at thousands
-/// of names per call); same keys and aliases.
+/// [`ExtenderArgs`](super::wire::ExtenderArgs) decoded without copying: the pod and
+/// the node-name list stay raw JSON text (the list is resolved through the
+/// [`NamesMemo`]); same keys and aliases.
 #[derive(Deserialize)]
 struct ArgsRef<'a> {
     #[serde(rename = "Pod", alias = "pod", borrow)]
@@ -172,10 +166,10 @@ struct ArgsRef<'a> {
         default,
         borrow
     )]
-    node_names: Option<Vec<Name<'a>>>,
+    node_names: Option<&'a RawValue>,
 }
 
-/// [`ExtenderFilterResult`](super::wire::ExtenderFilterResult) with borrowed names, for encoding.
+/// [`ExtenderFilterResult`](super::wire::ExtenderFilterResult) in full mode, for encoding.
 #[derive(Serialize)]
 struct FilterReply<'a> {
     #[serde(rename = "Nodes")]
@@ -183,48 +177,108 @@ struct FilterReply<'a> {
     #[serde(rename = "NodeNames")]
     node_names: Option<Vec<&'a str>>,
     #[serde(rename = "FailedNodes")]
-    failed_nodes: BTreeMap<String, String>,
+    failed_nodes: BTreeMap<&'a str, &'a str>,
     #[serde(rename = "FailedAndUnresolvableNodes")]
-    failed_and_unresolvable_nodes: BTreeMap<String, String>,
+    failed_and_unresolvable_nodes: BTreeMap<&'a str, &'a str>,
     #[serde(rename = "Error")]
     error: &'static str,
 }
 
-/// The candidate names of a filter/prioritize call, upserting full-mode nodes first.
-fn candidates<'a>(cache: &mut Cache, args: &mut ArgsRef<'a>) -> Result<Vec<Name<'a>>, ApiError> {
-    if let Some(list) = &args.nodes {
-        let nodes = convert::nodes_from_json(&list.items, "Nodes.items")?;
-        let names: Vec<Name<'a>> = nodes
-            .iter()
-            .map(|n| Name(Cow::Owned(n.name.clone())))
-            .collect();
-        let (changed, dropped) = cache.upsert_nodes(nodes);
-        if changed > 0 {
-            tracing::info!(
-                changed,
-                dropped = dropped.len(),
-                "extender cache: nodes updated"
-            );
-        }
-        return Ok(names);
-    }
-    match args.node_names.take() {
-        Some(names) => Ok(names),
-        None => Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "neither Nodes nor NodeNames is set".into(),
-        )),
-    }
+fn invalid_body(e: serde_json::Error) -> ApiError {
+    let status = match e.classify() {
+        serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError(status, format!("invalid request body: {e}"))
 }
 
 fn decode_ref(bytes: &Bytes) -> Result<ArgsRef<'_>, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        let status = match e.classify() {
-            serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError(status, format!("invalid request body: {e}"))
-    })
+    serde_json::from_slice(bytes).map_err(invalid_body)
+}
+
+/// What a filter or prioritize call is about, with the cache prepared for it.
+enum Call {
+    /// Full mode: the request's node objects (upserted) and their names.
+    Full(NodeList, Vec<String>),
+    /// Node-names mode: the resolved list.
+    Names(Arc<ResolvedNames>),
+}
+
+/// Decodes a filter/prioritize body and prepares the cache: full-mode nodes upserted,
+/// the pod unbound if the cache holds it (the scheduler is placing it again) and
+/// remembered for `/bind`. Returns the pod, the call and a read guard on the cache.
+fn prepare<'s>(
+    st: &'s ExtenderState,
+    bytes: &Bytes,
+) -> Result<(PodInfo, Call, RwLockReadGuard<'s, Cache>), ApiError> {
+    let mut args = decode_ref(bytes)?;
+    // The name list first: its errors come before the pod's, as with one decode.
+    // Resolving only reads (ids change with a rebuild, which full mode, below, may do;
+    // full mode then uses the names of its node objects anyway).
+    let resolved = match args.node_names {
+        Some(raw) => {
+            let cache = st.read();
+            Some(st.names.resolve(raw, &cache).map_err(invalid_body)?)
+        }
+        None => None,
+    };
+    let pod = convert::pod_from_json(args.pod, "Pod")?;
+    let key = pod.key();
+    let full = match args.nodes.take() {
+        Some(list) => {
+            let nodes = convert::nodes_from_json(&list.items, "Nodes.items")?;
+            let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+            let mut cache = st.write();
+            let (changed, dropped) = cache.upsert_nodes(nodes);
+            if changed > 0 {
+                tracing::info!(
+                    changed,
+                    dropped = dropped.len(),
+                    "extender cache: nodes updated"
+                );
+            }
+            cache.unbind_key(&key);
+            Some((list, names))
+        }
+        None => {
+            if resolved.is_none() {
+                return Err(ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "neither Nodes nor NodeNames is set".into(),
+                ));
+            }
+            let bound = st.read().is_bound(&key);
+            if bound {
+                st.write().unbind_key(&key);
+            }
+            None
+        }
+    };
+    let cache = st.read();
+    let call = match (full, resolved) {
+        (Some((list, names)), _) => Call::Full(list, names),
+        // A full-mode call elsewhere may have rebuilt the nodes since the list was
+        // resolved: resolve it again under this guard.
+        (None, Some(names)) if names.layout() != cache.layout() => {
+            let raw = args.node_names.expect("resolved from it");
+            Call::Names(st.names.resolve(raw, &cache).map_err(invalid_body)?)
+        }
+        (None, Some(names)) => Call::Names(names),
+        (None, None) => unreachable!("checked above"),
+    };
+    cache.remember(&pod);
+    Ok((pod, call, cache))
+}
+
+fn json_bytes(body: Vec<u8>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn filter(
@@ -232,33 +286,39 @@ async fn filter(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body.map_err(|r| ApiError(r.status(), r.body_text()))?;
-    let mut args = decode_ref(&bytes)?;
-    let pod = convert::pod_from_json(args.pod, "Pod")?;
-    let mut cache = st.cache();
-    let names = candidates(&mut cache, &mut args)?;
-    let v = cache.filter(&pod, &names);
-    drop(cache);
-    tracing::debug!(pod = %pod.key(), passed = v.passed.len(), of = names.len(), "filter");
-    let mut out = FilterReply {
-        nodes: None,
-        node_names: None,
-        failed_nodes: v.failed,
-        failed_and_unresolvable_nodes: v.unresolvable,
-        error: "",
-    };
-    match args.nodes {
-        Some(list) => {
-            let mut items: Vec<Option<_>> = list.items.into_iter().map(Some).collect();
-            out.nodes = Some(NodeList {
-                metadata: list.metadata,
-                items: v.passed.iter().filter_map(|&i| items[i].take()).collect(),
-            });
+    let (pod, call, cache) = prepare(&st, &bytes)?;
+    match call {
+        Call::Names(names) => {
+            let v = cache.filter_ids(&pod.pod, &names.ids);
+            drop(cache);
+            tracing::debug!(pod = %pod.key(), of = names.len(), "filter");
+            Ok(json_bytes(fast::filter_reply(&names, &v)))
         }
-        None => {
-            out.node_names = Some(v.passed.iter().map(|&i| names[i].as_ref()).collect());
+        Call::Full(list, names) => {
+            let v = cache.filter_ids(&pod.pod, &cache.node_ids(&names));
+            drop(cache);
+            let (failed, unresolvable) = fast::failure_maps(|i| names[i].as_str(), &v);
+            let mut items: Vec<Option<_>> = list.items.into_iter().map(Some).collect();
+            let kept = v
+                .codes
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c == Verdicts::PASS)
+                .filter_map(|(i, _)| items[i].take())
+                .collect();
+            let out = FilterReply {
+                nodes: Some(NodeList {
+                    metadata: list.metadata,
+                    items: kept,
+                }),
+                node_names: None,
+                failed_nodes: failed,
+                failed_and_unresolvable_nodes: unresolvable,
+                error: "",
+            };
+            Ok(Json(out).into_response())
         }
     }
-    Ok(Json(out).into_response())
 }
 
 async fn prioritize(
@@ -266,13 +326,24 @@ async fn prioritize(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body.map_err(|r| ApiError(r.status(), r.body_text()))?;
-    let mut args = decode_ref(&bytes)?;
-    let pod = convert::pod_from_json(args.pod, "Pod")?;
-    let mut cache = st.cache();
-    let names = candidates(&mut cache, &mut args)?;
-    let list = cache.prioritize(&pod, &names);
-    drop(cache);
-    Ok(Json(list).into_response())
+    let (pod, call, cache) = prepare(&st, &bytes)?;
+    match call {
+        Call::Names(names) => {
+            let scores = cache.prioritize_ids(&pod.pod, &names.ids);
+            drop(cache);
+            Ok(json_bytes(fast::prioritize_reply(&names, &scores)))
+        }
+        Call::Full(_, names) => {
+            let scores = cache.prioritize_ids(&pod.pod, &cache.node_ids(&names));
+            drop(cache);
+            let list: Vec<HostPriority> = names
+                .into_iter()
+                .zip(scores)
+                .map(|(host, score)| HostPriority { host, score })
+                .collect();
+            Ok(Json(list).into_response())
+        }
+    }
 }
 
 async fn bind(
@@ -281,7 +352,7 @@ async fn bind(
 ) -> Result<Json<ExtenderBindingResult>, ApiError> {
     let a: ExtenderBindingArgs = decode(body)?;
     let r = st
-        .cache()
+        .write()
         .bind(&a.pod_namespace, &a.pod_name, &a.pod_uid, &a.node);
     let error = match r {
         Ok(()) => String::new(),
@@ -323,7 +394,7 @@ async fn preempt(
             cands.insert(node, (meta, keys));
         }
     }
-    let out = st.cache().preempt(&pod, cands);
+    let out = st.read().preempt(&pod, cands);
     Ok(Json(ExtenderPreemptionResult {
         node_name_to_meta_victims: out,
     }))
