@@ -85,12 +85,14 @@ mod extract;
 mod formulate;
 mod goal;
 mod large;
+mod lpbound;
 pub(crate) mod program;
 mod realise;
 pub(crate) mod solve;
 mod tail;
 
 pub use classes::priority_weights;
+pub use lpbound::{lp_bound, LP_TIME_LIMIT_SECONDS};
 
 use super::online::{OnlineKind, OnlinePolicy};
 use super::{Outcome, PlaceError, Placer, Plugins, SolveStats};
