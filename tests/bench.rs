@@ -4,8 +4,8 @@
 use plimsoll::bench::{run_suite, RunOptions, Suite, SuiteBase};
 use plimsoll::datasets::synthetic::{self, SyntheticConfig};
 use plimsoll::model::{
-    Binding, GpuAmount, GpuRequest, LabelSelector, Node, NodeGpus, Pod, PodAffinityTerm,
-    Problem, Resources, TopologySpreadConstraint, WhenUnsatisfiable,
+    Binding, GpuAmount, GpuRequest, LabelSelector, Node, NodeGpus, Pod, PodAffinityTerm, Problem,
+    Resources, TopologySpreadConstraint, WhenUnsatisfiable,
 };
 use plimsoll::place::milp::{lp_bound, weighted_placed};
 use plimsoll::place::validate::validate;
@@ -40,7 +40,14 @@ fn smoke_suite_json_has_every_field_and_every_row_is_valid() {
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["suite"], "smoke");
     assert_eq!(v["version"], 1);
-    for key in ["description", "source", "policies", "time_limit", "threads", "seed"] {
+    for key in [
+        "description",
+        "source",
+        "policies",
+        "time_limit",
+        "threads",
+        "seed",
+    ] {
         assert!(v.get(key).is_some(), "missing {key}");
     }
     let cases = v["cases"].as_array().unwrap();
@@ -101,7 +108,14 @@ fn table_output_names_suite_version_and_columns() {
     ]);
     assert_eq!(code, 0, "stderr: {err}");
     assert!(out.contains("Suite smoke version 1"), "{out}");
-    for col in ["PLACED", "NODES USED", "GPU ALLOC %", "GAP %", "TIME S", "VALID"] {
+    for col in [
+        "PLACED",
+        "NODES USED",
+        "GPU ALLOC %",
+        "GAP %",
+        "TIME S",
+        "VALID",
+    ] {
         assert!(out.contains(col), "{col} missing: {out}");
     }
     // The manifest's 4 web replicas have hostname anti-affinity on 3 nodes: 7 of 8 fit,

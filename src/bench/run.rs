@@ -57,8 +57,7 @@ pub fn load_case(suite: &Suite, case: &CaseDef, seed: u64) -> Result<CaseInput, 
             crate::manifest::load_str(&text, &names.join("+")).map_err(|e| err(e.to_string()))?
         }
     };
-    let problem =
-        Problem::from_parts(loaded.nodes, loaded.pods).map_err(|e| err(e.to_string()))?;
+    let problem = Problem::from_parts(loaded.nodes, loaded.pods).map_err(|e| err(e.to_string()))?;
     let source = format!(
         "manifests: {}",
         files
@@ -96,7 +95,8 @@ fn load_openb(o: &OpenbCase) -> Result<CaseInput, String> {
         o.pods.display(),
         o.offset,
         o.offset + o.count,
-        o.seed.map_or(String::new(), |s| format!(" (shuffled, seed {s})")),
+        o.seed
+            .map_or(String::new(), |s| format!(" (shuffled, seed {s})")),
         pods.len() + batch.len(),
         o.nodes.display(),
         nodes.len()

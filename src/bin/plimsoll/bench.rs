@@ -76,7 +76,12 @@ pub fn run(args: &BenchArgs) -> Result<Status> {
     if report.all_valid() {
         return Ok(Status::Ok);
     }
-    for r in report.cases.iter().flat_map(|c| &c.rows).filter(|r| !r.valid) {
+    for r in report
+        .cases
+        .iter()
+        .flat_map(|c| &c.rows)
+        .filter(|r| !r.valid)
+    {
         eprintln!(
             "error: case {} policy {} is invalid or failed (a bug):",
             r.case, r.policy
@@ -163,7 +168,11 @@ fn print_table(report: &SuiteReport) {
     );
     println!();
     println!("NODES USED: nodes receiving new pods. GPU ALLOC %: allocated / total milli-GPU after placement.");
-    println!("WEIGHTED: placed pods weighted by 1 + the rank of their priority (the MILP's first goal).");
-    println!("GAP %: (LP bound - WEIGHTED) / LP bound; the LP bound holds for every valid placement.");
+    println!(
+        "WEIGHTED: placed pods weighted by 1 + the rank of their priority (the MILP's first goal)."
+    );
+    println!(
+        "GAP %: (LP bound - WEIGHTED) / LP bound; the LP bound holds for every valid placement."
+    );
     println!("milp*: the MILP returned its greedy warm start. VALID: checked by the independent validator.");
 }

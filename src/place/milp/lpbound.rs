@@ -183,9 +183,10 @@ impl Eligible {
 /// Whether a pod's node selection reads the hostname label.
 fn reads_hostname(pod: &crate::model::Pod) -> bool {
     pod.node_selector.contains_key(HOSTNAME_LABEL)
-        || pod.required_node_affinity.as_ref().is_some_and(|a| {
-            serde_json::to_string(a).map_or(true, |s| s.contains(HOSTNAME_LABEL))
-        })
+        || pod
+            .required_node_affinity
+            .as_ref()
+            .is_some_and(|a| serde_json::to_string(a).map_or(true, |s| s.contains(HOSTNAME_LABEL)))
 }
 
 /// Where each class passes the filter, checking one node per group.
