@@ -387,3 +387,33 @@ fn lp_bound_is_at_least_every_policys_weighted_placed() {
         }
     }
 }
+
+/// Regression: nodes differing only by name are grouped for eligibility; a pod pinned by
+/// `matchFields` on `metadata.name` must still be checked on every node.
+#[test]
+fn lp_bound_respects_match_fields_pinning_within_a_node_group() {
+    use plimsoll::model::{NodeSelector, NodeSelectorTerm, Operator, Requirement};
+    let nodes = vec![node("n0", "a", 4000, 0), node("n1", "a", 4000, 0)];
+    let pinned = NodeSelector {
+        terms: vec![NodeSelectorTerm {
+            match_expressions: Vec::new(),
+            match_fields: vec![Requirement {
+                key: "metadata.name".into(),
+                operator: Operator::In,
+                values: vec!["n0".into()],
+            }],
+        }],
+    };
+    let pods = (0..2)
+        .map(|i| Pod {
+            name: format!("p{i}"),
+            namespace: "default".into(),
+            requests: Resources::cpu_mem(3000, 1 << 30),
+            required_node_affinity: Some(pinned.clone()),
+            ..Default::default()
+        })
+        .collect();
+    let p = Problem::from_parts(nodes, pods).unwrap();
+    assert_eq!(brute_force(&p), 1.0);
+    assert_eq!(lp_bound(&p).unwrap(), 1.0);
+}

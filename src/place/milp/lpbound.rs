@@ -27,10 +27,11 @@
 //! filter reads except their name and hostname label (allocatable, GPUs, taints,
 //! cordon, other labels, what is in use, free milli-GPU per device, and the bound pods on
 //! them up to their names). A class whose node selector or node affinity mentions the
-//! hostname label is checked on every node. Such a group whose GPU devices are all fully
-//! free is one `k`-type of the aggregated program even when its nodes run pods (a
-//! DaemonSet's pod on every node no longer splits the cluster into single-node types);
-//! other nodes with partly used devices stay one type each. The synthetic cluster of
+//! hostname label or the node name (`matchFields`) is checked on every node. Such a
+//! group whose GPU devices are all fully free is one `k`-type of the aggregated program
+//! even when its nodes run pods (a DaemonSet's pod on every node no longer splits the
+//! cluster into single-node types); other nodes with partly used devices stay one type
+//! each. The synthetic cluster of
 //! 20,000 nodes (125,745 pending pods) gives 126 types and 437 merged classes, an LP of
 //! 13,874 columns solved in about 7 s including the filtering (5,000 nodes: 3 s).
 //!
@@ -191,13 +192,14 @@ impl Eligible {
     }
 }
 
-/// Whether a pod's node selection reads the hostname label.
+/// Whether a pod's node selection reads the hostname label or the node name
+/// (`matchFields`), which differ between the nodes of a group.
 fn reads_hostname(pod: &crate::model::Pod) -> bool {
     pod.node_selector.contains_key(HOSTNAME_LABEL)
-        || pod
-            .required_node_affinity
-            .as_ref()
-            .is_some_and(|a| serde_json::to_string(a).map_or(true, |s| s.contains(HOSTNAME_LABEL)))
+        || pod.required_node_affinity.as_ref().is_some_and(|a| {
+            a.terms.iter().any(|t| !t.match_fields.is_empty())
+                || serde_json::to_string(a).map_or(true, |s| s.contains(HOSTNAME_LABEL))
+        })
 }
 
 /// Where each class passes the filter, checking one node per group.
