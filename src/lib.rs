@@ -51,6 +51,7 @@
 #![deny(missing_docs)]
 
 pub mod balance;
+pub mod bench;
 pub mod datasets;
 pub mod experiment;
 pub mod extender;

@@ -8,8 +8,8 @@ use super::gpu::{choose_devices, GpuAmount, MILLI_PER_GPU};
 use super::node::Node;
 use super::pod::{HostPort, Pod, PodAffinityTerm};
 use super::resources::Resources;
-use serde::{Deserialize, Serialize};
 use super::selector::{LabelSelector, Operator};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use thiserror::Error;
 
@@ -201,7 +201,12 @@ impl Cluster {
                     .flatten()
                     .copied()
                     .collect(),
-                Operator::Exists => values.into_iter().flat_map(|vs| vs.values()).flatten().copied().collect(),
+                Operator::Exists => values
+                    .into_iter()
+                    .flat_map(|vs| vs.values())
+                    .flatten()
+                    .copied()
+                    .collect(),
                 _ => continue,
             };
             offer(ids.into_iter().collect());

@@ -6,6 +6,7 @@
 //! file, document or option).
 
 mod balance;
+mod bench;
 mod demo;
 mod experiment;
 mod extender;
@@ -52,6 +53,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Serve the kube-scheduler extender verbs (filter, prioritize, bind, preempt) over HTTP.
     Extender(extender::ExtenderArgs),
+    /// Run a named, versioned suite of placement problems against every policy.
+    Bench(bench::BenchArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Balance(args) => balance::run(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Extender(args) => extender::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -94,6 +94,7 @@ mod extract;
 mod formulate;
 mod goal;
 mod large;
+mod lpbound;
 mod partition;
 pub(crate) mod program;
 mod realise;
@@ -103,6 +104,7 @@ mod tail;
 pub use partition::{PARTITION_MIN_NODES, PART_NODES};
 
 pub use classes::priority_weights;
+pub use lpbound::{lp_bound, LP_TIME_LIMIT_SECONDS};
 
 use super::online::{OnlineKind, OnlinePolicy};
 use super::{Outcome, PlaceError, Placer, Plugins, SolveStats};
