@@ -36,9 +36,7 @@
 //!
 //! # Warm start and fallback
 //! Every online policy runs first (the ones suited to the objective first, they win
-//! ties; once a quarter of the time limit is spent no further one is started, so on
-//! large instances only the first few run and the result can depend on the machine's
-//! speed, as any time-limited solve does); the best by (priority weight placed, then the second goal, see `goal`) is the
+//! ties); the best by (priority weight placed, then the second goal, see `goal`) is the
 //! greedy warm start (passed to HiGHS as its initial solution). It is returned instead,
 //! with `fell_back: true`, when HiGHS fails or has no incumbent, when the solution does
 //! not pass the sequential kube-filter check, or when the final placement (program plus
@@ -74,13 +72,6 @@
 //! Time limit, gap and threads are passed to HiGHS; the second solve gets what the first
 //! left of the time limit (measured with the wall clock, as HiGHS does itself).
 //!
-//! # Size: the partitioned path (more than [`PARTITION_MIN_NODES`] nodes)
-//! The nodes and pending pods are dealt into parts of about [`PART_NODES`] nodes that
-//! each look like a small copy of the cluster; every part is solved as above, in
-//! parallel, and the answers are joined on the whole cluster with the kube filters
-//! checked again, the leftovers placed greedily (see `partition`). No proven bound is
-//! reported on this path. Not taken with plugins.
-//!
 //! # Plugins
 //! [`MilpPlacer::with_plugins`] attaches an embedder's hard rules and cost terms
 //! ([`crate::place::plugin`]): forbidden (class, node) pairs get no column, the warm
@@ -95,13 +86,10 @@ mod formulate;
 mod goal;
 mod large;
 mod lpbound;
-mod partition;
 pub(crate) mod program;
 mod realise;
 pub(crate) mod solve;
 mod tail;
-
-pub use partition::{PARTITION_MIN_NODES, PART_NODES};
 
 pub use classes::priority_weights;
 pub use lpbound::{lp_bound, LP_TIME_LIMIT_SECONDS};
@@ -290,21 +278,9 @@ impl Placer for MilpPlacer {
     }
 
     fn place(&self, problem: &Problem) -> Result<Outcome, PlaceError> {
-        if self.use_partition(problem) {
-            return self.place_partitioned(problem);
-        }
         let start = Instant::now();
         let mut greedy: Option<(OnlineKind, Vec<Option<Binding>>, goal::Score)> = None;
         for k in self.warm_start_kinds() {
-            if greedy.is_some()
-                && start.elapsed().as_secs_f64() > WARM_START_SHARE * self.opts.time_limit_seconds
-            {
-                tracing::debug!(
-                    skipped_from = k.name(),
-                    "warm starts stopped: their share of the time limit is spent"
-                );
-                break;
-            }
             let out = OnlinePolicy::new(k, self.opts.seed)
                 .with_plugins(self.plugins.hard_only())
                 .place(problem)?;
@@ -611,10 +587,6 @@ fn pack_volume_bound(problem: &Problem, pods: impl Iterator<Item = usize>) -> f6
 /// after it) was measured to take 7 s on the demo's 39,000-column program: given 9.7 s
 /// it returned after 16.4 s, given 5 s after 4.8 s. Two thirds of the time left keeps
 /// the whole solve near the caller's limit on such programs.
-/// Share of the time limit after which no further online policy is tried as warm start
-/// (the first always runs).
-const WARM_START_SHARE: f64 = 0.25;
-
 fn highs_share(left_seconds: f64) -> f64 {
     left_seconds * 2.0 / 3.0
 }
