@@ -1,9 +1,7 @@
 //! Output formats and the metrics both subcommands print.
 
 use clap::ValueEnum;
-use plimsoll::model::{Cluster, MILLI_PER_GPU};
-use plimsoll::place::Outcome;
-use std::collections::BTreeSet;
+use plimsoll::model::Cluster;
 
 /// How results are printed on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,31 +54,7 @@ pub fn nodes_with_pods(cluster: &Cluster) -> usize {
         .count()
 }
 
-/// Nodes that received at least one newly placed pod.
-pub fn nodes_receiving(outcome: &Outcome) -> usize {
-    outcome
-        .placement
-        .iter()
-        .flatten()
-        .map(|b| b.node)
-        .collect::<BTreeSet<_>>()
-        .len()
-}
-
-/// Allocated GPU milli / total GPU milli over all nodes, in percent (0 without GPUs).
-pub fn gpu_allocation_pct(cluster: &Cluster) -> f64 {
-    let mut total = 0u64;
-    let mut free = 0u64;
-    for (i, n) in cluster.nodes().iter().enumerate() {
-        total += u64::from(n.gpu_count()) * u64::from(MILLI_PER_GPU);
-        free += cluster.gpu_free_total(i);
-    }
-    if total == 0 {
-        0.0
-    } else {
-        100.0 * (total - free) as f64 / total as f64
-    }
-}
+pub use plimsoll::bench::{gpu_allocation_pct, nodes_receiving};
 
 /// Requested CPU / allocatable CPU over all nodes, in percent.
 pub fn cpu_allocation_pct(cluster: &Cluster) -> f64 {
