@@ -29,3 +29,38 @@ pub fn gpu_allocation_pct(cluster: &Cluster) -> f64 {
         100.0 * (total - free) as f64 / total as f64
     }
 }
+
+/// A placement that passed the validator, measured.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Pending pods placed.
+    pub placed: usize,
+    /// Pending pods left out.
+    pub unplaced: usize,
+    /// Nodes that received at least one newly placed pod.
+    pub nodes_used: usize,
+    /// Allocated GPU milli / total after placement, percent.
+    pub gpu_alloc_pct: f64,
+    /// The cluster with the placement applied.
+    pub after: Cluster,
+}
+
+/// Validates `outcome` on `problem` with the independent validator, applies it and
+/// measures it. The error lists the violations, or why the placement could not be
+/// applied.
+pub fn check_and_measure(
+    problem: &crate::model::Problem,
+    outcome: &Outcome,
+) -> Result<Checked, Vec<String>> {
+    crate::place::validate::validate(problem, &outcome.placement)
+        .map_err(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let after = outcome.apply(problem).map_err(|e| vec![e.to_string()])?;
+    let placed = outcome.placed();
+    Ok(Checked {
+        placed,
+        unplaced: problem.pending.len() - placed,
+        nodes_used: nodes_receiving(outcome),
+        gpu_alloc_pct: gpu_allocation_pct(&after),
+        after,
+    })
+}

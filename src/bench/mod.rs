@@ -30,7 +30,7 @@ mod metrics;
 mod run;
 pub mod suite;
 
-pub use metrics::{gpu_allocation_pct, nodes_receiving};
+pub use metrics::{check_and_measure, gpu_allocation_pct, nodes_receiving, Checked};
 pub use run::{load_case, run_suite};
 pub use suite::{Suite, SuiteBase, SuiteFile};
 

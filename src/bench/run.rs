@@ -1,14 +1,10 @@
 //! Building each case's problem and running the policies on it.
 
 use super::suite::{check_policies, policy_names, CaseDef, OpenbCase, SuiteBase};
-use super::{
-    gpu_allocation_pct, nodes_receiving, BenchError, CaseReport, Row, RunOptions, Suite,
-    SuiteReport,
-};
+use super::{check_and_measure, BenchError, CaseReport, Row, RunOptions, Suite, SuiteReport};
 use crate::datasets::{openb, synthetic};
 use crate::model::Problem;
 use crate::place::milp::{lp_bound, priority_weights, weighted_placed};
-use crate::place::validate::validate;
 use crate::place::{policy_by_name, PolicyOptions};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -256,22 +252,18 @@ fn run_policy(
             return row;
         }
     };
-    if let Err(violations) = validate(problem, &outcome.placement) {
-        row.errors = violations.iter().map(ToString::to_string).collect();
-        return row;
-    }
-    let after = match outcome.apply(problem) {
+    let checked = match check_and_measure(problem, &outcome) {
         Ok(c) => c,
-        Err(e) => {
-            row.errors.push(e.to_string());
+        Err(errors) => {
+            row.errors = errors;
             return row;
         }
     };
     row.valid = true;
-    row.placed = outcome.placed();
-    row.unplaced = problem.pending.len() - row.placed;
-    row.nodes_used = nodes_receiving(&outcome);
-    row.gpu_alloc_pct = gpu_allocation_pct(&after);
+    row.placed = checked.placed;
+    row.unplaced = checked.unplaced;
+    row.nodes_used = checked.nodes_used;
+    row.gpu_alloc_pct = checked.gpu_alloc_pct;
     row.weighted_placed = weighted_placed(problem, &outcome.placement);
     row.fell_back = outcome.stats.fell_back;
     row.gap_pct = bound.map(|b| {

@@ -1,13 +1,13 @@
 //! `plimsoll demo`: every policy on the embedded synthetic GPU cluster, side by side.
 
 use crate::options::PolicyArgs;
-use crate::output::{cpu_allocation_pct, gpu_allocation_pct, nodes_receiving, opt, table};
+use crate::output::{cpu_allocation_pct, opt, table};
 use crate::Status;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use plimsoll::bench::check_and_measure;
 use plimsoll::datasets::synthetic::{self, SyntheticConfig};
 use plimsoll::model::Problem;
-use plimsoll::place::validate::validate;
 use plimsoll::place::{policy_by_name, PolicyOptions, POLICY_NAMES};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -178,22 +178,18 @@ fn run_policy(problem: &Problem, weights: &[f64], name: &str, opts: &PolicyOptio
         }
     };
     row.solve_seconds = outcome.stats.solve_seconds;
-    if let Err(violations) = validate(problem, &outcome.placement) {
-        row.errors = violations.iter().map(ToString::to_string).collect();
-        return row;
-    }
-    let after = match outcome.apply(problem) {
+    let checked = match check_and_measure(problem, &outcome) {
         Ok(c) => c,
-        Err(e) => {
-            row.errors.push(e.to_string());
+        Err(errors) => {
+            row.errors = errors;
             return row;
         }
     };
-    row.placed = outcome.placed();
-    row.unplaced = problem.pending.len() - row.placed;
-    row.nodes_used = nodes_receiving(&outcome);
-    row.gpu_alloc_pct = gpu_allocation_pct(&after);
-    row.cpu_alloc_pct = cpu_allocation_pct(&after);
+    row.placed = checked.placed;
+    row.unplaced = checked.unplaced;
+    row.nodes_used = checked.nodes_used;
+    row.gpu_alloc_pct = checked.gpu_alloc_pct;
+    row.cpu_alloc_pct = cpu_allocation_pct(&checked.after);
     row.weighted_placed = weights
         .iter()
         .zip(&outcome.placement)

@@ -54,8 +54,6 @@ pub fn nodes_with_pods(cluster: &Cluster) -> usize {
         .count()
 }
 
-pub use plimsoll::bench::{gpu_allocation_pct, nodes_receiving};
-
 /// Requested CPU / allocatable CPU over all nodes, in percent.
 pub fn cpu_allocation_pct(cluster: &Cluster) -> f64 {
     let mut total = 0u64;
