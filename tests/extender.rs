@@ -832,3 +832,91 @@ async fn body_over_the_limit_gets_a_json_413_with_or_without_content_length() {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(v["Error"].is_string(), "{v}");
 }
+
+#[tokio::test]
+async fn memoised_name_list_scan_agrees_with_a_full_decode() {
+    use plimsoll::extender::fast::NamesMemo;
+    use plimsoll::extender::scan;
+    let list = r#"["a","b","c","ghost"]"#;
+    let p = pod("web-1", "u-1", "3", false).to_string();
+    // (body, whether the scan may take it without a full decode)
+    let bodies: Vec<(String, bool)> = vec![
+        (
+            format!(r#"{{"Pod":{p},"Nodes":null,"NodeNames":{list}}}"#),
+            true,
+        ),
+        (
+            format!(" {{ \"NodeNames\" :\n{list} ,\t\"Pod\":{p} }}\r\n"),
+            true,
+        ),
+        (
+            format!(r#"{{"nodeNames":{list},"pod":{p},"nodes":null}}"#),
+            true,
+        ),
+        (
+            format!(r#"{{"Extra":{{"x":[1,"]"]}},"Pod":{p},"NodeNames":{list}}}"#),
+            true,
+        ),
+        // Everything below must fall back to the full decode.
+        (
+            format!(r#"{{"Pod":{p},"NodeNames":{list},"NodeNames":{list}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"Pod":{p},"pod":{p},"NodeNames":{list}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"Pod":{p},"Nodes":{{"items":[]}},"NodeNames":{list}}}"#),
+            false,
+        ),
+        (
+            format!(r#"{{"Pod":{p},"NodeNames":["a","b","c","ghost","a"]}}"#),
+            false,
+        ),
+        (format!(r#"{{"Pod":{p},"NodeNames":["a","b","c"]}}"#), false),
+        (
+            format!(r#"{{"Pod":{p},"NodeNames":["a","b","c","ghos"]}}"#),
+            false,
+        ),
+        (format!(r#"{{"Pod":{p},"Node\u004eames":{list}}}"#), false),
+        (format!(r#"{{"NodeNames":{list}}}"#), false),
+        (format!(r#"{{"Pod":{p},"NodeNames":{list}}}x"#), false),
+        (format!(r#"{{"Pod":{p},"NodeNames":{list}"#), false),
+        (format!(r#"{{"Pod":{p},"NodeNames":{list},}}"#), false),
+        (format!(r#"{{"Pod":{p} "NodeNames":{list}}}"#), false),
+        (format!(r#"{{"Pod":{p},"NodeNames":null}}"#), false),
+    ];
+    // The scan alone, against a memo holding the list.
+    let cache = snapshot_cache("best-fit");
+    let memo = NamesMemo::default();
+    memo.resolve_text(list, &cache).unwrap();
+    for (body, fast) in &bodies {
+        let got = scan::scan(body.as_bytes(), &memo, cache.layout());
+        assert_eq!(got.is_some(), *fast, "{body}");
+        if let Some(s) = got {
+            assert_eq!(s.pod.get(), p, "{body}");
+            assert_eq!(s.names.raw(), list);
+        }
+        // Another node layout: never from the memo.
+        assert!(scan::scan(body.as_bytes(), &memo, cache.layout() + 1).is_none());
+    }
+    // End to end: a server that has seen the list replies as one that has not.
+    let warm = app_with(snapshot_cache("best-fit"), ExtenderConfig::default());
+    let first = format!(r#"{{"Pod":{p},"NodeNames":{list}}}"#);
+    for verb in ["/filter", "/prioritize"] {
+        assert_eq!(
+            call(&warm, "POST", verb, first.clone()).await.0,
+            StatusCode::OK
+        );
+        for (body, fast) in &bodies {
+            let cold = app_with(snapshot_cache("best-fit"), ExtenderConfig::default());
+            let want = call(&cold, "POST", verb, body.clone()).await;
+            let got = call(&warm, "POST", verb, body.clone()).await;
+            assert_eq!(got, want, "{verb} {body}");
+            if *fast {
+                assert_eq!(got.0, StatusCode::OK, "{verb} {body}");
+            }
+        }
+    }
+}

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// How many distinct name lists [`NamesMemo`] keeps.
 pub const MEMO_ENTRIES: usize = 8;
@@ -67,6 +67,9 @@ pub struct ResolvedNames {
     enc: Vec<u8>,
     /// `enc[ends[i-1]..ends[i]]` is name `i` as a JSON string.
     ends: Vec<usize>,
+    /// `{"Host":name,"Score":` of every name, end to end, with the end of each (built
+    /// when the list is first prioritized).
+    hosts: OnceLock<(Vec<u8>, Vec<usize>)>,
 }
 
 impl ResolvedNames {
@@ -91,7 +94,23 @@ impl ResolvedNames {
             ids: cache.node_ids(names),
             enc,
             ends,
+            hosts: OnceLock::new(),
         }
+    }
+
+    /// The `{"Host":name,"Score":` prefixes of [`prioritize_reply`].
+    fn hosts(&self) -> &(Vec<u8>, Vec<usize>) {
+        self.hosts.get_or_init(|| {
+            let mut out = Vec::with_capacity(self.enc.len() + 18 * self.len());
+            let mut ends = Vec::with_capacity(self.len());
+            for i in 0..self.len() {
+                out.extend_from_slice(br#"{"Host":"#);
+                out.extend_from_slice(self.json(i));
+                out.extend_from_slice(br#","Score":"#);
+                ends.push(out.len());
+            }
+            (out, ends)
+        })
     }
 
     /// Name `i` as a JSON string (quotes and escapes included).
@@ -111,6 +130,16 @@ impl ResolvedNames {
     pub fn name(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.name_ends[i - 1] };
         &self.text[start..self.name_ends[i]]
+    }
+
+    /// Length of the list's JSON text (the memo key).
+    pub fn raw_len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// The list's JSON text.
+    pub fn raw(&self) -> &str {
+        &self.raw
     }
 
     /// Number of names.
@@ -138,7 +167,15 @@ impl NamesMemo {
         raw: &RawValue,
         cache: &Cache,
     ) -> Result<Arc<ResolvedNames>, serde_json::Error> {
-        let text = raw.get();
+        self.resolve_text(raw.get(), cache)
+    }
+
+    /// [`NamesMemo::resolve`] of the JSON text `text`.
+    pub fn resolve_text(
+        &self,
+        text: &str,
+        cache: &Cache,
+    ) -> Result<Arc<ResolvedNames>, serde_json::Error> {
         let hash = hash_bytes(text.as_bytes());
         let layout = cache.layout();
         {
@@ -159,6 +196,26 @@ impl NamesMemo {
         e.insert(0, r.clone());
         e.truncate(MEMO_ENTRIES);
         Ok(r)
+    }
+}
+
+impl NamesMemo {
+    /// The memoised list (under node layout `layout`) whose JSON text `bytes` starts
+    /// with, if any: see [`super::scan`].
+    pub fn lookup_prefix(&self, bytes: &[u8], layout: u64) -> Option<Arc<ResolvedNames>> {
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let i = e.iter().position(|r| {
+            let raw = r.raw.as_bytes();
+            // The tail first: lists that differ mostly differ in length or near the end.
+            let tail = raw.len().saturating_sub(32);
+            r.layout == layout
+                && bytes.len() >= raw.len()
+                && bytes[tail..raw.len()] == raw[tail..]
+                && bytes[..raw.len()] == *raw
+        })?;
+        let hit = e[i].clone();
+        e[..=i].rotate_right(1);
+        Some(hit)
     }
 }
 
@@ -242,17 +299,22 @@ pub fn filter_reply(names: &ResolvedNames, v: &Verdicts) -> Vec<u8> {
 
 /// `HostPriorityList`, encoded: `[{"Host": name, "Score": score}, …]`.
 pub fn prioritize_reply(names: &ResolvedNames, scores: &[i64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(names.enc.len() + 24 * scores.len() + 2);
+    let (hosts, ends) = names.hosts();
+    let mut out = Vec::with_capacity(hosts.len() + 5 * scores.len() + 2);
     out.push(b'[');
     let mut num = itoa_buf();
-    for (i, &s) in scores.iter().enumerate() {
+    let mut start = 0;
+    for (i, (&s, &end)) in scores.iter().zip(ends).enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(br#"{"Host":"#);
-        out.extend_from_slice(names.json(i));
-        out.extend_from_slice(br#","Score":"#);
-        out.extend_from_slice(fmt_i64(&mut num, s));
+        out.extend_from_slice(&hosts[start..end]);
+        start = end;
+        if (0..10).contains(&s) {
+            out.push(b'0' + s as u8);
+        } else {
+            out.extend_from_slice(fmt_i64(&mut num, s));
+        }
         out.push(b'}');
     }
     out.push(b']');

@@ -9,6 +9,8 @@
 //! - [`classes`]: classes of interchangeable nodes, so a filter checks one per class.
 //! - [`fast`]: resolved node-name lists memoised by their JSON text, and replies
 //!   written straight into a buffer (the node-names hot path).
+//! - [`scan`]: a top-level scan of a node-names body that matches the `NodeNames` list
+//!   against the memo without scanning the list.
 //! - [`server`]: the axum [`Router`](axum::Router) ([`router`]).
 //!
 //! Both `nodeCacheCapable` modes work: with full `Nodes` the objects are upserted into
@@ -28,6 +30,7 @@ pub mod cache;
 pub mod classes;
 pub mod convert;
 pub mod fast;
+pub mod scan;
 pub mod server;
 pub mod wire;
 

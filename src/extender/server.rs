@@ -10,6 +10,7 @@
 use super::cache::{Cache, Verdicts};
 use super::convert::{self, ConvertError, PodInfo};
 use super::fast::{self, NamesMemo, ResolvedNames};
+use super::scan;
 use super::wire::{
     ExtenderBindingArgs, ExtenderBindingResult, ExtenderPreemptionArgs, ExtenderPreemptionResult,
     HostPriority, MetaPod, MetaVictims, NodeList,
@@ -211,20 +212,29 @@ fn prepare<'s>(
     st: &'s ExtenderState,
     bytes: &Bytes,
 ) -> Result<(PodInfo, Call, RwLockReadGuard<'s, Cache>), ApiError> {
-    let mut args = decode_ref(bytes)?;
-    // The name list first: its errors come before the pod's, as with one decode.
-    // Resolving only reads (ids change with a rebuild, which full mode, below, may do;
-    // full mode then uses the names of its node objects anyway).
-    let resolved = match args.node_names {
-        Some(raw) => {
-            let cache = st.read();
-            Some(st.names.resolve(raw, &cache).map_err(invalid_body)?)
+    // A repeated name list is recognised without scanning it (see `scan`); anything
+    // else is decoded in full.
+    let layout = st.read().layout();
+    let (pod_raw, resolved, nodes) = match scan::scan(bytes, &st.names, layout) {
+        Some(s) => (s.pod, Some(s.names), None),
+        None => {
+            let args = decode_ref(bytes)?;
+            // The name list first: its errors come before the pod's, as with one
+            // decode. Resolving only reads (ids change with a rebuild, which full mode,
+            // below, may do; full mode then uses the names of its node objects anyway).
+            let resolved = match args.node_names {
+                Some(raw) => {
+                    let cache = st.read();
+                    Some(st.names.resolve(raw, &cache).map_err(invalid_body)?)
+                }
+                None => None,
+            };
+            (args.pod, resolved, args.nodes)
         }
-        None => None,
     };
-    let pod = convert::pod_from_json(args.pod, "Pod")?;
+    let pod = convert::pod_from_json(pod_raw, "Pod")?;
     let key = pod.key();
-    let full = match args.nodes.take() {
+    let full = match nodes {
         Some(list) => {
             let nodes = convert::nodes_from_json(&list.items, "Nodes.items")?;
             let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
@@ -259,10 +269,11 @@ fn prepare<'s>(
         (Some((list, names)), _) => Call::Full(list, names),
         // A full-mode call elsewhere may have rebuilt the nodes since the list was
         // resolved: resolve it again under this guard.
-        (None, Some(names)) if names.layout() != cache.layout() => {
-            let raw = args.node_names.expect("resolved from it");
-            Call::Names(st.names.resolve(raw, &cache).map_err(invalid_body)?)
-        }
+        (None, Some(names)) if names.layout() != cache.layout() => Call::Names(
+            st.names
+                .resolve_text(names.raw(), &cache)
+                .map_err(invalid_body)?,
+        ),
         (None, Some(names)) => Call::Names(names),
         (None, None) => unreachable!("checked above"),
     };
