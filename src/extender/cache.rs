@@ -394,22 +394,26 @@ impl Cache {
     /// [`Cache::prioritize`] does. Read-only.
     pub fn prioritize_ids(&self, pod: &Pod, ids: &[Option<NodeId>]) -> Vec<i64> {
         let scores = self.with_replica(|s| s.scores(pod));
-        let mut by_node = vec![None; self.session.cluster().nodes().len()];
+        // Score by node id, NaN for infeasible nodes (scores are finite).
+        let mut by_node = vec![f64::NAN; self.session.cluster().nodes().len()];
         for (n, s) in scores {
-            by_node[n] = Some(s);
+            by_node[n] = s;
         }
-        let raw: Vec<Option<f64>> = ids.iter().map(|id| id.and_then(|id| by_node[id])).collect();
-        let (lo, hi) = raw
+        let raw = |id: &Option<NodeId>| id.map_or(f64::NAN, |id| by_node[id]);
+        let (lo, hi) = ids
             .iter()
-            .flatten()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &s| {
+            .map(raw)
+            .filter(|s| !s.is_nan())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| {
                 (lo.min(s), hi.max(s))
             });
-        raw.into_iter()
-            .map(|s| match s {
-                None => 0,
-                Some(_) if hi - lo <= f64::EPSILON * hi.abs().max(1.0) => MAX_EXTENDER_PRIORITY,
-                Some(s) => ((s - lo) / (hi - lo) * MAX_EXTENDER_PRIORITY as f64)
+        let flat = hi - lo <= f64::EPSILON * hi.abs().max(1.0);
+        ids.iter()
+            .map(|id| match raw(id) {
+                s if s.is_nan() => 0,
+                _ if flat => MAX_EXTENDER_PRIORITY,
+                // The same operations as the reference (a scale factor rounds differently).
+                s => ((s - lo) / (hi - lo) * MAX_EXTENDER_PRIORITY as f64)
                     .round()
                     .clamp(0.0, MAX_EXTENDER_PRIORITY as f64) as i64,
             })

@@ -70,6 +70,8 @@ pub struct ResolvedNames {
     /// `{"Host":name,"Score":` of every name, end to end, with the end of each (built
     /// when the list is first prioritized).
     hosts: OnceLock<(Vec<u8>, Vec<usize>)>,
+    /// Every name as one JSON array (the filter reply when all pass).
+    array: OnceLock<Vec<u8>>,
 }
 
 impl ResolvedNames {
@@ -95,7 +97,24 @@ impl ResolvedNames {
             enc,
             ends,
             hosts: OnceLock::new(),
+            array: OnceLock::new(),
         }
+    }
+
+    /// `[name,…]` of every name, encoded.
+    fn array(&self) -> &[u8] {
+        self.array.get_or_init(|| {
+            let mut out = Vec::with_capacity(self.enc.len() + self.len() + 2);
+            out.push(b'[');
+            for i in 0..self.len() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(self.json(i));
+            }
+            out.push(b']');
+            out
+        })
     }
 
     /// The `{"Host":name,"Score":` prefixes of [`prioritize_reply`].
@@ -277,18 +296,25 @@ pub fn failure_maps<'a>(
 /// `ExtenderFilterResult` in node-names mode, encoded.
 pub fn filter_reply(names: &ResolvedNames, v: &Verdicts) -> Vec<u8> {
     let mut out = Vec::with_capacity(names.enc.len() + 128);
-    out.extend_from_slice(br#"{"Nodes":null,"NodeNames":["#);
-    let mut first = true;
-    for (i, &code) in v.codes.iter().enumerate() {
-        if code == Verdicts::PASS {
-            if !first {
-                out.push(b',');
+    out.extend_from_slice(br#"{"Nodes":null,"NodeNames":"#);
+    if v.codes.iter().all(|&c| c == Verdicts::PASS) {
+        // The usual case: kube-scheduler sends the nodes that passed its own filters.
+        out.extend_from_slice(names.array());
+    } else {
+        out.push(b'[');
+        let mut first = true;
+        for (i, &code) in v.codes.iter().enumerate() {
+            if code == Verdicts::PASS {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(names.json(i));
             }
-            first = false;
-            out.extend_from_slice(names.json(i));
         }
+        out.push(b']');
     }
-    out.extend_from_slice(br#"],"FailedNodes":"#);
+    out.extend_from_slice(br#","FailedNodes":"#);
     let (failed, unresolvable) = failure_maps(|i| names.name(i), v);
     serde_json::to_writer(&mut out, &failed).expect("writing to a Vec");
     out.extend_from_slice(br#","FailedAndUnresolvableNodes":"#);
