@@ -14,7 +14,8 @@
 //! queueing (with coordinated omission). `EXT_RATE=R` switches to an **open loop**
 //! (wrk2-style): `R` requests/s in total on a fixed schedule, request `j` due at
 //! `j / R` s and sent on connection `j mod EXT_CLIENTS` (one blocking keep-alive
-//! connection per OS thread, apart from the server's tokio runtime), each latency
+//! connection per OS thread, apart from the server's tokio runtime; one pod per
+//! connection, so the server's pod memo misses, and one shared name list), each latency
 //! measured from the request's *scheduled* time, so a server that falls behind is
 //! charged for the wait (no coordinated omission). It runs `EXT_DURATION` seconds
 //! (default 3) per verb and reports p50/p99/p99.9/max and offered vs achieved rate.
@@ -214,11 +215,12 @@ impl OpenRun {
     }
 }
 
-/// Open loop: `rate` requests/s for `secs` seconds on `conns` connections, request `j`
-/// due at `j / rate` on connection `j mod conns`, latency from the due time.
-fn open_loop(addr: SocketAddr, req: &str, rate: f64, secs: f64, conns: usize) -> OpenRun {
+/// Open loop: `rate` requests/s for `secs` seconds on `reqs.len()` connections,
+/// request `j` due at `j / rate` on connection `j mod conns` (which sends `reqs[c]`:
+/// one pod per connection, the same name list), latency from the due time.
+fn open_loop(addr: SocketAddr, reqs: &[String], rate: f64, secs: f64) -> OpenRun {
+    let conns = reqs.len();
     let due = ((rate * secs).round() as usize).max(1);
-    let req = std::sync::Arc::new(req.as_bytes().to_vec());
     // Connect everyone first, then start the clock.
     let streams: Vec<std::net::TcpStream> = (0..conns.min(due))
         .map(|_| {
@@ -233,7 +235,7 @@ fn open_loop(addr: SocketAddr, req: &str, rate: f64, secs: f64, conns: usize) ->
         .into_iter()
         .enumerate()
         .map(|(c, mut s)| {
-            let req = req.clone();
+            let req = reqs[c].as_bytes().to_vec();
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 1 << 20];
                 let mut lat = Vec::new();
@@ -406,18 +408,22 @@ fn main() {
         closed_loop(addr, &rt, nodes, clients, per_client, vary);
         return;
     }
-    // Open loop: one body for everyone (warmed up once, so the memo holds it).
+    // Open loop: one name list for everyone (sent once before, so the server's memo
+    // holds it), a distinct pod per connection (so the pod memo, which keeps fewer
+    // than 64, misses: every request converts its pod).
     let warm = |path: &str| {
-        let req = request(path, &body(nodes, 0, false));
+        let reqs: Vec<String> = (0..clients)
+            .map(|c| request(path, &body(nodes, c, false)))
+            .collect();
         let mut s = std::net::TcpStream::connect(addr).unwrap();
-        exchange(&mut s, req.as_bytes(), &mut vec![0u8; 1 << 20]);
-        req
+        exchange(&mut s, reqs[0].as_bytes(), &mut vec![0u8; 1 << 20]);
+        reqs
     };
     let mut best = Vec::new();
     for path in ["/filter", "/prioritize"] {
         let req = warm(path);
         if !sweep {
-            open_loop(addr, &req, rate as f64, secs, clients).print(path);
+            open_loop(addr, &req, rate as f64, secs).print(path);
             continue;
         }
         let mut ok = None;
@@ -427,7 +433,7 @@ fn main() {
             vec![100.0, 200.0]
         };
         for r in rates {
-            let run = open_loop(addr, &req, r, secs, clients);
+            let run = open_loop(addr, &req, r, secs);
             run.print(path);
             if run.saturated() || run.p99_ms() >= 5.0 {
                 break;

@@ -932,3 +932,21 @@ async fn memoised_name_list_scan_agrees_with_a_full_decode() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_pod_changed_under_the_same_name_is_converted_again() {
+    let app = app_with(snapshot_cache("best-fit"), ExtenderConfig::default());
+    let names = json!(["a", "b"]);
+    // The same pod twice (the second from the memo), then a bigger one with the same
+    // name and UID: nothing of the first may be reused.
+    for (cpu, want) in [
+        ("3", json!(["a", "b"])),
+        ("3", json!(["a", "b"])),
+        ("5", json!(["a"])),
+    ] {
+        let body = json!({"Pod": pod("web-1", "u-1", cpu, false), "NodeNames": names});
+        let (status, r) = post(&app, "/filter", &body).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(r["NodeNames"], want, "cpu {cpu}");
+    }
+}

@@ -12,10 +12,12 @@
 //! extender does not know the cluster's PriorityClasses); and `metadata.uid`, which the
 //! model has no field for, is returned beside the pod.
 
+use super::fast::hash_bytes;
 use crate::manifest::{self, ManifestError};
 use crate::model::{Node, Pod};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::sync::Mutex;
 use thiserror::Error;
 
 /// Why a Kubernetes object from a request could not be read.
@@ -112,6 +114,41 @@ pub fn pod_from_json(raw: &RawValue, what: &str) -> Result<PodInfo, ConvertError
         None => Err(ConvertError::Finished {
             what: what.to_string(),
         }),
+    }
+}
+
+/// How many converted pods [`PodMemo`] keeps.
+pub const POD_MEMO_ENTRIES: usize = 16;
+
+/// The last [`POD_MEMO_ENTRIES`] pods converted, keyed by their exact JSON text (a
+/// fast hash confirmed by comparing the bytes), most recent first. kube-scheduler sends
+/// the same pod object to filter and then to prioritize, so the second call skips the
+/// conversion (which goes through the manifest reader and its YAML parser, the largest
+/// per-call cost after scoring). The conversion is a function of the text alone; errors
+/// are not kept.
+#[derive(Debug, Default)]
+pub struct PodMemo {
+    entries: Mutex<Vec<(u64, Box<str>, PodInfo)>>,
+}
+
+impl PodMemo {
+    /// [`pod_from_json`], from the memo when the same text was converted recently.
+    pub fn convert(&self, raw: &RawValue, what: &str) -> Result<PodInfo, ConvertError> {
+        let text = raw.get();
+        let hash = hash_bytes(text.as_bytes());
+        {
+            let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = e.iter().position(|(h, t, _)| *h == hash && **t == *text) {
+                let hit = e[i].2.clone();
+                e[..=i].rotate_right(1);
+                return Ok(hit);
+            }
+        }
+        let pod = pod_from_json(raw, what)?;
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        e.insert(0, (hash, text.into(), pod.clone()));
+        e.truncate(POD_MEMO_ENTRIES);
+        Ok(pod)
     }
 }
 

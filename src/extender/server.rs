@@ -8,7 +8,7 @@
 //! or 5xx is logged with `tracing::warn!`.
 
 use super::cache::{Cache, Verdicts};
-use super::convert::{self, ConvertError, PodInfo};
+use super::convert::{self, ConvertError, PodInfo, PodMemo};
 use super::fast::{self, NamesMemo, ResolvedNames};
 use super::scan;
 use super::wire::{
@@ -33,11 +33,13 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 /// Shared state of the server: the cache behind a read–write lock (filter, prioritize
 /// and preempt read it concurrently; bind, full-mode node updates and re-placed pods
-/// write), the memo of resolved name lists, and the configuration.
+/// write), the memos of resolved name lists and of converted pods, and the
+/// configuration.
 #[derive(Debug)]
 pub struct ExtenderState {
     cache: RwLock<Cache>,
     names: NamesMemo,
+    pods: PodMemo,
     config: ExtenderConfig,
 }
 
@@ -47,6 +49,7 @@ impl ExtenderState {
         Arc::new(ExtenderState {
             cache: RwLock::new(cache),
             names: NamesMemo::default(),
+            pods: PodMemo::default(),
             config,
         })
     }
@@ -232,7 +235,7 @@ fn prepare<'s>(
             (args.pod, resolved, args.nodes)
         }
     };
-    let pod = convert::pod_from_json(pod_raw, "Pod")?;
+    let pod = st.pods.convert(pod_raw, "Pod")?;
     let key = pod.key();
     let full = match nodes {
         Some(list) => {
