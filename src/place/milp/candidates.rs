@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
 
 /// Above this many (class, node) pairs the program is restricted to candidate nodes.
-pub(crate) const LARGE_PAIRS: usize = 1_000_000;
+pub(crate) const LARGE_PAIRS: usize = 300_000;
 
 /// The column budget of a restricted program, shared out over the classes.
 const COLUMN_BUDGET: usize = 40_000;

@@ -73,8 +73,8 @@
 //! left of the time limit (measured with the wall clock, as HiGHS does itself).
 //!
 //! # Size: the restricted path (large clusters)
-//! Above [`MilpOptions::restrict_above_pairs`] (pod classes × nodes, default one
-//! million) a program that the aggregated path cannot model is built on *candidate*
+//! Above [`MilpOptions::restrict_above_pairs`] (pod classes × nodes, default
+//! 300,000) a program that the aggregated path cannot model is built on *candidate*
 //! nodes per class (`candidates`): the nodes the greedy warm start gave the class, plus
 //! the nodes nearest the class's demand in free-resource space (a kiddo k-d tree; the
 //! tightest fits first) that pass its filters, within a budget of about 40,000 columns.
@@ -89,7 +89,7 @@
 //! limit, its placement is returned with `fell_back`). The "never worse than any online
 //! policy" promise then holds for the policies that ran. HiGHS gets two thirds of what is
 //! left after keeping back the estimated time of the greedy tail (its share of the
-//! pending pods times the fastest warm start's time, doubled).
+//! pending pods times the fastest warm start's time, tripled).
 //!
 //! # Plugins
 //! [`MilpPlacer::with_plugins`] attaches an embedder's hard rules and cost terms
@@ -263,9 +263,11 @@ impl MilpPlacer {
     /// the objective first (they win ties).
     fn warm_start_kinds(&self) -> Vec<OnlineKind> {
         let first: &[OnlineKind] = match self.opts.objective {
+            // First-fit first: the cheapest (it stops at the first feasible node), so on
+            // large clusters where the warm-start budget runs out it is the one that ran.
             Objective::Pack => &[
-                OnlineKind::BestFit,
                 OnlineKind::FirstFit,
+                OnlineKind::BestFit,
                 OnlineKind::DotProduct,
                 OnlineKind::MostAllocated,
                 OnlineKind::GpuPacking,
@@ -451,9 +453,10 @@ impl MilpPlacer {
             "MILP program built"
         );
         // Time kept back for extracting the solution and placing the greedy tail (its
-        // share of the fastest warm start's time, doubled, plus a margin).
+        // share of the fastest warm start's time, tripled: its pods have spread or affinity
+        // constraints and cost more than the average pod; plus a margin).
         let tail_share = classes.greedy_tail.len() as f64 / problem.pending.len().max(1) as f64;
-        let reserve = 0.1 + 2.0 * greedy_seconds * tail_share;
+        let reserve = 0.1 + 3.0 * greedy_seconds * tail_share;
         let left =
             |start: Instant| self.opts.time_limit_seconds - start.elapsed().as_secs_f64() - reserve;
         if warm.is_none() {
