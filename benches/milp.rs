@@ -31,6 +31,7 @@ fn bench(c: &mut Criterion) {
         mip_rel_gap: 0.01,
         threads: 1,
         seed: 42,
+        ..Default::default()
     })
     .unwrap();
     let mut g = c.benchmark_group("milp_openb_pack");

@@ -251,6 +251,7 @@ pub fn policy_with_plugins(
             mip_rel_gap: opts.mip_rel_gap,
             threads: opts.threads,
             seed: opts.seed,
+            ..Default::default()
         })?;
         return Ok(Box::new(milp.with_plugins(plugins)));
     }

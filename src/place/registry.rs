@@ -66,6 +66,7 @@ pub fn policy_by_name(name: &str, opts: &PolicyOptions) -> Result<Box<dyn Placer
             mip_rel_gap: opts.mip_rel_gap,
             threads: opts.threads,
             seed: opts.seed,
+            ..Default::default()
         })?),
         other => return Err(PlaceError::UnknownPolicy(other.to_string())),
     })

@@ -428,22 +428,50 @@ fn gpu_rows(
     }
 }
 
+/// Classes that may be selected by a term with `selector`: those whose first pod has the
+/// selector's rarest `matchLabels` pair (every class if it has none). A superset: callers
+/// still check `selects`.
+fn classes_maybe_selected<'a>(
+    by_label: &'a BTreeMap<(&str, &str), Vec<usize>>,
+    all: &'a [usize],
+    selector: &'a crate::model::LabelSelector,
+) -> &'a [usize] {
+    let mut best = all;
+    for (k, v) in &selector.match_labels {
+        let got = by_label
+            .get(&(k.as_str(), v.as_str()))
+            .map_or(&[][..], Vec::as_slice);
+        if got.len() < best.len() {
+            best = got;
+        }
+    }
+    best
+}
+
 fn anti_affinity_rows(problem: &Problem, classes: &Classes, f: &mut Formulation) {
     let cl = &classes.classes;
     let nodes = problem.cluster.nodes();
+    // Classes by label pair of their first pod, to skip the class pairs a term cannot
+    // select (the check over every pair is quadratic in the classes).
+    let mut by_label: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    for (c, class) in cl.iter().enumerate() {
+        for (k, v) in &problem.pending[class.rep()].labels {
+            by_label.entry((k, v)).or_default().push(c);
+        }
+    }
+    let all: Vec<usize> = (0..cl.len()).collect();
     for (c, class) in cl.iter().enumerate() {
         let pod = &problem.pending[class.rep()];
         for t in &pod.pod_anti_affinity {
-            for (c2, other) in cl.iter().enumerate() {
-                let op = &problem.pending[other.rep()];
+            for &c2 in classes_maybe_selected(&by_label, &all, &t.selector) {
+                let op = &problem.pending[cl[c2].rep()];
                 if !t.selects(&pod.namespace, &op.namespace, &op.labels) {
                     continue;
                 }
                 let mut domains: BTreeMap<&String, DomainCols> = BTreeMap::new();
-                for (&(cc, n), &x) in f.x.range((c.min(c2), 0)..(c.max(c2) + 1, 0)) {
-                    if cc != c && cc != c2 {
-                        continue;
-                    }
+                let own = f.x.range((c, 0)..(c + 1, 0));
+                let other = f.x.range((c2, 0)..(c2 + 1, 0)).filter(|_| c2 != c);
+                for (&(cc, n), &x) in own.chain(other) {
                     let Some(v) = nodes[n].labels.get(&t.topology_key) else {
                         continue;
                     };
@@ -451,8 +479,7 @@ fn anti_affinity_rows(problem: &Problem, classes: &Classes, f: &mut Formulation)
                     if cc == c {
                         e.0.push(x);
                         e.2.push(n);
-                    }
-                    if cc == c2 && c2 != c {
+                    } else {
                         e.1.push(x);
                     }
                 }

@@ -35,13 +35,13 @@
 //! optimal in time, it reports the first solve's objective and bound instead.
 //!
 //! # Warm start and fallback
-//! Every online policy runs first (the ones suited to the objective first, they win
-//! ties); the best by (priority weight placed, then the second goal, see `goal`) is the
+//! Every online policy runs first, within the warm-start share of the time limit (see
+//! "Time" below; the ones suited to the objective first, they win ties); the best by (priority weight placed, then the second goal, see `goal`) is the
 //! greedy warm start (passed to HiGHS as its initial solution). It is returned instead,
 //! with `fell_back: true`, when HiGHS fails or has no incumbent, when the solution does
 //! not pass the sequential kube-filter check, or when the final placement (program plus
 //! greedy tail) is lexicographically worse than it. So the MILP is never worse than any
-//! online policy on (weight, second goal).
+//! online policy it ran on (weight, second goal).
 //!
 //! # Size: the aggregated path (`pack`)
 //! When the objective is `pack`, no modelled pod has pod anti-affinity or host ports,
@@ -72,6 +72,25 @@
 //! Time limit, gap and threads are passed to HiGHS; the second solve gets what the first
 //! left of the time limit (measured with the wall clock, as HiGHS does itself).
 //!
+//! # Size: the restricted path (large clusters)
+//! Above [`MilpOptions::restrict_above_pairs`] (pod classes × nodes, default
+//! 300,000) a program that the aggregated path cannot model is built on *candidate*
+//! nodes per class (`candidates`): the nodes the greedy warm start gave the class, plus
+//! the nodes nearest the class's demand in free-resource space (a kiddo k-d tree; the
+//! tightest fits first) that pass its filters, within a budget of about 40,000 columns.
+//! Filtering every class against every node is itself too slow at 20,000 nodes, so the
+//! candidates are found without it. The program is a restriction: its bound is the
+//! restricted program's, and the warm start is one of its points, so the answer is never
+//! worse than the warm start.
+//!
+//! # Time
+//! The warm starts may use a quarter of the time limit: once it is spent, the online
+//! policies not yet run are skipped (at least one runs; if it alone takes the whole
+//! limit, its placement is returned with `fell_back`). The "never worse than any online
+//! policy" promise then holds for the policies that ran. HiGHS gets two thirds of what is
+//! left after keeping back the estimated time of the greedy tail (its share of the
+//! pending pods times the fastest warm start's time, tripled).
+//!
 //! # Plugins
 //! [`MilpPlacer::with_plugins`] attaches an embedder's hard rules and cost terms
 //! ([`crate::place::plugin`]): forbidden (class, node) pairs get no column, the warm
@@ -80,6 +99,7 @@
 //! the warm start). With plugins the exact path is always taken, without truncation.
 
 mod aggregate;
+mod candidates;
 mod classes;
 mod extract;
 mod formulate;
@@ -158,6 +178,10 @@ pub struct MilpOptions {
     pub threads: u32,
     /// Seed for HiGHS and the online warm starts.
     pub seed: u64,
+    /// Above this many (pod class, node) pairs the exact program keeps only candidate
+    /// nodes per class (the greedy's and the nearest in free-resource space, see
+    /// "Size: the restricted path" in the module docs); 0 always restricts.
+    pub restrict_above_pairs: usize,
 }
 
 impl Default for MilpOptions {
@@ -168,6 +192,7 @@ impl Default for MilpOptions {
             mip_rel_gap: 0.01,
             threads: 1,
             seed: 42,
+            restrict_above_pairs: candidates::LARGE_PAIRS,
         }
     }
 }
@@ -238,12 +263,14 @@ impl MilpPlacer {
     /// the objective first (they win ties).
     fn warm_start_kinds(&self) -> Vec<OnlineKind> {
         let first: &[OnlineKind] = match self.opts.objective {
+            // First-fit first: the cheapest (it stops at the first feasible node), so on
+            // large clusters where the warm-start budget runs out it is the one that ran.
             Objective::Pack => &[
+                OnlineKind::FirstFit,
                 OnlineKind::BestFit,
                 OnlineKind::DotProduct,
                 OnlineKind::MostAllocated,
                 OnlineKind::GpuPacking,
-                OnlineKind::FirstFit,
             ],
             Objective::Balance => &[OnlineKind::LeastAllocated, OnlineKind::KubeDefault],
             Objective::Fragmentation => &[OnlineKind::GpuPacking, OnlineKind::Fgd],
@@ -280,10 +307,21 @@ impl Placer for MilpPlacer {
     fn place(&self, problem: &Problem) -> Result<Outcome, PlaceError> {
         let start = Instant::now();
         let mut greedy: Option<(OnlineKind, Vec<Option<Binding>>, goal::Score)> = None;
+        let mut fastest = f64::INFINITY;
+        let budget = WARM_START_SHARE * self.opts.time_limit_seconds;
         for k in self.warm_start_kinds() {
+            if greedy.is_some() && start.elapsed().as_secs_f64() > budget {
+                tracing::debug!(
+                    next = k.name(),
+                    "warm-start budget spent; the remaining online policies are skipped"
+                );
+                break;
+            }
+            let t = Instant::now();
             let out = OnlinePolicy::new(k, self.opts.seed)
                 .with_plugins(self.plugins.hard_only())
                 .place(problem)?;
+            fastest = fastest.min(t.elapsed().as_secs_f64());
             let s = self.score(problem, &out.placement);
             if greedy.as_ref().is_none_or(|g| s.better_than(&g.2)) {
                 greedy = Some((k, out.placement, s));
@@ -297,7 +335,11 @@ impl Placer for MilpPlacer {
             s = start.elapsed().as_secs_f64(),
             "best greedy warm start"
         );
-        let result = self.optimise(problem, kind, &greedy, start);
+        let result = if start.elapsed().as_secs_f64() < self.opts.time_limit_seconds {
+            self.optimise(problem, kind, &greedy, start, fastest)
+        } else {
+            Err("the time limit was spent on the greedy warm start".to_string())
+        };
         let fallback_stats = |o: Option<&Optimised>| {
             let mut st = SolveStats {
                 fell_back: true,
@@ -348,6 +390,7 @@ impl MilpPlacer {
         kind: OnlineKind,
         greedy: &[Option<Binding>],
         start: Instant,
+        greedy_seconds: f64,
     ) -> Result<Optimised, String> {
         let classes = classes::group(&problem.pending);
         let cls = extract::class_of(problem, &classes);
@@ -356,14 +399,23 @@ impl MilpPlacer {
             .zip(&cls)
             .map(|(b, c)| c.and(b.clone()))
             .collect();
-        let mut eligible = formulate::eligible_nodes(problem, &classes);
+        // Large and not for the aggregated path: candidate nodes per class only.
+        let restricted = self.plugins.is_empty()
+            && classes.classes.len() * problem.cluster.nodes().len()
+                > self.opts.restrict_above_pairs
+            && !self.aggregable(problem, &classes);
+        let mut eligible = if restricted {
+            candidates::restricted(problem, &classes, &greedy_part, &cls)
+        } else {
+            formulate::eligible_nodes(problem, &classes)
+        };
         if self.plugins.has_hard() {
             for (c, ns) in classes.classes.iter().zip(&mut eligible) {
                 let pod = &problem.pending[c.rep()];
                 ns.retain(|&n| self.plugins.check(pod, n, &problem.cluster).is_ok());
             }
         }
-        if self.use_aggregate(problem, &classes, &eligible) {
+        if !restricted && self.use_aggregate(problem, &classes, &eligible) {
             return self.optimise_aggregated(
                 problem,
                 &classes,
@@ -374,7 +426,9 @@ impl MilpPlacer {
                 start,
             );
         }
-        let kept = if self.plugins.is_empty() {
+        let kept = if restricted {
+            eligible.iter().flatten().copied().collect()
+        } else if self.plugins.is_empty() {
             formulate::truncate(problem, &classes, &eligible, &greedy_part)
         } else {
             eligible.iter().flatten().copied().collect()
@@ -394,21 +448,27 @@ impl MilpPlacer {
             cols = f.program.cols.len(),
             rows = f.program.rows.len(),
             warm = warm.is_some(),
+            restricted,
             built_s = start.elapsed().as_secs_f64(),
             "MILP program built"
         );
+        // Time kept back for extracting the solution and placing the greedy tail (its
+        // share of the fastest warm start's time, tripled: its pods have spread or affinity
+        // constraints and cost more than the average pod; plus a margin).
+        let tail_share = classes.greedy_tail.len() as f64 / problem.pending.len().max(1) as f64;
+        let reserve = 0.1 + 3.0 * greedy_seconds * tail_share;
+        let left =
+            |start: Instant| self.opts.time_limit_seconds - start.elapsed().as_secs_f64() - reserve;
         if warm.is_none() {
             tracing::debug!("greedy warm start is not a point of the program");
         }
         let mut stats = SolveStats::default();
         let mut in_goal_units = false;
-        let values = if f.program.cols.is_empty() {
-            Vec::new()
+        let values = if f.program.cols.is_empty() || (warm.is_some() && left(start) <= 1e-3) {
+            warm.clone().unwrap_or_default()
         } else {
             let mut settings = solve::Settings {
-                time_limit: highs_share(
-                    self.opts.time_limit_seconds - start.elapsed().as_secs_f64(),
-                ),
+                time_limit: highs_share(left(start)),
                 rel_gap: 0.0,
                 abs_gap: 1e-6,
                 threads: self.opts.threads,
@@ -450,7 +510,7 @@ impl MilpPlacer {
                 (values, first.optimal || v1 >= bound - 0.5)
             };
             let v1 = f.program.primary_value(&values);
-            let left = self.opts.time_limit_seconds - start.elapsed().as_secs_f64();
+            let left = left(start);
             if first_optimal && left > 1e-3 {
                 settings.time_limit = highs_share(left);
                 settings.rel_gap = self.opts.mip_rel_gap;
@@ -523,15 +583,24 @@ impl MilpPlacer {
         eligible: &[Vec<usize>],
     ) -> bool {
         let pairs: usize = eligible.iter().map(Vec::len).sum();
+        pairs > AGGREGATE_MIN_PAIRS && self.aggregable(problem, classes)
+    }
+
+    /// True for `pack` without plugins when no modelled pod has anti-affinity or host
+    /// ports: the aggregated program can model it.
+    fn aggregable(&self, problem: &Problem, classes: &classes::Classes) -> bool {
         self.opts.objective == Objective::Pack
             && self.plugins.is_empty()
-            && pairs > AGGREGATE_MIN_PAIRS
             && classes.classes.iter().all(|c| {
                 let p = &problem.pending[c.rep()];
                 p.pod_anti_affinity.is_empty() && p.host_ports.is_empty()
             })
     }
 }
+
+/// The share of the time limit the greedy warm starts may use: once it is spent, the
+/// online policies not yet run are skipped (at least one always runs).
+const WARM_START_SHARE: f64 = 0.25;
 
 /// Above this many (class, eligible node) pairs, `pack` uses the aggregated program.
 const AGGREGATE_MIN_PAIRS: usize = 2000;
