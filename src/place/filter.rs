@@ -381,22 +381,42 @@ impl<'a> FilterContext<'a> {
         if !short.is_empty() {
             return Err(short.into_iter().map(Reason::Insufficient).collect());
         }
+        self.check_inter_pod(node)
+    }
+
+    /// The inter-pod checks alone (PodTopologySpread, then InterPodAffinity), for callers
+    /// that checked ports and resources themselves: the first failing plugin's reason.
+    pub fn check_inter_pod(&self, node: NodeId) -> Result<(), Vec<Reason>> {
+        match self.inter_pod_reason(node) {
+            None => Ok(()),
+            Some(r) => Err(vec![r]),
+        }
+    }
+
+    /// Whether `node` passes the inter-pod checks ([`FilterContext::check_inter_pod`]
+    /// without allocating).
+    #[inline]
+    pub fn inter_pod_ok(&self, node: NodeId) -> bool {
+        self.inter_pod_reason(node).is_none()
+    }
+
+    fn inter_pod_reason(&self, node: NodeId) -> Option<Reason> {
         for s in &self.spread {
             match s.counts.at(node) {
-                None => return Err(vec![Reason::SpreadMissingLabel]),
+                None => return Some(Reason::SpreadMissingLabel),
                 Some(c) => {
                     if c + s.self_match > s.min + s.max_skew {
-                        return Err(vec![Reason::TopologySpread]);
+                        return Some(Reason::TopologySpread);
                     }
                 }
             }
         }
         if !self.affinity.is_empty() && !self.pod_affinity_ok(node) {
-            return Err(vec![Reason::PodAffinity]);
+            return Some(Reason::PodAffinity);
         }
         for a in &self.anti_affinity {
             if a.at(node).is_some_and(|c| c > 0) {
-                return Err(vec![Reason::PodAntiAffinity]);
+                return Some(Reason::PodAntiAffinity);
             }
         }
         for g in &self.existing_anti {
@@ -404,10 +424,10 @@ impl<'a> FilterContext<'a> {
                 .domain(node)
                 .is_some_and(|d| g.ids.binary_search(&d).is_ok())
             {
-                return Err(vec![Reason::ExistingPodAntiAffinity]);
+                return Some(Reason::ExistingPodAntiAffinity);
             }
         }
-        Ok(())
+        None
     }
 
     /// kube-scheduler's `satisfyPodAffinity`: every term's topology key is on the node
