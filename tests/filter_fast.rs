@@ -209,26 +209,42 @@ fn random_cluster(seed: u64) -> (Cluster, Vec<Pod>, ChaCha8Rng) {
     (problem.cluster, problem.pending, rng)
 }
 
-fn assert_same_verdicts(cluster: &Cluster, pod: &Pod, what: &str) {
+/// Compares every node's verdict; counts the verdicts by reason.
+fn assert_same_verdicts(
+    cluster: &Cluster,
+    pod: &Pod,
+    what: &str,
+    seen: &mut HashMap<String, usize>,
+) {
     let ctx = FilterContext::new(cluster, pod);
     for node in 0..cluster.nodes().len() {
+        let got = ctx.check(node);
         assert_eq!(
-            ctx.check(node),
+            got,
             reference_check(cluster, pod, node),
             "{what}: pod {} on node {node}",
             pod.key()
         );
+        let kind = match &got {
+            Ok(()) => "ok".to_string(),
+            Err(r) => format!("{:?}", r[0])
+                .chars()
+                .take_while(|c| c.is_alphanumeric())
+                .collect(),
+        };
+        *seen.entry(kind).or_insert(0) += 1;
     }
 }
 
 #[test]
 fn filter_verdicts_match_the_reference_on_random_clusters() {
     let mut checked = 0;
+    let mut seen = HashMap::new();
     for seed in 0..60 {
         let (mut cluster, pending, mut rng) = random_cluster(seed);
         let mut bound = Vec::new();
         for (i, pod) in pending.iter().enumerate() {
-            assert_same_verdicts(&cluster, pod, &format!("seed {seed}"));
+            assert_same_verdicts(&cluster, pod, &format!("seed {seed}"), &mut seen);
             checked += 1;
             // Bind at a random feasible node, so the cluster fills up.
             let ctx = FilterContext::new(&cluster, pod);
@@ -258,6 +274,20 @@ fn filter_verdicts_match_the_reference_on_random_clusters() {
         }
     }
     assert!(checked > 500, "only {checked} pods checked");
+    // Every inter-pod verdict occurs, so each fast path was compared.
+    for kind in [
+        "ok",
+        "SpreadMissingLabel",
+        "TopologySpread",
+        "PodAffinity",
+        "PodAntiAffinity",
+        "ExistingPodAntiAffinity",
+    ] {
+        assert!(
+            seen.get(kind).is_some_and(|&c| c > 0),
+            "no {kind} verdict: {seen:?}"
+        );
+    }
 }
 
 #[test]
