@@ -5,7 +5,6 @@
 
 use super::classes::{EntryClasses, NodeKeys};
 use super::frag::FragState;
-use super::freetree::FreeTree;
 use super::rows::{
     best_fit_fast, kube_resources_fast, least_allocated_fast, main_score, most_allocated_fast,
     NodeRefs,
@@ -113,8 +112,6 @@ pub(crate) struct Engine<'a> {
     /// FGD's workload and per-node fragmentation bookkeeping, once set.
     fgd: Option<FragState>,
     buf: Vec<Candidate>,
-    /// Free resources per node as a max-tree (first-fit's search).
-    free: FreeTree,
     /// Embedders' plugins; when set, every decision takes the full two-pass route.
     plugins: Option<Plugins>,
 }
@@ -132,14 +129,12 @@ impl<'a> Engine<'a> {
             classes: Vec::new(),
             fgd: None,
             buf: Vec::with_capacity(n),
-            free: FreeTree::default(),
             plugins: None,
             cluster,
         };
         for id in 0..n {
             e.refresh_row(id);
         }
-        e.free = FreeTree::new(&e.rows);
         let bound: Vec<(NodeId, u64, u64, GpuAmount)> = e
             .cluster
             .bound_pods()
@@ -182,7 +177,6 @@ impl<'a> Engine<'a> {
             .filter(|&&t| t > 0)
             .count();
         r.inv_dims = if dims == 0 { 0.0 } else { 1.0 / dims as f64 };
-        self.free.update(id, &self.rows[id]);
         if let Some(f) = self.fgd.as_mut() {
             f.invalidate(id);
         }
@@ -320,7 +314,12 @@ impl<'a> Engine<'a> {
         let q = PodReq::of(pod);
         let cluster: &Cluster = &self.cluster;
         let ctx = FilterContext::new(cluster, pod);
-        let (inter_pod, reads_node) = dynamic_needs(&ctx, pod);
+        let inter_pod = ctx.has_inter_pod_checks();
+        // Pods whose dynamic checks read the pods on a node (ports) or resources the row
+        // does not hold (extended; GPU devices are re-checked too).
+        let reads_node = !pod.host_ports.is_empty()
+            || pod.requests.extended.values().any(|&v| v > 0)
+            || (inter_pod && pod.gpu.amount.is_some());
         let entry = &self.statics[si];
         // Classes group nodes by the state the fast filter and score read. With inter-pod
         // checks the verdict also depends on the node's topology domains: each class is
@@ -332,7 +331,15 @@ impl<'a> Engine<'a> {
             _ => Slots::All(entry.nodes.len()),
         };
         let rows = &self.rows;
-        let check = |n: usize| dynamic_ok(&ctx, inter_pod, reads_node, n);
+        // `fits` (run first) covers pods, CPU, memory, ephemeral storage and GPUs as
+        // `Cluster::insufficient` does; the full dynamic check runs where it is not enough.
+        let check = |n: usize| {
+            if reads_node {
+                ctx.check_dynamic(n).is_ok()
+            } else {
+                !inter_pod || ctx.inter_pod_ok(n)
+            }
+        };
         const NO_DEVICE: u32 = u32::MAX;
         match self.kind {
             OnlineKind::FirstFit | OnlineKind::Random => scan_nodes(
@@ -420,32 +427,6 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// First-fit's node: the lowest-index feasible one, found by the free-resource tree
-    /// (full nodes are skipped a subtree at a time); exactly what an ascending scan of
-    /// every node stopping at the first feasible one finds.
-    fn first_fit(&self, pod: &Pod, si: usize) -> Option<Candidate> {
-        let q = PodReq::of(pod);
-        let ctx = FilterContext::new(&self.cluster, pod);
-        let (inter_pod, reads_node) = dynamic_needs(&ctx, pod);
-        let entry = &self.statics[si];
-        let rows = &self.rows;
-        let mut slot = 0u32;
-        let node = self.free.first(&q, rows.len(), |n| {
-            let Ok(s) = entry.nodes.binary_search_by_key(&(n as u32), |sn| sn.id) else {
-                return false;
-            };
-            slot = s as u32;
-            fits(&rows[n], &q) && dynamic_ok(&ctx, inter_pod, reads_node, n)
-        })?;
-        Some(Candidate {
-            node: node as u32,
-            slot,
-            main: 0.0,
-            device: u32::MAX,
-            total: 0.0,
-        })
-    }
-
     fn prepare(&mut self, pod: &Pod) -> usize {
         if self.kind == OnlineKind::Fgd {
             self.ensure_workload(pod);
@@ -462,20 +443,16 @@ impl<'a> Engine<'a> {
         let stop_early = first_only && self.plugins.is_none();
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
-        if stop_early && self.kind == OnlineKind::FirstFit {
-            buf.extend(self.first_fit(pod, si));
-        } else {
-            self.scan(pod, si, false, |sn, slot, main, device| {
-                buf.push(Candidate {
-                    node: sn.id,
-                    slot,
-                    main,
-                    device,
-                    total: main,
-                });
-                !stop_early
+        self.scan(pod, si, false, |sn, slot, main, device| {
+            buf.push(Candidate {
+                node: sn.id,
+                slot,
+                main,
+                device,
+                total: main,
             });
-        }
+            !stop_early
+        });
         if let Some(p) = &self.plugins {
             let cluster: &Cluster = &self.cluster;
             buf.retain(|c| p.check(pod, c.node as usize, cluster).is_ok());
@@ -667,29 +644,6 @@ enum Slots<'c> {
     /// Per class of equivalent nodes, its lowest slot passing the dynamic check, in no
     /// particular order.
     ClassesChecked(&'c EntryClasses),
-}
-
-/// Whether `pod` has inter-pod checks, and whether its dynamic checks read more than the
-/// node row holds: the pods on the node (host ports), extended resources, or GPU devices
-/// (re-checked for pods with inter-pod checks, as before).
-fn dynamic_needs(ctx: &FilterContext<'_>, pod: &Pod) -> (bool, bool) {
-    let inter_pod = ctx.has_inter_pod_checks();
-    let reads_node = !pod.host_ports.is_empty()
-        || pod.requests.extended.values().any(|&v| v > 0)
-        || (inter_pod && pod.gpu.amount.is_some());
-    (inter_pod, reads_node)
-}
-
-/// The dynamic filter of node `n` after [`fits`] passed: `fits` covers pods, CPU,
-/// memory, ephemeral storage and GPUs as `Cluster::insufficient` does, so the full
-/// dynamic check runs only where that is not enough.
-#[inline]
-fn dynamic_ok(ctx: &FilterContext<'_>, inter_pod: bool, reads_node: bool, n: usize) -> bool {
-    if reads_node {
-        ctx.check_dynamic(n).is_ok()
-    } else {
-        !inter_pod || ctx.inter_pod_ok(n)
-    }
 }
 
 /// Allocation-free resource and device fit against a node row.

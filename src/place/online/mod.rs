@@ -110,7 +110,6 @@
 mod classes;
 mod engine;
 mod frag;
-mod freetree;
 mod rows;
 mod soft;
 
