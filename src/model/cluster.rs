@@ -4,14 +4,22 @@
 //! This is the incremental bookkeeping the policies use. The validator
 //! ([`crate::place::validate`]) deliberately does not use it.
 
+mod topology;
+
+pub use topology::{
+    SpreadEligibility, SpreadEligibilityKey, TopologyDomains, TopologyIndex, NO_DOMAIN,
+};
+
 use super::gpu::{choose_devices, GpuAmount, MILLI_PER_GPU};
 use super::node::Node;
 use super::pod::{HostPort, Pod, PodAffinityTerm};
 use super::resources::Resources;
-use super::selector::{LabelSelector, Operator};
+use super::selector::{LabelSelector, Labels, Operator};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 use thiserror::Error;
+use topology::{AntiTermIndex, EligibilityMemo};
 
 /// Index of a node in [`Cluster::nodes`].
 pub type NodeId = usize;
@@ -77,7 +85,15 @@ pub struct Cluster {
     /// Required anti-affinity terms of bound pods: (owner namespace, term) → the owners'
     /// nodes with how many owners each.
     anti_terms: HashMap<(String, PodAffinityTerm), BTreeMap<NodeId, u32>>,
+    /// The keys of `anti_terms` filed by a label their selector requires.
+    anti_index: AntiTermIndex,
     bound_count: usize,
+    /// Interned topology domains of the node labels, built on first use (reset when
+    /// nodes change).
+    topology: OnceLock<Arc<TopologyIndex>>,
+    /// Spread eligibility per (node selector, required affinity, hard keys), reset when
+    /// nodes change.
+    eligibility: EligibilityMemo,
 }
 
 impl Cluster {
@@ -102,6 +118,7 @@ impl Cluster {
         self.used.push(Resources::default());
         self.pods_on_node.push(Vec::new());
         self.nodes.push(node);
+        self.nodes_changed();
         Ok(id)
     }
 
@@ -114,7 +131,31 @@ impl Cluster {
     /// Changing allocatable below what is used makes the node over-full, which the
     /// validator reports.
     pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        self.nodes_changed();
         &mut self.nodes[id]
+    }
+
+    /// Drops what is derived from the node descriptions.
+    fn nodes_changed(&mut self) {
+        self.topology = OnceLock::new();
+        self.eligibility.clear();
+    }
+
+    /// The interned topology domains of every node label key (built on first use after
+    /// the nodes last changed).
+    pub fn topology(&self) -> &TopologyIndex {
+        self.topology
+            .get_or_init(|| Arc::new(TopologyIndex::build(&self.nodes)))
+    }
+
+    /// The spread eligibility for `key`, memoised until the nodes change; `build`
+    /// computes it on a miss (it must depend only on the nodes and `key`).
+    pub fn spread_eligibility(
+        &self,
+        key: &SpreadEligibilityKey,
+        build: impl FnOnce() -> SpreadEligibility,
+    ) -> Arc<SpreadEligibility> {
+        self.eligibility.get_or_build(key, build)
     }
 
     /// Node id by name.
@@ -169,6 +210,28 @@ impl Cluster {
         self.anti_terms
             .iter()
             .map(|((ns, t), nodes)| (ns.as_str(), t, nodes.keys().copied()))
+    }
+
+    /// The required anti-affinity terms of bound pods that may select a pod carrying
+    /// `labels` — a superset of the selecting ones, narrowed by a label each term's
+    /// selector requires; callers still check [`PodAffinityTerm::selects`] — each with
+    /// its owner namespace and the nodes its owners are bound to (ascending). In no fixed
+    /// order.
+    pub fn anti_affinity_terms_maybe_selecting<'s>(
+        &'s self,
+        labels: &'s Labels,
+    ) -> impl Iterator<
+        Item = (
+            &'s str,
+            &'s PodAffinityTerm,
+            impl Iterator<Item = NodeId> + 's,
+        ),
+    > + 's {
+        self.anti_index.candidates(labels).filter_map(move |k| {
+            self.anti_terms
+                .get(k)
+                .map(|nodes| (k.0.as_str(), &k.1, nodes.keys().copied()))
+        })
     }
 
     /// Bound pods that may match `selector`, ascending: a superset of the matching ones,
@@ -334,12 +397,15 @@ impl Cluster {
         }
         if let Some((p, _)) = &self.pods[id] {
             for t in &p.pod_anti_affinity {
-                *self
-                    .anti_terms
-                    .entry((p.namespace.clone(), t.clone()))
-                    .or_default()
-                    .entry(node)
-                    .or_insert(0) += 1;
+                let key = (p.namespace.clone(), t.clone());
+                let nodes = match self.anti_terms.get_mut(&key) {
+                    Some(nodes) => nodes,
+                    None => {
+                        self.anti_index.insert(&key);
+                        self.anti_terms.entry(key).or_default()
+                    }
+                };
+                *nodes.entry(node).or_insert(0) += 1;
             }
             for (k, v) in &p.labels {
                 self.by_label
@@ -429,6 +495,7 @@ impl Cluster {
                 }
                 if nodes.is_empty() {
                     self.anti_terms.remove(&key);
+                    self.anti_index.remove(&key);
                 }
             }
         }

@@ -8,10 +8,11 @@
 //! [`FilterContext`] precomputes, once per pod, everything that depends on the other pods
 //! (topology domain counts for spread and affinity), so checking one node is cheap.
 
+use crate::model::cluster::{SpreadEligibility, TopologyDomains};
 use crate::model::selector::{tolerated, LabelSelector, TaintEffect};
-use crate::model::{Cluster, Node, NodeId, Pod, WhenUnsatisfiable};
-use std::collections::HashMap;
+use crate::model::{Cluster, Node, NodeId, Pod, TopologySpreadConstraint, WhenUnsatisfiable};
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a node cannot take a pod, worded as kube-scheduler words it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -153,29 +154,65 @@ pub fn node_affinity_matches(pod: &Pod, node: &Node) -> bool {
             .is_none_or(|s| s.matches(&node.name, &node.labels))
 }
 
-/// Counts of matching pods per topology domain value, for one term.
-#[derive(Debug, Clone, Default)]
-struct DomainCounts {
-    topology_key: String,
-    counts: HashMap<String, u32>,
+/// Counts of matching pods per topology domain, for one term: domains are the interned
+/// values of the term's topology key ([`TopologyDomains`]), counts are kept sorted by
+/// domain id (only non-zero ones), so a node's count is an array read and a binary
+/// search over the few domains holding matching pods.
+#[derive(Debug, Clone)]
+struct DomainCounts<'a> {
+    /// `None` when no node carries the key.
+    domains: Option<&'a TopologyDomains>,
+    /// (domain id, count > 0), ascending domain id.
+    counts: Vec<(u32, u32)>,
     total: u32,
 }
 
-impl DomainCounts {
-    fn at(&self, node: &Node) -> Option<u32> {
-        node.labels
-            .get(&self.topology_key)
-            .map(|v| self.counts.get(v).copied().unwrap_or(0))
+impl<'a> DomainCounts<'a> {
+    /// Counts from the domain id of each matching pod's node (with repetitions).
+    fn from_ids(domains: Option<&'a TopologyDomains>, mut ids: Vec<u32>) -> Self {
+        let total = ids.len() as u32;
+        ids.sort_unstable();
+        let mut counts: Vec<(u32, u32)> = Vec::new();
+        for d in ids {
+            match counts.last_mut() {
+                Some((last, c)) if *last == d => *c += 1,
+                _ => counts.push((d, 1)),
+            }
+        }
+        DomainCounts {
+            domains,
+            counts,
+            total,
+        }
+    }
+
+    /// The count in `node`'s domain, `None` if the node lacks the key.
+    #[inline]
+    fn at(&self, node: NodeId) -> Option<u32> {
+        let d = self.domains?.domain(node)?;
+        Some(match self.counts.binary_search_by_key(&d, |&(id, _)| id) {
+            Ok(i) => self.counts[i].1,
+            Err(_) => 0,
+        })
     }
 }
 
 #[derive(Debug, Clone)]
-struct SpreadState {
-    counts: DomainCounts,
+struct SpreadState<'a> {
+    counts: DomainCounts<'a>,
     max_skew: u32,
     /// Minimum count over domains of eligible nodes (0 if some eligible domain is empty).
     min: u32,
     self_match: u32,
+}
+
+/// The domains (ascending ids) of one topology key where an existing pod's anti-affinity
+/// forbids the pod.
+#[derive(Debug, Clone)]
+struct ForbiddenDomains<'a> {
+    key: &'a str,
+    domains: &'a TopologyDomains,
+    ids: Vec<u32>,
 }
 
 /// Everything needed to filter nodes for one pod against the current cluster.
@@ -183,13 +220,13 @@ struct SpreadState {
 pub struct FilterContext<'a> {
     cluster: &'a Cluster,
     pod: &'a Pod,
-    spread: Vec<SpreadState>,
-    affinity: Vec<DomainCounts>,
+    spread: Vec<SpreadState<'a>>,
+    affinity: Vec<DomainCounts<'a>>,
     /// Whether the pod matches each of its own affinity terms (first-of-group rule).
     affinity_self_match: Vec<bool>,
-    anti_affinity: Vec<DomainCounts>,
-    /// (topology key, value) domains where an existing pod's anti-affinity forbids `pod`.
-    existing_anti: Vec<(String, String)>,
+    anti_affinity: Vec<DomainCounts<'a>>,
+    /// Per topology key, the domains where an existing pod's anti-affinity forbids `pod`.
+    existing_anti: Vec<ForbiddenDomains<'a>>,
 }
 
 impl<'a> FilterContext<'a> {
@@ -214,27 +251,27 @@ impl<'a> FilterContext<'a> {
     fn compute_pod_terms(&mut self) {
         let cluster = self.cluster;
         let pod = self.pod;
+        let topology = cluster.topology();
         // Candidates come from the cluster's label index (a superset of the selected
         // pods); `selects` decides.
         let count = |key: &str,
                      selector: &LabelSelector,
                      selects: &dyn Fn(&Pod) -> bool,
                      nodes: Option<&[bool]>| {
-            let mut dc = DomainCounts {
-                topology_key: key.to_string(),
-                ..Default::default()
-            };
-            for id in cluster.bound_pods_maybe_matching(selector) {
-                let (other, b) = cluster.pod(id).expect("index in sync");
-                if nodes.is_some_and(|ok| !ok[b.node]) || !selects(other) {
-                    continue;
-                }
-                if let Some(v) = cluster.nodes()[b.node].labels.get(key) {
-                    *dc.counts.entry(v.clone()).or_insert(0) += 1;
-                    dc.total += 1;
+            let domains = topology.key(key);
+            let mut ids = Vec::new();
+            if let Some(dom) = domains {
+                for id in cluster.bound_pods_maybe_matching(selector) {
+                    let (other, b) = cluster.pod(id).expect("index in sync");
+                    if nodes.is_some_and(|ok| !ok[b.node]) || !selects(other) {
+                        continue;
+                    }
+                    if let Some(d) = dom.domain(b.node) {
+                        ids.push(d);
+                    }
                 }
             }
-            dc
+            DomainCounts::from_ids(domains, ids)
         };
         for t in &pod.pod_affinity {
             let sel = |o: &Pod| t.selects(&pod.namespace, &o.namespace, &o.labels);
@@ -256,30 +293,23 @@ impl<'a> FilterContext<'a> {
         if hard.is_empty() {
             return;
         }
-        // Eligible nodes: pass node affinity/selector and carry every hard key
-        // (kube-scheduler's default nodeAffinityPolicy=Honor, nodeTaintsPolicy=Ignore).
-        let eligible: Vec<bool> = cluster
-            .nodes()
-            .iter()
-            .map(|n| {
-                node_affinity_matches(pod, n)
-                    && hard.iter().all(|c| n.labels.contains_key(&c.topology_key))
-            })
-            .collect();
+        let elig = spread_eligibility(cluster, pod, &hard);
         for c in hard {
             let sel = |o: &Pod| o.namespace == pod.namespace && c.selector.matches(&o.labels);
-            let dc = count(&c.topology_key, &c.selector, &sel, Some(&eligible));
-            let mut min = u32::MAX;
-            for (i, n) in cluster.nodes().iter().enumerate() {
-                if eligible[i] {
-                    let v = &n.labels[&c.topology_key];
-                    min = min.min(dc.counts.get(v).copied().unwrap_or(0));
-                }
-            }
+            let dc = count(&c.topology_key, &c.selector, &sel, Some(&elig.eligible));
+            // Counts cover eligible nodes only, so their domains are eligible ones: if
+            // fewer domains hold matching pods than there are eligible domains, some
+            // eligible domain is empty.
+            let eligible_domains = elig.domains_of(&c.topology_key).len();
+            let min = if dc.counts.len() < eligible_domains {
+                0
+            } else {
+                dc.counts.iter().map(|&(_, n)| n).min().unwrap_or(0)
+            };
             self.spread.push(SpreadState {
                 counts: dc,
                 max_skew: c.max_skew,
-                min: if min == u32::MAX { 0 } else { min },
+                min,
                 self_match: u32::from(c.selector.matches(&pod.labels)),
             });
         }
@@ -288,18 +318,37 @@ impl<'a> FilterContext<'a> {
     fn compute_existing_anti(&mut self) {
         let cluster = self.cluster;
         let pod = self.pod;
-        // Each distinct (namespace, term) of the bound pods is checked once.
-        for (ns, t, nodes) in cluster.anti_affinity_terms() {
-            if t.selects(ns, &pod.namespace, &pod.labels) {
-                for node in nodes {
-                    if let Some(v) = cluster.nodes()[node].labels.get(&t.topology_key) {
-                        self.existing_anti.push((t.topology_key.clone(), v.clone()));
-                    }
-                }
+        // Only the terms filed under one of the pod's labels (or requiring none) can
+        // select it; each distinct (namespace, term) of the bound pods is checked once.
+        let mut groups: Vec<ForbiddenDomains<'a>> = Vec::new();
+        for (ns, t, nodes) in cluster.anti_affinity_terms_maybe_selecting(&pod.labels) {
+            if !t.selects(ns, &pod.namespace, &pod.labels) {
+                continue;
             }
+            let Some(domains) = cluster.topology().key(&t.topology_key) else {
+                continue;
+            };
+            let gi = match groups.iter().position(|g| g.key == t.topology_key) {
+                Some(gi) => gi,
+                None => {
+                    groups.push(ForbiddenDomains {
+                        key: &t.topology_key,
+                        domains,
+                        ids: Vec::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            groups[gi]
+                .ids
+                .extend(nodes.filter_map(|node| domains.domain(node)));
         }
-        self.existing_anti.sort();
-        self.existing_anti.dedup();
+        groups.retain_mut(|g| {
+            g.ids.sort_unstable();
+            g.ids.dedup();
+            !g.ids.is_empty()
+        });
+        self.existing_anti = groups;
     }
 
     /// The pod being filtered.
@@ -332,41 +381,63 @@ impl<'a> FilterContext<'a> {
         if !short.is_empty() {
             return Err(short.into_iter().map(Reason::Insufficient).collect());
         }
-        let n = &cluster.nodes()[node];
+        self.check_inter_pod(node)
+    }
+
+    /// The inter-pod checks alone (PodTopologySpread, then InterPodAffinity), for callers
+    /// that checked ports and resources themselves: the first failing plugin's reason.
+    pub fn check_inter_pod(&self, node: NodeId) -> Result<(), Vec<Reason>> {
+        match self.inter_pod_reason(node) {
+            None => Ok(()),
+            Some(r) => Err(vec![r]),
+        }
+    }
+
+    /// Whether `node` passes the inter-pod checks ([`FilterContext::check_inter_pod`]
+    /// without allocating).
+    #[inline]
+    pub fn inter_pod_ok(&self, node: NodeId) -> bool {
+        self.inter_pod_reason(node).is_none()
+    }
+
+    fn inter_pod_reason(&self, node: NodeId) -> Option<Reason> {
         for s in &self.spread {
-            match s.counts.at(n) {
-                None => return Err(vec![Reason::SpreadMissingLabel]),
+            match s.counts.at(node) {
+                None => return Some(Reason::SpreadMissingLabel),
                 Some(c) => {
                     if c + s.self_match > s.min + s.max_skew {
-                        return Err(vec![Reason::TopologySpread]);
+                        return Some(Reason::TopologySpread);
                     }
                 }
             }
         }
-        if !self.affinity.is_empty() && !self.pod_affinity_ok(n) {
-            return Err(vec![Reason::PodAffinity]);
+        if !self.affinity.is_empty() && !self.pod_affinity_ok(node) {
+            return Some(Reason::PodAffinity);
         }
         for a in &self.anti_affinity {
-            if a.at(n).is_some_and(|c| c > 0) {
-                return Err(vec![Reason::PodAntiAffinity]);
+            if a.at(node).is_some_and(|c| c > 0) {
+                return Some(Reason::PodAntiAffinity);
             }
         }
-        for (k, v) in &self.existing_anti {
-            if n.labels.get(k) == Some(v) {
-                return Err(vec![Reason::ExistingPodAntiAffinity]);
+        for g in &self.existing_anti {
+            if g.domains
+                .domain(node)
+                .is_some_and(|d| g.ids.binary_search(&d).is_ok())
+            {
+                return Some(Reason::ExistingPodAntiAffinity);
             }
         }
-        Ok(())
+        None
     }
 
     /// kube-scheduler's `satisfyPodAffinity`: every term's topology key is on the node
     /// and each term has a matching pod in the node's domain — or, for the first pod of a
     /// self-affine group, no existing pod matches any term and the pod matches all its
     /// own terms.
-    fn pod_affinity_ok(&self, n: &Node) -> bool {
+    fn pod_affinity_ok(&self, node: NodeId) -> bool {
         let mut pods_exist = true;
         for a in &self.affinity {
-            match a.at(n) {
+            match a.at(node) {
                 None => return false,
                 Some(0) => pods_exist = false,
                 Some(_) => {}
@@ -384,4 +455,58 @@ impl<'a> FilterContext<'a> {
             || !self.anti_affinity.is_empty()
             || !self.existing_anti.is_empty()
     }
+}
+
+/// The nodes counting for `pod`'s hard spread constraints `hard` (memoised in the
+/// cluster per node selector, required affinity and hard keys): those that pass node
+/// affinity/selector and carry every hard key (kube-scheduler's default
+/// nodeAffinityPolicy=Honor, nodeTaintsPolicy=Ignore), with each key's eligible domains.
+fn spread_eligibility(
+    cluster: &Cluster,
+    pod: &Pod,
+    hard: &[&TopologySpreadConstraint],
+) -> Arc<SpreadEligibility> {
+    let mut keys: Vec<String> = hard.iter().map(|c| c.topology_key.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    let memo_key = (
+        pod.node_selector.clone(),
+        pod.required_node_affinity.clone(),
+        keys,
+    );
+    cluster.spread_eligibility(&memo_key, || {
+        let keys = &memo_key.2;
+        let topology = cluster.topology();
+        let doms: Vec<Option<&TopologyDomains>> = keys.iter().map(|k| topology.key(k)).collect();
+        let eligible: Vec<bool> = cluster
+            .nodes()
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                doms.iter()
+                    .all(|d| d.is_some_and(|d| d.domain(i).is_some()))
+                    && node_affinity_matches(pod, n)
+            })
+            .collect();
+        let domains = keys
+            .iter()
+            .zip(&doms)
+            .map(|(k, d)| {
+                let mut ids: Vec<u32> = d
+                    .map(|d| {
+                        eligible
+                            .iter()
+                            .enumerate()
+                            .filter(|&(_, &e)| e)
+                            .filter_map(|(i, _)| d.domain(i))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ids.sort_unstable();
+                ids.dedup();
+                (k.clone(), ids)
+            })
+            .collect();
+        SpreadEligibility { eligible, domains }
+    })
 }

@@ -57,6 +57,7 @@
 //! (they are "IgnoredDuringExecution"), but the per-node sums include them.
 
 mod interpod;
+mod spread;
 mod violation;
 
 pub use violation::{Violation, ViolationKind};

@@ -262,6 +262,14 @@ impl EntryClasses {
         self.free.push(ci);
     }
 
+    /// The members (slots, ascending) of the class at position `pos` of `dense`.
+    pub fn members(&self, pos: usize) -> impl Iterator<Item = u32> + '_ {
+        self.classes[self.dense_class[pos] as usize]
+            .members
+            .iter()
+            .copied()
+    }
+
     /// Moves node `node` (if eligible in `entry`) from key `old` to key `new`, whose
     /// row is `row`.
     pub fn move_node(&mut self, entry: &StaticEntry, node: u32, old: u32, new: u32, row: &NodeRow) {

@@ -314,18 +314,32 @@ impl<'a> Engine<'a> {
         let q = PodReq::of(pod);
         let cluster: &Cluster = &self.cluster;
         let ctx = FilterContext::new(cluster, pod);
-        let slow = ctx.has_inter_pod_checks()
-            || !pod.host_ports.is_empty()
-            || pod.requests.extended.values().any(|&v| v > 0);
+        let inter_pod = ctx.has_inter_pod_checks();
+        // Pods whose dynamic checks read the pods on a node (ports) or resources the row
+        // does not hold (extended; GPU devices are re-checked too).
+        let reads_node = !pod.host_ports.is_empty()
+            || pod.requests.extended.values().any(|&v| v > 0)
+            || (inter_pod && pod.gpu.amount.is_some());
         let entry = &self.statics[si];
-        // Classes group nodes by the state the fast filter and score read: not valid for
-        // pods whose dynamic checks read the pods on a node.
-        let slots = match (by_class && !slow, self.classes[si].as_ref()) {
+        // Classes group nodes by the state the fast filter and score read. With inter-pod
+        // checks the verdict also depends on the node's topology domains: each class is
+        // then represented by its lowest member passing them (same score, lowest index).
+        // Not valid for pods whose dynamic checks read the pods on a node.
+        let slots = match (by_class && !reads_node, self.classes[si].as_ref()) {
+            (true, Some(c)) if inter_pod => Slots::ClassesChecked(c),
             (true, Some(c)) => Slots::Classes(c),
             _ => Slots::All(entry.nodes.len()),
         };
         let rows = &self.rows;
-        let check = |n: usize| !slow || ctx.check_dynamic(n).is_ok();
+        // `fits` (run first) covers pods, CPU, memory, ephemeral storage and GPUs as
+        // `Cluster::insufficient` does; the full dynamic check runs where it is not enough.
+        let check = |n: usize| {
+            if reads_node {
+                ctx.check_dynamic(n).is_ok()
+            } else {
+                !inter_pod || ctx.inter_pod_ok(n)
+            }
+        };
         const NO_DEVICE: u32 = u32::MAX;
         match self.kind {
             OnlineKind::FirstFit | OnlineKind::Random => scan_nodes(
@@ -598,6 +612,26 @@ fn scan_nodes(
                 }
             }
         }
+        Slots::ClassesChecked(c) => {
+            for (pos, d) in c.dense.iter().enumerate() {
+                if !fits(&d.row, q) {
+                    continue;
+                }
+                // Members share the row and the static soft scores: the lowest one that
+                // passes the inter-pod checks stands for the class.
+                let Some(slot) = c
+                    .members(pos)
+                    .find(|&slot| check(entry.nodes[slot as usize].id as usize))
+                else {
+                    continue;
+                };
+                let sn = &entry.nodes[slot as usize];
+                let (main, device) = score(sn.id as usize, &d.row);
+                if !visit(sn, slot, main, device) {
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -607,6 +641,9 @@ enum Slots<'c> {
     All(usize),
     /// The lowest slot of each class of equivalent nodes, in no particular order.
     Classes(&'c EntryClasses),
+    /// Per class of equivalent nodes, its lowest slot passing the dynamic check, in no
+    /// particular order.
+    ClassesChecked(&'c EntryClasses),
 }
 
 /// Allocation-free resource and device fit against a node row.

@@ -3,14 +3,14 @@
 //! in the parent module.
 
 use super::{Member, Report, ViolationKind};
-use crate::model::{Labels, Node, NodeSelector, Pod, TopologySpreadConstraint, WhenUnsatisfiable};
+use crate::model::{Node, Pod};
 use std::collections::HashMap;
 
 /// Runs every inter-pod check.
 pub(super) fn check(report: &mut Report, nodes: &[Node], members: &[Member]) {
     anti_affinity(report, nodes, members);
     affinity(report, nodes, members);
-    spread(report, nodes, members);
+    super::spread::spread(report, nodes, members);
 }
 
 /// The value of `key` on the member's node.
@@ -354,122 +354,4 @@ fn claimants_on_cycles(members: &[Member], claimants: &[(usize, usize)]) -> Vec<
     }
     out.sort_unstable();
     out
-}
-
-/// Domain counts and the minimum over eligible domains for one spread constraint, as
-/// seen by pods with the same namespace and node constraints.
-struct SpreadCounts {
-    counts: HashMap<String, u32>,
-    min: u32,
-}
-
-type SpreadKey = (
-    String,
-    TopologySpreadConstraint,
-    Labels,
-    Option<NodeSelector>,
-    Vec<String>,
-);
-
-fn node_fits_affinity(pod: &Pod, node: &Node) -> bool {
-    pod.node_selector
-        .iter()
-        .all(|(k, v)| node.labels.get(k) == Some(v))
-        && pod
-            .required_node_affinity
-            .as_ref()
-            .is_none_or(|s| s.matches(&node.name, &node.labels))
-}
-
-fn spread(report: &mut Report, nodes: &[Node], members: &[Member]) {
-    let mut cache: HashMap<SpreadKey, SpreadCounts> = HashMap::new();
-    for p in members {
-        let Some(i) = p.pending else { continue };
-        let hard: Vec<&TopologySpreadConstraint> = p
-            .pod
-            .topology_spread
-            .iter()
-            .filter(|c| c.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule)
-            .collect();
-        if hard.is_empty() {
-            continue;
-        }
-        let mut keys: Vec<String> = hard.iter().map(|c| c.topology_key.clone()).collect();
-        keys.sort();
-        keys.dedup();
-        let missing: Vec<&String> = keys
-            .iter()
-            .filter(|k| domain(nodes, p, k).is_none())
-            .collect();
-        if !missing.is_empty() {
-            for k in missing {
-                report.push(
-                    Some((i, p.pod)),
-                    Some(p.node),
-                    ViolationKind::MissingTopologyLabel {
-                        topology_key: k.clone(),
-                    },
-                );
-            }
-            continue;
-        }
-        for c in hard {
-            let key: SpreadKey = (
-                p.pod.namespace.clone(),
-                c.clone(),
-                p.pod.node_selector.clone(),
-                p.pod.required_node_affinity.clone(),
-                keys.clone(),
-            );
-            let sc = cache
-                .entry(key)
-                .or_insert_with(|| spread_counts(nodes, members, p.pod, c, &keys));
-            let v = domain(nodes, p, &c.topology_key).expect("checked above");
-            let count = sc.counts.get(v).copied().unwrap_or(0);
-            if count > sc.min + c.max_skew {
-                report.push(
-                    Some((i, p.pod)),
-                    Some(p.node),
-                    ViolationKind::TopologySpread {
-                        topology_key: c.topology_key.clone(),
-                        domain: v.clone(),
-                        count,
-                        min: sc.min,
-                        max_skew: c.max_skew,
-                    },
-                );
-            }
-        }
-    }
-}
-
-fn spread_counts(
-    nodes: &[Node],
-    members: &[Member],
-    pod: &Pod,
-    c: &TopologySpreadConstraint,
-    keys: &[String],
-) -> SpreadCounts {
-    let eligible: Vec<bool> = nodes
-        .iter()
-        .map(|n| node_fits_affinity(pod, n) && keys.iter().all(|k| n.labels.contains_key(k)))
-        .collect();
-    let mut counts: HashMap<String, u32> = HashMap::new();
-    for (n, node) in nodes.iter().enumerate() {
-        if eligible[n] {
-            counts
-                .entry(node.labels[&c.topology_key].clone())
-                .or_insert(0);
-        }
-    }
-    for q in members {
-        if eligible[q.node] && q.pod.namespace == pod.namespace && c.selector.matches(&q.pod.labels)
-        {
-            *counts
-                .get_mut(&nodes[q.node].labels[&c.topology_key])
-                .expect("eligible domains are pre-filled") += 1;
-        }
-    }
-    let min = counts.values().copied().min().unwrap_or(0);
-    SpreadCounts { counts, min }
 }
