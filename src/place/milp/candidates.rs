@@ -39,6 +39,9 @@ pub(crate) fn extra_per_class(classes: usize, greedy_columns: usize) -> usize {
     (COLUMN_BUDGET.saturating_sub(greedy_columns) / classes.max(1)).clamp(4, 64)
 }
 
+/// Filter checks spent looking for one class's nearest candidates, at most.
+const MAX_CHECKS_PER_CLASS: usize = 512;
+
 /// Free-resource points of the nodes: distinct points and the nodes at each.
 struct FreeSpace {
     tree: ImmutableKdTree<f64, 3>,
@@ -112,27 +115,32 @@ pub(crate) fn restricted(
         let ctx = FilterContext::new(&problem.cluster, pod);
         // Ask for 8× the nodes wanted (most nearby points are too small or filtered
         // out), then 8× more, up to every point.
+        // At most `MAX_CHECKS_PER_CLASS` filter checks per class: a class whose nearest
+        // nodes mostly fail its filters (a GPU model selector, a taint it does not
+        // tolerate) keeps fewer candidates rather than scanning the cluster.
         let mut want = (extra * 8).min(points);
-        let mut found = 0;
-        let mut seen = 0;
-        loop {
+        let (mut found, mut seen, mut checks) = (0, 0, 0);
+        'widen: loop {
             let near = space.tree.nearest_n::<SquaredEuclidean>(
                 &q,
                 NonZeroUsize::new(want).expect("at least one point"),
             );
             for nb in near.iter().skip(seen) {
                 for &n in &space.nodes_at[nb.item as usize] {
-                    if found >= extra {
-                        break;
+                    if found >= extra || checks >= MAX_CHECKS_PER_CLASS {
+                        break 'widen;
                     }
-                    if !set.contains(&n) && ctx.check(n).is_ok() {
-                        set.insert(n);
-                        found += 1;
+                    if !set.contains(&n) {
+                        checks += 1;
+                        if ctx.check(n).is_ok() {
+                            set.insert(n);
+                            found += 1;
+                        }
                     }
                 }
             }
             seen = near.len();
-            if found >= extra || want >= points || want >= extra * 64 {
+            if want >= points {
                 break;
             }
             want = (want * 8).min(points);

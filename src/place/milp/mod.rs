@@ -405,7 +405,12 @@ impl MilpPlacer {
                 > self.opts.restrict_above_pairs
             && !self.aggregable(problem, &classes);
         let mut eligible = if restricted {
-            candidates::restricted(problem, &classes, &greedy_part, &cls)
+            let e = candidates::restricted(problem, &classes, &greedy_part, &cls);
+            tracing::debug!(
+                s = start.elapsed().as_secs_f64(),
+                "candidate nodes per class found"
+            );
+            e
         } else {
             formulate::eligible_nodes(problem, &classes)
         };
