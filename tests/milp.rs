@@ -847,6 +847,44 @@ fn aggregated_pack_keeps_gangs_whole() {
     assert_eq!(out.stats.gap, Some(0.0), "{:?}", out.stats);
 }
 
+/// `out` passes the validator and is lexicographically no worse than any online policy
+/// (priority weight, then new nodes for `pack` or the largest utilisation for `balance`).
+fn assert_valid_and_not_worse_than_greedy(
+    problem: &Problem,
+    out: &Outcome,
+    seed: u64,
+    objective: Objective,
+) {
+    plimsoll::place::validate::validate(problem, &out.placement).unwrap();
+    let w = weighted_placed(problem, &out.placement);
+    for kind in OnlineKind::ALL {
+        let g = OnlinePolicy::new(kind, seed).place(problem).unwrap();
+        let gw = weighted_placed(problem, &g.placement);
+        assert!(
+            w >= gw,
+            "seed {seed} {objective}: {w} < {} {gw}",
+            kind.name()
+        );
+        if w == gw && objective == Objective::Pack {
+            assert!(
+                new_nodes(out) <= new_nodes(&g),
+                "seed {seed}: milp {} nodes, {} {}",
+                new_nodes(out),
+                kind.name(),
+                new_nodes(&g)
+            );
+        }
+        if w == gw && objective == Objective::Balance {
+            let (m, gm) = (max_util(problem, out), max_util(problem, &g));
+            assert!(
+                m <= gm + 1e-9,
+                "seed {seed}: milp max util {m}, {} {gm}",
+                kind.name()
+            );
+        }
+    }
+}
+
 /// On random clusters (small ones on the exact path, larger ones on the aggregated
 /// path) the MILP is never lexicographically worse than any online policy.
 #[test]
@@ -864,34 +902,7 @@ fn milp_is_never_worse_than_any_greedy_policy() {
             })
             .unwrap();
             let out = placer.place(&problem).unwrap();
-            plimsoll::place::validate::validate(&problem, &out.placement).unwrap();
-            let w = weighted_placed(&problem, &out.placement);
-            for kind in OnlineKind::ALL {
-                let g = OnlinePolicy::new(kind, seed).place(&problem).unwrap();
-                let gw = weighted_placed(&problem, &g.placement);
-                assert!(
-                    w >= gw,
-                    "seed {seed} {objective}: {w} < {} {gw}",
-                    kind.name()
-                );
-                if w == gw && objective == Objective::Pack {
-                    assert!(
-                        new_nodes(&out) <= new_nodes(&g),
-                        "seed {seed}: milp {} nodes, {} {}",
-                        new_nodes(&out),
-                        kind.name(),
-                        new_nodes(&g)
-                    );
-                }
-                if w == gw && objective == Objective::Balance {
-                    let (m, gm) = (max_util(&problem, &out), max_util(&problem, &g));
-                    assert!(
-                        m <= gm + 1e-9,
-                        "seed {seed}: milp max util {m}, {} {gm}",
-                        kind.name()
-                    );
-                }
-            }
+            assert_valid_and_not_worse_than_greedy(&problem, &out, seed, objective);
         }
     }
 }
@@ -925,24 +936,7 @@ fn restricted_program_is_valid_and_never_worse_than_greedy() {
             })
             .unwrap();
             let out = placer.place(&problem).unwrap();
-            plimsoll::place::validate::validate(&problem, &out.placement).unwrap();
-            let w = weighted_placed(&problem, &out.placement);
-            for kind in OnlineKind::ALL {
-                let g = OnlinePolicy::new(kind, seed).place(&problem).unwrap();
-                let gw = weighted_placed(&problem, &g.placement);
-                assert!(
-                    w >= gw,
-                    "seed {seed} {objective}: {w} < {} {gw}",
-                    kind.name()
-                );
-                if w == gw && objective == Objective::Pack {
-                    assert!(
-                        new_nodes(&out) <= new_nodes(&g),
-                        "seed {seed} {}",
-                        kind.name()
-                    );
-                }
-            }
+            assert_valid_and_not_worse_than_greedy(&problem, &out, seed, objective);
         }
     }
 }
