@@ -18,6 +18,31 @@ fn domain<'a>(nodes: &'a [Node], m: &Member, key: &str) -> Option<&'a String> {
     nodes[m.node].labels.get(key)
 }
 
+/// Reports each of `keys` that member `i`'s node lacks (`MissingTopologyLabel`); true if
+/// any was missing.
+pub(super) fn report_missing_keys<'k>(
+    report: &mut Report,
+    nodes: &[Node],
+    i: usize,
+    p: &Member,
+    keys: impl IntoIterator<Item = &'k str>,
+) -> bool {
+    let mut missing = false;
+    for k in keys {
+        if domain(nodes, p, k).is_none() {
+            missing = true;
+            report.push(
+                Some((i, p.pod)),
+                Some(p.node),
+                ViolationKind::MissingTopologyLabel {
+                    topology_key: k.to_string(),
+                },
+            );
+        }
+    }
+    missing
+}
+
 /// Members grouped by the value of a topology key on their node, built per key on first
 /// use (a lookup, so checks cost the size of a domain rather than of the cluster).
 struct Domains<'a> {
@@ -118,23 +143,8 @@ fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
         if p.pod.pod_affinity.is_empty() {
             continue;
         }
-        let missing: Vec<&String> = p
-            .pod
-            .pod_affinity
-            .iter()
-            .map(|t| &t.topology_key)
-            .filter(|k| domain(nodes, p, k).is_none())
-            .collect();
-        if !missing.is_empty() {
-            for k in missing {
-                report.push(
-                    Some((i, p.pod)),
-                    Some(p.node),
-                    ViolationKind::MissingTopologyLabel {
-                        topology_key: k.clone(),
-                    },
-                );
-            }
+        let keys = p.pod.pod_affinity.iter().map(|t| t.topology_key.as_str());
+        if report_missing_keys(report, nodes, i, p, keys) {
             continue;
         }
         let unmet = p.pod.pod_affinity.iter().position(|t| {

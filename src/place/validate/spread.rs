@@ -224,21 +224,7 @@ pub(super) fn spread(report: &mut Report, nodes: &[Node], members: &[Member]) {
         let mut keys: Vec<&str> = hard.iter().map(|c| c.topology_key.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
-        let node = &nodes[p.node];
-        let missing: Vec<&&str> = keys
-            .iter()
-            .filter(|k| !node.labels.contains_key(**k))
-            .collect();
-        if !missing.is_empty() {
-            for k in missing {
-                report.push(
-                    Some((i, p.pod)),
-                    Some(p.node),
-                    ViolationKind::MissingTopologyLabel {
-                        topology_key: k.to_string(),
-                    },
-                );
-            }
+        if super::interpod::report_missing_keys(report, nodes, i, p, keys.iter().copied()) {
             continue;
         }
         let elig = look.eligible(p.pod, &keys);
