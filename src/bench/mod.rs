@@ -122,6 +122,11 @@ pub struct Row {
     pub fell_back: bool,
     /// Validator violations or the policy's error (empty when valid).
     pub errors: Vec<String>,
+    /// FNV-1a digest of every decision (node index and GPU devices of each pending pod,
+    /// in order), as 16 hex digits: equal digests mean identical placements, so a change
+    /// that must not alter decisions can be checked across versions.
+    #[serde(default)]
+    pub placement_digest: String,
 }
 
 /// One case's problem, bound and rows.

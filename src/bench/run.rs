@@ -1,6 +1,7 @@
 //! Building each case's problem and running the policies on it.
 
 use super::suite::{check_policies, policy_names, CaseDef, OpenbCase, SuiteBase};
+use super::metrics::placement_digest;
 use super::{check_and_measure, BenchError, CaseReport, Row, RunOptions, Suite, SuiteReport};
 use crate::datasets::{openb, synthetic};
 use crate::model::Problem;
@@ -235,6 +236,7 @@ fn run_policy(
         valid: false,
         fell_back: false,
         errors: Vec::new(),
+        placement_digest: String::new(),
     };
     let start = Instant::now();
     let placed = policy_by_name(name, popts)
@@ -252,6 +254,7 @@ fn run_policy(
             return row;
         }
     };
+    row.placement_digest = placement_digest(&outcome.placement);
     let checked = match check_and_measure(problem, &outcome) {
         Ok(c) => c,
         Err(errors) => {
