@@ -1,13 +1,14 @@
 # Plimsoll: two commands for a fresh Debian 12 machine with a Rust toolchain.
 #   make run    builds in release mode and runs the demo (every policy on a synthetic GPU cluster)
-#   make test   formatting, clippy, rustdoc warnings, the whole test suite and every example, in release mode
+#   make test   formatting, the core-alone check (make core), clippy, rustdoc warnings, the whole
+#               test suite and every example, in release mode
 # Both first run `deps`, which installs cmake and libclang only if they are missing.
 
 SHELL := /bin/bash
 CARGO ?= cargo
 EXAMPLES := $(sort $(basename $(notdir $(wildcard examples/*.rs))))
 
-.PHONY: all deps build run test examples
+.PHONY: all deps build run test examples core core-deps
 
 all: build
 
@@ -41,10 +42,27 @@ run: deps
 
 test: deps
 	$(CARGO) fmt --check
+	$(MAKE) --no-print-directory core
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --no-deps
 	$(CARGO) test --release
 	$(MAKE) --no-print-directory examples
+
+# The placement core alone (`--no-default-features`: model, manifests, datasets, filters,
+# scores, online policies, validator, explain) must not pull any of these crates, and
+# must build and pass its own tests without them.
+CORE_FORBIDDEN := tokio axum hyper clap anyhow indicatif tracing-subscriber plotters \
+	highs highs-sys good_lp linfa linfa-svm kiddo ndarray
+core-deps:
+	@set -euo pipefail; \
+	tree=$$($(CARGO) tree --no-default-features -e normal,build --prefix none --format '{p}' | awk '{print $$1}' | sort -u); \
+	found=""; for c in $(CORE_FORBIDDEN); do grep -qx -- "$$c" <<<"$$tree" && found="$$found $$c"; done; \
+	if [ -n "$$found" ]; then echo "core-deps: the minimal core (--no-default-features) pulls:$$found" >&2; exit 1; fi; \
+	echo "core-deps: the minimal core pulls none of: $(CORE_FORBIDDEN)"
+
+core: core-deps
+	$(CARGO) clippy --release --no-default-features --all-targets -- -D warnings
+	$(CARGO) test --release --no-default-features
 
 # Every example asserts its own results, so running it is its test.
 examples:

@@ -69,7 +69,7 @@ fn cache(nodes: usize) -> Cache {
             ..Default::default()
         })
         .collect();
-    Cache::new(extender::policy("best-fit").unwrap(), nodes, pods).unwrap()
+    Cache::new(extender::policy("best-fit", 42).unwrap(), nodes, pods).unwrap()
 }
 
 fn body(nodes: usize, k: usize, vary: bool) -> String {

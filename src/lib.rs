@@ -48,15 +48,40 @@
 //! assert_eq!(nodes.len(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Features
+//!
+//! The placement core — [`model`], [`manifest`], [`datasets`] (trace loaders and the
+//! synthetic generator), [`place`]'s filters, scores, online policies, validator and
+//! explanations — is always built and needs no async runtime, HTTP stack, command-line
+//! parser, plotting or solver. The rest is opt-in; `default` (`cli`) turns on all of it:
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `milp` | `place::milp` (HiGHS) and the `milp` policy |
+//! | `predict` | `predict`: k-NN (kiddo), SVR and SVM (linfa-svm) |
+//! | `balance` | `balance`: the min-migration rebalancer (implies `milp`) |
+//! | `sim` | `sim`: the discrete-event trace replay |
+//! | `plot` | SVG plots (`sim::plot`, the experiments' figures) |
+//! | `bench` | `bench`: benchmark suites with the LP bound (implies `milp`) |
+//! | `experiment` | `experiment`: the saturation and overcommit experiments |
+//! | `extender` | `extender`: the kube-scheduler extender's HTTP server (axum, tokio) |
+//! | `cli` | the `plimsoll` binary and everything above |
 #![deny(missing_docs)]
 
+#[cfg(feature = "balance")]
 pub mod balance;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod datasets;
+#[cfg(feature = "experiment")]
 pub mod experiment;
+#[cfg(feature = "extender")]
 pub mod extender;
 pub mod manifest;
 pub mod model;
 pub mod place;
+#[cfg(feature = "predict")]
 pub mod predict;
+#[cfg(feature = "sim")]
 pub mod sim;

@@ -2,11 +2,7 @@
 //! plugin's reason reaches the explanation; the validator with plugins catches what the
 //! plugins forbid; a neutral plugin set changes nothing.
 
-use plimsoll::model::{
-    Cluster, GpuAmount, GpuRequest, LabelSelector, Node, NodeGpus, Pod, Problem, Resources,
-    TopologySpreadConstraint, WhenUnsatisfiable,
-};
-use plimsoll::place::milp::{MilpOptions, MilpPlacer, Objective};
+use plimsoll::model::{Cluster, GpuAmount, GpuRequest, Node, NodeGpus, Pod, Problem, Resources};
 use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::plugin::{
     explain_with, policy_with_plugins, validate_with, FilterPlugin, MilpPlugin, Plugins,
@@ -256,88 +252,96 @@ fn validator_with_plugins_catches_a_plugin_violation() {
         && matches!(&v.kind, ViolationKind::Plugin { plugin, .. } if plugin == "Rule")));
 }
 
-fn milp(objective: Objective) -> MilpPlacer {
-    MilpPlacer::new(MilpOptions {
-        objective,
-        time_limit_seconds: 10.0,
-        ..Default::default()
-    })
-    .unwrap()
-}
+/// The MILP's side of the plugin API (needs the `milp` feature).
+#[cfg(feature = "milp")]
+mod milp_plugins {
+    use super::*;
+    use plimsoll::model::{LabelSelector, TopologySpreadConstraint, WhenUnsatisfiable};
+    use plimsoll::place::milp::{MilpOptions, MilpPlacer, Objective};
 
-#[test]
-fn milp_forbid_and_cost_change_the_optimum() {
-    // Four 2-core pods fit on one 8-core node: pack uses n0.
-    let pods: Vec<Pod> = (0..4)
-        .map(|i| pod(&format!("p{i}"), 2000, GpuAmount::None))
-        .collect();
-    let pr = problem(four_nodes(), pods);
-    let plain = milp(Objective::Pack).place(&pr).unwrap();
-    let used = |p: &[Option<plimsoll::model::Binding>]| {
-        let mut v: Vec<usize> = nodes_of(p).into_iter().flatten().collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    assert_eq!(used(&plain.placement), vec![0]);
-    // Forbid n0 and n1, make n2 pricey: all four go to n3.
-    let rule = Plugins::new().milp(Rule {
-        forbid: vec!["n0", "n1"],
-        pricey: "n2",
-        cost: 0.1,
-    });
-    let out = milp(Objective::Pack)
-        .with_plugins(rule.clone())
-        .place(&pr)
-        .unwrap();
-    assert_eq!(out.placed(), 4);
-    assert_eq!(used(&out.placement), vec![3]);
-    validate_with(&pr, &out.placement, &rule).unwrap();
-    assert!(validate_with(&pr, &plain.placement, &rule).is_err());
-    // A reward (negative cost) on n2 under balance: everything the goal allows goes there.
-    let reward = Plugins::new().milp(Rule {
-        forbid: vec![],
-        pricey: "n2",
-        cost: -1.0,
-    });
-    let out = milp(Objective::Balance)
-        .with_plugins(reward)
-        .place(&pr)
-        .unwrap();
-    assert_eq!(out.placed(), 4);
-    assert_eq!(used(&out.placement), vec![2]);
-}
-
-#[test]
-fn milp_filter_plugin_binds_the_greedy_tail_and_the_large_pack_path() {
-    // 3 classes × 720 nodes > 2,000 pairs: without plugins `pack` would aggregate.
-    let nodes: Vec<Node> = (0..720).map(|i| node(&format!("n{i}"), 8, 0)).collect();
-    let mut pods: Vec<Pod> = (0..12)
-        .map(|i| pod(&format!("p{i}"), 1000 * (1 + i % 3), GpuAmount::None))
-        .collect();
-    // A soft-spread pod goes to the greedy tail.
-    let mut spread = pod("tail", 1000, GpuAmount::None);
-    spread.labels.insert("app".into(), "tail".into());
-    spread.topology_spread.push(TopologySpreadConstraint {
-        max_skew: 1,
-        topology_key: "kubernetes.io/hostname".into(),
-        when_unsatisfiable: WhenUnsatisfiable::ScheduleAnyway,
-        selector: LabelSelector {
-            match_labels: [("app".to_string(), "tail".to_string())].into(),
+    fn milp(objective: Objective) -> MilpPlacer {
+        MilpPlacer::new(MilpOptions {
+            objective,
+            time_limit_seconds: 10.0,
             ..Default::default()
-        },
-    });
-    pods.push(spread);
-    let pr = problem(nodes, pods);
-    let deny: Vec<&'static str> = vec!["n0", "n1", "n2", "n3"];
-    let plugins = Plugins::new().filter(Deny(deny));
-    let out = milp(Objective::Pack)
-        .with_plugins(plugins.clone())
-        .place(&pr)
-        .unwrap();
-    assert_eq!(out.placed(), 13);
-    validate_with(&pr, &out.placement, &plugins).unwrap();
-    assert!(nodes_of(&out.placement).iter().flatten().all(|&n| n >= 4));
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn milp_forbid_and_cost_change_the_optimum() {
+        // Four 2-core pods fit on one 8-core node: pack uses n0.
+        let pods: Vec<Pod> = (0..4)
+            .map(|i| pod(&format!("p{i}"), 2000, GpuAmount::None))
+            .collect();
+        let pr = problem(four_nodes(), pods);
+        let plain = milp(Objective::Pack).place(&pr).unwrap();
+        let used = |p: &[Option<plimsoll::model::Binding>]| {
+            let mut v: Vec<usize> = nodes_of(p).into_iter().flatten().collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        assert_eq!(used(&plain.placement), vec![0]);
+        // Forbid n0 and n1, make n2 pricey: all four go to n3.
+        let rule = Plugins::new().milp(Rule {
+            forbid: vec!["n0", "n1"],
+            pricey: "n2",
+            cost: 0.1,
+        });
+        let out = milp(Objective::Pack)
+            .with_plugins(rule.clone())
+            .place(&pr)
+            .unwrap();
+        assert_eq!(out.placed(), 4);
+        assert_eq!(used(&out.placement), vec![3]);
+        validate_with(&pr, &out.placement, &rule).unwrap();
+        assert!(validate_with(&pr, &plain.placement, &rule).is_err());
+        // A reward (negative cost) on n2 under balance: everything the goal allows goes there.
+        let reward = Plugins::new().milp(Rule {
+            forbid: vec![],
+            pricey: "n2",
+            cost: -1.0,
+        });
+        let out = milp(Objective::Balance)
+            .with_plugins(reward)
+            .place(&pr)
+            .unwrap();
+        assert_eq!(out.placed(), 4);
+        assert_eq!(used(&out.placement), vec![2]);
+    }
+
+    #[test]
+    fn milp_filter_plugin_binds_the_greedy_tail_and_the_large_pack_path() {
+        // 3 classes × 720 nodes > 2,000 pairs: without plugins `pack` would aggregate.
+        let nodes: Vec<Node> = (0..720).map(|i| node(&format!("n{i}"), 8, 0)).collect();
+        let mut pods: Vec<Pod> = (0..12)
+            .map(|i| pod(&format!("p{i}"), 1000 * (1 + i % 3), GpuAmount::None))
+            .collect();
+        // A soft-spread pod goes to the greedy tail.
+        let mut spread = pod("tail", 1000, GpuAmount::None);
+        spread.labels.insert("app".into(), "tail".into());
+        spread.topology_spread.push(TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: "kubernetes.io/hostname".into(),
+            when_unsatisfiable: WhenUnsatisfiable::ScheduleAnyway,
+            selector: LabelSelector {
+                match_labels: [("app".to_string(), "tail".to_string())].into(),
+                ..Default::default()
+            },
+        });
+        pods.push(spread);
+        let pr = problem(nodes, pods);
+        let deny: Vec<&'static str> = vec!["n0", "n1", "n2", "n3"];
+        let plugins = Plugins::new().filter(Deny(deny));
+        let out = milp(Objective::Pack)
+            .with_plugins(plugins.clone())
+            .place(&pr)
+            .unwrap();
+        assert_eq!(out.placed(), 13);
+        validate_with(&pr, &out.placement, &plugins).unwrap();
+        assert!(nodes_of(&out.placement).iter().flatten().all(|&n| n >= 4));
+    }
 }
 
 #[test]

@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const ONLINE_SEEDS: u64 = 500;
+#[cfg(feature = "milp")]
 const MILP_INSTANCES: u64 = 200;
 
 fn online_names() -> impl Iterator<Item = &'static str> {
@@ -69,6 +70,7 @@ fn every_online_policy_passes_validate_on_random_instances() {
     );
 }
 
+#[cfg(feature = "milp")]
 #[test]
 fn milp_passes_validate_on_small_random_instances() {
     let opts = PolicyOptions {

@@ -1,7 +1,7 @@
 //! Building each case's problem and running the policies on it.
 
-use super::suite::{check_policies, policy_names, CaseDef, OpenbCase, SuiteBase};
 use super::metrics::placement_digest;
+use super::suite::{check_policies, policy_names, CaseDef, OpenbCase, SuiteBase};
 use super::{check_and_measure, BenchError, CaseReport, Row, RunOptions, Suite, SuiteReport};
 use crate::datasets::{openb, synthetic};
 use crate::model::Problem;

@@ -165,11 +165,6 @@ impl ResolvedNames {
     pub fn len(&self) -> usize {
         self.ends.len()
     }
-
-    /// Whether the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
 }
 
 /// The last [`MEMO_ENTRIES`] resolved name lists, most recent first.

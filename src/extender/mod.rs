@@ -20,17 +20,17 @@
 //!
 //! ```
 //! use plimsoll::extender::{self, ExtenderConfig};
-//! let cache = extender::Cache::new(extender::policy("best-fit")?, vec![], vec![])?;
+//! let cache = extender::Cache::new(extender::policy("best-fit", 42)?, vec![], vec![])?;
 //! let app: axum::Router = extender::router(extender::ExtenderState::new(cache, ExtenderConfig::default()));
 //! # let _ = app;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod cache;
-pub mod classes;
+pub(crate) mod classes;
 pub mod convert;
-pub mod fast;
-pub mod scan;
+pub(crate) mod fast;
+pub(crate) mod scan;
 pub mod server;
 pub mod wire;
 
@@ -46,9 +46,6 @@ use thiserror::Error;
 /// Default request body limit: 64 MiB (a full-mode body with thousands of real nodes is
 /// tens of MB; axum's own default of 2 MB would reject it).
 pub const DEFAULT_BODY_LIMIT: usize = 64 << 20;
-
-/// Seed of the `random` policy in the extender.
-pub const SEED: u64 = 42;
 
 /// How the server is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,14 +97,12 @@ pub enum ExtenderError {
 }
 
 /// The online policy named `name` (`best-fit`, `kube-default`, …; every
-/// [`OnlineKind`]). The MILP places batches and has no per-node scores, so it is not
-/// offered here.
-pub fn policy(name: &str) -> Result<OnlinePolicy, ExtenderError> {
-    OnlineKind::ALL
-        .iter()
-        .find(|k| k.name() == name)
-        .map(|&k| OnlinePolicy::new(k, SEED))
-        .ok_or_else(|| ExtenderError::UnknownPolicy {
+/// [`OnlineKind`]), seeded with `seed` (the `random` policy's draws and seeded ties).
+/// The MILP places batches and has no per-node scores, so it is not offered here.
+pub fn policy(name: &str, seed: u64) -> Result<OnlinePolicy, ExtenderError> {
+    name.parse::<OnlineKind>()
+        .map(|k| OnlinePolicy::new(k, seed))
+        .map_err(|_| ExtenderError::UnknownPolicy {
             name: name.to_string(),
             choices: OnlineKind::ALL.map(|k| k.name()).join(", "),
         })

@@ -115,3 +115,99 @@ pub fn scan<'a>(body: &'a [u8], memo: &NamesMemo, layout: u64) -> Option<Scanned
         names: names?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extender::Cache;
+    use crate::place::online::{OnlineKind, OnlinePolicy};
+
+    fn cache() -> Cache {
+        let yaml = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: a}
+status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: b}
+status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: c}
+status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
+"#;
+        let l = crate::manifest::load_str(yaml, "snapshot.yaml").unwrap();
+        let policy = OnlinePolicy::new(OnlineKind::BestFit, 0);
+        Cache::new(policy, l.nodes, l.pods).unwrap()
+    }
+
+    #[test]
+    fn memoised_name_list_scan_takes_only_bodies_a_full_decode_reads_the_same() {
+        let list = r#"["a","b","c","ghost"]"#;
+        let p = r#"{"metadata":{"name":"web-1","namespace":"shop","uid":"u-1"},"spec":{"containers":[{"name":"w","resources":{"requests":{"cpu":"1"}}}]}}"#;
+        // (body, whether the scan may take it without a full decode)
+        let bodies: Vec<(String, bool)> = vec![
+            (
+                format!(r#"{{"Pod":{p},"Nodes":null,"NodeNames":{list}}}"#),
+                true,
+            ),
+            (
+                format!(" {{ \"NodeNames\" :\n{list} ,\t\"Pod\":{p} }}\r\n"),
+                true,
+            ),
+            (
+                format!(r#"{{"nodeNames":{list},"pod":{p},"nodes":null}}"#),
+                true,
+            ),
+            (
+                format!(r#"{{"Extra":{{"x":[1,"]"]}},"Pod":{p},"NodeNames":{list}}}"#),
+                true,
+            ),
+            // Everything below must fall back to the full decode.
+            (
+                format!(r#"{{"Pod":{p},"NodeNames":{list},"NodeNames":{list}}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"Pod":{p},"pod":{p},"NodeNames":{list}}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"Pod":{p},"Nodes":{{"items":[]}},"NodeNames":{list}}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"Pod":{p},"NodeNames":["a","b","c","ghost","a"]}}"#),
+                false,
+            ),
+            (format!(r#"{{"Pod":{p},"NodeNames":["a","b","c"]}}"#), false),
+            (
+                format!(r#"{{"Pod":{p},"NodeNames":["a","b","c","ghos"]}}"#),
+                false,
+            ),
+            (format!(r#"{{"Pod":{p},"Node\u004eames":{list}}}"#), false),
+            (format!(r#"{{"NodeNames":{list}}}"#), false),
+            (format!(r#"{{"Pod":{p},"NodeNames":{list}}}x"#), false),
+            (format!(r#"{{"Pod":{p},"NodeNames":{list}"#), false),
+            (format!(r#"{{"Pod":{p},"NodeNames":{list},}}"#), false),
+            (format!(r#"{{"Pod":{p} "NodeNames":{list}}}"#), false),
+            (format!(r#"{{"Pod":{p},"NodeNames":null}}"#), false),
+        ];
+        let cache = cache();
+        let memo = NamesMemo::default();
+        memo.resolve_text(list, &cache).unwrap();
+        for (body, fast) in &bodies {
+            let got = scan(body.as_bytes(), &memo, cache.layout());
+            assert_eq!(got.is_some(), *fast, "{body}");
+            if let Some(s) = got {
+                assert_eq!(s.pod.get(), p, "{body}");
+                assert_eq!(s.names.raw(), list);
+            }
+            // Another node layout: never from the memo.
+            assert!(scan(body.as_bytes(), &memo, cache.layout() + 1).is_none());
+        }
+    }
+}

@@ -7,7 +7,9 @@
 
 pub mod explain;
 pub mod filter;
+#[cfg(feature = "milp")]
 pub mod milp;
+mod objective;
 pub mod online;
 pub mod plugin;
 pub mod registry;
@@ -20,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use filter::{FilterContext, Reason};
+pub use objective::Objective;
 pub use plugin::{FilterPlugin, MilpPlugin, Plugins, ScorePlugin};
-pub use registry::{policy_by_name, PolicyOptions, POLICY_NAMES};
+pub use registry::{policy_by_name, PolicyName, PolicyOptions, POLICY_NAMES};
 
 /// Errors from placement.
 #[derive(Debug, Error)]

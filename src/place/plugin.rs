@@ -40,10 +40,8 @@
 
 use super::explain::{explain, fit_error, Explanation};
 use super::filter::Reason;
-use super::milp::{MilpOptions, MilpPlacer};
-use super::online::{OnlineKind, OnlinePolicy};
 use super::validate::{validate, Violation, ViolationKind};
-use super::{PlaceError, Placer, PolicyOptions};
+use super::{PlaceError, Placer, PolicyName, PolicyOptions};
 use crate::model::{Binding, Cluster, Node, NodeId, Pod, Problem};
 use std::fmt;
 use std::sync::Arc;
@@ -239,23 +237,8 @@ pub fn policy_with_plugins(
     opts: &PolicyOptions,
     plugins: Plugins,
 ) -> Result<Box<dyn Placer>, PlaceError> {
-    if let Some(&kind) = OnlineKind::ALL.iter().find(|k| k.name() == name) {
-        return Ok(Box::new(
-            OnlinePolicy::new(kind, opts.seed).with_plugins(plugins),
-        ));
-    }
-    if name == "milp" {
-        let milp = MilpPlacer::new(MilpOptions {
-            objective: opts.objective,
-            time_limit_seconds: opts.time_limit_seconds,
-            mip_rel_gap: opts.mip_rel_gap,
-            threads: opts.threads,
-            seed: opts.seed,
-            ..Default::default()
-        })?;
-        return Ok(Box::new(milp.with_plugins(plugins)));
-    }
-    Err(PlaceError::UnknownPolicy(name.to_string()))
+    name.parse::<PolicyName>()?
+        .build_with_plugins(opts, plugins)
 }
 
 /// [`validate`] plus the plugins' hard rules: every placed pending pod's node must pass

@@ -1,8 +1,12 @@
 //! Policies by name, as the CLI, simulator, extender and benchmarks choose them.
 
-use super::milp::{MilpOptions, MilpPlacer, Objective};
+#[cfg(feature = "milp")]
+use super::milp::{MilpOptions, MilpPlacer};
 use super::online::{OnlineKind, OnlinePolicy};
-use super::{PlaceError, Placer};
+use super::Objective;
+use super::{PlaceError, Placer, Plugins};
+use std::fmt;
+use std::str::FromStr;
 
 /// Every policy name [`policy_by_name`] accepts, online policies first.
 pub const POLICY_NAMES: &[&str] = &[
@@ -16,6 +20,7 @@ pub const POLICY_NAMES: &[&str] = &[
     "fgd",
     "first-fit",
     "random",
+    #[cfg(feature = "milp")]
     "milp",
 ];
 
@@ -46,28 +51,80 @@ impl Default for PolicyOptions {
     }
 }
 
-/// Builds the policy called `name`.
+/// A policy chosen by name: the one place where names become policies, for the CLI, the
+/// simulator, the extender and the benchmarks. Parse it with [`str::parse`]
+/// (`"best-fit".parse::<PolicyName>()`), then [`build`](PolicyName::build) it with
+/// checked [`PolicyOptions`] (the seed included: nothing is hard-coded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyName {
+    /// One of the online policies.
+    Online(OnlineKind),
+    /// The MILP (all pending pods at once; needs the `milp` feature).
+    #[cfg(feature = "milp")]
+    Milp,
+}
+
+impl PolicyName {
+    /// The name as users write it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PolicyName::Online(k) => k.name(),
+            #[cfg(feature = "milp")]
+            PolicyName::Milp => "milp",
+        }
+    }
+
+    /// Builds the policy with `opts`: the seed for `random` and tie-breaking; the MILP's
+    /// objective, time limit, gap and threads, which [`MilpPlacer::new`] checks.
+    pub fn build(&self, opts: &PolicyOptions) -> Result<Box<dyn Placer>, PlaceError> {
+        self.build_with_plugins(opts, Plugins::default())
+    }
+
+    /// [`build`](PolicyName::build) with embedders' `plugins` attached.
+    pub fn build_with_plugins(
+        &self,
+        opts: &PolicyOptions,
+        plugins: Plugins,
+    ) -> Result<Box<dyn Placer>, PlaceError> {
+        Ok(match *self {
+            PolicyName::Online(k) => {
+                Box::new(OnlinePolicy::new(k, opts.seed).with_plugins(plugins))
+            }
+            #[cfg(feature = "milp")]
+            PolicyName::Milp => {
+                let milp = MilpPlacer::new(MilpOptions {
+                    objective: opts.objective,
+                    time_limit_seconds: opts.time_limit_seconds,
+                    mip_rel_gap: opts.mip_rel_gap,
+                    threads: opts.threads,
+                    seed: opts.seed,
+                    ..Default::default()
+                })?;
+                Box::new(milp.with_plugins(plugins))
+            }
+        })
+    }
+}
+
+impl fmt::Display for PolicyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PolicyName {
+    type Err = PlaceError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        #[cfg(feature = "milp")]
+        if s == "milp" {
+            return Ok(PolicyName::Milp);
+        }
+        s.parse().map(PolicyName::Online)
+    }
+}
+
+/// Builds the policy called `name` (any of [`POLICY_NAMES`]): `name.parse::<PolicyName>()`
+/// then [`PolicyName::build`].
 pub fn policy_by_name(name: &str, opts: &PolicyOptions) -> Result<Box<dyn Placer>, PlaceError> {
-    let online = |k| -> Box<dyn Placer> { Box::new(OnlinePolicy::new(k, opts.seed)) };
-    Ok(match name {
-        "kube-default" => online(OnlineKind::KubeDefault),
-        "best-fit" => online(OnlineKind::BestFit),
-        "most-allocated" => online(OnlineKind::MostAllocated),
-        "least-allocated" => online(OnlineKind::LeastAllocated),
-        "dot-product" => online(OnlineKind::DotProduct),
-        "gpu-packing" => online(OnlineKind::GpuPacking),
-        "gpu-clustering" => online(OnlineKind::GpuClustering),
-        "fgd" => online(OnlineKind::Fgd),
-        "first-fit" => online(OnlineKind::FirstFit),
-        "random" => online(OnlineKind::Random),
-        "milp" => Box::new(MilpPlacer::new(MilpOptions {
-            objective: opts.objective,
-            time_limit_seconds: opts.time_limit_seconds,
-            mip_rel_gap: opts.mip_rel_gap,
-            threads: opts.threads,
-            seed: opts.seed,
-            ..Default::default()
-        })?),
-        other => return Err(PlaceError::UnknownPolicy(other.to_string())),
-    })
+    name.parse::<PolicyName>()?.build(opts)
 }

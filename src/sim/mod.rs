@@ -90,6 +90,7 @@
 mod backend;
 pub mod event;
 pub mod metrics;
+#[cfg(feature = "plot")]
 pub mod plot;
 mod run;
 pub mod trace;
@@ -102,7 +103,7 @@ use crate::model::{Binding, Cluster, ClusterError, Problem};
 use crate::place::online::{OnlineKind, OnlinePolicy};
 use crate::place::score::fgd::{self, TargetWorkload};
 use crate::place::validate::{self, Violation};
-use crate::place::{policy_by_name, PlaceError, Placer, PolicyOptions};
+use crate::place::{policy_by_name, PlaceError, Placer, PolicyName, PolicyOptions};
 use backend::Backend;
 use thiserror::Error;
 
@@ -182,9 +183,9 @@ impl SimPolicy {
         if let Some(inner) = name.strip_prefix("batch:") {
             return Ok(SimPolicy::Batch(policy_by_name(inner, opts)?));
         }
-        match OnlineKind::ALL.iter().find(|k| k.name() == name) {
-            Some(&k) => Ok(SimPolicy::Online(OnlinePolicy::new(k, opts.seed))),
-            None => Ok(SimPolicy::Batch(policy_by_name(name, opts)?)),
+        match name.parse::<PolicyName>()? {
+            PolicyName::Online(k) => Ok(SimPolicy::Online(OnlinePolicy::new(k, opts.seed))),
+            batch => Ok(SimPolicy::Batch(batch.build(opts)?)),
         }
     }
 
@@ -193,7 +194,7 @@ impl SimPolicy {
     pub fn name(&self) -> String {
         match self {
             SimPolicy::Online(p) => p.kind.name().to_string(),
-            SimPolicy::Batch(p) if OnlineKind::ALL.iter().any(|k| k.name() == p.name()) => {
+            SimPolicy::Batch(p) if p.name().parse::<OnlineKind>().is_ok() => {
                 format!("batch:{}", p.name())
             }
             SimPolicy::Batch(p) => p.name().to_string(),

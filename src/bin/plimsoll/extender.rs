@@ -25,6 +25,9 @@ pub struct ExtenderArgs {
     /// Largest request body accepted, in MiB (413 above).
     #[arg(long, default_value_t = 64)]
     pub body_limit_mib: usize,
+    /// Seed of the `random` policy (and of seeded tie-breaking).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
     /// Worker threads of the runtime (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -32,7 +35,7 @@ pub struct ExtenderArgs {
 
 /// Runs the server until Ctrl-C.
 pub fn run(args: &ExtenderArgs) -> anyhow::Result<Status> {
-    let policy = extender::policy(&args.policy)?;
+    let policy = extender::policy(&args.policy, args.seed)?;
     let cache = extender::cache_from_files(policy, &args.config)?;
     tracing::info!(
         nodes = cache.cluster().nodes().len(),

@@ -58,13 +58,13 @@ pub fn by_name(name: &str) -> Result<Box<dyn SaturationPolicy>, SaturationError>
     if let Some(spec) = name.strip_prefix("lookahead:") {
         return Ok(Box::new(Lookahead::parse(spec)?));
     }
-    let bare = name.strip_prefix("engine:");
-    let kind = OnlineKind::ALL
-        .iter()
-        .find(|k| bare == Some(k.name()) || (bare.is_none() && k.name() == name));
-    match kind {
-        Some(&k) => Ok(Box::new(EnginePolicy(k))),
-        None => Err(SaturationError::Input(format!(
+    match name
+        .strip_prefix("engine:")
+        .unwrap_or(name)
+        .parse::<OnlineKind>()
+    {
+        Ok(k) => Ok(Box::new(EnginePolicy(k))),
+        Err(_) => Err(SaturationError::Input(format!(
             "unknown policy {name:?}; known: {}, lookahead:W, lookahead:all, paper, all",
             names().join(", ")
         ))),

@@ -180,6 +180,23 @@ impl OnlineKind {
     }
 }
 
+impl std::fmt::Display for OnlineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OnlineKind {
+    type Err = PlaceError;
+    /// The kind whose [`name`](OnlineKind::name) is `s`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OnlineKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| PlaceError::UnknownPolicy(s.to_string()))
+    }
+}
+
 /// An online policy.
 #[derive(Debug, Clone)]
 pub struct OnlinePolicy {
