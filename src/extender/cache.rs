@@ -15,7 +15,7 @@
 
 use super::classes::NodeClasses;
 use super::convert::PodInfo;
-use super::fast::FastHash;
+use super::hash::FastHash;
 use super::wire::{FailedNodesMap, HostPriority, MetaVictims, MAX_EXTENDER_PRIORITY};
 use crate::model::{Binding, Cluster, ClusterError, Node, NodeId, Pod, PodId};
 use crate::place::online::{OnlinePolicy, Session};

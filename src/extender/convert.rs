@@ -12,7 +12,7 @@
 //! extender does not know the cluster's PriorityClasses); and `metadata.uid`, which the
 //! model has no field for, is returned beside the pod.
 
-use super::fast::hash_bytes;
+use super::hash::hash_bytes;
 use crate::manifest::{self, ManifestError};
 use crate::model::{Node, Pod};
 use serde_json::value::RawValue;

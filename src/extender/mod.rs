@@ -30,6 +30,7 @@ pub mod cache;
 pub(crate) mod classes;
 pub mod convert;
 pub(crate) mod fast;
+pub(crate) mod hash;
 pub(crate) mod scan;
 pub mod server;
 pub mod wire;

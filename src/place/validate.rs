@@ -158,6 +158,7 @@ pub fn validate(problem: &Problem, placement: &[Option<Binding>]) -> Result<(), 
         check_host_ports(&mut report, n, &here);
     }
     interpod::check(&mut report, nodes, &members);
+    spread::spread(&mut report, nodes, &members);
     check_gangs(&mut report, problem, placement);
     if report.out.is_empty() {
         Ok(())
@@ -448,4 +449,29 @@ fn check_gangs(report: &mut Report, problem: &Problem, placement: &[Option<Bindi
             );
         }
     }
+}
+
+/// Reports each of `keys` that member `i`'s node lacks (`MissingTopologyLabel`); true if
+/// any was missing.
+fn report_missing_keys<'k>(
+    report: &mut Report,
+    nodes: &[Node],
+    i: usize,
+    p: &Member,
+    keys: impl IntoIterator<Item = &'k str>,
+) -> bool {
+    let mut missing = false;
+    for k in keys {
+        if !nodes[p.node].labels.contains_key(k) {
+            missing = true;
+            report.push(
+                Some((i, p.pod)),
+                Some(p.node),
+                ViolationKind::MissingTopologyLabel {
+                    topology_key: k.to_string(),
+                },
+            );
+        }
+    }
+    missing
 }

@@ -16,7 +16,7 @@
 //! node's key: that node moves class in each cached entry, nothing else is recomputed.
 //! Idle nodes of the same type share a class, and packing policies keep most nodes idle.
 
-use super::engine::NodeRow;
+use super::hot::NodeRow;
 use super::soft::{StaticEntry, StaticNode};
 use crate::model::{Cluster, GpuAmount};
 use std::collections::{BTreeSet, HashMap};

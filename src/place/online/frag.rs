@@ -7,7 +7,7 @@
 //! ("fragment sum"), plus the node's total free milli. Those are cached per node and per
 //! distinct need, and a candidate placement changes them by a delta.
 
-use super::engine::PodReq;
+use super::hot::PodReq;
 use crate::model::{Cluster, GpuAmount, MILLI_PER_GPU};
 use crate::place::score::fgd::{fgd_score, TargetWorkload};
 

@@ -110,6 +110,7 @@
 mod classes;
 mod engine;
 mod frag;
+mod hot;
 mod rows;
 mod soft;
 

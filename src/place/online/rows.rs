@@ -3,7 +3,7 @@
 //! packing scores. Each must return exactly what the reference function in
 //! [`crate::place::score`] returns (tested below).
 
-use super::engine::{NodeRow, PodReq};
+use super::hot::{NodeRow, PodReq};
 use super::OnlineKind;
 use crate::model::{Cluster, GpuAmount, NodeId, MILLI_PER_GPU};
 use crate::place::score::{self, GpuAffinity, ResourceUse};

@@ -3,7 +3,7 @@
 //! (TaintToleration score) and ScheduleAnyway topology spread (PodTopologySpread score),
 //! each normalised over the feasible nodes as kube-scheduler normalises them.
 
-use super::engine::Candidate;
+use super::hot::Candidate;
 use crate::model::selector::{NodeSelector, TaintEffect};
 use crate::model::{Cluster, Labels, Pod, PreferredTerm, Toleration, WhenUnsatisfiable};
 use crate::place::filter::{check_static, node_affinity_matches};

@@ -2,45 +2,19 @@
 //! plus every placed pod), independently of the filters. The semantics are documented
 //! in the parent module.
 
-use super::{Member, Report, ViolationKind};
+use super::{report_missing_keys, Member, Report, ViolationKind};
 use crate::model::{Node, Pod};
 use std::collections::HashMap;
 
-/// Runs every inter-pod check.
+/// Runs the pod affinity and anti-affinity checks (topology spread: `spread.rs`).
 pub(super) fn check(report: &mut Report, nodes: &[Node], members: &[Member]) {
     anti_affinity(report, nodes, members);
     affinity(report, nodes, members);
-    super::spread::spread(report, nodes, members);
 }
 
 /// The value of `key` on the member's node.
 fn domain<'a>(nodes: &'a [Node], m: &Member, key: &str) -> Option<&'a String> {
     nodes[m.node].labels.get(key)
-}
-
-/// Reports each of `keys` that member `i`'s node lacks (`MissingTopologyLabel`); true if
-/// any was missing.
-pub(super) fn report_missing_keys<'k>(
-    report: &mut Report,
-    nodes: &[Node],
-    i: usize,
-    p: &Member,
-    keys: impl IntoIterator<Item = &'k str>,
-) -> bool {
-    let mut missing = false;
-    for k in keys {
-        if domain(nodes, p, k).is_none() {
-            missing = true;
-            report.push(
-                Some((i, p.pod)),
-                Some(p.node),
-                ViolationKind::MissingTopologyLabel {
-                    topology_key: k.to_string(),
-                },
-            );
-        }
-    }
-    missing
 }
 
 /// Members grouped by the value of a topology key on their node, built per key on first

@@ -224,7 +224,7 @@ pub(super) fn spread(report: &mut Report, nodes: &[Node], members: &[Member]) {
         let mut keys: Vec<&str> = hard.iter().map(|c| c.topology_key.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
-        if super::interpod::report_missing_keys(report, nodes, i, p, keys.iter().copied()) {
+        if super::report_missing_keys(report, nodes, i, p, keys.iter().copied()) {
             continue;
         }
         let elig = look.eligible(p.pod, &keys);
