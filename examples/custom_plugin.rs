@@ -12,14 +12,13 @@
 //!   the `pack` goal).
 
 use anyhow::{ensure, Result};
-use plimsoll::model::{Cluster, Node, Pod, Problem, Resources};
+use plimsoll::model::{Cluster, Node, Pod, Problem, GIB};
 use plimsoll::place::milp::{MilpOptions, MilpPlacer};
 use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::plugin::{validate_with, FilterPlugin, MilpPlugin, Plugins, ScorePlugin};
 use plimsoll::place::validate::{validate, ViolationKind};
 use plimsoll::place::Placer;
 
-const GIB: u64 = 1 << 30;
 const ZONE: &str = "topology.kubernetes.io/zone";
 
 struct Maintenance;
@@ -78,23 +77,12 @@ impl MilpPlugin for DbPlacement {
     }
 }
 
+/// A node of `cores` cores and 4 GiB per core, with `labels` only (no hostname label).
 fn node(name: &str, cores: u64, labels: &[(&str, &str)]) -> Node {
-    let r = Resources {
-        cpu_milli: cores * 1000,
-        memory_bytes: cores * 4 * GIB,
-        pods: 110,
-        ..Default::default()
-    };
-    Node {
-        name: name.into(),
-        capacity: r.clone(),
-        allocatable: r,
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    }
+    labels.iter().fold(
+        Node::new(name, cores * 1000, cores * 4 * GIB).without_labels(),
+        |n, (k, v)| n.with_label(k, v),
+    )
 }
 
 fn problem() -> Result<Problem> {
@@ -107,13 +95,7 @@ fn problem() -> Result<Problem> {
         node("b-4", 8, &[(ZONE, "b")]),
     ];
     let pending = (0..4)
-        .map(|i| Pod {
-            name: format!("db-{i}"),
-            namespace: "default".into(),
-            requests: Resources::cpu_mem(4000, 8 * GIB),
-            labels: [("app".to_string(), "db".to_string())].into(),
-            ..Default::default()
-        })
+        .map(|i| Pod::new(&format!("db-{i}"), 4000, 8 * GIB).with_label("app", "db"))
         .collect();
     Ok(Problem {
         cluster: Cluster::new(nodes)?,

@@ -6,60 +6,24 @@
 //! onto no more nodes than least-allocated (which spreads them).
 
 use anyhow::{ensure, Result};
-use plimsoll::model::{GpuAmount, GpuRequest, Node, NodeGpus, Pod, Problem, Resources};
+use plimsoll::model::{GpuAmount, Node, Pod, Problem, GIB};
 use plimsoll::place::validate::validate;
 use plimsoll::place::{policy_by_name, PolicyOptions};
 use std::collections::BTreeSet;
 
-const GIB: u64 = 1 << 30;
-
-fn node(name: &str, cores: u64, memory_gib: u64, gpus: Option<(&str, u32)>) -> Node {
-    let r = Resources {
-        cpu_milli: cores * 1000,
-        memory_bytes: memory_gib * GIB,
-        pods: 110,
-        ephemeral_storage_bytes: 100 * GIB,
-        extended: Default::default(),
-    };
-    Node {
-        name: name.into(),
-        capacity: r.clone(),
-        allocatable: r,
-        gpus: gpus.map(|(model, count)| NodeGpus {
-            model: model.into(),
-            count,
-        }),
-        labels: [("kubernetes.io/hostname".to_string(), name.to_string())].into(),
-        ..Default::default()
-    }
-}
-
-fn pod(name: &str, cpu_milli: u64, memory_gib: u64, gpu: GpuAmount) -> Pod {
-    Pod {
-        name: name.into(),
-        namespace: "default".into(),
-        requests: Resources::cpu_mem(cpu_milli, memory_gib * GIB),
-        gpu: GpuRequest {
-            amount: gpu,
-            models: Vec::new(),
-        },
-        ..Default::default()
-    }
-}
-
 fn main() -> Result<()> {
     let nodes = vec![
-        node("cpu-1", 16, 64, None),
-        node("cpu-2", 16, 64, None),
-        node("gpu-1", 32, 128, Some(("T4", 2))),
-        node("gpu-2", 32, 128, Some(("T4", 2))),
+        Node::new("cpu-1", 16_000, 64 * GIB),
+        Node::new("cpu-2", 16_000, 64 * GIB),
+        Node::new("gpu-1", 32_000, 128 * GIB).with_gpus("T4", 2),
+        Node::new("gpu-2", 32_000, 128 * GIB).with_gpus("T4", 2),
     ];
     let mut pods: Vec<Pod> = (0..6)
-        .map(|i| pod(&format!("web-{i}"), 1000, 2, GpuAmount::None))
+        .map(|i| Pod::new(&format!("web-{i}"), 1000, 2 * GIB))
         .collect();
-    pods.push(pod("infer-0", 2000, 8, GpuAmount::Shared(500)));
-    pods.push(pod("infer-1", 2000, 8, GpuAmount::Shared(300)));
-    pods.push(pod("train-0", 8000, 32, GpuAmount::Whole(1)));
+    pods.push(Pod::new("infer-0", 2000, 8 * GIB).with_gpu(GpuAmount::Shared(500)));
+    pods.push(Pod::new("infer-1", 2000, 8 * GIB).with_gpu(GpuAmount::Shared(300)));
+    pods.push(Pod::new("train-0", 8000, 32 * GIB).with_gpu(GpuAmount::Whole(1)));
     let problem = Problem::from_parts(nodes, pods)?;
 
     let opts = PolicyOptions::default();

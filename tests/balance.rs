@@ -9,7 +9,7 @@ use plimsoll::balance::{
     balance, greedy, milp, validate_moves, BalanceOptions, Move, PodUsage, Usage,
 };
 use plimsoll::model::{
-    LabelSelector, Node, Pod, PodAffinityTerm, Problem, Resources, Taint, TaintEffect,
+    LabelSelector, Node, Pod, PodAffinityTerm, Problem, Taint, TaintEffect, GIB,
 };
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -17,32 +17,14 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 
 fn node(name: &str, cpu: u64) -> Node {
-    let r = Resources {
-        cpu_milli: cpu,
-        memory_bytes: 64 << 30,
-        pods: 110,
-        ephemeral_storage_bytes: 1 << 40,
-        extended: Default::default(),
-    };
-    Node {
-        name: name.into(),
-        labels: [("kubernetes.io/hostname".to_string(), name.to_string())].into(),
-        capacity: r.clone(),
-        allocatable: r,
-        ..Default::default()
-    }
+    Node::new(name, cpu, 64 * GIB).with_ephemeral_storage(1 << 40)
 }
 
 fn pod(name: &str, cpu_request: u64, priority: i32, on: &str) -> Pod {
-    Pod {
-        name: name.into(),
-        namespace: "default".into(),
-        labels: [("app".to_string(), name.to_string())].into(),
-        requests: Resources::cpu_mem(cpu_request, 1 << 30),
-        node_name: Some(on.into()),
-        priority,
-        ..Default::default()
-    }
+    Pod::new(name, cpu_request, GIB)
+        .with_label("app", name)
+        .with_priority(priority)
+        .bound_to(on)
 }
 
 /// Usage by pod name (cpu millicores).

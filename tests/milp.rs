@@ -14,38 +14,13 @@ use std::collections::BTreeMap;
 const GI: u64 = 1 << 30;
 
 fn node(name: &str, cpu: u64, mem_gi: u64, pods: u64, gpus: u32, model: &str) -> Node {
-    let r = Resources {
-        cpu_milli: cpu,
-        memory_bytes: mem_gi * GI,
-        pods,
-        ..Default::default()
-    };
-    let mut labels = Labels::new();
-    labels.insert("kubernetes.io/hostname".into(), name.into());
-    Node {
-        name: name.into(),
-        capacity: r.clone(),
-        allocatable: r,
-        gpus: (gpus > 0).then(|| NodeGpus {
-            model: model.into(),
-            count: gpus,
-        }),
-        labels,
-        ..Default::default()
-    }
+    Node::new(name, cpu, mem_gi * GI)
+        .with_max_pods(pods)
+        .with_gpus(model, gpus)
 }
 
 fn pod(name: &str, cpu: u64, mem_gi: u64, gpu: GpuAmount) -> Pod {
-    Pod {
-        name: name.into(),
-        namespace: "default".into(),
-        requests: Resources::cpu_mem(cpu, mem_gi * GI),
-        gpu: GpuRequest {
-            amount: gpu,
-            models: vec![],
-        },
-        ..Default::default()
-    }
+    Pod::new(name, cpu, mem_gi * GI).with_gpu(gpu)
 }
 
 fn milp(objective: Objective) -> MilpPlacer {

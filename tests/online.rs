@@ -3,9 +3,8 @@
 
 use plimsoll::model::selector::{NodeSelectorTerm, Operator, Requirement};
 use plimsoll::model::{
-    Binding, Cluster, Gang, GpuAmount, GpuRequest, LabelSelector, Node, NodeGpus, Pod,
-    PreferredTerm, Problem, Resources, Taint, TaintEffect, TopologySpreadConstraint,
-    WhenUnsatisfiable,
+    Binding, Cluster, Gang, GpuAmount, LabelSelector, Node, Pod, PreferredTerm, Problem, Taint,
+    TaintEffect, TopologySpreadConstraint, WhenUnsatisfiable,
 };
 use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::score::fgd::{TargetWorkload, TypicalPod};
@@ -16,36 +15,14 @@ use rand_chacha::ChaCha8Rng;
 const GIB: u64 = 1 << 30;
 
 fn node(name: &str, cpu_milli: u64, mem_gib: u64, gpus: u32) -> Node {
-    let r = Resources {
-        cpu_milli,
-        memory_bytes: mem_gib * GIB,
-        pods: 110,
-        ephemeral_storage_bytes: 100 * GIB,
-        extended: Default::default(),
-    };
-    Node {
-        name: name.into(),
-        capacity: r.clone(),
-        allocatable: r,
-        gpus: (gpus > 0).then(|| NodeGpus {
-            model: "V100".into(),
-            count: gpus,
-        }),
-        ..Default::default()
-    }
+    Node::new(name, cpu_milli, mem_gib * GIB)
+        .without_labels()
+        .with_ephemeral_storage(100 * GIB)
+        .with_gpus("V100", gpus)
 }
 
 fn pod(name: &str, cpu_milli: u64, mem_gib: u64, gpu: GpuAmount) -> Pod {
-    Pod {
-        name: name.into(),
-        namespace: "default".into(),
-        requests: Resources::cpu_mem(cpu_milli, mem_gib * GIB),
-        gpu: GpuRequest {
-            amount: gpu,
-            models: vec![],
-        },
-        ..Default::default()
-    }
+    Pod::new(name, cpu_milli, mem_gib * GIB).with_gpu(gpu)
 }
 
 fn problem(nodes: Vec<Node>, pending: Vec<Pod>) -> Problem {

@@ -2,7 +2,7 @@
 //! plugin's reason reaches the explanation; the validator with plugins catches what the
 //! plugins forbid; a neutral plugin set changes nothing.
 
-use plimsoll::model::{Cluster, GpuAmount, GpuRequest, Node, NodeGpus, Pod, Problem, Resources};
+use plimsoll::model::{Cluster, GpuAmount, Node, Pod, Problem, GIB};
 use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::plugin::{
     explain_with, policy_with_plugins, validate_with, FilterPlugin, MilpPlugin, Plugins,
@@ -14,40 +14,14 @@ use plimsoll::place::{PolicyOptions, POLICY_NAMES};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const GIB: u64 = 1 << 30;
-
 fn node(name: &str, cores: u64, gpus: u32) -> Node {
-    let r = Resources {
-        cpu_milli: cores * 1000,
-        memory_bytes: cores * 4 * GIB,
-        pods: 110,
-        ephemeral_storage_bytes: 100 * GIB,
-        extended: Default::default(),
-    };
-    Node {
-        name: name.into(),
-        capacity: r.clone(),
-        allocatable: r,
-        gpus: (gpus > 0).then(|| NodeGpus {
-            model: "V100".into(),
-            count: gpus,
-        }),
-        labels: [("kubernetes.io/hostname".to_string(), name.to_string())].into(),
-        ..Default::default()
-    }
+    Node::new(name, cores * 1000, cores * 4 * GIB)
+        .with_ephemeral_storage(100 * GIB)
+        .with_gpus("V100", gpus)
 }
 
 fn pod(name: &str, cpu_milli: u64, gpu: GpuAmount) -> Pod {
-    Pod {
-        name: name.into(),
-        namespace: "default".into(),
-        requests: Resources::cpu_mem(cpu_milli, cpu_milli / 1000 * GIB),
-        gpu: GpuRequest {
-            amount: gpu,
-            models: vec![],
-        },
-        ..Default::default()
-    }
+    Pod::new(name, cpu_milli, cpu_milli / 1000 * GIB).with_gpu(gpu)
 }
 
 fn problem(nodes: Vec<Node>, pending: Vec<Pod>) -> Problem {

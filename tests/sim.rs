@@ -3,7 +3,7 @@
 
 use plimsoll::datasets::alibaba2017::{ServerEvent, ServerEventKind, DEFAULT_SCALE};
 use plimsoll::datasets::TimedPod;
-use plimsoll::model::{GpuAmount, GpuRequest, Node, NodeGpus, Pod, Resources};
+use plimsoll::model::{GpuAmount, Node, Pod, Resources, GIB};
 use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::{policy_by_name, PolicyOptions};
 use plimsoll::sim::event::{EventKind, EventQueue};
@@ -15,36 +15,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn node(name: &str, cpu_milli: u64, gpus: u32) -> Node {
-    let r = Resources {
-        cpu_milli,
-        memory_bytes: 64 << 30,
-        pods: 110,
-        ..Default::default()
-    };
-    Node {
-        name: name.into(),
-        capacity: r.clone(),
-        allocatable: r,
-        gpus: (gpus > 0).then(|| NodeGpus {
-            model: "T4".into(),
-            count: gpus,
-        }),
-        ..Default::default()
-    }
+    Node::new(name, cpu_milli, 64 * GIB)
+        .without_labels()
+        .with_gpus("T4", gpus)
 }
 
 fn pod(name: &str, cpu_milli: u64, gpu: GpuAmount, arrival: u64, duration: u64) -> TracePod {
     TracePod {
-        pod: Pod {
-            name: name.into(),
-            namespace: "default".into(),
-            requests: Resources::cpu_mem(cpu_milli, 1 << 30),
-            gpu: GpuRequest {
-                amount: gpu,
-                models: vec![],
-            },
-            ..Default::default()
-        },
+        pod: Pod::new(name, cpu_milli, GIB).with_gpu(gpu),
         arrival,
         duration: Some(duration),
     }

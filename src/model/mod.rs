@@ -3,6 +3,7 @@
 //!
 //! This module owns no policy: it never decides where a pod goes.
 
+mod build;
 pub mod cluster;
 pub mod gpu;
 pub mod node;
@@ -11,6 +12,7 @@ pub mod quantity;
 pub mod resources;
 pub mod selector;
 
+pub use build::{DEFAULT_MAX_PODS, GIB, HOSTNAME_LABEL};
 pub use cluster::{Binding, Cluster, ClusterError, NodeId, PodId, Problem};
 pub use gpu::{GpuAmount, GpuRequest, NodeGpus, MILLI_PER_GPU};
 pub use node::Node;

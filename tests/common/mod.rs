@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use plimsoll::model::{
-    Binding, Cluster, Gang, GpuAmount, GpuRequest, HostPort, LabelSelector, Labels, Node, NodeGpus,
+    Binding, Cluster, Gang, GpuAmount, HostPort, LabelSelector, Labels, Node, NodeGpus,
     NodeSelector, NodeSelectorTerm, Operator, Pod, PodAffinityTerm, Problem, Requirement,
     Resources, Taint, TaintEffect, Toleration, TolerationOperator, TopologySpreadConstraint,
     WhenUnsatisfiable,
@@ -20,52 +20,22 @@ pub const ZONE: &str = "topology.kubernetes.io/zone";
 /// A node with `cpu_milli`, `mem_gib`, 110 pods, 100 GiB ephemeral storage, its hostname
 /// label and no GPUs.
 pub fn node(name: &str, cpu_milli: u64, mem_gib: u64) -> Node {
-    let r = Resources {
-        cpu_milli,
-        memory_bytes: mem_gib * GIB,
-        pods: 110,
-        ephemeral_storage_bytes: 100 * GIB,
-        extended: Default::default(),
-    };
-    Node {
-        name: name.into(),
-        capacity: r.clone(),
-        allocatable: r,
-        labels: labels(&[(HOSTNAME, name)]),
-        ..Default::default()
-    }
+    Node::new(name, cpu_milli, mem_gib * GIB).with_ephemeral_storage(100 * GIB)
 }
 
 /// A node with `count` GPUs of `model`.
 pub fn gpu_node(name: &str, model: &str, count: u32) -> Node {
-    Node {
-        gpus: Some(NodeGpus {
-            model: model.into(),
-            count,
-        }),
-        ..node(name, 16000, 64)
-    }
+    node(name, 16000, 64).with_gpus(model, count)
 }
 
 /// A pod in `default` with cpu and memory requests.
 pub fn pod(name: &str, cpu_milli: u64, mem_gib: u64) -> Pod {
-    Pod {
-        name: name.into(),
-        namespace: "default".into(),
-        requests: Resources::cpu_mem(cpu_milli, mem_gib * GIB),
-        ..Default::default()
-    }
+    Pod::new(name, cpu_milli, mem_gib * GIB)
 }
 
 /// A pod asking for GPUs.
 pub fn gpu_pod(name: &str, amount: GpuAmount, models: &[&str]) -> Pod {
-    Pod {
-        gpu: GpuRequest {
-            amount,
-            models: models.iter().map(|m| m.to_string()).collect(),
-        },
-        ..pod(name, 100, 1)
-    }
+    pod(name, 100, 1).with_gpu(amount).with_gpu_models(models)
 }
 
 pub fn labels(kv: &[(&str, &str)]) -> Labels {

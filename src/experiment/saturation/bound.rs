@@ -178,7 +178,7 @@ pub fn upper_bound(
     for c in &mut lp.cols {
         c.integer = false;
     }
-    let lp_solved = solve(&lp, Goal::Primary, &settings, None).map_err(fail)?;
+    let lp_solved = solve(&lp, Goal::Primary, &settings, None).map_err(|e| fail(e.to_string()))?;
     let lp_value = lp_solved
         .values
         .as_deref()
@@ -193,7 +193,7 @@ pub fn upper_bound(
             milp_optimal: true,
         });
     }
-    let milp = solve(&prog, Goal::Primary, &settings, None).map_err(fail)?;
+    let milp = solve(&prog, Goal::Primary, &settings, None).map_err(|e| fail(e.to_string()))?;
     let milp_value = if milp.optimal {
         milp.values.as_deref().map(|v| prog.primary_value(v))
     } else {

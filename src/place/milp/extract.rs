@@ -3,6 +3,7 @@
 //! placement with the full kube filters.
 
 use super::classes::Classes;
+use super::error::MilpError;
 use super::formulate::Formulation;
 use crate::model::{Binding, Cluster, GpuAmount, NodeId, Problem, MILLI_PER_GPU};
 use crate::place::filter::FilterContext;
@@ -137,7 +138,7 @@ pub(crate) fn placement_from(
     classes: &Classes,
     f: &Formulation,
     v: &[f64],
-) -> Result<Vec<Option<Binding>>, String> {
+) -> Result<Vec<Option<Binding>>, MilpError> {
     let cluster = &problem.cluster;
     let mut out: Vec<Option<Binding>> = vec![None; problem.pending.len()];
     let count = |col: usize| v[col].round().max(0.0) as usize;
@@ -160,10 +161,9 @@ pub(crate) fn placement_from(
                             .collect()
                     });
                     for _ in 0..k {
-                        let slot = left
-                            .iter_mut()
-                            .find(|(_, c)| *c > 0)
-                            .ok_or_else(|| format!("node {n}: too few {m}-milli shares"))?;
+                        let slot = left.iter_mut().find(|(_, c)| *c > 0).ok_or_else(|| {
+                            MilpError::Decode(format!("node {n}: too few {m}-milli shares"))
+                        })?;
                         slot.1 -= 1;
                         devices.push(vec![slot.0]);
                     }
@@ -181,19 +181,23 @@ pub(crate) fn placement_from(
                     });
                     for _ in 0..k {
                         if pool.len() < g as usize {
-                            return Err(format!("node {n}: too few whole devices in the solution"));
+                            return Err(MilpError::Decode(format!(
+                                "node {n}: too few whole devices in the solution"
+                            )));
                         }
                         devices.push(pool.drain(..g as usize).collect());
                     }
                 }
             }
             if devices.len() != k {
-                return Err(format!("class {c} node {n}: device counts do not add up"));
+                return Err(MilpError::Decode(format!(
+                    "class {c} node {n}: device counts do not add up"
+                )));
             }
             for d in devices {
-                let i = *members
-                    .next()
-                    .ok_or_else(|| format!("class {c}: more pods placed than it has"))?;
+                let i = *members.next().ok_or_else(|| {
+                    MilpError::Decode(format!("class {c}: more pods placed than it has"))
+                })?;
                 out[i] = Some(Binding {
                     node: n,
                     gpu_devices: d,
@@ -209,16 +213,18 @@ pub(crate) fn placement_from(
 pub(crate) fn bind_checked(
     problem: &Problem,
     placement: &[Option<Binding>],
-) -> Result<Cluster, String> {
+) -> Result<Cluster, MilpError> {
     let mut cluster = problem.cluster.clone();
     for (pod, b) in problem.pending.iter().zip(placement) {
         let Some(b) = b else { continue };
         if let Err(r) = FilterContext::new(&cluster, pod).check(b.node) {
-            return Err(format!("pod {} on node {}: {:?}", pod.key(), b.node, r));
+            return Err(MilpError::Rejected {
+                pod: pod.key(),
+                node: b.node,
+                reasons: format!("{r:?}"),
+            });
         }
-        cluster
-            .bind(pod.clone(), b.node, Some(b.gpu_devices.clone()))
-            .map_err(|e| e.to_string())?;
+        cluster.bind(pod.clone(), b.node, Some(b.gpu_devices.clone()))?;
     }
     Ok(cluster)
 }

@@ -4,9 +4,11 @@
 
 use super::aggregate;
 use super::classes::Classes;
+use super::error::MilpError;
 use super::extract::bind_checked;
-use super::program::Program;
-use super::{gap, goal, pack_volume_bound, realise, solve, tail, MilpPlacer, Objective, Optimised};
+use super::{
+    gap, goal, lex, pack_volume_bound, realise, solve, tail, MilpPlacer, Objective, Optimised,
+};
 use crate::model::{Binding, NodeId, Problem};
 use crate::place::online::OnlineKind;
 use crate::place::SolveStats;
@@ -26,7 +28,7 @@ impl MilpPlacer {
         kind: OnlineKind,
         greedy_part: &[Option<Binding>],
         start: Instant,
-    ) -> Result<Optimised, String> {
+    ) -> Result<Optimised, MilpError> {
         let types = aggregate::node_types(problem, eligible);
         let a = aggregate::build(problem, classes, types);
         let warm = aggregate::warm_start(classes, &a, cls, greedy_part);
@@ -45,60 +47,25 @@ impl MilpPlacer {
             .sum();
         let left =
             |reserve: f64| self.opts.time_limit_seconds - start.elapsed().as_secs_f64() - reserve;
-        let mut settings = solve::Settings {
-            time_limit: left(RESERVE_SECONDS),
+        let settings = solve::Settings {
+            time_limit: 0.0,
             rel_gap: 0.0,
             abs_gap: 1e-6,
             threads: self.opts.threads,
             seed: self.opts.seed,
         };
-        // Stage 1: the most priority weight (skipped when the warm start places all).
-        let warm_v1 = warm.as_deref().map(|w| a.program.primary_value(w));
-        let (mut values, v1, weight_bound, first_optimal) = match warm_v1 {
-            Some(v) if v >= all - 0.5 => (warm.clone().unwrap_or_default(), v, all, true),
-            _ => {
-                let first =
-                    solve::solve(&a.program, solve::Goal::Primary, &settings, warm.as_deref())?;
-                let values = first
-                    .values
-                    .or(warm.clone())
-                    .ok_or("HiGHS found no solution in time")?;
-                let v1 = a.program.primary_value(&values);
-                let bound = if first.bound.is_finite() {
-                    first.bound.min(all)
-                } else {
-                    all
-                };
-                (values, v1, bound, first.optimal || v1 >= bound - 0.5)
-            }
-        };
-        // Stage 2: fewest new nodes at that weight.
-        let mut node_bound = f64::NAN;
-        if first_optimal && left(RESERVE_SECONDS) > 1e-2 {
-            settings.time_limit = left(RESERVE_SECONDS);
-            settings.rel_gap = self.opts.mip_rel_gap;
-            let second = solve::solve(
-                &a.program,
-                solve::Goal::Secondary(v1),
-                &settings,
-                Some(&values),
-            )?;
-            if let Some(v2) = second.values {
-                if a.program.primary_value(&v2) >= v1 - 0.5
-                    && secondary(&a.program, &v2) <= secondary(&a.program, &values)
-                {
-                    values = v2;
-                }
-            }
-            node_bound = second.bound;
-            tracing::debug!(
-                nodes = secondary(&a.program, &values),
-                bound = second.bound,
-                optimal = second.optimal,
-                s = start.elapsed().as_secs_f64(),
-                "aggregated second solve"
-            );
-        }
+        // Most priority weight, then fewest new nodes at that weight.
+        let lex = lex::solve(
+            &a.program,
+            warm.as_deref(),
+            all,
+            &settings,
+            self.opts.mip_rel_gap,
+            || left(RESERVE_SECONDS),
+        )?;
+        let (values, v1, weight_bound, first_optimal) =
+            (lex.values, lex.weight, lex.weight_bound, lex.weight_optimal);
+        let node_bound = lex.second_bound.unwrap_or(f64::NAN);
         let deadline = start
             + std::time::Duration::from_secs_f64(
                 (self.opts.time_limit_seconds - RESERVE_SECONDS / 2.0).max(0.0),
@@ -183,10 +150,6 @@ impl MilpPlacer {
             in_goal_units: bound_valid,
         })
     }
-}
-
-fn secondary(p: &Program, v: &[f64]) -> f64 {
-    p.secondary_value(v)
 }
 
 /// Local search after realisation: for each node that was empty and now holds pods

@@ -119,7 +119,7 @@ pub fn lp_bound(problem: &Problem) -> Result<f64, PlaceError> {
         seed: 0,
     };
     let solved = solve::solve(&agg.program, solve::Goal::Primary, &settings, None)
-        .map_err(PlaceError::Solver)?;
+        .map_err(|e| PlaceError::Solver(e.to_string()))?;
     let lp = match (&solved.values, solved.optimal) {
         (Some(v), true) => agg.program.primary_value(v),
         _ => {

@@ -103,10 +103,12 @@
 mod aggregate;
 mod candidates;
 mod classes;
+mod error;
 mod extract;
 mod formulate;
 mod goal;
 mod large;
+mod lex;
 mod lpbound;
 pub(crate) mod program;
 mod realise;
@@ -119,6 +121,7 @@ pub use lpbound::{lp_bound, LP_TIME_LIMIT_SECONDS};
 use super::online::{OnlineKind, OnlinePolicy};
 use super::{Outcome, PlaceError, Placer, Plugins, SolveStats};
 use crate::model::{Binding, Problem};
+use error::MilpError;
 use std::time::Instant;
 
 pub use super::Objective;
@@ -296,7 +299,10 @@ impl Placer for MilpPlacer {
         let result = if start.elapsed().as_secs_f64() < self.opts.time_limit_seconds {
             self.optimise(problem, kind, &greedy, start, fastest)
         } else {
-            Err("the time limit was spent on the greedy warm start".to_string())
+            Err(MilpError::NoTime {
+                left: 0.0,
+                kept_back: start.elapsed().as_secs_f64(),
+            })
         };
         let fallback_stats = |o: Option<&Optimised>| {
             let mut st = SolveStats {
@@ -349,7 +355,7 @@ impl MilpPlacer {
         greedy: &[Option<Binding>],
         start: Instant,
         greedy_seconds: f64,
-    ) -> Result<Optimised, String> {
+    ) -> Result<Optimised, MilpError> {
         let classes = classes::group(&problem.pending);
         let cls = extract::class_of(problem, &classes);
         let greedy_part: Vec<Option<Binding>> = greedy
@@ -430,88 +436,45 @@ impl MilpPlacer {
         // that left, the warm start is returned.
         let overhead = f.program.cols.len() as f64 * HIGHS_SECONDS_PER_COLUMN;
         let left = |start: Instant| left(start) - overhead;
-        let needed = 1e-3;
-        if !f.program.cols.is_empty() && left(start) < needed {
-            return Err(format!(
-                "{:.2} s left for HiGHS after {overhead:.2} s kept back for {} columns",
-                left(start),
-                f.program.cols.len()
-            ));
+        if !f.program.cols.is_empty() && left(start) < lex::MIN_SECONDS_FOR_SECOND {
+            return Err(MilpError::NoTime {
+                left: left(start),
+                kept_back: reserve + overhead,
+            });
         }
         let mut stats = SolveStats::default();
         let mut in_goal_units = false;
         let values = if f.program.cols.is_empty() {
             Vec::new()
         } else {
-            let mut settings = solve::Settings {
-                time_limit: highs_share(left(start)),
+            let settings = solve::Settings {
+                time_limit: 0.0,
                 rel_gap: 0.0,
                 abs_gap: 1e-6,
                 threads: self.opts.threads,
                 seed: self.opts.seed,
             };
-            // The first goal can never exceed the weight of every modelled pod; when the
-            // warm start reaches that, it is optimal and the first solve is skipped.
             let all: f64 = classes
                 .classes
                 .iter()
                 .map(|c| c.weight * c.size() as f64)
                 .sum();
-            let warm_v1 = warm.as_deref().map(|w| f.program.primary_value(w));
-            let (mut values, first_optimal) = if warm_v1.is_some_and(|v| v >= all - 0.5) {
-                stats.objective = warm_v1;
-                stats.bound = Some(all);
-                stats.gap = Some(0.0);
-                (warm.clone().unwrap_or_default(), true)
-            } else {
-                let first =
-                    solve::solve(&f.program, solve::Goal::Primary, &settings, warm.as_deref())?;
-                let values = first.values.ok_or("HiGHS found no solution in time")?;
-                let v1 = f.program.primary_value(&values);
-                let bound = if first.bound.is_finite() {
-                    first.bound.min(all)
-                } else {
-                    all
-                };
-                tracing::debug!(
-                    v1,
-                    bound,
-                    optimal = first.optimal,
-                    s = start.elapsed().as_secs_f64(),
-                    "first solve"
-                );
-                stats.objective = Some(v1);
-                stats.bound = Some(bound);
-                stats.gap = Some(gap(v1, bound));
-                (values, first.optimal || v1 >= bound - 0.5)
-            };
-            let v1 = f.program.primary_value(&values);
-            let left = left(start);
-            if first_optimal && left > 1e-3 {
-                settings.time_limit = highs_share(left);
-                settings.rel_gap = self.opts.mip_rel_gap;
-
-                let second = solve::solve(
-                    &f.program,
-                    solve::Goal::Secondary(v1),
-                    &settings,
-                    Some(&values),
-                )?;
-                tracing::debug!(
-                    bound = second.bound,
-                    optimal = second.optimal,
-                    s = start.elapsed().as_secs_f64(),
-                    "second solve"
-                );
-                if let Some(v2) = second.values {
-                    if f.program.primary_value(&v2) >= v1 - 0.5 {
-                        values = v2;
-                    }
-                }
-                let obj = f.program.secondary_value(&values) + f.secondary_offset;
-                let mut bound = second.bound + f.secondary_offset;
+            let lex = lex::solve(
+                &f.program,
+                warm.as_deref(),
+                all,
+                &settings,
+                self.opts.mip_rel_gap,
+                || highs_share(left(start)),
+            )?;
+            stats.objective = Some(lex.weight);
+            stats.bound = Some(lex.weight_bound);
+            stats.gap = Some(gap(lex.weight, lex.weight_bound));
+            if let Some(second_bound) = lex.second_bound {
+                let obj = f.program.secondary_value(&lex.values) + f.secondary_offset;
+                let mut bound = second_bound + f.secondary_offset;
                 if self.opts.objective == Objective::Pack
-                    && v1 >= all - 0.5
+                    && lex.weight >= all - 0.5
                     && self.plugins.milp.is_empty()
                 {
                     let members = classes
@@ -530,7 +493,7 @@ impl MilpPlacer {
                 stats.gap = Some(gap(obj, bound));
                 in_goal_units = true;
             }
-            values
+            lex.values
         };
         let mut placement = extract::placement_from(problem, &classes, &f, &values)?;
         let cluster = extract::bind_checked(problem, &placement)?;

@@ -1,6 +1,7 @@
 //! Runs a [`Program`] through HiGHS (the `highs` crate directly, because good_lp's
 //! solution type does not expose the MIP dual bound).
 
+use super::error::MilpError;
 use super::program::Program;
 use highs::{HighsModelStatus, HighsSolutionStatus, RowProblem, Sense};
 
@@ -45,7 +46,7 @@ pub(crate) fn solve(
     goal: Goal,
     settings: &Settings,
     start: Option<&[f64]>,
-) -> Result<Solved, String> {
+) -> Result<Solved, MilpError> {
     let mut rp = RowProblem::default();
     let cols: Vec<highs::Col> = program
         .cols
@@ -78,42 +79,42 @@ pub(crate) fn solve(
     };
     let mut model = rp
         .try_optimise(sense)
-        .map_err(|e| format!("HiGHS rejected the model: {e:?}"))?;
+        .map_err(|e| MilpError::highs("model", e))?;
     model.make_quiet();
     let set = |m: &mut highs::Model, k: &str, v: f64| {
         m.try_set_option(k, v)
-            .map_err(|e| format!("HiGHS option {k}: {e:?}"))
+            .map_err(|e| MilpError::highs(format!("option {k}"), e))
     };
     set(&mut model, "time_limit", settings.time_limit.max(1e-3))?;
     set(&mut model, "mip_rel_gap", settings.rel_gap)?;
     set(&mut model, "mip_abs_gap", settings.abs_gap)?;
     model
         .try_set_option("random_seed", (settings.seed % (i32::MAX as u64)) as i32)
-        .map_err(|e| format!("HiGHS option random_seed: {e:?}"))?;
+        .map_err(|e| MilpError::highs("option random_seed", e))?;
     if settings.threads > 0 {
         model
             .try_set_option("threads", settings.threads as i32)
-            .map_err(|e| format!("HiGHS option threads: {e:?}"))?;
+            .map_err(|e| MilpError::highs("option threads", e))?;
     }
     // Presolve off: on openb it took 2-3 s of a 10 s budget and left HiGHS's
     // feasibility-jump heuristic without an improvement over the warm start.
     model
         .try_set_option("presolve", "off")
-        .map_err(|e| format!("HiGHS option presolve: {e:?}"))?;
+        .map_err(|e| MilpError::highs("option presolve", e))?;
     // Feasibility jump off: it checks no time limit (it stops on effort only) and took
     // 47 % of a 15-s solve given a 5.6-s limit on a 195,000-column program (500-node
     // synthetic cluster); the greedy warm start already gives an incumbent.
     model
         .try_set_option("mip_heuristic_run_feasibility_jump", false)
-        .map_err(|e| format!("HiGHS option mip_heuristic_run_feasibility_jump: {e:?}"))?;
+        .map_err(|e| MilpError::highs("option mip_heuristic_run_feasibility_jump", e))?;
     if let Some(s) = start {
         model
             .try_set_solution(Some(s), None, None, None)
-            .map_err(|e| format!("HiGHS initial solution: {e:?}"))?;
+            .map_err(|e| MilpError::highs("initial solution", e))?;
     }
     let solved = model
         .try_solve()
-        .map_err(|e| format!("HiGHS failed: {e:?}"))?;
+        .map_err(|e| MilpError::highs("solve", e))?;
     let status = solved.status();
     let has = solved.primal_solution_status() == HighsSolutionStatus::Feasible;
     let optimal = matches!(status, HighsModelStatus::Optimal);

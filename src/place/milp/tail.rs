@@ -2,7 +2,7 @@
 //! pod affinity or topology spread) and, on the aggregated path, pods the realisation
 //! could not fit.
 
-use crate::model::{Binding, Cluster, Problem};
+use crate::model::{Binding, Cluster, ClusterError, Problem};
 use crate::place::online::{OnlineKind, OnlinePolicy};
 use crate::place::plugin::Plugins;
 use std::collections::BTreeMap;
@@ -56,7 +56,7 @@ pub(crate) fn place_greedy(
     plugins: &Plugins,
     cluster: Cluster,
     placement: &mut [Option<Binding>],
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     if pods.is_empty() {
         return Ok(());
     }
@@ -83,10 +83,7 @@ pub(crate) fn place_greedy(
     for unit in units {
         let mut placed = Vec::new();
         for &i in &unit {
-            if let Some((id, b)) = session
-                .place(problem.pending[i].clone())
-                .map_err(|e| e.to_string())?
-            {
+            if let Some((id, b)) = session.place(problem.pending[i].clone())? {
                 placement[i] = Some(b);
                 placed.push((i, id));
             }
@@ -103,7 +100,7 @@ pub(crate) fn place_greedy(
             .count();
         if already < min {
             for (i, id) in placed {
-                session.remove(id).map_err(|e| e.to_string())?;
+                session.remove(id)?;
                 placement[i] = None;
             }
         }
