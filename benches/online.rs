@@ -156,27 +156,6 @@ fn synthetic(n: usize, pods: usize, seed: u64) -> Problem {
     }
 }
 
-/// FNV-1a over every decision (node and devices), to compare decisions across versions.
-fn digest(placement: &[Option<plimsoll::model::Binding>]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |x: u64| {
-        h ^= x;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
-    for b in placement {
-        match b {
-            None => eat(u64::MAX),
-            Some(b) => {
-                eat(b.node as u64);
-                for &d in &b.gpu_devices {
-                    eat(u64::from(d) | 1 << 40);
-                }
-            }
-        }
-    }
-    h
-}
-
 fn bench_problem(c: &mut Criterion, group_name: &str, problem: &Problem) {
     let mut group = c.benchmark_group(group_name);
     group.sample_size(10);
@@ -193,7 +172,7 @@ fn bench_problem(c: &mut Criterion, group_name: &str, problem: &Problem) {
                         kind.name(),
                         out.placed(),
                         p.pending.len(),
-                        digest(&out.placement)
+                        out.decisions_digest()
                     );
                     reported.set(true);
                 }

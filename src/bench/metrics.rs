@@ -64,25 +64,3 @@ pub fn check_and_measure(
         after,
     })
 }
-
-/// FNV-1a over every decision of a placement (the node index and GPU devices of each
-/// pending pod, `None` included), as 16 hex digits.
-pub fn placement_digest(placement: &[Option<crate::model::Binding>]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |x: u64| {
-        h ^= x;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
-    for b in placement {
-        match b {
-            None => eat(u64::MAX),
-            Some(b) => {
-                eat(b.node as u64);
-                for &d in &b.gpu_devices {
-                    eat(u64::from(d) | 1 << 40);
-                }
-            }
-        }
-    }
-    format!("{h:016x}")
-}

@@ -122,9 +122,8 @@ pub struct Row {
     pub fell_back: bool,
     /// Validator violations or the policy's error (empty when valid).
     pub errors: Vec<String>,
-    /// FNV-1a digest of every decision (node index and GPU devices of each pending pod,
-    /// in order), as 16 hex digits: equal digests mean identical placements, so a change
-    /// that must not alter decisions can be checked across versions.
+    /// [`Outcome::decisions_digest`](crate::place::Outcome::decisions_digest) as 16 hex
+    /// digits: equal digests mean identical placements (empty when the policy failed).
     #[serde(default)]
     pub placement_digest: String,
 }

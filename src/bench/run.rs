@@ -1,6 +1,5 @@
 //! Building each case's problem and running the policies on it.
 
-use super::metrics::placement_digest;
 use super::suite::{check_policies, policy_names, CaseDef, OpenbCase, SuiteBase};
 use super::{check_and_measure, BenchError, CaseReport, Row, RunOptions, Suite, SuiteReport};
 use crate::datasets::{openb, synthetic};
@@ -254,7 +253,7 @@ fn run_policy(
             return row;
         }
     };
-    row.placement_digest = placement_digest(&outcome.placement);
+    row.placement_digest = format!("{:016x}", outcome.decisions_digest());
     let checked = match check_and_measure(problem, &outcome) {
         Ok(c) => c,
         Err(errors) => {

@@ -148,54 +148,20 @@ status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
     fn memoised_name_list_scan_takes_only_bodies_a_full_decode_reads_the_same() {
         let list = r#"["a","b","c","ghost"]"#;
         let p = r#"{"metadata":{"name":"web-1","namespace":"shop","uid":"u-1"},"spec":{"containers":[{"name":"w","resources":{"requests":{"cpu":"1"}}}]}}"#;
-        // (body, whether the scan may take it without a full decode)
-        let bodies: Vec<(String, bool)> = vec![
-            (
-                format!(r#"{{"Pod":{p},"Nodes":null,"NodeNames":{list}}}"#),
-                true,
-            ),
-            (
-                format!(" {{ \"NodeNames\" :\n{list} ,\t\"Pod\":{p} }}\r\n"),
-                true,
-            ),
-            (
-                format!(r#"{{"nodeNames":{list},"pod":{p},"nodes":null}}"#),
-                true,
-            ),
-            (
-                format!(r#"{{"Extra":{{"x":[1,"]"]}},"Pod":{p},"NodeNames":{list}}}"#),
-                true,
-            ),
-            // Everything below must fall back to the full decode.
-            (
-                format!(r#"{{"Pod":{p},"NodeNames":{list},"NodeNames":{list}}}"#),
-                false,
-            ),
-            (
-                format!(r#"{{"Pod":{p},"pod":{p},"NodeNames":{list}}}"#),
-                false,
-            ),
-            (
-                format!(r#"{{"Pod":{p},"Nodes":{{"items":[]}},"NodeNames":{list}}}"#),
-                false,
-            ),
-            (
-                format!(r#"{{"Pod":{p},"NodeNames":["a","b","c","ghost","a"]}}"#),
-                false,
-            ),
-            (format!(r#"{{"Pod":{p},"NodeNames":["a","b","c"]}}"#), false),
-            (
-                format!(r#"{{"Pod":{p},"NodeNames":["a","b","c","ghos"]}}"#),
-                false,
-            ),
-            (format!(r#"{{"Pod":{p},"Node\u004eames":{list}}}"#), false),
-            (format!(r#"{{"NodeNames":{list}}}"#), false),
-            (format!(r#"{{"Pod":{p},"NodeNames":{list}}}x"#), false),
-            (format!(r#"{{"Pod":{p},"NodeNames":{list}"#), false),
-            (format!(r#"{{"Pod":{p},"NodeNames":{list},}}"#), false),
-            (format!(r#"{{"Pod":{p} "NodeNames":{list}}}"#), false),
-            (format!(r#"{{"Pod":{p},"NodeNames":null}}"#), false),
-        ];
+        // (body, whether the scan may take it without a full decode), shared with the
+        // end-to-end test in tests/extender.rs.
+        let fixture: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../tests/fixtures/name_list_bodies.json"))
+                .unwrap();
+        let bodies: Vec<(String, bool)> = fixture
+            .iter()
+            .map(|b| {
+                let body = b["body"].as_str().unwrap();
+                let body = body.replace("{p}", p).replace("{list}", list);
+                (body, b["scan"].as_bool().unwrap())
+            })
+            .collect();
+        assert_eq!(bodies.iter().filter(|b| b.1).count(), 4);
         let cache = cache();
         let memo = NamesMemo::default();
         memo.resolve_text(list, &cache).unwrap();

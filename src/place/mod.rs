@@ -77,6 +77,29 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A 64-bit FNV-1a digest of every decision (each pending pod's node index and GPU
+    /// devices, in order, `None` included): equal digests mean identical placements, so
+    /// a change that must not alter decisions can be checked across versions.
+    pub fn decisions_digest(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |x: u64| {
+            h ^= x;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        };
+        for b in &self.placement {
+            match b {
+                None => eat(u64::MAX),
+                Some(b) => {
+                    eat(b.node as u64);
+                    for &d in &b.gpu_devices {
+                        eat(u64::from(d) | 1 << 40);
+                    }
+                }
+            }
+        }
+        h
+    }
+
     /// Number of pods placed.
     pub fn placed(&self) -> usize {
         self.placement.iter().filter(|b| b.is_some()).count()
