@@ -1,4 +1,4 @@
-//! A TCP listener for [`axum::serve`] whose connections give the replies hyper writes
+//! A TCP listener for [`axum::serve()`] whose connections give the replies hyper writes
 //! on its own a body.
 //!
 //! When a request's head cannot be parsed (a malformed `Content-Length`, headers over
