@@ -4,7 +4,7 @@
 //! before.
 
 use plimsoll::manifest::{
-    load_str, InvalidManifest, ManifestError, MAX_NESTING_DEPTH, MAX_REPLICAS,
+    load_str, InvalidManifest, ManifestError, MAX_NESTING_DEPTH, MAX_PODS, MAX_REPLICAS,
 };
 use plimsoll::model::{Problem, MAX_GPUS_PER_NODE};
 use plimsoll::place::{policy_by_name, validate::validate, PolicyOptions, POLICY_NAMES};
@@ -209,4 +209,23 @@ fn a_yaml_alias_bomb_ends_in_an_error() {
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     assert_eq!(e.file, "bad.yaml");
     assert!(e.to_string().contains("bad.yaml: document 1"), "{e}");
+}
+
+/// Replicas are bounded per object and pods per load: two Deployments of 100,000 pass
+/// the first bound and not the second.
+#[test]
+fn pods_in_one_load_are_bounded() {
+    let text = format!(
+        "{}---\n{}",
+        deployment("one", MAX_REPLICAS as u64),
+        deployment("two", MAX_REPLICAS as u64)
+    );
+    let e = invalid(&text);
+    assert_eq!(e.document, Some(2));
+    assert_eq!(e.field.as_deref(), Some("spec.replicas"));
+    assert!(
+        e.to_string()
+            .contains(&format!("more than {MAX_PODS} pods in the input")),
+        "{e}"
+    );
 }

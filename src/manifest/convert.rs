@@ -30,10 +30,12 @@ pub const DEFAULT_MAX_PODS: u64 = 110;
 /// `completions` only lowers it) may expand into; larger values are an error naming
 /// the field, before any pod is made.
 pub const MAX_REPLICAS: i64 = 100_000;
-/// Largest number of pods one load (every file of a `plimsoll place`, one extender
-/// snapshot) may hold, Deployment and Job pods included: with names bounded by
-/// Kubernetes' 253 characters, this bounds the memory a small input can claim.
-pub const MAX_PODS: usize = 1_000_000;
+/// Largest number of pods one load of manifests (every file of a `plimsoll place`, one
+/// extender snapshot) may hold, Deployment and Job pods included: Kubernetes' own
+/// scalability limit of 150,000 pods per cluster. With names bounded by 253
+/// characters this bounds the memory a small input can claim (100,000 replicas of a
+/// 253-character name: 0.7 s and 290 MB).
+pub const MAX_PODS: usize = 150_000;
 
 /// `metadata` of an object or a pod template.
 #[derive(Debug, Default, Clone)]

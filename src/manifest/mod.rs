@@ -316,6 +316,15 @@ impl Collector {
             .and_then(|md| md.get("namespace"))
             .and_then(Value::as_str)
             .unwrap_or("default");
+        // An over-long name is reported by its field; the object is named by its head.
+        let head: String;
+        let name = if name.len() > MAX_NAME_LEN || ns.len() > MAX_NAME_LEN {
+            head = format!("{}…", name.chars().take(40).collect::<String>());
+            head.as_str()
+        } else {
+            name
+        };
+        let ns = if ns.len() > MAX_NAME_LEN { "…" } else { ns };
         origin.object = Some(match kind.as_str() {
             "Node" | "PriorityClass" => format!("{kind} {name}"),
             k if k.ends_with("List") => kind.clone(),
