@@ -754,3 +754,41 @@ fn affinity_group_split_over_two_zones_is_caught() {
     let p = problem(nodes(), with_seed);
     assert_valid(&p, &[at(0), at(1), at(2), at(2)]);
 }
+
+/// Two pods of 10^19 millicores on a node of `u64::MAX`: their sum wraps a `u64`, so a
+/// validator summing in `u64` (wrapping or saturating) accepted both on the node.
+#[test]
+fn validator_sums_cannot_wrap_into_a_fit() {
+    let big = 10_000_000_000_000_000_000;
+    let p = problem(
+        vec![node("n1", u64::MAX, 1)],
+        vec![pod("x", big, 0), pod("y", big, 0)],
+    );
+    let v = assert_only(
+        &p,
+        &[at(0), at(0)],
+        |k| matches!(k, ViolationKind::OverCommitted { resource, .. } if resource == "cpu"),
+    );
+    assert_eq!(v[0].pending_index, Some(1));
+    assert_valid(&p, &[at(0), None]);
+}
+
+/// The same instance through every policy: none may put both pods on the node, and
+/// every result passes the validator.
+#[test]
+fn no_policy_places_pods_whose_sum_wraps() {
+    use plimsoll::place::{policy_by_name, PolicyOptions, POLICY_NAMES};
+    let big = 10_000_000_000_000_000_000;
+    let p = problem(
+        vec![node("n1", u64::MAX, 1)],
+        vec![pod("x", big, 0), pod("y", big, 0)],
+    );
+    for name in POLICY_NAMES {
+        let out = policy_by_name(name, &PolicyOptions::default())
+            .unwrap()
+            .place(&p)
+            .unwrap();
+        assert_valid(&p, &out.placement);
+        assert_eq!(out.placed(), 1, "policy {name}");
+    }
+}

@@ -19,7 +19,9 @@
 //! Citation: S. Shen, V. van Beek, A. Iosup, "Statistical Characterization of
 //! Business-Critical Workloads Hosted in Cloud Datacenters", CCGrid 2015.
 
-use super::common::{parse_rows, read_text, DatasetError, Header, LoadReport, Strictness};
+use super::common::{
+    parse_rows, read_text, DatasetError, Header, LoadReport, RowError, Strictness, BAD_VALUE,
+};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +39,16 @@ pub const HEADER: [&str; 11] = [
     "Network received throughput [KB/s]",
     "Network transmitted throughput [KB/s]",
 ];
+
+/// The longest time one VM file may span, first to last timestamp: 366 days. The real
+/// files span about a month; a single row at timestamp 0 or 9e18, or a gap of years,
+/// would make every series built from the file (one value per 5 minutes) that long.
+pub const MAX_SPAN_SECS: i64 = 366 * 24 * 3600;
+
+/// The largest absolute value of a measurement cell (CPU MHz and %, memory KB, KB/s):
+/// 10^15. The real files stay below 10^9; values near `f64::MAX` overflow the
+/// predictors' sums into `inf`.
+pub const MAX_CELL_VALUE: f64 = 1e15;
 
 /// One VM's time series, one entry per kept row in every column (all columns have the
 /// same length).
@@ -145,6 +157,7 @@ pub fn parse_vm(
         name: name.to_string(),
         ..Default::default()
     };
+    let mut range: Option<(i64, i64)> = None;
     let loaded = parse_rows(
         text,
         path,
@@ -158,7 +171,32 @@ pub fn parse_vm(
             let mut f = [0.0; 9];
             for (k, slot) in f.iter_mut().enumerate() {
                 *slot = r.f64(k + 2, HEADER[k + 2])?;
+                if slot.abs() > MAX_CELL_VALUE {
+                    return Err(RowError::new(
+                        BAD_VALUE,
+                        format!(
+                            "column {} ({}): {} is beyond ±{MAX_CELL_VALUE:e}",
+                            k + 3,
+                            HEADER[k + 2],
+                            r.text(k + 2)
+                        ),
+                    ));
+                }
             }
+            let (lo, hi) = range.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t)));
+            if i128::from(hi) - i128::from(lo) > i128::from(MAX_SPAN_SECS) {
+                return Err(RowError::new(
+                    BAD_VALUE,
+                    format!(
+                        "column 1 ({}): {t} makes the file span {} days \
+                         (rows from {lo} to {hi}); at most {} days",
+                        HEADER[0],
+                        (i128::from(hi) - i128::from(lo)) / 86_400,
+                        MAX_SPAN_SECS / 86_400
+                    ),
+                ));
+            }
+            range = Some((lo, hi));
             s.timestamps.push(t);
             s.cpu_cores.push(cores);
             s.cpu_provisioned_mhz.push(f[0]);
@@ -214,4 +252,60 @@ pub fn load_dir(
         set.reports.push(rep);
     }
     Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(rows: &[&str]) -> String {
+        let mut t = HEADER.join(";\t");
+        for r in rows {
+            t.push('\n');
+            t.push_str(r);
+        }
+        t.push('\n');
+        t
+    }
+
+    const ROW: &str = "1;\t4;\t11703.0;\t46.8;\t0.4;\t67108.0;\t6710.0;\t0.0;\t0.0;\t0.0;\t0.0";
+
+    fn row_at(t: i64) -> String {
+        ROW.replacen('1', &t.to_string(), 1)
+    }
+
+    fn parse(rows: &[&str]) -> Result<(VmSeries, LoadReport), DatasetError> {
+        parse_vm(&text(rows), Path::new("vm/7.csv"), "7", Strictness::Strict)
+    }
+
+    #[test]
+    fn bitbrains_timestamps_far_apart_are_an_error_naming_the_line() {
+        let (a, b) = (row_at(1_372_636_800), row_at(1_372_637_100));
+        assert_eq!(parse(&[&a, &b]).unwrap().0.len(), 2);
+        for far in [
+            0,
+            9_000_000_000_000_000_000,
+            1_372_636_800 + 3 * 365 * 86_400,
+        ] {
+            let c = row_at(far);
+            let e = parse(&[&a, &b, &c]).unwrap_err().to_string();
+            assert!(
+                e.starts_with("vm/7.csv: line 4: column 1 (Timestamp [ms])"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn bitbrains_absurd_usage_cells_are_an_error_naming_line_and_column() {
+        let huge = ROW.replace("0.4", "1e308");
+        let e = parse(&[&huge]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("vm/7.csv: line 2: column 5 (CPU usage [%]): 1e308"),
+            "{e}"
+        );
+        let inf = ROW.replace("0.4", "inf");
+        let e = parse(&[&inf]).unwrap_err().to_string();
+        assert!(e.contains("line 2: column CPU usage [%]"), "{e}");
+    }
 }

@@ -26,7 +26,9 @@ use super::common::{
     LoadReport, Loaded, RowError, Strictness, BAD_VALUE, EMPTY_FIELD, NOT_A_NUMBER,
     WRONG_COLUMN_COUNT,
 };
-use crate::model::{GpuAmount, GpuRequest, Labels, Node, NodeGpus, Pod, Resources};
+use crate::model::{
+    GpuAmount, GpuRequest, Labels, Node, NodeGpus, Pod, Resources, MAX_GPUS_PER_NODE,
+};
 use std::path::Path;
 
 /// Pods per node given to every openb node: the kubelet's default `maxPods` (110).
@@ -199,6 +201,19 @@ impl Row<'_> {
         Ok(s.to_string())
     }
 
+    /// Column `cpu_milli`, at most [`MAX_AMOUNT`](crate::model::quantity::MAX_AMOUNT)
+    /// (2^62) so that sums over pods cannot wrap.
+    fn cpu_milli(&self) -> Result<u64, RowError> {
+        let v = self.int(1, "cpu_milli")?;
+        if v > crate::model::quantity::MAX_AMOUNT {
+            return Err(row_err(
+                BAD_VALUE,
+                format!("column cpu_milli: {v} is too large (at most 2^62)"),
+            ));
+        }
+        Ok(v)
+    }
+
     fn memory_bytes(&self) -> Result<u64, RowError> {
         let mib = self.int(2, "memory_mib")?;
         mib.checked_mul(MIB)
@@ -271,10 +286,16 @@ pub fn load_nodes_with(
         if seen.contains(&name) {
             return Err(row_err(BAD_VALUE, format!("duplicate node name {name:?}")));
         }
-        let cpu_milli = row.int(1, "cpu_milli")?;
+        let cpu_milli = row.cpu_milli()?;
         let memory_bytes = row.memory_bytes()?;
-        let gpu = u32::try_from(row.int(3, "gpu")?)
-            .map_err(|_| row_err(BAD_VALUE, "column gpu: too many devices".into()))?;
+        let gpu = row.int(3, "gpu")?;
+        let gpu = u32::try_from(gpu)
+            .ok()
+            .filter(|g| *g <= MAX_GPUS_PER_NODE)
+            .ok_or_else(|| {
+                let msg = format!("column gpu: {gpu} devices; at most {MAX_GPUS_PER_NODE}");
+                row_err(BAD_VALUE, msg)
+            })?;
         let model = row.text(4).to_string();
         let mut labels = Labels::new();
         labels.insert(HOSTNAME_LABEL.into(), name.clone());
@@ -335,7 +356,7 @@ pub fn load_pod_records_with(
         if seen.contains(&name) {
             return Err(row_err(BAD_VALUE, format!("duplicate pod name {name:?}")));
         }
-        let cpu_milli = row.int(1, "cpu_milli")?;
+        let cpu_milli = row.cpu_milli()?;
         let memory_bytes = row.memory_bytes()?;
         let num_gpu = u32::try_from(row.int(3, "num_gpu")?)
             .map_err(|_| row_err(BAD_VALUE, "column num_gpu: too many devices".into()))?;
@@ -423,6 +444,28 @@ mod tests {
         assert_eq!(recs[0].pod.gpu.models, vec!["T4", "P100"]);
         assert_eq!(recs[0].scheduled_time, None);
         assert_eq!(recs[0].deletion_time, Some(2));
+    }
+
+    #[test]
+    fn openb_values_beyond_the_bounds_are_errors() {
+        let n = write(
+            "huge-cpu.csv",
+            "sn,cpu_milli,memory_mib,gpu,model\nn1,18446744073709551615,1024,0,\n",
+        );
+        let e = load_nodes(&n).unwrap_err().to_string();
+        assert!(e.contains("huge-cpu.csv: line 2: column cpu_milli"), "{e}");
+        let p = write(
+            "huge-pods.csv",
+            "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,10000000000000000000,1,0,0\n",
+        );
+        let e = load_pods(&p).unwrap_err().to_string();
+        assert!(e.contains("line 2: column cpu_milli"), "{e}");
+        let n = write(
+            "huge-gpu.csv",
+            "sn,cpu_milli,memory_mib,gpu,model\nn1,1000,1024,4294967295,T4\n",
+        );
+        let e = load_nodes(&n).unwrap_err().to_string();
+        assert!(e.contains("line 2: column gpu: 4294967295 devices"), "{e}");
     }
 
     #[test]

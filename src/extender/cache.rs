@@ -17,7 +17,7 @@ use super::classes::NodeClasses;
 use super::convert::PodInfo;
 use super::hash::FastHash;
 use super::wire::{FailedNodesMap, HostPriority, MetaVictims, MAX_EXTENDER_PRIORITY};
-use crate::model::{Binding, Cluster, ClusterError, Node, NodeId, Pod, PodId};
+use crate::model::{Binding, Cluster, ClusterError, Node, NodeId, Pod, PodId, MAX_GPUS_PER_NODE};
 use crate::place::online::{OnlinePolicy, Session};
 use crate::place::score::fgd::TargetWorkload;
 use crate::place::FilterContext;
@@ -28,8 +28,12 @@ use std::sync::{Mutex, MutexGuard};
 /// Reason text for a node name the cache has never seen.
 pub const UNKNOWN_NODE: &str = "node(s) unknown to the plimsoll extender's cache";
 
-/// How many pods seen in filter/prioritize calls are remembered for `/bind`.
-pub const SEEN_CAPACITY: usize = 100_000;
+/// How many pods seen in filter/prioritize calls are remembered for `/bind`, the least
+/// recently seen dropped first. kube-scheduler binds a pod right after filtering and
+/// scoring it, so only the pods between those calls need to be here; pods that are
+/// filtered and never bound (unschedulable, or bound by another scheduler) would
+/// otherwise pile up with every distinct pod name.
+pub const SEEN_CAPACITY: usize = 4096;
 
 /// The filter verdict for a list of node names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,7 +82,7 @@ pub struct Cache {
     /// UID → `namespace/name`, for pods bound with a known UID.
     uids: HashMap<String, String>,
     /// Pods seen in filter/prioritize calls, by `namespace/name`, for `/bind`.
-    seen: Mutex<HashMap<String, PodInfo>>,
+    seen: Mutex<SeenPods>,
     /// Scoring replicas of `session` (`None` until first used after a rebuild).
     replicas: Vec<Mutex<Option<Session<'static>>>>,
     next_replica: AtomicUsize,
@@ -122,7 +126,7 @@ impl Cache {
             policy,
             bound,
             uids: HashMap::new(),
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(SeenPods::default()),
             replicas: (0..replicas).map(|_| Mutex::new(None)).collect(),
             next_replica: AtomicUsize::new(0),
             workload: Mutex::new(None),
@@ -154,6 +158,11 @@ impl Cache {
         let mut added: HashMap<String, usize> = HashMap::new();
         let mut changed = 0;
         for n in nodes {
+            if n.gpu_count() > MAX_GPUS_PER_NODE {
+                // The manifest reader refuses these; a node built otherwise is skipped.
+                tracing::warn!(node = %n.name, gpus = n.gpu_count(), "extender cache: node skipped: too many GPUs");
+                continue;
+            }
             let at = cluster
                 .node_id(&n.name)
                 .or_else(|| added.get(&n.name).copied());
@@ -178,7 +187,8 @@ impl Cache {
     }
 
     fn rebuild(&mut self, nodes: Vec<Node>) -> Vec<String> {
-        let mut cluster = Cluster::new(nodes).expect("names are unique by construction");
+        let mut cluster =
+            Cluster::new(nodes).expect("names are unique and GPU counts bounded by construction");
         let mut bound = HashMap::new();
         let mut dropped = Vec::new();
         let old: Vec<Pod> = self
@@ -253,6 +263,7 @@ impl Cache {
         match self.bound.remove(key) {
             Some(id) => {
                 self.remove_bound(id);
+                self.uids.retain(|_, k| k != key);
                 true
             }
             None => false,
@@ -262,12 +273,7 @@ impl Cache {
     /// Remembers `pod` for a later `/bind` (the pod must not be bound in the cache:
     /// [`Cache::unbind_key`] first).
     pub fn remember(&self, pod: &PodInfo) {
-        let key = pod.key();
-        let mut seen = lock(&self.seen);
-        if seen.len() >= SEEN_CAPACITY && !seen.contains_key(&key) {
-            seen.clear();
-        }
-        seen.insert(key, pod.clone());
+        lock(&self.seen).insert(pod.key(), pod.clone());
     }
 
     /// Remembers `pod` for a later `/bind`; if it is already bound in the cache (the
@@ -512,6 +518,17 @@ impl Cache {
         self.bound.len()
     }
 
+    /// Number of pods remembered from filter/prioritize calls for `/bind` (at most
+    /// [`SEEN_CAPACITY`]).
+    pub fn seen_count(&self) -> usize {
+        lock(&self.seen).len()
+    }
+
+    /// Number of UIDs recorded for bound pods (never more than the bound pods).
+    pub fn uid_count(&self) -> usize {
+        self.uids.len()
+    }
+
     /// Preemption: keeps each candidate node on which `pod` passes every filter once that
     /// node's victims are removed, with the victims unchanged; drops the others. Victims
     /// are named by UID, or by `namespace/name` when the UID is not known; a victim the
@@ -572,4 +589,87 @@ fn name_index(cluster: &Cluster) -> HashMap<Box<str>, NodeId, FastHash> {
 /// Key used as a UID when `/bind` names none (so every bound pod has an entry).
 fn info_uid_fallback(key: &str) -> String {
     format!("plimsoll-key:{key}")
+}
+
+/// The pods seen in filter/prioritize calls, by `namespace/name`, at most
+/// [`SEEN_CAPACITY`] of them: inserting beyond that drops the least recently seen.
+#[derive(Debug, Default)]
+struct SeenPods {
+    /// Key → (insertion stamp, pod).
+    pods: HashMap<String, (u64, PodInfo)>,
+    /// Keys by insertion stamp, oldest first; an entry whose stamp differs from the
+    /// map's is stale (the key was seen again, or removed).
+    order: std::collections::VecDeque<(u64, String)>,
+    next: u64,
+}
+
+impl SeenPods {
+    fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    fn get(&self, key: &str) -> Option<&PodInfo> {
+        self.pods.get(key).map(|(_, p)| p)
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.pods.remove(key);
+    }
+
+    fn insert(&mut self, key: String, pod: PodInfo) {
+        let stamp = self.next;
+        self.next += 1;
+        self.order.push_back((stamp, key.clone()));
+        self.pods.insert(key, (stamp, pod));
+        while self.pods.len() > SEEN_CAPACITY {
+            let Some((s, k)) = self.order.pop_front() else {
+                break;
+            };
+            if self.pods.get(&k).is_some_and(|(at, _)| *at == s) {
+                self.pods.remove(&k);
+            }
+        }
+        // Stale entries (keys seen again or removed) are dropped once they outnumber
+        // the live ones, so the order list stays within twice the capacity.
+        if self.order.len() > 2 * SEEN_CAPACITY.max(self.pods.len()) {
+            let pods = &self.pods;
+            self.order
+                .retain(|(s, k)| pods.get(k).is_some_and(|(at, _)| at == s));
+        }
+    }
+}
+
+#[cfg(test)]
+mod seen_tests {
+    use super::*;
+
+    fn info(name: &str) -> PodInfo {
+        PodInfo {
+            pod: Pod {
+                name: name.into(),
+                namespace: "default".into(),
+                ..Default::default()
+            },
+            uid: String::new(),
+        }
+    }
+
+    #[test]
+    fn seen_pods_stay_bounded_and_drop_the_least_recent() {
+        let mut s = SeenPods::default();
+        s.insert("default/keep".into(), info("keep"));
+        for i in 0..3 * SEEN_CAPACITY {
+            s.insert(format!("default/p{i}"), info("p"));
+            if i % 100 == 0 {
+                s.insert("default/keep".into(), info("keep"));
+            }
+            assert!(s.len() <= SEEN_CAPACITY);
+            assert!(s.order.len() <= 2 * SEEN_CAPACITY + 1);
+        }
+        assert_eq!(s.len(), SEEN_CAPACITY);
+        assert!(s.get("default/keep").is_some(), "recently seen again");
+        assert!(s.get("default/p0").is_none(), "oldest dropped");
+        s.remove("default/keep");
+        assert!(s.get("default/keep").is_none());
+    }
 }

@@ -12,6 +12,8 @@
 //! - [`scan`]: a top-level scan of a node-names body that matches the `NodeNames` list
 //!   against the memo without scanning the list.
 //! - [`server`]: the axum [`Router`](axum::Router) ([`router`]).
+//! - [`listener`]: a TCP listener whose connections give hyper's own error replies
+//!   (unreadable request heads: 400, 414, 431) the extender's JSON error body.
 //!
 //! Both `nodeCacheCapable` modes work: with full `Nodes` the objects are upserted into
 //! the cache and the kept ones are returned unchanged; with `NodeNames` the cache's
@@ -31,11 +33,13 @@ pub(crate) mod classes;
 pub mod convert;
 pub(crate) mod fast;
 pub(crate) mod hash;
+pub mod listener;
 pub(crate) mod scan;
 pub mod server;
 pub mod wire;
 
-pub use cache::{Cache, FilterVerdict, Verdicts};
+pub use cache::{Cache, FilterVerdict, Verdicts, SEEN_CAPACITY};
+pub use listener::ErrorBodyListener;
 pub use server::{router, ExtenderState};
 
 use crate::manifest::{self, ManifestError};

@@ -6,6 +6,10 @@
 //! an unknown path 404, a method other than POST 405. Every error reply is a JSON object
 //! `{"Error": "…"}` (kube-scheduler treats any non-200 as a failed call) and every 4xx
 //! or 5xx is logged with `tracing::warn!`.
+//!
+//! Only reading the body happens on the async runtime's threads: decoding, conversion
+//! and the verb itself run on tokio's blocking pool, so a heavy body never keeps
+//! `/healthz` or other requests waiting.
 
 use super::cache::{Cache, Verdicts};
 use super::convert::{self, ConvertError, PodInfo, PodMemo};
@@ -295,12 +299,30 @@ fn json_bytes(body: Vec<u8>) -> Response {
         .into_response()
 }
 
+/// Runs a verb's work (decoding, conversion, filtering, scoring) on tokio's blocking
+/// pool, so that heavy bodies never hold the threads serving other requests (and
+/// `/healthz`).
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request failed inside the extender (a bug): {e}"),
+        ))
+    })
+}
+
 async fn filter(
     State(st): State<Arc<ExtenderState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body.map_err(|r| ApiError(r.status(), r.body_text()))?;
-    let (pod, call, cache) = prepare(&st, &bytes)?;
+    off_runtime(move || filter_now(&st, &bytes)).await
+}
+
+fn filter_now(st: &ExtenderState, bytes: &Bytes) -> Result<Response, ApiError> {
+    let (pod, call, cache) = prepare(st, bytes)?;
     match call {
         Call::Names(names) => {
             let v = cache.filter_ids(&pod.pod, &names.ids);
@@ -340,7 +362,11 @@ async fn prioritize(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = body.map_err(|r| ApiError(r.status(), r.body_text()))?;
-    let (pod, call, cache) = prepare(&st, &bytes)?;
+    off_runtime(move || prioritize_now(&st, &bytes)).await
+}
+
+fn prioritize_now(st: &ExtenderState, bytes: &Bytes) -> Result<Response, ApiError> {
+    let (pod, call, cache) = prepare(st, bytes)?;
     match call {
         Call::Names(names) => {
             let scores = cache.prioritize_ids(&pod.pod, &names.ids);
@@ -364,6 +390,13 @@ async fn bind(
     State(st): State<Arc<ExtenderState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ExtenderBindingResult>, ApiError> {
+    off_runtime(move || bind_now(&st, body)).await
+}
+
+fn bind_now(
+    st: &ExtenderState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ExtenderBindingResult>, ApiError> {
     let a: ExtenderBindingArgs = decode(body)?;
     let r = st
         .write()
@@ -380,6 +413,13 @@ async fn bind(
 
 async fn preempt(
     State(st): State<Arc<ExtenderState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ExtenderPreemptionResult>, ApiError> {
+    off_runtime(move || preempt_now(&st, body)).await
+}
+
+fn preempt_now(
+    st: &ExtenderState,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ExtenderPreemptionResult>, ApiError> {
     let a: ExtenderPreemptionArgs = decode(body)?;

@@ -4,10 +4,13 @@
 use super::error::ferr;
 use super::fields::{CONTAINER_FIELDS, NODE_SPEC_FIELDS, POD_SPEC_FIELDS};
 use super::k8s;
+use super::limits;
 use super::value::*;
+use crate::model::quantity::MAX_AMOUNT;
 use crate::model::resources::NVIDIA_GPU;
 use crate::model::{
-    GpuAmount, GpuRequest, Labels, Node, NodeGpus, Pod, Resources, Taint, MILLI_PER_GPU,
+    GpuAmount, GpuRequest, Labels, Node, NodeGpus, Pod, Resources, Taint, MAX_GPUS_PER_NODE,
+    MILLI_PER_GPU,
 };
 use serde_yaml::{Mapping, Value};
 
@@ -23,8 +26,16 @@ pub const POD_GROUP_LABEL: &str = "scheduling.x-k8s.io/pod-group";
 pub const POD_GROUP_LABEL_LEGACY: &str = "pod-group.scheduling.sigs.k8s.io";
 /// Pods a node may hold when its manifest gives no `pods` capacity (kubelet default).
 pub const DEFAULT_MAX_PODS: u64 = 110;
-/// Largest number of pods one Deployment or Job may expand into.
+/// Largest number of pods one Deployment (`spec.replicas`) or Job (`spec.parallelism`;
+/// `completions` only lowers it) may expand into; larger values are an error naming
+/// the field, before any pod is made.
 pub const MAX_REPLICAS: i64 = 100_000;
+/// Largest number of pods one load of manifests (every file of a `plimsoll place`, one
+/// extender snapshot) may hold, Deployment and Job pods included: Kubernetes' own
+/// scalability limit of 150,000 pods per cluster. With names bounded by 253
+/// characters this bounds the memory a small input can claim (100,000 replicas of a
+/// 253-character name: 0.7 s and 290 MB).
+pub const MAX_PODS: usize = 150_000;
 
 /// `metadata` of an object or a pod template.
 #[derive(Debug, Default, Clone)]
@@ -45,12 +56,20 @@ pub(crate) fn meta(v: Option<&Value>, path: &str, template: bool) -> R<Meta> {
     if name.is_empty() && !template {
         return Err(ferr(&join(path, "name"), "required"));
     }
+    limits::check_name(&name, &join(path, "name"))?;
+    let namespace = opt_string(m, "namespace", path)?
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    limits::check_namespace(&namespace, &join(path, "namespace"))?;
+    let lp = join(path, "labels");
+    let labels = string_map(get(m, "labels"), &lp)?;
+    for (k, v) in &labels {
+        limits::check_label(k, v, &lp)?;
+    }
     Ok(Meta {
         name,
-        namespace: opt_string(m, "namespace", path)?
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".into()),
-        labels: string_map(get(m, "labels"), &join(path, "labels"))?,
+        namespace,
+        labels,
         annotations: string_map(get(m, "annotations"), &join(path, "annotations"))?,
     })
 }
@@ -89,7 +108,7 @@ pub(crate) fn pod(meta: &Meta, spec: Option<&Value>, base: &str) -> R<PodDraft> 
     let mut sum = Resources::default();
     for (i, c) in containers.iter().enumerate() {
         let (r, ports) = container(c, &index(&cp, i), host_network)?;
-        sum.add(&r);
+        add_checked(&mut sum, &r, &index(&cp, i))?;
         host_ports.extend(ports);
     }
     let ip = join(&sp, "initContainers");
@@ -103,19 +122,20 @@ pub(crate) fn pod(meta: &Meta, spec: Option<&Value>, base: &str) -> R<PodDraft> 
         // Kubernetes' PodRequests: a restartable init container (sidecar) runs beside
         // everything after it; a plain one runs alone with the sidecars started before it.
         let candidate = if restart.as_deref() == Some("Always") {
-            sum.add(&r);
-            sidecars.add(&r);
+            add_checked(&mut sum, &r, &p)?;
+            add_checked(&mut sidecars, &r, &p)?;
             sidecars.clone()
         } else {
             let mut c = r;
-            c.add(&sidecars);
+            add_checked(&mut c, &sidecars, &p)?;
             c
         };
         init_max = k8s::max_resources(&init_max, &candidate);
     }
     let mut requests = k8s::max_resources(&sum, &init_max);
-    let overhead = k8s::resource_list(get(m, "overhead"), &join(&sp, "overhead"), false)?;
-    requests.add(&overhead);
+    let op = join(&sp, "overhead");
+    let overhead = k8s::resource_list(get(m, "overhead"), &op, false)?;
+    add_checked(&mut requests, &overhead, &op)?;
     requests.pods = 1;
     let whole = requests.extended.remove(NVIDIA_GPU).unwrap_or(0);
     let gpu = gpu_request(meta, whole, &sp, base)?;
@@ -159,6 +179,18 @@ pub(crate) fn pod(meta: &Meta, spec: Option<&Value>, base: &str) -> R<PodDraft> 
         )?
         .map(|p| p as i32),
         group,
+    })
+}
+
+/// Adds one container's (or the overhead's) requests to a pod's running sum; a sum
+/// beyond [`MAX_AMOUNT`] (2^62 of the resource's unit) is an error naming the resource,
+/// so no later sum over pods can wrap.
+fn add_checked(sum: &mut Resources, r: &Resources, path: &str) -> R<()> {
+    sum.checked_add(r).map_err(|name| {
+        ferr(
+            &join(path, "resources"),
+            format!("the pod's total {name} request is larger than {MAX_AMOUNT} (2^62) units"),
+        )
     })
 }
 
@@ -276,6 +308,10 @@ pub(crate) fn node(obj: &Mapping, base: &str, warn: &mut Vec<String>) -> R<Node>
     let cap_v = get(status, "capacity");
     let alloc_v = get(status, "allocatable");
     let mut capacity = k8s::resource_list(cap_v, &join(&stp, "capacity"), true)?;
+    let pods_written = |v: Option<&Value>| {
+        v.and_then(Value::as_mapping)
+            .is_some_and(|m| m.contains_key("pods"))
+    };
     k8s::resource_list(alloc_v, &join(&stp, "allocatable"), true)?;
     // Allocatable falls back to capacity resource by resource.
     let mut merged = cap_v
@@ -290,15 +326,29 @@ pub(crate) fn node(obj: &Mapping, base: &str, warn: &mut Vec<String>) -> R<Node>
         &join(&stp, "allocatable"),
         true,
     )?;
-    for r in [&mut capacity, &mut allocatable] {
-        if r.pods == 0 {
-            r.pods = DEFAULT_MAX_PODS;
-        }
+    // Only an absent `pods` defaults; an explicit "0" means no pod fits.
+    if !pods_written(cap_v) {
+        capacity.pods = DEFAULT_MAX_PODS;
+    }
+    if !pods_written(cap_v) && !pods_written(alloc_v) {
+        allocatable.pods = DEFAULT_MAX_PODS;
     }
     capacity.extended.remove(NVIDIA_GPU);
     let count = allocatable.extended.remove(NVIDIA_GPU).unwrap_or(0);
-    let count =
-        u32::try_from(count).map_err(|_| ferr(&join(&stp, "allocatable"), "too many GPUs"))?;
+    let count = u32::try_from(count)
+        .ok()
+        .filter(|c| *c <= MAX_GPUS_PER_NODE)
+        .ok_or_else(|| {
+            let written = if alloc_v.and_then(|v| v.get(NVIDIA_GPU)).is_some() {
+                "allocatable"
+            } else {
+                "capacity"
+            };
+            ferr(
+                &format!("{}[\"{NVIDIA_GPU}\"]", join(&stp, written)),
+                format!("{count} GPUs; a node may have at most {MAX_GPUS_PER_NODE}"),
+            )
+        })?;
     let gpus = (count > 0).then(|| {
         let model = meta
             .labels

@@ -15,18 +15,22 @@
 
 mod affinity;
 mod convert;
+mod depth;
 mod error;
 mod fields;
 mod k8s;
+mod limits;
 mod resolve;
 mod value;
 
 pub use convert::{
-    DEFAULT_MAX_PODS, GPU_MILLI_ANNOTATION, GPU_MODEL_KEY, GPU_PRODUCT_LABEL, MAX_REPLICAS,
-    MAX_USER_PRIORITY, POD_GROUP_LABEL, POD_GROUP_LABEL_LEGACY,
+    DEFAULT_MAX_PODS, GPU_MILLI_ANNOTATION, GPU_MODEL_KEY, GPU_PRODUCT_LABEL, MAX_PODS,
+    MAX_REPLICAS, MAX_USER_PRIORITY, POD_GROUP_LABEL, POD_GROUP_LABEL_LEGACY,
 };
+pub use depth::MAX_NESTING_DEPTH;
 pub use error::{InvalidManifest, ManifestError};
 pub use fields::{CONTAINER_FIELDS, NODE_SPEC_FIELDS, POD_SPEC_FIELDS};
+pub use limits::{MAX_LABEL_VALUE_LEN, MAX_NAME_LEN};
 
 use crate::datasets::openb::{self, OpenbKind};
 use crate::model::{Node, Pod};
@@ -203,6 +207,21 @@ fn supported_list() -> String {
 
 impl Collector {
     fn parse_text(&mut self, text: &str, file: Arc<str>) -> Result<(), ManifestError> {
+        // Bounded before the YAML parser, whose cost grows with the square of the depth.
+        if let Some((line, depth)) = depth::too_deep(text) {
+            return Err(InvalidManifest {
+                file: file.to_string(),
+                document: None,
+                object: None,
+                line: Some(line),
+                field: None,
+                message: format!(
+                    "nested {depth} levels deep; at most {MAX_NESTING_DEPTH} levels of \
+                     mappings and lists are read"
+                ),
+            }
+            .into());
+        }
         let lines: Arc<Vec<String>> = Arc::new(text.lines().map(str::to_string).collect());
         let spans = doc_spans(text);
         let mut doc = 0;
@@ -297,6 +316,15 @@ impl Collector {
             .and_then(|md| md.get("namespace"))
             .and_then(Value::as_str)
             .unwrap_or("default");
+        // An over-long name is reported by its field; the object is named by its head.
+        let head: String;
+        let name = if name.len() > MAX_NAME_LEN || ns.len() > MAX_NAME_LEN {
+            head = format!("{}…", name.chars().take(40).collect::<String>());
+            head.as_str()
+        } else {
+            name
+        };
+        let ns = if ns.len() > MAX_NAME_LEN { "…" } else { ns };
         origin.object = Some(match kind.as_str() {
             "Node" | "PriorityClass" => format!("{kind} {name}"),
             k if k.ends_with("List") => kind.clone(),
@@ -356,6 +384,11 @@ impl Collector {
                         "{}: skipped: status.phase is {p} (finished pods hold no resources)",
                         origin.describe()
                     ));
+                } else if self.pods.len() >= MAX_PODS {
+                    return Err(err(error::ferr(
+                        &join(&base, "metadata.name"),
+                        format!("more than {MAX_PODS} pods in the input"),
+                    )));
                 } else {
                     self.pods.push((d, origin));
                 }
@@ -367,6 +400,20 @@ impl Collector {
                     convert::deployment(m, &base)
                 }
                 .map_err(err)?;
+                if self.pods.len() + drafts.len() > MAX_PODS {
+                    let field = if kind == "Job" {
+                        "parallelism"
+                    } else {
+                        "replicas"
+                    };
+                    return Err(err(error::ferr(
+                        &join(&base, &format!("spec.{field}")),
+                        format!(
+                            "{} pods would make more than {MAX_PODS} pods in the input",
+                            drafts.len()
+                        ),
+                    )));
+                }
                 origin.pod_base = join(&base, "spec.template");
                 for d in drafts {
                     self.pods.push((d, origin.clone()));

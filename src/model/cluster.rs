@@ -10,7 +10,7 @@ pub use topology::{
     SpreadEligibility, SpreadEligibilityKey, TopologyDomains, TopologyIndex, NO_DOMAIN,
 };
 
-use super::gpu::{choose_devices, GpuAmount, MILLI_PER_GPU};
+use super::gpu::{choose_devices, GpuAmount, MAX_GPUS_PER_NODE, MILLI_PER_GPU};
 use super::node::Node;
 use super::pod::{HostPort, Pod, PodAffinityTerm};
 use super::resources::Resources;
@@ -50,6 +50,14 @@ pub enum ClusterError {
         node: String,
         /// Why.
         reason: String,
+    },
+    /// A node has more GPU devices than [`MAX_GPUS_PER_NODE`].
+    #[error("node {node:?} has {count} GPU devices; at most {MAX_GPUS_PER_NODE} are supported")]
+    TooManyGpus {
+        /// Node name.
+        node: String,
+        /// Devices it claims.
+        count: u32,
     },
     /// A pod id does not refer to a bound pod.
     #[error("no bound pod with id {0}")]
@@ -110,6 +118,12 @@ impl Cluster {
     pub fn add_node(&mut self, node: Node) -> Result<NodeId, ClusterError> {
         if self.node_index.contains_key(&node.name) {
             return Err(ClusterError::DuplicateNode(node.name));
+        }
+        if node.gpu_count() > MAX_GPUS_PER_NODE {
+            return Err(ClusterError::TooManyGpus {
+                count: node.gpu_count(),
+                node: node.name,
+            });
         }
         let id = self.nodes.len();
         self.node_index.insert(node.name.clone(), id);
@@ -304,7 +318,7 @@ impl Cluster {
         let n = &self.nodes[node];
         let used = &self.used[node];
         let mut out = Vec::new();
-        if used.pods + 1 > n.allocatable.pods {
+        if used.pods >= n.allocatable.pods {
             out.push(super::resources::PODS.to_string());
         }
         out.extend(used.insufficient(&pod.requests, &n.allocatable));
@@ -472,16 +486,9 @@ impl Cluster {
         for &d in &b.gpu_devices {
             self.gpu_free[b.node][d as usize] += per_device;
         }
-        let u = &mut self.used[b.node];
-        u.cpu_milli -= pod.requests.cpu_milli;
-        u.memory_bytes -= pod.requests.memory_bytes;
-        u.ephemeral_storage_bytes -= pod.requests.ephemeral_storage_bytes;
-        u.pods -= 1;
-        for (k, v) in &pod.requests.extended {
-            if let Some(e) = u.extended.get_mut(k) {
-                *e -= v;
-            }
-        }
+        let mut r = pod.requests.clone();
+        r.pods = 1;
+        self.used[b.node].saturating_sub(&r);
         self.pods_on_node[b.node].retain(|&p| p != id);
         self.anti_affinity_pods.remove(&id);
         for t in &pod.pod_anti_affinity {
@@ -599,6 +606,35 @@ mod tests {
         c.unbind(p2).unwrap();
         assert_eq!(c.used(0), &Resources::default());
         assert_eq!(c.bound_count(), 0);
+    }
+
+    #[test]
+    fn too_many_gpus_on_a_node_is_an_error_not_an_allocation() {
+        let e = Cluster::new(vec![node("a", 1, u32::MAX)]).unwrap_err();
+        assert!(matches!(e, ClusterError::TooManyGpus { .. }), "{e}");
+        assert!(Cluster::new(vec![node("a", 1, MAX_GPUS_PER_NODE)]).is_ok());
+    }
+
+    #[test]
+    fn explicit_zero_pods_capacity_holds_no_pod() {
+        let mut n = node("a", 4000, 0);
+        n.allocatable.pods = 0;
+        let mut c = Cluster::new(vec![n]).unwrap();
+        let e = c.bind(pod("p", 1, GpuAmount::None), 0, None).unwrap_err();
+        assert!(e.to_string().contains("Insufficient pods"), "{e}");
+    }
+
+    #[test]
+    fn huge_requests_do_not_wrap_into_a_fit() {
+        let mut c = Cluster::new(vec![node("a", u64::MAX, 0)]).unwrap();
+        let big = 10_000_000_000_000_000_000;
+        c.bind(pod("p1", big, GpuAmount::None), 0, None).unwrap();
+        let e = c
+            .bind(pod("p2", big, GpuAmount::None), 0, None)
+            .unwrap_err();
+        assert!(e.to_string().contains("Insufficient cpu"), "{e}");
+        c.unbind(0).unwrap();
+        assert_eq!(c.used(0), &Resources::default());
     }
 
     #[test]

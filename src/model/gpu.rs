@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 /// Milli-GPU in one whole device.
 pub const MILLI_PER_GPU: u32 = 1000;
 
+/// The most GPU devices one node may have (every loader rejects more, and so does
+/// [`crate::model::Cluster::add_node`]): one node holds a per-device array, so the
+/// count must not be left to the input. DGX-class machines have 8–16 GPUs, and 7 MIG
+/// slices on each of 16 would be 112; 256 leaves room for anything real.
+pub const MAX_GPUS_PER_NODE: u32 = 256;
+
 /// The GPU devices of one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -14,7 +14,7 @@ pub mod selector;
 
 pub use build::{DEFAULT_MAX_PODS, GIB, HOSTNAME_LABEL};
 pub use cluster::{Binding, Cluster, ClusterError, NodeId, PodId, Problem};
-pub use gpu::{GpuAmount, GpuRequest, NodeGpus, MILLI_PER_GPU};
+pub use gpu::{GpuAmount, GpuRequest, NodeGpus, MAX_GPUS_PER_NODE, MILLI_PER_GPU};
 pub use node::Node;
 pub use pod::{Gang, HostPort, Pod, PodAffinityTerm, TopologySpreadConstraint, WhenUnsatisfiable};
 pub use quantity::{Quantity, QuantityError};

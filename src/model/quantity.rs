@@ -69,7 +69,7 @@ impl Quantity {
                 }
                 mantissa = mantissa * 10 + u128::from(c - b'0');
                 if seen_point {
-                    exp10 -= 1;
+                    exp10 = exp10.saturating_sub(1);
                 }
             } else if c == b'.' {
                 if seen_point {
@@ -118,7 +118,7 @@ impl Quantity {
                     return Err(err());
                 }
                 let e: i32 = num.parse().map_err(|_| err())?;
-                exp10 += sign * e;
+                exp10 = exp10.saturating_add(sign * e);
             }
         }
         Ok(Quantity {
@@ -138,19 +138,19 @@ impl Quantity {
     /// Kubernetes' `ScaledValue` does. `None` if it does not fit in `i128`.
     fn scaled_ceil(&self, scale: i32) -> Option<i128> {
         let mut num: u128 = self.mantissa.checked_mul(1u128.checked_shl(self.exp2)?)?;
-        let e = self.exp10 + scale;
+        let e = self.exp10.saturating_add(scale);
         let mut den: u128 = 1;
         if e >= 0 {
             for _ in 0..e {
                 num = num.checked_mul(10)?;
             }
-        } else if -e > 38 {
+        } else if e < -38 {
             // 10^39 exceeds u128 and any representable mantissa: the value is below one
             // unit, so it rounds up to one (or is zero).
             let v = i128::from(num != 0);
             return Some(if self.negative { 0 } else { v });
         } else {
-            den = 10u128.pow((-e) as u32);
+            den = 10u128.pow(e.unsigned_abs());
         }
         let q = num / den;
         let r = num % den;
@@ -286,6 +286,28 @@ mod tests {
             Quantity::parse_units("99999999999999999999999999999999999999999999"),
             Err(QuantityError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn quantities_beyond_max_amount_are_too_large_not_wrapped() {
+        for huge in [
+            "1000000000000000000000000000000Ei",
+            "4611686018427387905",
+            "8Ei",
+            "1e9999",
+        ] {
+            assert!(
+                matches!(Quantity::parse_units(huge), Err(QuantityError::TooLarge(_))),
+                "{huge}"
+            );
+        }
+        assert_eq!(Quantity::parse_units("4Ei"), Ok(MAX_AMOUNT));
+        assert_eq!(
+            Quantity::parse_milli("4611686018427387904m"),
+            Ok(MAX_AMOUNT)
+        );
+        assert!(Quantity::parse_milli("4611686018427387905m").is_err());
+        assert_eq!(Quantity::parse_units("1e-9999"), Ok(1));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! # What is checked
 //! - the placement has one entry per pending pod, and every node index exists;
 //! - per node, the sum of the requests of bound and newly placed pods (cpu, memory,
-//!   ephemeral storage, extended resources, pod count) is at most allocatable;
+//!   ephemeral storage, extended resources, pod count) is at most allocatable; the sums
+//!   are taken in `u128`, so no request, however large, can wrap into a fit;
 //! - GPUs: the node has GPUs of an accepted model; device indices exist, are distinct
 //!   and number one for a share, N for N whole devices, none without a GPU request; per
 //!   device the sum of share milli-GPU plus 1000 per whole use is at most 1000;
@@ -278,10 +279,10 @@ fn blame<'a>(
 ) -> Option<(usize, &'a Pod)> {
     let mut order: Vec<&&Member> = here.iter().collect();
     order.sort_by_key(|m| m.pending.map_or((0, 0), |i| (1, i)));
-    let mut sum = 0u64;
+    let mut sum = 0u128;
     for m in order {
-        sum = sum.saturating_add(amount(m));
-        if sum > limit {
+        sum += u128::from(amount(m));
+        if sum > u128::from(limit) {
             return m.pending.map(|i| (i, m.pod));
         }
     }
@@ -311,8 +312,8 @@ fn check_resources(report: &mut Report, n: NodeId, node: &Node, here: &[&Member]
         (PODS, |_| 1, node.allocatable.pods),
     ];
     for (name, get, limit) in fixed {
-        let requested: u64 = here.iter().map(|m| get(m)).fold(0, u64::saturating_add);
-        if requested > limit {
+        let requested: u128 = here.iter().map(|m| u128::from(get(m))).sum();
+        if requested > u128::from(limit) {
             let who = blame(here, limit, get);
             report.push(
                 who,
@@ -325,16 +326,15 @@ fn check_resources(report: &mut Report, n: NodeId, node: &Node, here: &[&Member]
             );
         }
     }
-    let mut extended: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut extended: BTreeMap<&str, u128> = BTreeMap::new();
     for m in here {
         for (k, v) in &m.pod.requests.extended {
-            let e = extended.entry(k.as_str()).or_insert(0);
-            *e = e.saturating_add(*v);
+            *extended.entry(k.as_str()).or_insert(0) += u128::from(*v);
         }
     }
     for (name, requested) in extended {
         let limit = node.allocatable.extended.get(name).copied().unwrap_or(0);
-        if requested > limit {
+        if requested > u128::from(limit) {
             let get = |m: &Member| m.pod.requests.extended.get(name).copied().unwrap_or(0);
             let who = blame(here, limit, get);
             report.push(

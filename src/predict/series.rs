@@ -12,6 +12,12 @@ use std::collections::BTreeMap;
 /// The default resampling step: 5 minutes.
 pub const DEFAULT_STEP_SECS: i64 = 300;
 
+/// The most values one resampled series may have (80 MB): ten million steps, about 95
+/// years at 5 minutes. Loaders bound their spans far below this (Bitbrains files:
+/// [`MAX_SPAN_SECS`](crate::datasets::bitbrains::MAX_SPAN_SECS)); this bound keeps
+/// [`Series::resample`] itself from sizing an array by an absurd span.
+pub const MAX_VALUES: usize = 10_000_000;
+
 /// Cores of every Alibaba 2018 machine (the trace's `machine_meta.csv` lists 96 for all).
 pub const ALIBABA_2018_CORES: f64 = 96.0;
 
@@ -119,7 +125,19 @@ impl Series {
                 msg: "no finite samples".into(),
             });
         };
-        let mut values = Vec::with_capacity((last - first + 1) as usize);
+        let steps = i128::from(last) - i128::from(first) + 1;
+        if steps > MAX_VALUES as i128 {
+            return Err(PredictError::InvalidSeries {
+                name,
+                msg: format!(
+                    "samples from {} to {} s would make {steps} values of {step} s; \
+                     at most {MAX_VALUES}",
+                    i128::from(first) * i128::from(step),
+                    i128::from(last) * i128::from(step)
+                ),
+            });
+        }
+        let mut values = Vec::with_capacity(steps as usize);
         let mut prev = 0.0;
         for b in first..=last {
             if let Some(&(sum, n)) = buckets.get(&b) {
@@ -127,7 +145,13 @@ impl Series {
             }
             values.push(prev);
         }
-        Series::new(name, first * step, step, values, capacity)
+        let Some(start) = first.checked_mul(step) else {
+            return Err(PredictError::InvalidSeries {
+                name,
+                msg: format!("a sample at {first} steps of {step} s is out of range"),
+            });
+        };
+        Series::new(name, start, step, values, capacity)
     }
 
     /// A Bitbrains VM: CPU usage % / 100, resampled to `step` (duplicate timestamps keep
@@ -180,9 +204,52 @@ pub fn load_series(path: &std::path::Path, step: i64) -> Result<Vec<Series>, Pre
     use crate::datasets::{alibaba2018, bitbrains, Strictness};
     if path.is_dir() {
         let set = bitbrains::load_dir(path, Strictness::Strict)?;
-        set.vms.iter().map(|vm| Series::from_vm(vm, step)).collect()
+        set.vms
+            .iter()
+            .zip(&set.reports)
+            .map(|(vm, rep)| Series::from_vm(vm, step).map_err(|e| from_file(e, &rep.path)))
+            .collect()
     } else {
         let rows = alibaba2018::load_machine_usage(path, Strictness::Strict)?;
         Series::from_machine_usage(&rows.records, step, &BTreeMap::new())
+            .map_err(|e| from_file(e, path))
+    }
+}
+
+/// Names the file a series came from in its error (`series 7 (data/7.csv): …`).
+fn from_file(e: PredictError, path: &std::path::Path) -> PredictError {
+    match e {
+        PredictError::InvalidSeries { name, msg } => PredictError::InvalidSeries {
+            name: format!("{name} ({})", path.display()),
+            msg,
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resample_refuses_a_span_beyond_max_values() {
+        let e = Series::resample("s", &[(0, 1.0), (i64::MAX, 1.0)], 300, 1.0).unwrap_err();
+        assert!(e.to_string().contains("at most 10000000"), "{e}");
+        let e = Series::resample("s", &[(i64::MIN, 1.0), (i64::MAX, 1.0)], 1, 1.0).unwrap_err();
+        assert!(e.to_string().starts_with("series s:"), "{e}");
+    }
+
+    #[test]
+    fn series_errors_name_their_file() {
+        let dir = std::env::temp_dir().join(format!("plimsoll-series-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let header = crate::datasets::bitbrains::HEADER.join(";\t");
+        std::fs::write(dir.join("7.csv"), format!("{header}\n")).unwrap();
+        let e = load_series(&dir, DEFAULT_STEP_SECS)
+            .unwrap_err()
+            .to_string();
+        let file = dir.join("7.csv").display().to_string();
+        assert_eq!(e, format!("series 7 ({file}): no finite samples"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

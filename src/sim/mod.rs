@@ -331,7 +331,8 @@ pub fn simulate_with_progress(
 /// they bind when members are placed (the run checks that), and members leave on their
 /// own schedules afterwards.
 pub fn validate_cluster(cluster: &Cluster) -> Result<(), Vec<Violation>> {
-    let bare = Cluster::new(cluster.nodes().to_vec()).expect("a cluster's node names are unique");
+    let bare = Cluster::new(cluster.nodes().to_vec())
+        .expect("a cluster's nodes were accepted once already");
     let mut pending = Vec::with_capacity(cluster.bound_count());
     let mut placement: Vec<Option<Binding>> = Vec::with_capacity(cluster.bound_count());
     for (_, pod, b) in cluster.bound_pods() {

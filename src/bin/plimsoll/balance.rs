@@ -116,7 +116,10 @@ fn node_rows(before: &[NodeUtilisation], after: &[NodeUtilisation]) -> Vec<NodeR
 pub fn run(args: &BalanceArgs) -> Result<Status> {
     let loaded = plimsoll::manifest::load_files(&args.files).context("cannot load manifests")?;
     if loaded.nodes.is_empty() {
-        anyhow::bail!("the input has no Node objects: nothing to balance");
+        anyhow::bail!(
+            "{}: the input has no Node objects: nothing to balance",
+            crate::output::file_list(&args.files)
+        );
     }
     let problem = Problem::from_parts(loaded.nodes, loaded.pods)
         .context("cannot build the cluster from the manifests")?;

@@ -66,7 +66,7 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<Status> {
             "plimsoll extender listening on http://{addr} (policy {})",
             args.policy
         );
-        axum::serve(listener, app)
+        axum::serve(extender::ErrorBodyListener(listener), app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

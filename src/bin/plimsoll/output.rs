@@ -42,6 +42,15 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The input files, comma-separated, for messages about the input as a whole.
+pub fn file_list<P: AsRef<std::path::Path>>(files: &[P]) -> String {
+    files
+        .iter()
+        .map(|f| f.as_ref().display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Formats an optional number with `digits` decimals, or `-`.
 pub fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))

@@ -110,7 +110,10 @@ pub fn run(args: &PlaceArgs) -> Result<Status> {
         "loaded manifests"
     );
     if loaded.nodes.is_empty() {
-        anyhow::bail!("the input has no Node objects: nothing to place pods on");
+        anyhow::bail!(
+            "{}: the input has no Node objects: nothing to place pods on",
+            crate::output::file_list(&args.files)
+        );
     }
     let problem = Problem::from_parts(loaded.nodes, loaded.pods)
         .context("cannot build the cluster from the manifests")?;
@@ -273,5 +276,8 @@ fn print(report: &PlaceReport, format: Format) -> Result<()> {
             );
         }
     }
+    // Every line is complete and written out before anything else reaches the
+    // terminal (a warning on stderr must not land on the summary's line).
+    std::io::Write::flush(&mut std::io::stdout())?;
     Ok(())
 }

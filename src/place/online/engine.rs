@@ -583,9 +583,18 @@ enum Slots<'c> {
 #[inline]
 fn fits(r: &NodeRow, q: &PodReq) -> bool {
     r.used_pods < r.alloc_pods
-        && (q.cpu == 0 || r.used_cpu + q.cpu <= r.alloc_cpu)
-        && (q.mem == 0 || r.used_mem + q.mem <= r.alloc_mem)
-        && (q.eph == 0 || r.used_eph + q.eph <= r.alloc_eph)
+        && (q.cpu == 0
+            || r.used_cpu
+                .checked_add(q.cpu)
+                .is_some_and(|s| s <= r.alloc_cpu))
+        && (q.mem == 0
+            || r.used_mem
+                .checked_add(q.mem)
+                .is_some_and(|s| s <= r.alloc_mem))
+        && (q.eph == 0
+            || r.used_eph
+                .checked_add(q.eph)
+                .is_some_and(|s| s <= r.alloc_eph))
         && match q.gpu {
             GpuAmount::None => true,
             GpuAmount::Shared(m) => r.gpu_max_free >= m,

@@ -24,8 +24,9 @@ pub enum ViolationKind {
     OverCommitted {
         /// Kubernetes resource name (`cpu`, `memory`, `pods`, `ephemeral-storage`, …).
         resource: String,
-        /// Sum of requests on the node (cpu in millicores, memory and storage in bytes).
-        requested: u64,
+        /// Sum of requests on the node (cpu in millicores, memory and storage in bytes),
+        /// taken in `u128` so that no sum of `u64` requests can wrap.
+        requested: u128,
         /// Allocatable amount.
         allocatable: u64,
     },
