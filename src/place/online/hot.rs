@@ -2,8 +2,27 @@
 //! a scored candidate. Plain data shared by the engine and its helpers (rows, classes,
 //! frag, soft), so none of them imports the engine.
 
+use crate::model::quantity::MAX_AMOUNT;
 use crate::model::{GpuAmount, Pod};
 use crate::place::score;
+
+/// A request or use as the hot loop keeps it: at most `MAX_AMOUNT + 1`, so a use plus a
+/// request never wraps `u64`. Amounts in range (every amount a manifest or trace can
+/// carry) are unchanged.
+#[inline]
+pub(crate) fn cap_amount(x: u64) -> u64 {
+    x.min(MAX_AMOUNT + 1)
+}
+
+/// An allocatable amount as the hot loop keeps it: at most `MAX_AMOUNT`. With
+/// [`cap_amount`] on the other side, `used + request <= allocatable` holds in the capped
+/// values only if it holds in the real ones (a capped use or request is above every
+/// capped allocatable), so the caps can refuse an absurd fit (amounts beyond
+/// `MAX_AMOUNT`, which only code building nodes by hand can make) but never invent one.
+#[inline]
+pub(crate) fn cap_allocatable(x: u64) -> u64 {
+    x.min(MAX_AMOUNT)
+}
 
 /// Numbers of one node the hot loop reads.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,19 +62,21 @@ pub(crate) struct PodReq {
 }
 
 impl PodReq {
+    #[inline]
     pub fn of(pod: &Pod) -> Self {
         let (nz_cpu, nz_mem) =
             score::non_zero_request(pod.requests.cpu_milli, pod.requests.memory_bytes);
         PodReq {
-            cpu: pod.requests.cpu_milli,
-            mem: pod.requests.memory_bytes,
-            eph: pod.requests.ephemeral_storage_bytes,
-            nz_cpu,
-            nz_mem,
+            cpu: cap_amount(pod.requests.cpu_milli),
+            mem: cap_amount(pod.requests.memory_bytes),
+            eph: cap_amount(pod.requests.ephemeral_storage_bytes),
+            nz_cpu: cap_amount(nz_cpu),
+            nz_mem: cap_amount(nz_mem),
             gpu: pod.gpu.amount,
         }
     }
 
+    #[inline]
     pub fn gpu_milli(&self) -> u64 {
         self.gpu.total_milli()
     }
