@@ -5,6 +5,8 @@
 //! fill the caches and memos (full-mode nodes, bound pods, the name-list memo and its
 //! fast scan) before a later request reads them. Checked on every reply:
 //! - no 5xx (a panic in a handler is a crash here);
+//! - a 200 reply only for a body that is valid JSON (the fast scan of node-name
+//!   requests must not accept what the full decode rejects);
 //! - a 200 filter/prioritize/bind/preempt reply decodes as its wire type, and every
 //!   prioritize score is within 0..=10.
 #![no_main]
@@ -35,6 +37,16 @@ static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .build()
         .expect("runtime")
 });
+
+/// A 200 reply decoded as its wire type; a reply that does not decode is a finding.
+fn decode<T: serde::de::DeserializeOwned>(verb: &str, bytes: &[u8]) -> T {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        panic!(
+            "{verb}: 200 reply does not decode ({e}): {}",
+            String::from_utf8_lossy(bytes)
+        )
+    })
+}
 
 const VERBS: [&str; 4] = ["filter", "prioritize", "bind", "preempt"];
 
@@ -71,19 +83,17 @@ fuzz_target!(|data: &[u8]| {
             if status != StatusCode::OK {
                 continue;
             }
-            let bad = |e: serde_json::Error| {
-                panic!(
-                    "{verb}: 200 reply does not decode ({e}): {}",
-                    String::from_utf8_lossy(&bytes)
-                )
-            };
+            assert!(
+                serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
+                "{verb}: 200 for a body that is not JSON: {}",
+                String::from_utf8_lossy(body)
+            );
             match verb {
                 "filter" => {
-                    serde_json::from_slice::<ExtenderFilterResult>(&bytes).unwrap_or_else(bad);
+                    decode::<ExtenderFilterResult>(verb, &bytes);
                 }
                 "prioritize" => {
-                    let list: Vec<HostPriority> =
-                        serde_json::from_slice(&bytes).unwrap_or_else(bad);
+                    let list: Vec<HostPriority> = decode(verb, &bytes);
                     for h in list {
                         assert!(
                             (MIN_EXTENDER_PRIORITY..=MAX_EXTENDER_PRIORITY).contains(&h.score),
@@ -94,11 +104,10 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 "bind" => {
-                    serde_json::from_slice::<ExtenderBindingResult>(&bytes).unwrap_or_else(bad);
+                    decode::<ExtenderBindingResult>(verb, &bytes);
                 }
                 _ => {
-                    serde_json::from_slice::<ExtenderPreemptionResult>(&bytes)
-                        .unwrap_or_else(bad);
+                    decode::<ExtenderPreemptionResult>(verb, &bytes);
                 }
             }
         }
