@@ -69,12 +69,7 @@ fuzz_target!(|data: &[u8]| {
                 .expect("request");
             let resp = app.clone().oneshot(req).await.expect("infallible");
             let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .expect("body")
-                .to_bytes();
+            let bytes = resp.into_body().collect().await.expect("body").to_bytes();
             assert!(
                 !status.is_server_error(),
                 "{verb}: {status}: {}",

@@ -120,26 +120,46 @@ fuzz_target!(|data: &[u8]| {
         Value::Sequence(vec![t])
     };
     let variants: [(&str, Box<dyn Fn(&mut Value)>); 5] = [
-        ("affinity", Box::new(|p: &mut Value| {
-            p["spec"]["affinity"] = v("{podAffinity: {}}");
-            p["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = term(&sel);
-        })),
-        ("anti", Box::new(|p: &mut Value| {
-            p["spec"]["affinity"] = v("{podAntiAffinity: {}}");
-            p["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = term(&sel);
-        })),
-        ("spread", Box::new(|p: &mut Value| {
-            let mut c = v("{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule}");
-            c["labelSelector"] = sel.clone();
-            p["spec"]["topologySpreadConstraints"] = Value::Sequence(vec![c]);
-        })),
-        ("node", Box::new(|p: &mut Value| {
-            p["spec"]["affinity"] = v("{nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {}}}");
-            p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] = Value::Sequence(vec![sel.clone()]);
-        })),
-        ("nodesel", Box::new(|p: &mut Value| {
-            p["spec"]["nodeSelector"] = sel.clone();
-        })),
+        (
+            "affinity",
+            Box::new(|p: &mut Value| {
+                p["spec"]["affinity"] = v("{podAffinity: {}}");
+                p["spec"]["affinity"]["podAffinity"]
+                    ["requiredDuringSchedulingIgnoredDuringExecution"] = term(&sel);
+            }),
+        ),
+        (
+            "anti",
+            Box::new(|p: &mut Value| {
+                p["spec"]["affinity"] = v("{podAntiAffinity: {}}");
+                p["spec"]["affinity"]["podAntiAffinity"]
+                    ["requiredDuringSchedulingIgnoredDuringExecution"] = term(&sel);
+            }),
+        ),
+        (
+            "spread",
+            Box::new(|p: &mut Value| {
+                let mut c = v("{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule}");
+                c["labelSelector"] = sel.clone();
+                p["spec"]["topologySpreadConstraints"] = Value::Sequence(vec![c]);
+            }),
+        ),
+        (
+            "node",
+            Box::new(|p: &mut Value| {
+                p["spec"]["affinity"] =
+                    v("{nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {}}}");
+                p["spec"]["affinity"]["nodeAffinity"]
+                    ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] =
+                    Value::Sequence(vec![sel.clone()]);
+            }),
+        ),
+        (
+            "nodesel",
+            Box::new(|p: &mut Value| {
+                p["spec"]["nodeSelector"] = sel.clone();
+            }),
+        ),
     ];
     for (name, set) in &variants {
         let mut p = pod(&format!("p-{name}"), None, &dealt[3]);
