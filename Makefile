@@ -2,13 +2,14 @@
 #   make run    builds in release mode and runs the demo (every policy on a synthetic GPU cluster)
 #   make test   formatting, the core-alone check (make core), clippy, rustdoc warnings, the whole
 #               test suite and every example, in release mode
+#   make fuzz   the cargo-fuzz targets of fuzz/ one after another (not part of `make test`; see RELIABILITY.md)
 # Both first run `deps`, which installs cmake and libclang only if they are missing.
 
 SHELL := /bin/bash
 CARGO ?= cargo
 EXAMPLES := $(sort $(basename $(notdir $(wildcard examples/*.rs))))
 
-.PHONY: all deps build run test examples core core-deps
+.PHONY: all deps build run test examples core core-deps fuzz fuzz-build
 
 all: build
 
@@ -70,3 +71,36 @@ examples:
 		echo "example: $$ex"; \
 		$(CARGO) run --release --example $$ex; \
 	done
+
+# Fuzzing (libFuzzer through cargo-fuzz; RELIABILITY.md has the results and the how).
+# Stable Rust: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its nightly flags, and `-s none`
+# builds without AddressSanitizer. Each target runs for FUZZ_SECONDS or FUZZ_RUNS
+# executions, whichever comes first, on fuzz/corpus/TARGET (grown, not committed) plus
+# the committed seeds in fuzz/seeds/TARGET (and fuzz/dicts/TARGET.dict if there is one);
+# logs go to fuzz/logs/TARGET.log and crashes to fuzz/artifacts/TARGET/. A finding stops
+# its target and `make fuzz` exits 1 at the end. FUZZ_FLAGS adds libFuzzer flags, e.g.
+#   make fuzz FUZZ_TARGETS=manifest FUZZ_SECONDS=60 FUZZ_FLAGS="-fork=1 -ignore_crashes=1"
+FUZZ_TARGETS ?= manifest openb alibaba2017 alibaba2018 bitbrains quantity selector extender
+FUZZ_SECONDS ?= 600
+FUZZ_RUNS ?= 1000000
+FUZZ_RSS_MB ?= 2048
+FUZZ_FLAGS ?=
+FUZZ_ENV := RUSTC_BOOTSTRAP=1
+
+fuzz-build: deps
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && $(FUZZ_ENV) $(CARGO) fuzz build -s none
+
+fuzz: fuzz-build
+	@set -uo pipefail; failed=""; mkdir -p fuzz/logs; \
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t fuzz/artifacts/$$t; \
+		dict=""; [ -f fuzz/dicts/$$t.dict ] && dict="-dict=dicts/$$t.dict"; \
+		echo "fuzz: $$t ($(FUZZ_SECONDS) s or $(FUZZ_RUNS) runs), log fuzz/logs/$$t.log"; \
+		( cd fuzz && $(FUZZ_ENV) $(CARGO) fuzz run -s none $$t corpus/$$t seeds/$$t -- \
+			-rss_limit_mb=$(FUZZ_RSS_MB) -timeout=10 -max_total_time=$(FUZZ_SECONDS) \
+			-runs=$(FUZZ_RUNS) -print_final_stats=1 $$dict $(FUZZ_FLAGS) ) > fuzz/logs/$$t.log 2>&1 \
+			|| failed="$$failed $$t"; \
+		grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done|==[0-9]+== ERROR|SUMMARY)' fuzz/logs/$$t.log || true; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: findings in:$$failed (see fuzz/artifacts/)" >&2; exit 1; fi

@@ -229,3 +229,26 @@ fn pods_in_one_load_are_bounded() {
         "{e}"
     );
 }
+
+/// The fuzzer's two manifest findings (`fuzz/regressions/manifest/`): a node with
+/// `nvidia.com/gpu: "8Mi"` overflowed the engine's free-GPU total, one with
+/// `"2000000000"` GPUs timed out. Both are now an error naming the field, at once.
+#[test]
+fn fuzz_regressions_huge_gpu_counts_are_errors() {
+    for file in ["gpu-free-total-overflow.yaml", "huge-gpu-count.yaml"] {
+        let path = format!(
+            "{}/fuzz/regressions/manifest/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let start = Instant::now();
+        let e = plimsoll::manifest::load_files(&[&path])
+            .unwrap_err()
+            .to_string();
+        assert!(start.elapsed() < Duration::from_secs(2), "{file}: slow");
+        assert!(
+            e.contains(file) && e.contains("nvidia.com/gpu"),
+            "{file}: {e}"
+        );
+        assert!(e.contains(&MAX_GPUS_PER_NODE.to_string()), "{file}: {e}");
+    }
+}

@@ -93,3 +93,36 @@ fn every_pod_list_loads() {
         OpenbKind::Nodes
     );
 }
+
+/// The reader entry points (used by the fuzz targets) read what the path functions read,
+/// and name the source they are given in errors and the report.
+#[test]
+fn readers_match_the_path_loaders() {
+    use plimsoll::datasets::Strictness;
+    let nodes_csv =
+        "sn,cpu_milli,memory_mib,gpu,model\nn1,96000,786432,8,V100M32\nn2,32000,131072,0,\n";
+    let pods_csv =
+        "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np1,12000,16384,1,1000\np2,8000,30517,1,460\n";
+    let dir = std::env::temp_dir().join(format!("plimsoll-openb-readers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (np, pp) = (dir.join("nodes.csv"), dir.join("pods.csv"));
+    std::fs::write(&np, nodes_csv).unwrap();
+    std::fs::write(&pp, pods_csv).unwrap();
+
+    let from_reader =
+        openb::load_nodes_from_reader(nodes_csv.as_bytes(), "inline.csv", Strictness::Strict)
+            .unwrap();
+    assert_eq!(from_reader.records, openb::load_nodes(&np).unwrap());
+    assert_eq!(from_reader.report.kept, 2);
+    let pods =
+        openb::load_pod_records_from_reader(pods_csv.as_bytes(), "inline.csv", Strictness::Strict)
+            .unwrap();
+    assert_eq!(pods.records, openb::load_pod_records(&pp).unwrap());
+
+    let bad = "sn,cpu_milli,memory_mib,gpu,model\nn1,x,1,0,\n";
+    let e = openb::load_nodes_from_reader(bad.as_bytes(), "inline.csv", Strictness::Strict)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("inline.csv") && e.contains("cpu_milli"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -29,6 +29,7 @@ use super::common::{
 use crate::model::{
     GpuAmount, GpuRequest, Labels, Node, NodeGpus, Pod, Resources, MAX_GPUS_PER_NODE,
 };
+use std::io::Read;
 use std::path::Path;
 
 /// Pods per node given to every openb node: the kubelet's default `maxPods` (110).
@@ -116,17 +117,17 @@ fn unknown_header(path: &Path, header: &str) -> DatasetError {
     }
 }
 
-/// Opens a CSV file and checks its header against `accepted` layouts.
-fn open(path: &Path, accepted: &[&[&str]]) -> Result<csv::Reader<std::fs::File>, DatasetError> {
-    let io = |source| DatasetError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
+/// Reads CSV from `reader` (`path` names it in errors) and checks its header against
+/// `accepted` layouts.
+fn open<R: Read>(
+    reader: R,
+    path: &Path,
+    accepted: &[&[&str]],
+) -> Result<csv::Reader<R>, DatasetError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(file);
+        .from_reader(reader);
     let header = rdr
         .headers()
         .map_err(|e| csv_error(path, e))?
@@ -222,15 +223,25 @@ impl Row<'_> {
     }
 }
 
-/// Iterates the rows of `path`, checking the header and the column count, calling `f` on
-/// each; malformed rows are errors or skipped and counted, per `strictness`.
-fn for_rows(
+/// Opens `path` for reading.
+fn open_file(path: &Path) -> Result<std::fs::File, DatasetError> {
+    std::fs::File::open(path).map_err(|source| DatasetError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Iterates the rows read from `reader` (`path` names it), checking the header and the
+/// column count, calling `f` on each; malformed rows are errors or skipped and counted,
+/// per `strictness`.
+fn for_rows<R: Read>(
+    reader: R,
     path: &Path,
     accepted: &[&[&str]],
     strictness: Strictness,
     mut f: impl FnMut(&Row<'_>) -> Result<(), RowError>,
 ) -> Result<LoadReport, DatasetError> {
-    let mut rdr = open(path, accepted)?;
+    let mut rdr = open(reader, path, accepted)?;
     let ncols = rdr.headers().map_err(|e| csv_error(path, e))?.len();
     let mut report = LoadReport::new(path);
     let mut rec = csv::StringRecord::new();
@@ -279,9 +290,20 @@ pub fn load_nodes_with(
     strictness: Strictness,
 ) -> Result<Loaded<Node>, DatasetError> {
     let path = path.as_ref();
+    load_nodes_from_reader(open_file(path)?, path, strictness)
+}
+
+/// Reads an openb node list from `reader`; `source_name` names it in errors and the
+/// report (as the path does for [`load_nodes_with`]).
+pub fn load_nodes_from_reader(
+    reader: impl Read,
+    source_name: impl AsRef<Path>,
+    strictness: Strictness,
+) -> Result<Loaded<Node>, DatasetError> {
+    let path = source_name.as_ref();
     let mut nodes = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    let report = for_rows(path, &[&NODE_HEADER], strictness, |row| {
+    let report = for_rows(reader, path, &[&NODE_HEADER], strictness, |row| {
         let name = row.name("sn")?;
         if seen.contains(&name) {
             return Err(row_err(BAD_VALUE, format!("duplicate node name {name:?}")));
@@ -349,55 +371,72 @@ pub fn load_pod_records_with(
     strictness: Strictness,
 ) -> Result<Loaded<OpenbPod>, DatasetError> {
     let path = path.as_ref();
+    load_pod_records_from_reader(open_file(path)?, path, strictness)
+}
+
+/// Reads an openb pod list from `reader`; `source_name` names it in errors and the
+/// report (as the path does for [`load_pod_records_with`]).
+pub fn load_pod_records_from_reader(
+    reader: impl Read,
+    source_name: impl AsRef<Path>,
+    strictness: Strictness,
+) -> Result<Loaded<OpenbPod>, DatasetError> {
+    let path = source_name.as_ref();
     let mut out = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    let report = for_rows(path, &[&POD_HEADER[..5], &POD_HEADER], strictness, |row| {
-        let name = row.name("name")?;
-        if seen.contains(&name) {
-            return Err(row_err(BAD_VALUE, format!("duplicate pod name {name:?}")));
-        }
-        let cpu_milli = row.cpu_milli()?;
-        let memory_bytes = row.memory_bytes()?;
-        let num_gpu = u32::try_from(row.int(3, "num_gpu")?)
-            .map_err(|_| row_err(BAD_VALUE, "column num_gpu: too many devices".into()))?;
-        let gpu_milli = u32::try_from(row.int(4, "gpu_milli")?)
-            .map_err(|_| row_err(BAD_VALUE, "column gpu_milli: too large".into()))?;
-        let amount = GpuAmount::from_count_and_milli(num_gpu, gpu_milli)
-            .map_err(|m| row_err(BAD_VALUE, m))?;
-        let models: Vec<String> = row
-            .opt_text(5)
-            .map(|s| s.split('|').map(|m| m.trim().to_string()).collect())
-            .unwrap_or_default();
-        if models.iter().any(String::is_empty) {
-            return Err(row_err(
-                BAD_VALUE,
-                format!("column gpu_spec: empty model in {:?}", row.text(5)),
-            ));
-        }
-        let pod = Pod {
-            name,
-            namespace: "default".into(),
-            requests: Resources {
-                cpu_milli,
-                memory_bytes,
-                pods: 1,
+    let report = for_rows(
+        reader,
+        path,
+        &[&POD_HEADER[..5], &POD_HEADER],
+        strictness,
+        |row| {
+            let name = row.name("name")?;
+            if seen.contains(&name) {
+                return Err(row_err(BAD_VALUE, format!("duplicate pod name {name:?}")));
+            }
+            let cpu_milli = row.cpu_milli()?;
+            let memory_bytes = row.memory_bytes()?;
+            let num_gpu = u32::try_from(row.int(3, "num_gpu")?)
+                .map_err(|_| row_err(BAD_VALUE, "column num_gpu: too many devices".into()))?;
+            let gpu_milli = u32::try_from(row.int(4, "gpu_milli")?)
+                .map_err(|_| row_err(BAD_VALUE, "column gpu_milli: too large".into()))?;
+            let amount = GpuAmount::from_count_and_milli(num_gpu, gpu_milli)
+                .map_err(|m| row_err(BAD_VALUE, m))?;
+            let models: Vec<String> = row
+                .opt_text(5)
+                .map(|s| s.split('|').map(|m| m.trim().to_string()).collect())
+                .unwrap_or_default();
+            if models.iter().any(String::is_empty) {
+                return Err(row_err(
+                    BAD_VALUE,
+                    format!("column gpu_spec: empty model in {:?}", row.text(5)),
+                ));
+            }
+            let pod = Pod {
+                name,
+                namespace: "default".into(),
+                requests: Resources {
+                    cpu_milli,
+                    memory_bytes,
+                    pods: 1,
+                    ..Default::default()
+                },
+                gpu: GpuRequest { amount, models },
                 ..Default::default()
-            },
-            gpu: GpuRequest { amount, models },
-            ..Default::default()
-        };
-        let rec = OpenbPod {
-            qos: row.opt_text(6),
-            phase: row.opt_text(7),
-            creation_time: row.opt_int(8, "creation_time")?,
-            deletion_time: row.opt_int(9, "deletion_time")?,
-            scheduled_time: row.opt_int(10, "scheduled_time")?,
-            pod,
-        };
-        seen.insert(rec.pod.name.clone());
-        out.push(rec);
-        Ok(())
-    })?;
+            };
+            let rec = OpenbPod {
+                qos: row.opt_text(6),
+                phase: row.opt_text(7),
+                creation_time: row.opt_int(8, "creation_time")?,
+                deletion_time: row.opt_int(9, "deletion_time")?,
+                scheduled_time: row.opt_int(10, "scheduled_time")?,
+                pod,
+            };
+            seen.insert(rec.pod.name.clone());
+            out.push(rec);
+            Ok(())
+        },
+    )?;
     Ok(Loaded {
         records: out,
         report,
