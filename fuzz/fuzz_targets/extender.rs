@@ -52,7 +52,7 @@ const VERBS: [&str; 4] = ["filter", "prioritize", "bind", "preempt"];
 
 fuzz_target!(|data: &[u8]| {
     let snap = &*SNAPSHOT;
-    let policy = extender::policy("best-fit").expect("policy");
+    let policy = extender::policy("best-fit", 42).expect("policy");
     let cache = Cache::new(policy, snap.nodes.clone(), snap.pods.clone()).expect("cache");
     let app = extender::router(ExtenderState::new(cache, ExtenderConfig::default()));
     RT.block_on(async {
