@@ -293,7 +293,7 @@ impl Cache {
 
     /// kube-scheduler's filters for `pod` on each node (`None`: unknown to the cache,
     /// unresolvable with [`UNKNOWN_NODE`]). Read-only: the pod is filtered as the cache
-    /// holds it (see [`Cache::unbind_key`]). Nodes of one [`NodeClasses`] class are
+    /// holds it (see [`Cache::unbind_key`]). Nodes of one `NodeClasses` class are
     /// checked once.
     pub fn filter_ids(&self, pod: &Pod, ids: &[Option<NodeId>]) -> Verdicts {
         let cluster = self.session.cluster();

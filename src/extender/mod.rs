@@ -6,10 +6,10 @@
 //! - [`convert`]: `v1.Pod` / `v1.Node` JSON → the model, through [`crate::manifest`].
 //! - [`cache`]: nodes and bound pods (fed by full-mode requests, `/bind` and a
 //!   snapshot) and the verb logic.
-//! - [`classes`]: classes of interchangeable nodes, so a filter checks one per class.
-//! - [`fast`]: resolved node-name lists memoised by their JSON text, and replies
+//! - `classes`: classes of interchangeable nodes, so a filter checks one per class.
+//! - `fast`: resolved node-name lists memoised by their JSON text, and replies
 //!   written straight into a buffer (the node-names hot path).
-//! - [`scan`]: a top-level scan of a node-names body that matches the `NodeNames` list
+//! - `scan`: a top-level scan of a node-names body that matches the `NodeNames` list
 //!   against the memo without scanning the list.
 //! - [`server`]: the axum [`Router`](axum::Router) ([`router`]).
 //! - [`listener`]: a TCP listener whose connections give hyper's own error replies
