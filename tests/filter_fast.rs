@@ -264,12 +264,15 @@ fn filter_verdicts_match_the_reference_on_random_clusters() {
             }
             if i % 11 == 5 {
                 let n = rng.gen_range(0..cluster.nodes().len());
-                let labels = &mut cluster.node_mut(n).labels;
+                let mut node = cluster.nodes()[n].clone();
                 if rng.gen_bool(0.5) {
-                    labels.remove(ZONE);
+                    node.labels.remove(ZONE);
                 } else {
-                    labels.insert(ZONE.into(), "zone-new".into());
+                    node.labels.insert(ZONE.into(), "zone-new".into());
                 }
+                cluster
+                    .replace_node(n, node)
+                    .expect("same name and devices");
             }
         }
     }

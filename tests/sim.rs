@@ -282,7 +282,9 @@ fn validate_cluster_catches_an_overfull_node() {
     assert_eq!(r.summary.end_time, 20);
     let mut c = r.cluster.clone();
     validate_cluster(&c).unwrap();
-    c.node_mut(0).allocatable.cpu_milli = 1000;
+    let mut n = c.nodes()[0].clone();
+    n.allocatable.cpu_milli = 1000;
+    c.replace_node(0, n).unwrap();
     let v = validate_cluster(&c).unwrap_err();
     assert!(v.iter().any(|v| v.to_string().contains("cpu")), "{v:?}");
 }

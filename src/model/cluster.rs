@@ -62,6 +62,21 @@ pub enum ClusterError {
     /// A pod id does not refer to a bound pod.
     #[error("no bound pod with id {0}")]
     UnknownPod(PodId),
+    /// A node id does not refer to a node.
+    #[error("no node with id {0}")]
+    NoSuchNode(NodeId),
+    /// A new node description drops a GPU device that a bound pod holds.
+    #[error("node {node:?}: device {device} is held by pod {pod} but the new description has {count} devices")]
+    DeviceInUse {
+        /// Node name.
+        node: String,
+        /// The device index.
+        device: u32,
+        /// The holding pod's key.
+        pod: String,
+        /// Devices in the new description.
+        count: u32,
+    },
 }
 
 /// A pod bound to a node, with the devices it holds.
@@ -141,12 +156,62 @@ impl Cluster {
         &self.nodes
     }
 
-    /// Mutable access to a node's static description (labels, taints, unschedulable).
-    /// Changing allocatable below what is used makes the node over-full, which the
-    /// validator reports.
-    pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+    /// Replaces node `id`'s description (name, capacity, allocatable, labels, taints,
+    /// GPUs, cordon) and returns the old one, keeping every index exact: the name index
+    /// (bound pods' `node_name` follow a rename), each device's free milli-GPU
+    /// (recomputed from the pods bound there, so a changed GPU count is never stale),
+    /// and the derived topology domains. Changing nothing, it fails if `id` is unknown,
+    /// the new name belongs to another node, the node would have more than
+    /// [`MAX_GPUS_PER_NODE`] devices, or a bound pod holds a device the new description
+    /// no longer has. Allocatable below what is used is allowed: the node is then
+    /// over-full, which the validator reports.
+    pub fn replace_node(&mut self, id: NodeId, node: Node) -> Result<Node, ClusterError> {
+        let old = self.nodes.get(id).ok_or(ClusterError::NoSuchNode(id))?;
+        if node.name != old.name && self.node_index.contains_key(&node.name) {
+            return Err(ClusterError::DuplicateNode(node.name));
+        }
+        if node.gpu_count() > MAX_GPUS_PER_NODE {
+            return Err(ClusterError::TooManyGpus {
+                count: node.gpu_count(),
+                node: node.name,
+            });
+        }
+        let mut free = vec![MILLI_PER_GPU; node.gpu_count() as usize];
+        for &pid in &self.pods_on_node[id] {
+            let Some((pod, b)) = &self.pods[pid] else {
+                continue;
+            };
+            let per_device = match pod.gpu.amount {
+                GpuAmount::None => 0,
+                GpuAmount::Shared(m) => m,
+                GpuAmount::Whole(_) => MILLI_PER_GPU,
+            };
+            for &d in &b.gpu_devices {
+                match free.get_mut(d as usize) {
+                    Some(f) => *f = f.saturating_sub(per_device),
+                    None => {
+                        return Err(ClusterError::DeviceInUse {
+                            count: node.gpu_count(),
+                            node: node.name,
+                            device: d,
+                            pod: pod.key(),
+                        })
+                    }
+                }
+            }
+        }
+        if node.name != old.name {
+            self.node_index.remove(&old.name);
+            self.node_index.insert(node.name.clone(), id);
+            for &pid in &self.pods_on_node[id] {
+                if let Some((pod, _)) = &mut self.pods[pid] {
+                    pod.node_name = Some(node.name.clone());
+                }
+            }
+        }
+        self.gpu_free[id] = free;
         self.nodes_changed();
-        &mut self.nodes[id]
+        Ok(std::mem::replace(&mut self.nodes[id], node))
     }
 
     /// Drops what is derived from the node descriptions.
@@ -606,6 +671,49 @@ mod tests {
         c.unbind(p2).unwrap();
         assert_eq!(c.used(0), &Resources::default());
         assert_eq!(c.bound_count(), 0);
+    }
+
+    #[test]
+    fn replace_node_keeps_gpu_devices_and_names_exact() {
+        let mut c = Cluster::new(vec![node("a", 8000, 2), node("b", 8000, 0)]).unwrap();
+        let p = c
+            .bind(pod("p", 100, GpuAmount::Shared(300)), 0, None)
+            .unwrap();
+        assert_eq!(c.gpu_free(0), &[700, 1000]);
+        // More devices: the new one is free, the held share stays held.
+        let mut a = c.nodes()[0].clone();
+        a.gpus.as_mut().unwrap().count = 4;
+        c.replace_node(0, a).unwrap();
+        assert_eq!(c.gpu_free(0), &[700, 1000, 1000, 1000]);
+        // Dropping the held device is refused, and nothing changes.
+        let mut a = c.nodes()[0].clone();
+        a.gpus = None;
+        let e = c.replace_node(0, a).unwrap_err();
+        assert!(
+            matches!(e, ClusterError::DeviceInUse { device: 0, .. }),
+            "{e}"
+        );
+        assert_eq!(c.gpu_free(0), &[700, 1000, 1000, 1000]);
+        // A rename moves the name index and the bound pod's node name.
+        let mut a = c.nodes()[0].clone();
+        a.name = "a2".into();
+        assert!(matches!(
+            c.replace_node(
+                0,
+                Node {
+                    name: "b".into(),
+                    ..a.clone()
+                }
+            ),
+            Err(ClusterError::DuplicateNode(_))
+        ));
+        c.replace_node(0, a).unwrap();
+        assert_eq!((c.node_id("a2"), c.node_id("a")), (Some(0), None));
+        assert_eq!(c.pod(p).unwrap().0.node_name.as_deref(), Some("a2"));
+        assert!(matches!(
+            c.replace_node(9, node("z", 1, 0)),
+            Err(ClusterError::NoSuchNode(9))
+        ));
     }
 
     #[test]

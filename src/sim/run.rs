@@ -248,7 +248,9 @@ impl<'a, 'p> Run<'a, 'p> {
             EventKind::NodeAdd { node } => {
                 if !self.live[node] {
                     let desc = self.trace.nodes[node].clone();
-                    *self.backend.cluster_for_node_change().node_mut(node) = desc;
+                    self.backend
+                        .cluster_for_node_change()
+                        .replace_node(node, desc)?;
                     self.live[node] = true;
                     self.figures.touch(node);
                     self.freed(t)?;
@@ -526,7 +528,9 @@ impl<'a, 'p> Run<'a, 'p> {
         }
         self.summary.evicted += evicted.len();
         let desc = absent(&self.trace.nodes[node]);
-        *self.backend.cluster_for_node_change().node_mut(node) = desc;
+        self.backend
+            .cluster_for_node_change()
+            .replace_node(node, desc)?;
         self.live[node] = false;
         self.figures.touch(node);
         for pod in evicted {
