@@ -251,30 +251,7 @@ async fn full_mode_filter_returns_node_objects_unchanged_and_kube_reasons() {
 }
 
 fn snapshot_cache(policy: &str) -> Cache {
-    let yaml = r#"
-apiVersion: v1
-kind: Node
-metadata: {name: a}
-status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
----
-apiVersion: v1
-kind: Node
-metadata: {name: b}
-status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
----
-apiVersion: v1
-kind: Node
-metadata: {name: c, labels: {pool: batch}}
-spec: {taints: [{key: pool, value: batch, effect: NoSchedule}]}
-status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: old, namespace: shop}
-spec:
-  nodeName: b
-  containers: [{name: c, resources: {requests: {cpu: "4", memory: 2Gi}}}]
-"#;
+    let yaml = include_str!("fixtures/extender-snapshot.yaml");
     let l = plimsoll::manifest::load_str(yaml, "snapshot.yaml").unwrap();
     Cache::new(extender::policy(policy, 42).unwrap(), l.nodes, l.pods).unwrap()
 }

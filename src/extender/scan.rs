@@ -123,22 +123,8 @@ mod tests {
     use crate::place::online::{OnlineKind, OnlinePolicy};
 
     fn cache() -> Cache {
-        let yaml = r#"
-apiVersion: v1
-kind: Node
-metadata: {name: a}
-status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
----
-apiVersion: v1
-kind: Node
-metadata: {name: b}
-status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
----
-apiVersion: v1
-kind: Node
-metadata: {name: c}
-status: {allocatable: {cpu: "8", memory: 16Gi, pods: "110"}}
-"#;
+        // Nodes a, b, c (the end-to-end tests' snapshot).
+        let yaml = include_str!("../../tests/fixtures/extender-snapshot.yaml");
         let l = crate::manifest::load_str(yaml, "snapshot.yaml").unwrap();
         let policy = OnlinePolicy::new(OnlineKind::BestFit, 0);
         Cache::new(policy, l.nodes, l.pods).unwrap()
