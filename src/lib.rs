@@ -83,5 +83,6 @@ pub mod model;
 pub mod place;
 #[cfg(feature = "predict")]
 pub mod predict;
+pub mod records;
 #[cfg(feature = "sim")]
 pub mod sim;

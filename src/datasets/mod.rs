@@ -12,8 +12,10 @@
 pub mod alibaba2017;
 pub mod alibaba2018;
 pub mod bitbrains;
-pub mod common;
-pub mod openb;
+/// The shared row machinery (owned by [`crate::records`]).
+pub use crate::records as common;
+/// The openb node and pod lists (owned by [`crate::records::openb`]).
+pub use crate::records::openb;
 pub mod synthetic;
 
 pub use common::{ConvertReport, DatasetError, LoadReport, Loaded, Strictness, TimedPod};

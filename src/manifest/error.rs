@@ -1,7 +1,7 @@
 //! Manifest errors: every one names the file, the document (1-based), the object, the line
 //! where it can be found, and the field path in Kubernetes spelling.
 
-use crate::datasets::openb::DatasetError;
+use crate::records::DatasetError;
 use std::fmt::Write as _;
 
 /// Why manifests could not be loaded.

@@ -32,8 +32,8 @@ pub use error::{InvalidManifest, ManifestError};
 pub use fields::{CONTAINER_FIELDS, NODE_SPEC_FIELDS, POD_SPEC_FIELDS};
 pub use limits::{MAX_LABEL_VALUE_LEN, MAX_NAME_LEN};
 
-use crate::datasets::openb::{self, OpenbKind};
 use crate::model::{Node, Pod};
+use crate::records::openb::{self, OpenbKind};
 use convert::{PodDraft, PodGroup, PriorityClass};
 use error::{doc_spans, find_line, DocSpan, FieldError};
 use serde::Deserialize;

@@ -22,7 +22,7 @@
 //! counted for openb files).
 //! This module reads files only; it never decides anything about placement.
 
-use super::common::{
+use super::{
     LoadReport, Loaded, RowError, Strictness, BAD_VALUE, EMPTY_FIELD, NOT_A_NUMBER,
     WRONG_COLUMN_COUNT,
 };
@@ -44,7 +44,7 @@ pub const GPU_PRODUCT_LABEL: &str = "nvidia.com/gpu.product";
 /// The node label holding the node name.
 pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
-pub use super::common::DatasetError;
+pub use super::DatasetError;
 
 /// A pod of an openb pod list with the trace's timing and class columns, kept for replay.
 #[derive(Debug, Clone, PartialEq, Eq)]

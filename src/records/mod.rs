@@ -1,6 +1,15 @@
+//! CSV trace records: the row machinery every trace loader shares (the error type,
+//! [`Strictness`], the [`LoadReport`] of rows read, kept and skipped by reason) and the
+//! openb node and pod lists ([`openb`]). Both [`crate::manifest`] (openb files given to
+//! `plimsoll place -f`) and [`crate::datasets`] (which re-exports this module as
+//! `datasets::common` and `datasets::openb`) read openb through here, so neither reaches
+//! into the other.
+//!
 //! What every trace loader shares: the error type, the strictness switch, the load
 //! report, pods with arrival/departure times, and a fast splitter for the simple
 //! delimiter-separated files of the traces (no quoting in any of them).
+
+pub mod openb;
 
 use crate::model::Pod;
 use std::cell::RefCell;
