@@ -51,7 +51,7 @@
 //!
 //! # Features
 //!
-//! The placement core — [`model`], [`manifest`], [`datasets`] (trace loaders and the
+//! The placement core — [`model`], [`manifest`], [`records`], [`datasets`] (trace loaders and the
 //! synthetic generator), [`place`]'s filters, scores, online policies, validator and
 //! explanations — is always built and needs no async runtime, HTTP stack, command-line
 //! parser, plotting or solver. The rest is opt-in; `default` (`cli`) turns on all of it:
