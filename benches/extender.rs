@@ -287,8 +287,7 @@ fn snapshot(cache: &Cache) -> serde_json::Value {
     let c = cache.cluster();
     let mut items: Vec<serde_json::Value> = c
         .nodes()
-        .iter()
-        .map(|n| {
+        .map(|(_, n)| {
             let a = &n.allocatable;
             let r = json!({"cpu": format!("{}m", a.cpu_milli), "memory": a.memory_bytes.to_string(), "pods": a.pods.to_string()});
             json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": n.name},
@@ -298,7 +297,7 @@ fn snapshot(cache: &Cache) -> serde_json::Value {
     for (_, p, b) in c.bound_pods() {
         items.push(json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": p.name, "namespace": p.namespace},
-            "spec": {"nodeName": c.nodes()[b.node].name, "containers": [{"name": "c", "image": "x",
+            "spec": {"nodeName": c[b.node].name, "containers": [{"name": "c", "image": "x",
                 "resources": {"requests": {"cpu": format!("{}m", p.requests.cpu_milli),
                                            "memory": p.requests.memory_bytes.to_string()}}}]},
             "status": {"phase": "Running"}}));

@@ -12,7 +12,7 @@
 //!   the `pack` goal).
 
 use anyhow::{ensure, Result};
-use plimsoll::model::{Cluster, Node, Pod, Problem, GIB};
+use plimsoll::model::{Cluster, Node, NodeId, Pod, Problem, GIB};
 use plimsoll::place::milp::{MilpOptions, MilpPlacer};
 use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::plugin::{validate_with, FilterPlugin, MilpPlugin, Plugins, ScorePlugin};
@@ -104,7 +104,7 @@ fn problem() -> Result<Problem> {
 }
 
 /// Node indices of a placement (every pod must be placed).
-fn nodes_of(placement: &[Option<plimsoll::model::Binding>]) -> Result<Vec<usize>> {
+fn nodes_of(placement: &[Option<plimsoll::model::Binding>]) -> Result<Vec<NodeId>> {
     placement
         .iter()
         .map(|b| b.as_ref().map(|b| b.node))
@@ -114,7 +114,7 @@ fn nodes_of(placement: &[Option<plimsoll::model::Binding>]) -> Result<Vec<usize>
 
 fn main() -> Result<()> {
     let problem = problem()?;
-    let zone = |n: usize| problem.cluster.nodes()[n].labels[ZONE].clone();
+    let zone = |n: NodeId| problem.cluster[n].labels[ZONE].clone();
 
     // Online: least-allocated spreads, so the big node (under maintenance) comes first.
     let policy = OnlinePolicy::new(OnlineKind::LeastAllocated, 42);
@@ -134,13 +134,19 @@ fn main() -> Result<()> {
     println!("least-allocated             : {p:?}");
     println!("  + Maintenance             : {f:?}");
     println!("  + Maintenance + PreferZone: {s:?}");
-    ensure!(p.contains(&0), "plugin-less run should use the big node");
-    ensure!(!f.contains(&0), "the filter must keep pods off a-big");
+    ensure!(
+        p.contains(&NodeId::FIRST),
+        "plugin-less run should use the big node"
+    );
+    ensure!(
+        !f.contains(&NodeId::FIRST),
+        "the filter must keep pods off a-big"
+    );
     ensure!(
         f.iter().any(|&n| zone(n) == "a"),
         "without the score, zone a is used"
     );
-    ensure!(!s.contains(&0) && s.iter().all(|&n| zone(n) == "b"));
+    ensure!(!s.contains(&NodeId::FIRST) && s.iter().all(|&n| zone(n) == "b"));
     validate(&problem, &plain.placement).map_err(|v| anyhow::anyhow!("{v:?}"))?;
     validate_with(&problem, &scored.placement, &both).map_err(|v| anyhow::anyhow!("{v:?}"))?;
     let caught = validate_with(&problem, &plain.placement, &filter_only).unwrap_err();
@@ -165,11 +171,11 @@ fn main() -> Result<()> {
     println!("milp pack                   : {p:?}");
     println!("  + DbPlacement             : {r:?}");
     ensure!(
-        p.iter().all(|&n| n == 0),
+        p.iter().all(|&n| n == NodeId::FIRST),
         "plugin-less pack uses a-big alone"
     );
     ensure!(
-        r.iter().all(|&n| n == 4 || n == 5),
+        r.iter().all(|&n| n.index() == 4 || n.index() == 5),
         "zone b, cheap nodes only"
     );
     validate_with(&problem, &ruled.placement, &db).map_err(|v| anyhow::anyhow!("{v:?}"))?;

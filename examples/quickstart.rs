@@ -6,7 +6,7 @@
 //! onto no more nodes than least-allocated (which spreads them).
 
 use anyhow::{ensure, Result};
-use plimsoll::model::{GpuAmount, Node, Pod, Problem, GIB};
+use plimsoll::model::{GpuAmount, Node, NodeId, Pod, Problem, GIB};
 use plimsoll::place::validate::validate;
 use plimsoll::place::{policy_by_name, PolicyOptions};
 use std::collections::BTreeSet;
@@ -41,7 +41,7 @@ fn main() -> Result<()> {
             "{name} left {} pods out",
             problem.pending.len() - outcome.placed()
         );
-        let used: BTreeSet<usize> = outcome.placement.iter().flatten().map(|b| b.node).collect();
+        let used: BTreeSet<NodeId> = outcome.placement.iter().flatten().map(|b| b.node).collect();
         println!(
             "{name}: all {} pods placed on {} nodes",
             outcome.placed(),
@@ -53,7 +53,7 @@ fn main() -> Result<()> {
             .zip(&outcome.placement)
             .filter_map(|(p, b)| b.as_ref().map(|b| (p, b)))
         {
-            let node = &problem.cluster.nodes()[b.node].name;
+            let node = &problem.cluster[b.node].name;
             println!("  {:<8} -> {node} {:?}", p.name, b.gpu_devices);
         }
         nodes_used.push(used.len());

@@ -9,7 +9,7 @@ use plimsoll::balance::{
     balance, greedy, milp, validate_moves, BalanceOptions, Move, PodUsage, Usage,
 };
 use plimsoll::model::{
-    LabelSelector, Node, Pod, PodAffinityTerm, Problem, Taint, TaintEffect, GIB,
+    LabelSelector, Node, NodeId, Pod, PodAffinityTerm, PodId, Problem, Taint, TaintEffect, GIB,
 };
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -76,7 +76,7 @@ fn brute_force(problem: &Problem, usage: &Usage, high: f64) -> (f64, f64) {
         .bound_pods()
         .map(|(id, p, b)| (id, p.clone(), b.node))
         .collect();
-    let nodes = problem.cluster.nodes();
+    let nodes: Vec<&Node> = problem.cluster.nodes().map(|(_, n)| n).collect();
     let prios: BTreeSet<i32> = pods.iter().map(|p| p.1.priority).collect();
     let span = (prios.len().max(2) - 1) as f64;
     let weight = |p: i32| 1.0 + 0.5 * prios.iter().position(|&q| q == p).unwrap() as f64 / span;
@@ -84,12 +84,12 @@ fn brute_force(problem: &Problem, usage: &Usage, high: f64) -> (f64, f64) {
     let total = nodes.len().pow(pods.len() as u32);
     for code in 0..total {
         let mut c = code;
-        let assign: Vec<usize> = pods
+        let assign: Vec<NodeId> = pods
             .iter()
             .map(|_| {
                 let n = c % nodes.len();
                 c /= nodes.len();
-                n
+                NodeId::from_index(n)
             })
             .collect();
         let moves: Vec<Move> = pods
@@ -114,7 +114,7 @@ fn brute_force(problem: &Problem, usage: &Usage, high: f64) -> (f64, f64) {
         }
         let excess: f64 = used
             .iter()
-            .zip(nodes)
+            .zip(&nodes)
             .map(|(&u, n)| {
                 let cap = n.allocatable.cpu_milli;
                 let lim = (high * cap as f64 + 1e-6).floor() as u64;
@@ -298,7 +298,7 @@ fn hard_constraints_are_kept() {
         validate_moves(&problem, &plan.moves).unwrap();
     }
     // Requests: shrink `ok` below web1's request; only `stay` can go, to `peer`.
-    let mut nodes2 = problem.cluster.nodes().to_vec();
+    let mut nodes2: Vec<Node> = problem.cluster.nodes().map(|(_, n)| n.clone()).collect();
     nodes2[4].allocatable.cpu_milli = 500;
     nodes2[4].capacity.cpu_milli = 500;
     let pods2: Vec<Pod> = problem
@@ -424,9 +424,10 @@ fn usage_file_parses_and_defaults_to_requests() {
     let u = parse_usage(PODS, "u.csv", &problem.cluster).unwrap();
     assert_eq!(u.len(), 2);
     assert_eq!(u.defaulted(), 1);
-    assert_eq!(u.get(0).unwrap().cpu_milli, 1500);
-    assert_eq!(u.get(0).unwrap().memory_bytes, Some(1 << 30));
-    assert_eq!(u.get(1).unwrap().memory_bytes, None);
+    let ids: Vec<PodId> = problem.cluster.bound_pods().map(|(id, _, _)| id).collect();
+    assert_eq!(u.get(ids[0]).unwrap().cpu_milli, 1500);
+    assert_eq!(u.get(ids[0]).unwrap().memory_bytes, Some(1 << 30));
+    assert_eq!(u.get(ids[1]).unwrap().memory_bytes, None);
     let util = plimsoll::balance::utilisation(&problem, &u);
     // a: 1.5 cores + a2's request 0.7 = 2.2 of 4.
     assert!((util[0].cpu - 0.55).abs() < 1e-9);
@@ -440,8 +441,9 @@ fn usage_from_keys_resolves_pods_and_rejects_unknown_ones() {
         memory_bytes: None,
     };
     let usage = Usage::from_keys(&problem.cluster, [("other/b1", u), ("default/a2", u)]).unwrap();
-    assert_eq!(usage.get(1), Some(&u));
-    assert_eq!(usage.get(2), Some(&u));
+    let ids: Vec<PodId> = problem.cluster.bound_pods().map(|(id, _, _)| id).collect();
+    assert_eq!(usage.get(ids[1]), Some(&u));
+    assert_eq!(usage.get(ids[2]), Some(&u));
     assert_eq!(usage.defaulted(), 1);
     let e = Usage::from_keys(&problem.cluster, [("default/b1", u)]).unwrap_err();
     assert!(e.to_string().contains("default/b1"), "{e}");
@@ -527,7 +529,7 @@ proptest! {
             for (id, p, b) in problem.cluster.bound_pods() {
                 used[*target.get(&id).unwrap_or(&b.node)] += p.requests.cpu_milli;
             }
-            for (n, nd) in problem.cluster.nodes().iter().enumerate() {
+            for (n, nd) in problem.cluster.nodes() {
                 prop_assert!(used[n] <= nd.allocatable.cpu_milli);
             }
         }
@@ -538,7 +540,7 @@ proptest! {
             .milp
             .before
             .iter()
-            .zip(problem.cluster.nodes())
+            .zip(problem.cluster.nodes().map(|(_, nd)| nd))
             .map(|(n, nd)| {
                 let cap = nd.allocatable.cpu_milli as f64;
                 let lim = (high * cap + 1e-6).floor();

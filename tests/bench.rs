@@ -4,8 +4,8 @@
 use plimsoll::bench::{run_suite, RunOptions, Suite, SuiteBase};
 use plimsoll::datasets::synthetic::{self, SyntheticConfig};
 use plimsoll::model::{
-    Binding, GpuAmount, GpuRequest, LabelSelector, Node, NodeGpus, Pod, PodAffinityTerm, Problem,
-    Resources, TopologySpreadConstraint, WhenUnsatisfiable,
+    Binding, GpuAmount, GpuRequest, LabelSelector, Node, NodeGpus, NodeId, Pod, PodAffinityTerm,
+    Problem, Resources, TopologySpreadConstraint, WhenUnsatisfiable,
 };
 use plimsoll::place::milp::{lp_bound, weighted_placed};
 use plimsoll::place::validate::validate;
@@ -304,7 +304,7 @@ fn tiny(rng: &mut ChaCha8Rng) -> Problem {
 /// the validator accepts (devices chosen by the cluster; whole GPUs only, so the choice
 /// does not matter).
 fn brute_force(problem: &Problem) -> f64 {
-    let n = problem.cluster.nodes().len();
+    let n = problem.cluster.node_count();
     let m = problem.pending.len();
     let mut best = 0.0f64;
     let total = (n + 1).pow(m as u32);
@@ -319,12 +319,12 @@ fn brute_force(problem: &Problem) -> f64 {
                 placement.push(None);
                 continue;
             }
-            let Ok(id) = cluster.bind(pod.clone(), choice, None) else {
+            let Ok(id) = cluster.bind(pod.clone(), NodeId::from_index(choice), None) else {
                 continue 'next;
             };
             let devices = cluster.pod(id).unwrap().1.gpu_devices.clone();
             placement.push(Some(Binding {
-                node: choice,
+                node: NodeId::from_index(choice),
                 gpu_devices: devices,
             }));
         }

@@ -3,8 +3,17 @@
 mod common;
 
 use common::*;
+
+/// Node slots of ids (the clusters here never remove nodes).
+fn idx(ids: &[NodeId]) -> Vec<usize> {
+    ids.iter().map(|n| n.index()).collect()
+}
+
+fn slots(v: &[(NodeId, Vec<Reason>)]) -> Vec<(usize, Vec<Reason>)> {
+    v.iter().map(|(n, r)| (n.index(), r.clone())).collect()
+}
 use plimsoll::model::{
-    Gang, Node, NodeSelector, NodeSelectorTerm, Operator, Pod, Taint, TaintEffect,
+    Gang, Node, NodeId, NodeSelector, NodeSelectorTerm, Operator, Pod, Taint, TaintEffect,
 };
 use plimsoll::place::explain::explain;
 use plimsoll::place::Reason;
@@ -35,7 +44,7 @@ fn insufficient_cpu_and_taints_counted_and_sorted() {
     assert_eq!(e[0].pod, "default/x");
     assert!(e[0].feasible_nodes.is_empty());
     assert_eq!(
-        e[0].per_node,
+        slots(&e[0].per_node),
         vec![
             (0, vec![Reason::Insufficient("cpu".into())]),
             (
@@ -119,8 +128,12 @@ fn anti_affinity_and_gpu_reasons() {
             gpu_pod("y", plimsoll::model::GpuAmount::Whole(1), &["A100"]),
         ],
     );
-    p.cluster.bind(web("old"), 0, None).unwrap();
-    p.cluster.bind(web("old2"), 1, None).unwrap();
+    p.cluster
+        .bind(web("old"), NodeId::from_index(0), None)
+        .unwrap();
+    p.cluster
+        .bind(web("old2"), NodeId::from_index(1), None)
+        .unwrap();
     let e = explain(&p, &[None, None]);
     assert_eq!(
         e[0].summary,
@@ -153,7 +166,7 @@ fn gang_that_cannot_be_placed_together() {
             x.summary,
             "gang default/train needs 4 members placed together; only 2 could be"
         );
-        assert_eq!(x.feasible_nodes, vec![0, 1]);
+        assert_eq!(idx(&x.feasible_nodes), vec![0, 1]);
     }
 }
 
@@ -168,9 +181,9 @@ fn fitting_pod_left_out_is_not_called_unschedulable() {
         e[0].summary,
         "fits on 2 node(s) but was not placed by the policy"
     );
-    assert_eq!(e[0].feasible_nodes, vec![0, 2]);
+    assert_eq!(idx(&e[0].feasible_nodes), vec![0, 2]);
     assert_eq!(
-        e[0].per_node,
+        slots(&e[0].per_node),
         vec![(1, vec![Reason::Insufficient("cpu".into())])]
     );
 }
@@ -208,7 +221,7 @@ fn pod_affinity_mismatch() {
         ..pod("db", 3500, 1)
     };
     // The only db runs in zone a, whose node is now full.
-    p.cluster.bind(db, 0, None).unwrap();
+    p.cluster.bind(db, NodeId::from_index(0), None).unwrap();
     let mut x2 = p.pending[0].clone();
     x2.requests.cpu_milli = 1000;
     p.pending[0] = x2;

@@ -480,7 +480,9 @@ async fn real_listener_serves_a_prefixed_verb_with_keep_alive() {
 // ---- The fast path (classes, memoised name lists, scoring replicas, direct encoding)
 // ---- against a straightforward per-node evaluation on a random mixed cluster.
 
-use plimsoll::model::{Cluster, GpuAmount, GpuRequest, Node, NodeGpus, Pod, Resources, Taint};
+use plimsoll::model::{
+    Cluster, GpuAmount, GpuRequest, Node, NodeGpus, NodeId, Pod, Resources, Taint,
+};
 use plimsoll::place::FilterContext;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -554,7 +556,7 @@ fn mixed_cache(rng: &mut ChaCha8Rng, policy: &str, nodes: Vec<Node>) -> Cache {
     let mut cluster = Cluster::new(nodes.clone()).unwrap();
     let mut pods = Vec::new();
     for k in 0..nodes.len() {
-        let node = rng.gen_range(0..nodes.len());
+        let node = NodeId::from_index(rng.gen_range(0..nodes.len()));
         let mut p = Pod {
             name: format!("bound-{k}"),
             namespace: "shop".into(),
@@ -633,7 +635,7 @@ fn reference_filter(cluster: &Cluster, pod: &Pod, names: &[String]) -> Value {
 /// (`OnlinePolicy::scores` on the cluster), min–max mapped over the named feasible nodes.
 fn reference_prioritize(cache: &Cache, pod: &Pod, names: &[String]) -> Value {
     let cluster = cache.cluster();
-    let by_node: BTreeMap<usize, f64> = cache.policy().scores(cluster, pod).into_iter().collect();
+    let by_node: BTreeMap<NodeId, f64> = cache.policy().scores(cluster, pod).into_iter().collect();
     let raw: Vec<Option<f64>> = names
         .iter()
         .map(|n| cluster.node_id(n).and_then(|id| by_node.get(&id).copied()))
@@ -749,14 +751,17 @@ fn filter_by_class_equals_filter_node_by_node_in_the_library() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let nodes = mixed_nodes(&mut rng, 200);
     let cache = mixed_cache(&mut rng, "best-fit", nodes.clone());
-    let ids: Vec<Option<usize>> = (0..nodes.len()).map(Some).chain([None]).collect();
+    let ids: Vec<Option<NodeId>> = (0..nodes.len())
+        .map(|i| Some(NodeId::from_index(i)))
+        .chain([None])
+        .collect();
     for k in 0..60 {
         let raw = serde_json::value::to_raw_value(&mixed_pod(&mut rng, k)).unwrap();
         let pod = extender::convert::pod_from_json(&raw, "Pod").unwrap().pod;
         let v = cache.filter_ids(&pod, &ids);
         let ctx = FilterContext::new(cache.cluster(), &pod);
         for (i, &code) in v.codes.iter().enumerate().take(nodes.len()) {
-            let want = ctx.check(i).map_err(|rs| {
+            let want = ctx.check(NodeId::from_index(i)).map_err(|rs| {
                 let text = rs
                     .iter()
                     .map(ToString::to_string)

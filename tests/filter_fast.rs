@@ -38,7 +38,7 @@ fn domain_counts(
         if eligible.is_some_and(|e| !e[b.node]) || !selects(other) {
             continue;
         }
-        if let Some(v) = cluster.nodes()[b.node].labels.get(key) {
+        if let Some(v) = cluster[b.node].labels.get(key) {
             *counts.entry(v.clone()).or_insert(0) += 1;
             total += 1;
         }
@@ -48,8 +48,7 @@ fn domain_counts(
 
 /// kube-scheduler's filters written plainly: label strings, every bound pod scanned.
 fn reference_check(cluster: &Cluster, pod: &Pod, node: NodeId) -> Result<(), Vec<Reason>> {
-    let nodes = cluster.nodes();
-    let n = &nodes[node];
+    let n = &cluster[node];
     check_static(pod, n)?;
     if cluster.host_port_conflict(node, &pod.host_ports).is_some() {
         return Err(vec![Reason::HostPorts]);
@@ -69,9 +68,9 @@ fn reference_check(cluster: &Cluster, pod: &Pod, node: NodeId) -> Result<(), Vec
         .filter(|c| c.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule)
         .collect();
     if !hard.is_empty() {
-        let eligible: Vec<bool> = nodes
-            .iter()
-            .map(|m| {
+        let eligible: Vec<bool> = cluster
+            .nodes()
+            .map(|(_, m)| {
                 node_affinity_matches(pod, m)
                     && hard.iter().all(|c| m.labels.contains_key(&c.topology_key))
             })
@@ -79,11 +78,11 @@ fn reference_check(cluster: &Cluster, pod: &Pod, node: NodeId) -> Result<(), Vec
         for c in &hard {
             let sel = |o: &Pod| o.namespace == pod.namespace && c.selector.matches(&o.labels);
             let (counts, _) = domain_counts(cluster, &c.topology_key, &sel, Some(&eligible));
-            let min = nodes
-                .iter()
+            let min = cluster
+                .nodes()
                 .zip(&eligible)
                 .filter(|(_, &e)| e)
-                .map(|(m, _)| counts.get(&m.labels[&c.topology_key]).copied().unwrap_or(0))
+                .map(|((_, m), _)| counts.get(&m.labels[&c.topology_key]).copied().unwrap_or(0))
                 .min()
                 .unwrap_or(0);
             match at(&counts, &c.topology_key) {
@@ -131,7 +130,7 @@ fn reference_check(cluster: &Cluster, pod: &Pod, node: NodeId) -> Result<(), Vec
             if !t.selects(&q.namespace, &pod.namespace, &pod.labels) {
                 continue;
             }
-            let theirs = nodes[b.node].labels.get(&t.topology_key);
+            let theirs = cluster[b.node].labels.get(&t.topology_key);
             if theirs.is_some() && n.labels.get(&t.topology_key) == theirs {
                 return Err(vec![Reason::ExistingPodAntiAffinity]);
             }
@@ -188,7 +187,7 @@ fn random_cluster(seed: u64) -> (Cluster, Vec<Pod>, ChaCha8Rng) {
     let mut problem = random_problem(seed, SIZE);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let groups = problem.pending.len().max(1);
-    let n_nodes = problem.cluster.nodes().len();
+    let n_nodes = problem.cluster.node_count();
     for k in 0..rng.gen_range(0..8) {
         let mut b = common::pod(&format!("blocker-{k}"), 10, 0);
         if rng.gen_bool(0.3) {
@@ -198,7 +197,7 @@ fn random_cluster(seed: u64) -> (Cluster, Vec<Pod>, ChaCha8Rng) {
         for _ in 0..rng.gen_range(1..=2) {
             b.pod_anti_affinity.push(random_anti_term(&mut rng, groups));
         }
-        let node = rng.gen_range(0..n_nodes);
+        let node = NodeId::from_index(rng.gen_range(0..n_nodes));
         let _ = problem.cluster.bind(b, node, None);
     }
     for p in &mut problem.pending {
@@ -217,7 +216,7 @@ fn assert_same_verdicts(
     seen: &mut HashMap<String, usize>,
 ) {
     let ctx = FilterContext::new(cluster, pod);
-    for node in 0..cluster.nodes().len() {
+    for node in cluster.node_ids() {
         let got = ctx.check(node);
         assert_eq!(
             got,
@@ -248,7 +247,8 @@ fn filter_verdicts_match_the_reference_on_random_clusters() {
             checked += 1;
             // Bind at a random feasible node, so the cluster fills up.
             let ctx = FilterContext::new(&cluster, pod);
-            let ok: Vec<NodeId> = (0..cluster.nodes().len())
+            let ok: Vec<NodeId> = cluster
+                .node_ids()
                 .filter(|&n| ctx.check(n).is_ok())
                 .collect();
             if !ok.is_empty() {
@@ -263,8 +263,8 @@ fn filter_verdicts_match_the_reference_on_random_clusters() {
                 cluster.unbind(id).expect("bound above");
             }
             if i % 11 == 5 {
-                let n = rng.gen_range(0..cluster.nodes().len());
-                let mut node = cluster.nodes()[n].clone();
+                let n = NodeId::from_index(rng.gen_range(0..cluster.node_count()));
+                let mut node = cluster[n].clone();
                 if rng.gen_bool(0.5) {
                     node.labels.remove(ZONE);
                 } else {
@@ -339,9 +339,8 @@ fn online_choice_is_the_best_feasible_node() {
             for pod in pending {
                 let feasible: Vec<NodeId> = OnlinePolicy::filter(session.cluster(), &pod)
                     .iter()
-                    .enumerate()
                     .filter(|(_, r)| r.is_ok())
-                    .map(|(n, _)| n)
+                    .map(|&(n, _)| n)
                     .collect();
                 let scores = session.scores(&pod);
                 let scored: Vec<NodeId> = scores.iter().map(|&(n, _)| n).collect();

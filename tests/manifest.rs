@@ -863,10 +863,10 @@ fn examples_are_placeable_first_fit() {
     for pod in pending {
         let node = {
             let ctx = FilterContext::new(&cluster, &pod);
-            (0..cluster.nodes().len()).find(|&n| ctx.check(n).is_ok())
+            cluster.node_ids().find(|&n| ctx.check(n).is_ok())
         };
         let node = node.unwrap_or_else(|| panic!("{} fits nowhere", pod.key()));
-        placed.push((pod.key(), cluster.nodes()[node].name.clone()));
+        placed.push((pod.key(), cluster[node].name.clone()));
         cluster.bind(pod, node, None).unwrap();
     }
     let on = |k: &str| placed.iter().find(|(p, _)| p == k).unwrap().1.clone();

@@ -354,7 +354,7 @@ fn assignment(out: &Outcome) -> (Vec<Option<usize>>, Vec<Vec<u32>>) {
     (
         out.placement
             .iter()
-            .map(|b| b.as_ref().map(|b| b.node))
+            .map(|b| b.as_ref().map(|b| b.node.index()))
             .collect(),
         out.placement
             .iter()
@@ -479,7 +479,12 @@ fn anti_affinity_spreads_pods_over_hosts() {
     let problem = Problem::from_parts(nodes, pods).unwrap();
     let out = milp(Objective::Pack).place(&problem).unwrap();
     assert_eq!(out.placed(), 2);
-    let mut hosts: Vec<usize> = out.placement.iter().flatten().map(|b| b.node).collect();
+    let mut hosts: Vec<usize> = out
+        .placement
+        .iter()
+        .flatten()
+        .map(|b| b.node.index())
+        .collect();
     hosts.sort();
     assert_eq!(hosts, vec![0, 1]);
 }
@@ -515,7 +520,7 @@ fn topology_spread_holds_for_greedy_tail_pods() {
         .placement
         .iter()
         .flatten()
-        .filter(|b| b.node % 2 == 0)
+        .filter(|b| b.node.index() % 2 == 0)
         .count() as i64;
     assert!((z0 - (5 - z0)).abs() <= 1, "zone counts {z0} vs {}", 5 - z0);
 }
@@ -539,7 +544,7 @@ fn four_nodes() -> Vec<Node> {
 }
 
 fn nodes_in_use(out: &Outcome) -> usize {
-    let mut n: Vec<usize> = out.placement.iter().flatten().map(|b| b.node).collect();
+    let mut n: Vec<NodeId> = out.placement.iter().flatten().map(|b| b.node).collect();
     n.sort();
     n.dedup();
     n.len()
@@ -563,8 +568,8 @@ fn pack_uses_fewer_nodes_than_least_allocated() {
 
 fn max_cpu_util(problem: &Problem, out: &Outcome) -> f64 {
     let c = out.apply(problem).unwrap();
-    (0..c.nodes().len())
-        .map(|n| c.used(n).cpu_milli as f64 / c.nodes()[n].allocatable.cpu_milli as f64)
+    c.nodes()
+        .map(|(n, node)| c.used(n).cpu_milli as f64 / node.allocatable.cpu_milli as f64)
         .fold(0.0, f64::max)
 }
 
@@ -782,11 +787,11 @@ fn aggregated_pack_reaches_the_known_optimum_on_identical_nodes() {
 fn max_util(problem: &Problem, out: &Outcome) -> f64 {
     let c = out.apply(problem).unwrap();
     let r = |x: u64, y: u64| if y == 0 { 0.0 } else { x as f64 / y as f64 };
-    (0..c.nodes().len())
-        .map(|n| {
-            let a = &c.nodes()[n].allocatable;
+    c.nodes()
+        .map(|(n, node)| {
+            let a = &node.allocatable;
             let u = c.used(n);
-            let g = u64::from(c.nodes()[n].gpu_count()) * 1000;
+            let g = u64::from(node.gpu_count()) * 1000;
             r(u.cpu_milli, a.cpu_milli)
                 .max(r(u.memory_bytes, a.memory_bytes))
                 .max(r(g - c.gpu_free_total(n), g))

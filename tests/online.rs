@@ -3,8 +3,8 @@
 
 use plimsoll::model::selector::{NodeSelectorTerm, Operator, Requirement};
 use plimsoll::model::{
-    Binding, Cluster, Gang, GpuAmount, LabelSelector, Node, Pod, PreferredTerm, Problem, Taint,
-    TaintEffect, TopologySpreadConstraint, WhenUnsatisfiable,
+    Binding, Cluster, Gang, GpuAmount, LabelSelector, Node, NodeId, Pod, PreferredTerm, Problem,
+    Taint, TaintEffect, TopologySpreadConstraint, WhenUnsatisfiable,
 };
 use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::score::fgd::{TargetWorkload, TypicalPod};
@@ -42,12 +42,17 @@ fn nodes_of(kind: OnlineKind, p: &Problem) -> Vec<Option<usize>> {
     out.apply(p).expect("placement must bind cleanly");
     out.placement
         .iter()
-        .map(|b| b.as_ref().map(|b| b.node))
+        .map(|b| b.as_ref().map(|b| b.node.index()))
         .collect()
 }
 
 fn label(n: &mut Node, k: &str, v: &str) {
     n.labels.insert(k.into(), v.into());
+}
+
+/// Scores keyed by node slot (these clusters never remove nodes).
+fn by_slot(v: Vec<(NodeId, f64)>) -> Vec<(usize, f64)> {
+    v.into_iter().map(|(n, s)| (n.index(), s)).collect()
 }
 
 #[test]
@@ -81,7 +86,12 @@ fn best_fit_picks_the_tightest_and_least_allocated_the_emptiest() {
     assert_eq!(nodes_of(OnlineKind::DotProduct, &p), vec![Some(0)]);
     // Between equal nodes it packs: the half-used node has the smaller dot product.
     let mut c = Cluster::new(vec![node("e", 8000, 8, 0), node("u", 8000, 8, 0)]).unwrap();
-    c.bind(pod("x", 4000, 4, GpuAmount::None), 1, None).unwrap();
+    c.bind(
+        pod("x", 4000, 4, GpuAmount::None),
+        NodeId::from_index(1),
+        None,
+    )
+    .unwrap();
     let p = Problem {
         cluster: c,
         pending: vec![pod("p", 2500, 1, GpuAmount::None)],
@@ -107,14 +117,15 @@ fn kube_default_score_matches_the_hand_computed_formula() {
     // LeastAllocated (25 + 50) / 2 = 37; Balanced (1 - |0.75 - 0.5| / 2) · 100 = 87;
     // TaintToleration: no taints → every node 100, × 3; NodeAffinity no terms → 0.
     let s = policy(OnlineKind::KubeDefault).scores(&c, &p);
+    let s = by_slot(s);
     assert_eq!(s, vec![(0, 37.0 + 87.0 + 300.0)]);
     assert_eq!(
-        policy(OnlineKind::LeastAllocated).scores(&c, &p),
+        by_slot(policy(OnlineKind::LeastAllocated).scores(&c, &p)),
         vec![(0, 37.0 + 100.0)]
     );
     // MostAllocated (75 + 50) / 2 = 62.
     assert_eq!(
-        policy(OnlineKind::MostAllocated).scores(&c, &p),
+        by_slot(policy(OnlineKind::MostAllocated).scores(&c, &p)),
         vec![(0, 62.0 + 100.0)]
     );
 }
@@ -126,6 +137,7 @@ fn zero_requests_count_as_kube_defaults_in_scoring() {
     let c = Cluster::new(vec![node("a", 1000, 1, 0)]).unwrap();
     let p = pod("p", 0, 0, GpuAmount::None);
     let s = policy(OnlineKind::LeastAllocated).scores(&c, &p);
+    let s = by_slot(s);
     assert_eq!(s, vec![(0, 85.0 + 100.0)]);
 }
 
@@ -286,8 +298,12 @@ fn fgd_keeps_whole_devices_free_for_whole_gpu_tasks() {
     // Node a has devices with 1000 and 500 free; a 500 share should go to the 500 device
     // (and to node a rather than idle node b) when whole-GPU tasks are typical.
     let mut c = Cluster::new(vec![node("a", 16000, 64, 2), node("b", 16000, 64, 2)]).unwrap();
-    c.bind(pod("x", 100, 1, GpuAmount::Shared(500)), 0, Some(vec![1]))
-        .unwrap();
+    c.bind(
+        pod("x", 100, 1, GpuAmount::Shared(500)),
+        NodeId::FIRST,
+        Some(vec![1]),
+    )
+    .unwrap();
     let w = TargetWorkload::new(vec![
         TypicalPod {
             cpu_milli: 1000,
@@ -312,7 +328,7 @@ fn fgd_keeps_whole_devices_free_for_whole_gpu_tasks() {
     assert_eq!(
         b,
         Binding {
-            node: 0,
+            node: NodeId::FIRST,
             gpu_devices: vec![1]
         }
     );
@@ -321,20 +337,24 @@ fn fgd_keeps_whole_devices_free_for_whole_gpu_tasks() {
 #[test]
 fn gpu_packing_and_clustering_prefer_used_gpu_nodes() {
     let mut c = Cluster::new(vec![node("idle", 16000, 64, 4), node("used", 16000, 64, 4)]).unwrap();
-    c.bind(pod("x", 100, 1, GpuAmount::Shared(300)), 1, None)
-        .unwrap();
+    c.bind(
+        pod("x", 100, 1, GpuAmount::Shared(300)),
+        NodeId::from_index(1),
+        None,
+    )
+    .unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let share = pod("s", 100, 1, GpuAmount::Shared(300));
     for kind in [OnlineKind::GpuPacking, OnlineKind::GpuClustering] {
         let b = policy(kind).select(&c, &share, &mut rng).unwrap();
-        assert_eq!(b.node, 1, "{kind:?}");
+        assert_eq!(b.node.index(), 1, "{kind:?}");
     }
     // GPU clustering sends a different request type away from the node running shares.
     let whole = pod("w", 100, 1, GpuAmount::Whole(1));
     let b = policy(OnlineKind::GpuClustering)
         .select(&c, &whole, &mut rng)
         .unwrap();
-    assert_eq!(b.node, 0);
+    assert_eq!(b.node, NodeId::FIRST);
 }
 
 #[test]
@@ -353,7 +373,7 @@ fn select_agrees_with_the_best_score() {
     for i in 0..30 {
         let _ = c.bind(
             pod(&format!("b{i}"), 700 * (i % 4), 1, GpuAmount::None),
-            i as usize,
+            NodeId::from_index(i as usize),
             None,
         );
     }
@@ -373,10 +393,10 @@ fn select_agrees_with_the_best_score() {
                 .iter()
                 .fold(None::<(usize, f64)>, |b, &(n, s)| match b {
                     Some((_, bs)) if bs >= s => b,
-                    _ => Some((n, s)),
+                    _ => Some((n.index(), s)),
                 })
                 .map(|(n, _)| n);
-            let chosen = policy(kind).select(&c, p, &mut rng).map(|b| b.node);
+            let chosen = policy(kind).select(&c, p, &mut rng).map(|b| b.node.index());
             assert_eq!(chosen, best, "{kind:?} {}", p.name);
         }
     }
@@ -469,7 +489,7 @@ fn feasible_nodes_are_exactly_those_the_reference_filter_accepts() {
                 1,
                 amount(&mut rng),
             );
-            let _ = c.bind(p, rng.gen_range(0..12), None);
+            let _ = c.bind(p, NodeId::from_index(rng.gen_range(0..12)), None);
         }
         let mut p = pod(
             "p",
@@ -485,12 +505,15 @@ fn feasible_nodes_are_exactly_those_the_reference_filter_accepts() {
         }
         let ok: Vec<usize> = OnlinePolicy::filter(&c, &p)
             .iter()
-            .enumerate()
             .filter(|(_, r)| r.is_ok())
-            .map(|(n, _)| n)
+            .map(|(n, _)| n.index())
             .collect();
         for kind in OnlineKind::ALL {
-            let got: Vec<usize> = policy(kind).scores(&c, &p).iter().map(|s| s.0).collect();
+            let got: Vec<usize> = policy(kind)
+                .scores(&c, &p)
+                .iter()
+                .map(|s| s.0.index())
+                .collect();
             assert_eq!(got, ok, "round {round} {kind:?}");
         }
     }
@@ -630,14 +653,14 @@ fn incremental_decisions_equal_a_full_recompute() {
                     .iter()
                     .fold(None::<(usize, f64)>, |b, &(n, sc)| match b {
                         Some((_, bs)) if bs >= sc => b,
-                        _ => Some((n, sc)),
+                        _ => Some((n.index(), sc)),
                     })
                     .map(|(n, _)| n);
                 let mut r = ChaCha8Rng::seed_from_u64(0);
                 let fresh_binding = pol.select(s.cluster(), p, &mut r);
                 let got = s.place(p.clone()).unwrap();
                 assert_eq!(
-                    got.as_ref().map(|(_, b)| b.node),
+                    got.as_ref().map(|(_, b)| b.node.index()),
                     expected,
                     "round {round} {kind:?} pod {i}"
                 );

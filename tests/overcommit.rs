@@ -174,7 +174,7 @@ fn placement(w: &Workloads, placer: &dyn Placer) -> Vec<Option<usize>> {
     u.outcome
         .placement
         .iter()
-        .map(|b| b.as_ref().map(|b| b.node))
+        .map(|b| b.as_ref().map(|b| b.node.index()))
         .collect()
 }
 

@@ -2,7 +2,7 @@
 //! plugin's reason reaches the explanation; the validator with plugins catches what the
 //! plugins forbid; a neutral plugin set changes nothing.
 
-use plimsoll::model::{Cluster, GpuAmount, Node, Pod, Problem, GIB};
+use plimsoll::model::{Cluster, GpuAmount, Node, NodeId, Pod, Problem, GIB};
 use plimsoll::place::online::{OnlineKind, OnlinePolicy};
 use plimsoll::place::plugin::{
     explain_with, policy_with_plugins, validate_with, FilterPlugin, MilpPlugin, Plugins,
@@ -111,7 +111,9 @@ impl ScorePlugin for Neutral {
 }
 
 fn nodes_of(p: &[Option<plimsoll::model::Binding>]) -> Vec<Option<usize>> {
-    p.iter().map(|b| b.as_ref().map(|b| b.node)).collect()
+    p.iter()
+        .map(|b| b.as_ref().map(|b| b.node.index()))
+        .collect()
 }
 
 fn four_nodes() -> Vec<Node> {
@@ -158,7 +160,7 @@ fn score_plugin_steers_the_choice_and_its_weight_matters() {
     assert_eq!(plain.len(), with.len());
     for ((n, a), (m, b)) in plain.iter().zip(&with) {
         assert_eq!(n, m);
-        let want = if *n == 3 { a + 200.0 } else { *a };
+        let want = if n.index() == 3 { a + 200.0 } else { *a };
         assert!((b - want).abs() < 1e-9, "node {n}: {b} vs {want}");
     }
     // Weight 0 leaves the choice to the policy.
@@ -173,7 +175,7 @@ fn session_and_first_fit_honour_filters() {
         .with_plugins(plugins)
         .session(Cluster::new(four_nodes()).unwrap());
     let (_, b) = s.place(pod("p", 1000, GpuAmount::None)).unwrap().unwrap();
-    assert_eq!(b.node, 2);
+    assert_eq!(b.node.index(), 2);
 }
 
 #[test]
@@ -205,7 +207,10 @@ fn plugin_reason_appears_in_the_explanation_of_an_unplaced_pod() {
     );
     // Without the plugins, the same pod is explained as fitting.
     let plain = &plimsoll::place::explain::explain(&pr, &out.placement)[0];
-    assert_eq!(plain.feasible_nodes, vec![1, 2, 3]);
+    assert_eq!(
+        plain.feasible_nodes,
+        [1, 2, 3].map(NodeId::from_index).to_vec()
+    );
 }
 
 #[test]
@@ -222,7 +227,7 @@ fn validator_with_plugins_catches_a_plugin_violation() {
     });
     let v = validate_with(&pr, &plain.placement, &plugins).unwrap_err();
     assert_eq!(v.len(), 2);
-    assert!(v.iter().all(|v| v.node == Some(0)
+    assert!(v.iter().all(|v| v.node == Some(NodeId::FIRST)
         && matches!(&v.kind, ViolationKind::Plugin { plugin, .. } if plugin == "Rule")));
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use plimsoll::model::gpu::choose_devices;
-use plimsoll::model::{Binding, Cluster, GpuAmount, Problem};
+use plimsoll::model::{Binding, Cluster, GpuAmount, NodeId, Problem};
 use plimsoll::place::explain::explain;
 use plimsoll::place::filter::check_static;
 use plimsoll::place::validate::{validate, ViolationKind};
@@ -119,7 +119,7 @@ fn oracle(
     problem: &Problem,
     placement: &[Option<Binding>],
     i: usize,
-    node: usize,
+    node: NodeId,
 ) -> Option<Vec<u32>> {
     let mut cluster: Cluster = problem.cluster.clone();
     for (j, (p, b)) in problem.pending.iter().zip(placement).enumerate() {
@@ -130,7 +130,7 @@ fn oracle(
         }
     }
     let pod = &problem.pending[i];
-    check_static(pod, &cluster.nodes()[node]).ok()?;
+    check_static(pod, &cluster[node]).ok()?;
     let devices = choose_devices(cluster.gpu_free(node), pod.gpu.amount)?;
     cluster
         .bind(pod.clone(), node, Some(devices.clone()))
@@ -172,7 +172,7 @@ fn mutate_and_compare(with_inter_pod: bool) -> (usize, usize, usize) {
         let mut placement = place(name, &problem, &opts);
         assert_valid(name, seed, &problem, &placement);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let nodes = problem.cluster.nodes().len();
+        let nodes = problem.cluster.node_count();
         for _ in 0..5 {
             // Move a placed pod, or place a pending one that is not in a gang.
             let candidates: Vec<usize> = (0..placement.len())
@@ -184,7 +184,7 @@ fn mutate_and_compare(with_inter_pod: bool) -> (usize, usize, usize) {
             let i = candidates[rng.gen_range(0..candidates.len())];
             let from = placement[i].as_ref().map(|b| b.node);
             let to = loop {
-                let n = rng.gen_range(0..nodes);
+                let n = NodeId::from_index(rng.gen_range(0..nodes));
                 if Some(n) != from {
                     break n;
                 }
@@ -317,14 +317,14 @@ fn explained_feasible_nodes_are_accepted_by_validate() {
                     .unwrap();
             }
         }
-        let n = cluster.nodes().len();
+        let n = cluster.node_count();
         for e in explain(&problem, &placement) {
-            let mut covered: Vec<usize> = e.per_node.iter().map(|(n, _)| *n).collect();
+            let mut covered: Vec<NodeId> = e.per_node.iter().map(|(n, _)| *n).collect();
             covered.extend(&e.feasible_nodes);
             covered.sort_unstable();
             assert_eq!(
                 covered,
-                (0..n).collect::<Vec<_>>(),
+                (0..n).map(NodeId::from_index).collect::<Vec<_>>(),
                 "every node is judged once"
             );
             assert_eq!(

@@ -9,7 +9,9 @@ use plimsoll::experiment::saturation::paper::{
 };
 use plimsoll::experiment::saturation::report::Report;
 use plimsoll::experiment::saturation::{registry, run, run_all, Choice, State, TieMode, Workload};
-use plimsoll::model::{Binding, GpuAmount, GpuRequest, Node, NodeGpus, Pod, Problem, Resources};
+use plimsoll::model::{
+    Binding, GpuAmount, GpuRequest, Node, NodeGpus, NodeId, Pod, Problem, Resources,
+};
 use plimsoll::place::validate::validate;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -284,7 +286,7 @@ fn every_placement_is_valid_for_the_validator() {
                 .iter()
                 .map(|c| {
                     c.as_ref().map(|c| Binding {
-                        node: c.node,
+                        node: NodeId::from_index(c.node),
                         gpu_devices: c.devices.clone(),
                     })
                 })

@@ -170,7 +170,7 @@ fn batch_policies_place_the_queue_on_the_tick() {
         tick_seconds: 7,
         ..SimConfig::default()
     });
-    let p = SimPolicy::Batch(policy_by_name("first-fit", &opts).unwrap());
+    let p = SimPolicy::Batch(policy_by_name("first-fit", &opts).unwrap().into());
     let r = simulate(&scenario(), &p, &config).unwrap();
     // waits: a 0, b 0, c 14 (arrival 10, tick 14 fails, 56 after departure at 50) …
     // c placed at 56 → wait 46; a evicted at 60 waits for c's departure at 86 → tick 91.
@@ -282,9 +282,10 @@ fn validate_cluster_catches_an_overfull_node() {
     assert_eq!(r.summary.end_time, 20);
     let mut c = r.cluster.clone();
     validate_cluster(&c).unwrap();
-    let mut n = c.nodes()[0].clone();
+    let n0 = plimsoll::model::NodeId::FIRST;
+    let mut n = c[n0].clone();
     n.allocatable.cpu_milli = 1000;
-    c.replace_node(0, n).unwrap();
+    c.replace_node(n0, n).unwrap();
     let v = validate_cluster(&c).unwrap_err();
     assert!(v.iter().any(|v| v.to_string().contains("cpu")), "{v:?}");
 }
@@ -421,7 +422,7 @@ fn incremental_figures_match_a_full_recompute() {
         let c = &r.cluster;
         let (mut cpu, mut cpu_used, mut gpu, mut gpu_free, mut frag, mut in_use, mut live) =
             (0u64, 0u64, 0u64, 0u64, 0.0f64, 0usize, 0usize);
-        for (i, n) in c.nodes().iter().enumerate() {
+        for (i, n) in c.nodes() {
             if n.allocatable.pods == 0 {
                 assert!(c.pods_on(i).is_empty(), "an absent node holds no pod");
                 continue;

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use plimsoll::model::{
-    Binding, Gang, GpuAmount, HostPort, NodeSelector, NodeSelectorTerm, Operator, Pod, Problem,
-    Taint, TaintEffect, Toleration, TolerationOperator, TopologySpreadConstraint,
+    Binding, Gang, GpuAmount, HostPort, NodeId, NodeSelector, NodeSelectorTerm, Operator, Pod,
+    Problem, Taint, TaintEffect, Toleration, TolerationOperator, TopologySpreadConstraint,
     WhenUnsatisfiable,
 };
 use plimsoll::place::validate::{validate, Violation, ViolationKind};
@@ -63,7 +63,7 @@ fn cpu_overcommit_blames_the_pod_that_crosses() {
     );
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].pending_index, Some(1));
-    assert_eq!(v[0].node, Some(0));
+    assert_eq!(v[0].node, Some(NodeId::FIRST));
     assert_eq!(
         v[0].to_string(),
         "pod default/y on node a: cpu is over-committed: 5000 requested, 4000 allocatable"
@@ -74,7 +74,9 @@ fn cpu_overcommit_blames_the_pod_that_crosses() {
 #[test]
 fn cpu_overcommit_counts_bound_pods() {
     let mut p = problem(vec![node("a", 4000, 8)], vec![pod("y", 2000, 1)]);
-    p.cluster.bind(pod("bound", 3000, 1), 0, None).unwrap();
+    p.cluster
+        .bind(pod("bound", 3000, 1), NodeId::FIRST, None)
+        .unwrap();
     assert_only(
         &p,
         &[at(0)],
@@ -433,7 +435,7 @@ fn host_port_clash() {
     // Clash with a bound pod.
     let mut p = problem(vec![node("a", 4000, 8)], vec![with("y", port("", "TCP"))]);
     p.cluster
-        .bind(with("bound", port("", "TCP")), 0, None)
+        .bind(with("bound", port("", "TCP")), NodeId::FIRST, None)
         .unwrap();
     assert_only(
         &p,
@@ -471,7 +473,7 @@ fn own_anti_affinity() {
     assert_valid(&p, &[at(0), at(1)]);
     // Against a bound pod.
     let mut p = problem(vec![node("a", 4000, 8)], vec![x]);
-    p.cluster.bind(y, 0, None).unwrap();
+    p.cluster.bind(y, NodeId::FIRST, None).unwrap();
     assert_only(
         &p,
         &[at(0)],
@@ -487,7 +489,7 @@ fn existing_pod_anti_affinity() {
         vec![zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b")],
         vec![web("x")],
     );
-    p.cluster.bind(guard, 0, None).unwrap();
+    p.cluster.bind(guard, NodeId::FIRST, None).unwrap();
     assert_only(
         &p,
         &[at(1)],
@@ -508,7 +510,7 @@ fn affinity_needs_a_partner_in_the_domain() {
         vec![zoned("a1", "a"), zoned("b1", "b"), node("nozone", 4000, 8)],
         vec![x],
     );
-    p.cluster.bind(db, 0, None).unwrap();
+    p.cluster.bind(db, NodeId::FIRST, None).unwrap();
     assert_valid(&p, &[at(0)]);
     assert_only(&p, &[at(1)], |k| {
         matches!(k, ViolationKind::PodAffinity { .. })
@@ -539,7 +541,9 @@ fn affinity_first_of_group_rule() {
     assert_eq!(v.len(), 2);
     // A bound member elsewhere forbids the exception.
     let mut p = problem(nodes(), vec![x]);
-    p.cluster.bind(web("old"), 2, None).unwrap();
+    p.cluster
+        .bind(web("old"), NodeId::from_index(2), None)
+        .unwrap();
     assert_only(&p, &[at(0)], |k| {
         matches!(k, ViolationKind::PodAffinity { .. })
     });
@@ -634,9 +638,11 @@ fn unknown_node_index_and_wrong_length() {
         vec![node("a", 4000, 8)],
         vec![pod("x", 100, 1), pod("y", 100, 1)],
     );
-    let v = assert_only(&p, &[at(0), at(5)], |k| {
-        matches!(k, ViolationKind::UnknownNode { index: 5, nodes: 1 })
-    });
+    let v = assert_only(
+        &p,
+        &[at(0), at(5)],
+        |k| matches!(k, ViolationKind::UnknownNode { index, nodes: 1 } if index.index() == 5),
+    );
     assert_eq!(v[0].pending_index, Some(1));
     assert_only(&p, &[at(0)], |k| {
         matches!(

@@ -122,7 +122,10 @@ pub(crate) fn run(inst: &Instance, order: GreedyOrder) -> Result<Vec<NodeId>, Ba
         assign,
     };
     let n_nodes = inst.cap_cpu.len();
-    let mut hot: Vec<NodeId> = (0..n_nodes).filter(|&n| s.over(n)).collect();
+    let mut hot: Vec<NodeId> = (0..n_nodes)
+        .map(NodeId::from_index)
+        .filter(|&n| s.over(n))
+        .collect();
     hot.sort_by(|&a, &b| s.util(b).total_cmp(&s.util(a)).then(a.cmp(&b)));
     for n in hot {
         let mut pods = s.pods_on(n);
@@ -149,7 +152,10 @@ pub(crate) fn run(inst: &Instance, order: GreedyOrder) -> Result<Vec<NodeId>, Ba
             s.relocate(i)?;
         }
     }
-    let mut empties: Vec<NodeId> = (0..n_nodes).filter(|&n| inst.to_empty[n]).collect();
+    let mut empties: Vec<NodeId> = (0..n_nodes)
+        .map(NodeId::from_index)
+        .filter(|&n| inst.to_empty[n])
+        .collect();
     empties.sort_by(|&a, &b| s.util(a).total_cmp(&s.util(b)).then(a.cmp(&b)));
     for n in empties {
         let mut pods: Vec<usize> = (0..s.assign.len()).filter(|&i| s.assign[i] == n).collect();

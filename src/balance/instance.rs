@@ -4,7 +4,7 @@
 //! any assignment (excess over targets, unmet targets, cost, utilisation).
 
 use super::{BalanceOptions, Method, Move, NodeUtilisation, Plan, Usage};
-use crate::model::{NodeId, Pod, PodId, Problem, Resources, WhenUnsatisfiable};
+use crate::model::{Node, NodeId, Pod, PodId, Problem, Resources, WhenUnsatisfiable};
 use crate::place::filter::check_static;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -119,9 +119,12 @@ impl<'a> Instance<'a> {
                 pods[i].weight = 1.0 + options.priority_weight * rank[&priority[i]] as f64 / span;
             }
         }
-        let nodes = cluster.nodes();
-        let cap_cpu: Vec<u64> = nodes.iter().map(|n| n.allocatable.cpu_milli).collect();
-        let cap_mem: Vec<u64> = nodes.iter().map(|n| n.allocatable.memory_bytes).collect();
+        // Per node slot; a removed node's slot has no capacity and holds no pod.
+        let cap = |f: fn(&Node) -> u64| -> Vec<u64> {
+            cluster.node_slot_iter().map(|n| n.map_or(0, f)).collect()
+        };
+        let cap_cpu = cap(|n| n.allocatable.cpu_milli);
+        let cap_mem = cap(|n| n.allocatable.memory_bytes);
         let mut inst = Instance {
             problem,
             limit_cpu: cap_cpu.iter().map(|&c| limit(options.high, c)).collect(),
@@ -129,7 +132,7 @@ impl<'a> Instance<'a> {
             cap_cpu,
             cap_mem,
             memory: options.memory,
-            to_empty: vec![false; nodes.len()],
+            to_empty: vec![false; cluster.node_slots()],
             candidates: vec![Vec::new(); pods.len()],
             anti: Vec::new(),
             restricted: false,
@@ -137,7 +140,7 @@ impl<'a> Instance<'a> {
         };
         if let Some(low) = options.low {
             let util = inst.utilisation(&inst.current_assignment());
-            for (n, u) in util.iter().enumerate() {
+            for (u, n) in util.iter().zip(inst.problem.cluster.node_ids()) {
                 let all_movable = inst.pods.iter().all(|p| p.node != n || p.movable);
                 inst.to_empty[n] =
                     u.pods > 0 && all_movable && u.cpu < low && (!inst.memory || u.memory < low);
@@ -159,7 +162,6 @@ impl<'a> Instance<'a> {
     }
 
     fn build_candidates(&mut self, max_pairs: usize) {
-        let nodes = self.problem.cluster.nodes();
         let mut cands: Vec<Vec<NodeId>> = vec![Vec::new(); self.pods.len()];
         for (i, info) in self.pods.iter().enumerate() {
             if !info.movable {
@@ -168,7 +170,7 @@ impl<'a> Instance<'a> {
             let pod = self.pod(i);
             let mut req = pod.requests.clone();
             req.pods = 1;
-            for (n, node) in nodes.iter().enumerate() {
+            for (n, node) in self.problem.cluster.nodes() {
                 if n == info.node || self.to_empty[n] || check_static(pod, node).is_err() {
                     continue;
                 }
@@ -198,7 +200,6 @@ impl<'a> Instance<'a> {
     /// Removes targets that would break an anti-affinity term involving an unmovable pod
     /// or a domain that already violates a term; records the terms between movable pods.
     fn prune_anti_affinity(&mut self, cands: &mut [Vec<NodeId>]) {
-        let nodes = self.problem.cluster.nodes();
         for o in 0..self.pods.len() {
             let owner = self.pod(o);
             for term in &owner.pod_anti_affinity {
@@ -213,10 +214,12 @@ impl<'a> Instance<'a> {
                     continue;
                 }
                 let mut values: BTreeMap<&str, usize> = BTreeMap::new();
-                let domain: Vec<Option<usize>> = nodes
-                    .iter()
+                let domain: Vec<Option<usize>> = self
+                    .problem
+                    .cluster
+                    .node_slot_iter()
                     .map(|n| {
-                        n.labels.get(&term.topology_key).map(|v| {
+                        n?.labels.get(&term.topology_key).map(|v| {
                             let k = values.len();
                             *values.entry(v.as_str()).or_insert(k)
                         })
@@ -294,17 +297,20 @@ impl<'a> Instance<'a> {
 
     /// Total excess over the targets, and the unmet targets as sentences.
     pub fn excess(&self, assign: &[NodeId]) -> (f64, Vec<String>) {
-        let nodes = self.problem.cluster.nodes();
         let usage = self.node_usage(assign);
         let mut total = 0.0;
         let mut unmet = Vec::new();
         for (n, &(cpu, mem)) in usage.iter().enumerate() {
+            let n = NodeId::from_index(n);
+            let Some(node) = self.problem.cluster.node(n) else {
+                continue;
+            };
             let mut over = |name: &str, used: u64, lim: u64, cap: u64| {
                 if used > lim {
                     total += (used - lim) as f64 / cap.max(1) as f64;
                     unmet.push(format!(
                         "node {} {name} utilisation {:.3} is above high ({:.3})",
-                        nodes[n].name,
+                        node.name,
                         used as f64 / cap.max(1) as f64,
                         lim as f64 / cap.max(1) as f64
                     ));
@@ -325,7 +331,7 @@ impl<'a> Instance<'a> {
         for (n, k) in left {
             unmet.push(format!(
                 "node {} is below low but keeps {k} pod(s)",
-                nodes[n].name
+                self.problem.cluster[n].name
             ));
         }
         (total, unmet)
@@ -348,8 +354,6 @@ impl<'a> Instance<'a> {
         self.problem
             .cluster
             .nodes()
-            .iter()
-            .enumerate()
             .map(|(n, node)| NodeUtilisation {
                 node: node.name.clone(),
                 cpu: ratio(usage[n].0, self.cap_cpu[n]),
@@ -362,7 +366,7 @@ impl<'a> Instance<'a> {
 
     /// The moves from the current placement to `assign`, in pod id order.
     pub fn moves(&self, assign: &[NodeId]) -> Vec<Move> {
-        let nodes = self.problem.cluster.nodes();
+        let c = &self.problem.cluster;
         self.pods
             .iter()
             .zip(assign)
@@ -370,8 +374,8 @@ impl<'a> Instance<'a> {
             .filter(|(_, (p, &n))| p.node != n)
             .map(|(i, (p, &n))| Move {
                 pod: self.pod(i).key(),
-                from: nodes[p.node].name.clone(),
-                to: nodes[n].name.clone(),
+                from: c[p.node].name.clone(),
+                to: c[n].name.clone(),
                 pod_id: p.id,
                 from_node: p.node,
                 to_node: n,

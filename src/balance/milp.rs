@@ -201,7 +201,7 @@ fn solve(inst: &Instance, phase: Phase, seconds: f64, start: &[NodeId]) -> Solve
     let mut rows = Vec::new();
     let mut slacks: Vec<(Variable, f64)> = Vec::new();
     let start_usage = inst.node_usage(start);
-    for n in 0..n_nodes {
+    for n in (0..n_nodes).map(NodeId::from_index) {
         if incoming[n].is_empty() && outgoing[n].is_empty() {
             continue;
         }
@@ -354,7 +354,7 @@ fn request_rows(
         r.pods = 1;
         r
     };
-    let alloc = &cluster.nodes()[n].allocatable;
+    let alloc = &cluster[n].allocatable;
     let used = cluster.used(n);
     let mut amounts: BTreeMap<String, ResourceRow> = BTreeMap::new();
     let mut add = |name: &str, i: usize, v: u64, cap: u64, now: u64| {

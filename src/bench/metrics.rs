@@ -19,7 +19,7 @@ pub fn nodes_receiving(outcome: &Outcome) -> usize {
 pub fn gpu_allocation_pct(cluster: &Cluster) -> f64 {
     let mut total = 0u64;
     let mut free = 0u64;
-    for (i, n) in cluster.nodes().iter().enumerate() {
+    for (i, n) in cluster.nodes() {
         total += u64::from(n.gpu_count()) * u64::from(MILLI_PER_GPU);
         free += cluster.gpu_free_total(i);
     }

@@ -183,7 +183,7 @@ fn run_case(
             return Ok(report);
         }
     };
-    report.nodes = problem.cluster.nodes().len();
+    report.nodes = problem.cluster.node_count();
     report.bound_pods = problem.cluster.bound_count();
     report.pending_pods = problem.pending.len();
     report.total_weight = priority_weights(&problem.pending).iter().sum();

@@ -8,17 +8,20 @@
 //! - bound pods: the snapshot file and `/bind` calls (a bind records the pod last seen in
 //!   a filter or prioritize call under that namespace/name on the named node).
 //!
-//! A node that changed (labels, taints, allocatable, cordon) or is new rebuilds the
-//! session from the current node list, re-binding every pod; unchanged nodes cost one
-//! comparison. Nodes are never removed by requests (kube-scheduler only sends feasible
-//! nodes, so absence means nothing); restart with a new snapshot to drop nodes.
+//! A node that changed (labels, taints, allocatable, cordon) or is new is applied to the
+//! live session incrementally (a changed node's own pods are bound back, those that no
+//! longer fit dropped); unchanged nodes cost one comparison. Nodes are never removed by
+//! requests (kube-scheduler only sends feasible nodes, so absence means nothing);
+//! restart with a new snapshot to drop nodes.
 
 use super::classes::NodeClasses;
 use super::convert::PodInfo;
 use super::hash::FastHash;
 use super::wire::{FailedNodesMap, HostPriority, MetaVictims, MAX_EXTENDER_PRIORITY};
 use crate::model::{Binding, Cluster, ClusterError, Node, NodeId, Pod, PodId, MAX_GPUS_PER_NODE};
+use crate::place::clock::WallClock;
 use crate::place::online::{OnlinePolicy, Session};
+use crate::place::scheduler::Scheduler;
 use crate::place::score::fgd::TargetWorkload;
 use crate::place::FilterContext;
 use std::collections::{BTreeMap, HashMap};
@@ -76,7 +79,8 @@ impl Verdicts {
 #[derive(Debug)]
 pub struct Cache {
     policy: OnlinePolicy,
-    session: Session<'static>,
+    /// The live cluster and the policy: the one scheduling interface (online).
+    scheduler: Scheduler,
     /// `namespace/name` → bound pod id.
     bound: HashMap<String, PodId>,
     /// UID → `namespace/name`, for pods bound with a known UID.
@@ -122,7 +126,7 @@ impl Cache {
         Ok(Cache {
             classes: NodeClasses::new(&cluster),
             index: name_index(&cluster),
-            session: policy.session(cluster),
+            scheduler: Scheduler::online(&policy, cluster, WallClock::shared()),
             policy,
             bound,
             uids: HashMap::new(),
@@ -136,7 +140,7 @@ impl Cache {
 
     /// The cluster as the cache sees it.
     pub fn cluster(&self) -> &Cluster {
-        self.session.cluster()
+        self.scheduler.cluster()
     }
 
     /// The policy whose scores prioritize returns.
@@ -150,84 +154,120 @@ impl Cache {
     }
 
     /// Adds new nodes and replaces changed ones (matched by name). Returns how many
-    /// were new or changed; when any were, the session is rebuilt and pods that no
-    /// longer fit their node are dropped (and returned by key).
+    /// were new or changed, and the pods dropped because they no longer fit their
+    /// changed node (by key). Each change is applied to the live session incrementally
+    /// (see [`Session::replace_node`]); unchanged nodes cost one comparison.
     pub fn upsert_nodes(&mut self, nodes: Vec<Node>) -> (usize, Vec<String>) {
-        let cluster = self.session.cluster();
-        let mut list: Vec<Node> = cluster.nodes().to_vec();
-        let mut added: HashMap<String, usize> = HashMap::new();
         let mut changed = 0;
+        let mut dropped = Vec::new();
         for n in nodes {
             if n.gpu_count() > MAX_GPUS_PER_NODE {
                 // The manifest reader refuses these; a node built otherwise is skipped.
                 tracing::warn!(node = %n.name, gpus = n.gpu_count(), "extender cache: node skipped: too many GPUs");
                 continue;
             }
-            let at = cluster
-                .node_id(&n.name)
-                .or_else(|| added.get(&n.name).copied());
-            match at {
-                Some(id) if list[id] == n => {}
+            match self.scheduler.cluster().node_id(&n.name) {
+                Some(id) if self.scheduler.cluster()[id] == n => {}
                 Some(id) => {
-                    list[id] = n;
+                    dropped.extend(self.replace_node(id, n));
                     changed += 1;
                 }
                 None => {
-                    added.insert(n.name.clone(), list.len());
-                    list.push(n);
+                    self.add_node(n);
                     changed += 1;
                 }
             }
         }
-        if changed == 0 {
-            return (0, Vec::new());
-        }
-        let dropped = self.rebuild(list);
         (changed, dropped)
     }
 
-    fn rebuild(&mut self, nodes: Vec<Node>) -> Vec<String> {
-        let mut cluster =
-            Cluster::new(nodes).expect("names are unique and GPU counts bounded by construction");
-        let mut bound = HashMap::new();
+    /// The scheduler's online session.
+    fn primary(&mut self) -> &mut Session<'static> {
+        self.scheduler
+            .session_mut()
+            .expect("the extender's scheduler is online")
+    }
+
+    /// Applies `change` to the primary session and to every live replica (a replica
+    /// whose answer differs is dropped and cloned afresh when next needed).
+    fn all_sessions<T: PartialEq>(
+        &mut self,
+        change: impl Fn(&mut Session<'static>) -> Result<T, ClusterError>,
+    ) -> Result<T, ClusterError> {
+        let out = change(self.primary())?;
+        for r in &mut self.replicas {
+            let slot = r.get_mut().unwrap_or_else(|e| e.into_inner());
+            if slot
+                .as_mut()
+                .is_some_and(|s| change(s).ok().as_ref() != Some(&out))
+            {
+                *slot = None;
+            }
+        }
+        Ok(out)
+    }
+
+    fn add_node(&mut self, node: Node) {
+        let name: Box<str> = node.name.as_str().into();
+        match self.all_sessions(|s| s.add_node(node.clone())) {
+            Ok(id) => {
+                self.classes.node_changed(self.scheduler.cluster(), id);
+                self.index.insert(name, id);
+                // A name that resolved to no node now resolves.
+                self.layout += 1;
+            }
+            Err(e) => tracing::warn!(node = %name, error = %e, "extender cache: node not added"),
+        }
+    }
+
+    /// Replaces node `id`'s description. Its pods are taken off, the node replaced, and
+    /// the pods bound back in their previous order (same devices where the node still
+    /// has them): those that no longer fit are dropped and returned by key.
+    fn replace_node(&mut self, id: NodeId, node: Node) -> Vec<String> {
+        let mut pods = Vec::new();
+        for pid in self.scheduler.cluster().pods_on(id).to_vec() {
+            if let Ok((pod, b)) = self.all_sessions(|s| s.remove(pid)) {
+                pods.push((pod, b));
+            }
+        }
+        if let Err(e) = self.all_sessions(|s| s.replace_node(id, node.clone()).map(|_| ())) {
+            tracing::warn!(node = %node.name, error = %e, "extender cache: node not replaced");
+        }
         let mut dropped = Vec::new();
-        let old: Vec<Pod> = self
-            .session
-            .cluster()
-            .bound_pods()
-            .map(|(_, p, _)| p.clone())
-            .collect();
-        for p in old {
-            let key = p.key();
-            match cluster.bind_named(p) {
-                Ok(id) => {
-                    bound.insert(key, id);
+        for (pod, b) in pods {
+            let key = pod.key();
+            let rebound = self.all_sessions(|s| s.bind(pod.clone(), &b)).or_else(|e| {
+                // Its devices renumbered or gone: take free ones, as a bind would.
+                let free = self.scheduler.cluster().gpu_free(id);
+                let devices = crate::model::gpu::choose_devices(free, pod.gpu.amount).ok_or(e)?;
+                let b = Binding {
+                    node: id,
+                    gpu_devices: devices,
+                };
+                self.all_sessions(|s| s.bind(pod.clone(), &b))
+            });
+            match rebound {
+                Ok(pid) => {
+                    self.bound.insert(key, pid);
                 }
                 Err(e) => {
                     tracing::warn!(pod = %key, error = %e, "extender cache: pod dropped after a node change");
+                    self.bound.remove(&key);
                     dropped.push(key);
                 }
             }
         }
-        self.uids.retain(|_, k| bound.contains_key(k));
-        self.bound = bound;
-        self.classes = NodeClasses::new(&cluster);
-        self.index = name_index(&cluster);
-        self.session = self.policy.session(cluster);
-        for r in &mut self.replicas {
-            *r.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
-        }
-        *self.workload.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
-        self.layout += 1;
+        self.uids.retain(|_, k| self.bound.contains_key(k));
+        self.classes.node_changed(self.scheduler.cluster(), id);
         dropped
     }
 
     /// Removes a bound pod from the session and every replica.
     fn remove_bound(&mut self, id: PodId) {
-        let Ok((_, b)) = self.session.remove(id) else {
+        let Ok((_, b)) = self.scheduler.unbind(id) else {
             return;
         };
-        self.classes.update(self.session.cluster(), b.node);
+        self.classes.update(self.scheduler.cluster(), b.node);
         for r in &mut self.replicas {
             let slot = r.get_mut().unwrap_or_else(|e| e.into_inner());
             if slot.as_mut().is_some_and(|s| s.remove(id).is_err()) {
@@ -239,8 +279,8 @@ impl Cache {
     /// Binds a pod in the session and every replica (a replica that disagrees is dropped
     /// and cloned afresh when next needed).
     fn bind_all(&mut self, pod: Pod, binding: &Binding) -> Result<PodId, ClusterError> {
-        let id = self.session.bind(pod.clone(), binding)?;
-        self.classes.update(self.session.cluster(), binding.node);
+        let id = self.scheduler.bind(pod.clone(), binding)?;
+        self.classes.update(self.scheduler.cluster(), binding.node);
         for r in &mut self.replicas {
             let slot = r.get_mut().unwrap_or_else(|e| e.into_inner());
             if let Some(s) = slot.as_mut() {
@@ -296,7 +336,7 @@ impl Cache {
     /// holds it (see [`Cache::unbind_key`]). Nodes of one `NodeClasses` class are
     /// checked once.
     pub fn filter_ids(&self, pod: &Pod, ids: &[Option<NodeId>]) -> Verdicts {
-        let cluster = self.session.cluster();
+        let cluster = self.scheduler.cluster();
         let ctx = FilterContext::new(cluster, pod);
         let by_class = NodeClasses::valid_for(pod);
         const NONE: u32 = u32::MAX;
@@ -380,7 +420,12 @@ impl Cache {
         let mut guard = (0..n)
             .find_map(|k| self.replicas[(start + k) % n].try_lock().ok())
             .unwrap_or_else(|| lock(&self.replicas[start]));
-        let s = guard.get_or_insert_with(|| self.session.clone());
+        let s = guard.get_or_insert_with(|| {
+            self.scheduler
+                .session()
+                .expect("the extender's scheduler is online")
+                .clone()
+        });
         if s.target_workload().is_none() && self.policy.target_workload.is_none() {
             let mut shared = lock(&self.workload);
             match shared.as_ref() {
@@ -401,7 +446,7 @@ impl Cache {
     pub fn prioritize_ids(&self, pod: &Pod, ids: &[Option<NodeId>]) -> Vec<i64> {
         let scores = self.with_replica(|s| s.scores(pod));
         // Score by node id, NaN for infeasible nodes (scores are finite).
-        let mut by_node = vec![f64::NAN; self.session.cluster().nodes().len()];
+        let mut by_node = vec![f64::NAN; self.scheduler.cluster().node_slots()];
         for (n, s) in scores {
             by_node[n] = s;
         }
@@ -470,14 +515,14 @@ impl Cache {
                 info.uid
             ));
         }
-        let Some(node_id) = self.session.cluster().node_id(node) else {
+        let Some(node_id) = self.scheduler.cluster().node_id(node) else {
             return Err(format!("plimsoll: node {node:?} is not in the cache"));
         };
         let mut pod = info.pod.clone();
         self.unbind_key(&key);
         pod.node_name = None;
         pod.gpu_devices.clear();
-        let devices = self.session.cluster().insufficient(&pod, node_id);
+        let devices = self.scheduler.cluster().insufficient(&pod, node_id);
         if !devices.is_empty() {
             return Err(format!(
                 "plimsoll: pod {key} does not fit node {node} in the cache: Insufficient {}",
@@ -487,7 +532,7 @@ impl Cache {
         let binding = Binding {
             node: node_id,
             gpu_devices: crate::model::gpu::choose_devices(
-                self.session.cluster().gpu_free(node_id),
+                self.scheduler.cluster().gpu_free(node_id),
                 pod.gpu.amount,
             )
             .unwrap_or_default(),
@@ -510,7 +555,7 @@ impl Cache {
     pub fn bound_pod(&self, uid_or_key: &str) -> Option<&Pod> {
         let key = self.uids.get(uid_or_key).map_or(uid_or_key, String::as_str);
         let id = self.bound.get(key)?;
-        self.session.cluster().pod(*id).map(|(p, _)| p)
+        self.scheduler.cluster().pod(*id).map(|(p, _)| p)
     }
 
     /// Number of pods bound in the cache.
@@ -540,10 +585,13 @@ impl Cache {
         candidates: BTreeMap<String, (MetaVictims, Vec<String>)>,
     ) -> BTreeMap<String, MetaVictims> {
         let mut out = BTreeMap::new();
-        let mut cluster = self.session.cluster().clone();
+        let mut cluster = self.scheduler.cluster().clone();
         if let Some(&id) = self.bound.get(&pod.key()) {
             let _ = cluster.unbind(id);
         }
+        // Ids of victims bound back into the scratch cluster (new ids: a pod id names
+        // one binding, never the next pod in its slot).
+        let mut rebound: HashMap<String, PodId> = HashMap::new();
         for (node, (victims, keys)) in candidates {
             let Some(node_id) = cluster.node_id(&node) else {
                 continue;
@@ -551,7 +599,7 @@ impl Cache {
             let mut removed: Vec<(Pod, Binding)> = Vec::new();
             for (meta, key) in victims.pods.iter().zip(&keys) {
                 let key = self.uids.get(&meta.uid).unwrap_or(key);
-                if let Some(&id) = self.bound.get(key) {
+                if let Some(&id) = rebound.get(key).or_else(|| self.bound.get(key)) {
                     if cluster.pod(id).is_some_and(|(_, b)| b.node == node_id) {
                         if let Ok(pb) = cluster.unbind(id) {
                             removed.push(pb);
@@ -563,11 +611,11 @@ impl Cache {
                 .check(node_id)
                 .is_ok();
             // Put the victims back (same devices) before the next candidate.
-            // Reverse order: the cluster reuses freed slots last-in first-out, so the
-            // pods get their old ids back and `self.bound` stays valid for the clone.
-            for (p, b) in removed.into_iter().rev() {
-                let devices = Some(b.gpu_devices.clone());
-                let _ = cluster.bind(p, b.node, devices);
+            for (p, b) in removed {
+                let key = p.key();
+                if let Ok(id) = cluster.bind(p, b.node, Some(b.gpu_devices)) {
+                    rebound.insert(key, id);
+                }
             }
             if fits {
                 out.insert(node, victims);
@@ -580,8 +628,6 @@ impl Cache {
 fn name_index(cluster: &Cluster) -> HashMap<Box<str>, NodeId, FastHash> {
     cluster
         .nodes()
-        .iter()
-        .enumerate()
         .map(|(i, n)| (n.name.as_str().into(), i))
         .collect()
 }

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 pub struct NodeClasses {
     /// Static class (node object without its name) of each node.
     statics: Vec<u32>,
+    static_intern: HashMap<Vec<u8>, u32>,
     /// Class of each node.
     of: Vec<u32>,
     intern: HashMap<Vec<u8>, u32>,
@@ -32,23 +33,36 @@ impl NodeClasses {
     pub fn new(cluster: &Cluster) -> Self {
         let mut static_intern: HashMap<Vec<u8>, u32> = HashMap::new();
         let statics = cluster
-            .nodes()
-            .iter()
+            .node_slot_iter()
             .map(|n| {
-                let key = static_key(n);
+                let key = n.map(static_key).unwrap_or_default();
                 let next = static_intern.len() as u32;
                 *static_intern.entry(key).or_insert(next)
             })
             .collect();
         let mut c = NodeClasses {
             statics,
-            of: vec![0; cluster.nodes().len()],
+            static_intern,
+            of: vec![0; cluster.node_slots()],
             intern: HashMap::new(),
         };
-        for id in 0..cluster.nodes().len() {
+        for id in cluster.node_ids() {
             c.assign(cluster, id);
         }
         c
+    }
+
+    /// Node `id` was added, replaced or removed: its static key and class are
+    /// recomputed (the arrays grow to the cluster's slots first).
+    pub fn node_changed(&mut self, cluster: &Cluster, id: NodeId) {
+        if self.of.len() < cluster.node_slots() {
+            self.of.resize(cluster.node_slots(), 0);
+            self.statics.resize(cluster.node_slots(), 0);
+        }
+        let key = cluster.node(id).map(static_key).unwrap_or_default();
+        let next = self.static_intern.len() as u32;
+        self.statics[id] = *self.static_intern.entry(key).or_insert(next);
+        self.update(cluster, id);
     }
 
     /// Recomputes node `id`'s class after a bind or removal on it.
@@ -56,7 +70,7 @@ impl NodeClasses {
         // Usage states come and go: start the interning over before it grows unbounded.
         if self.intern.len() > 4 * self.of.len() + 64 {
             self.intern.clear();
-            for n in 0..self.of.len() {
+            for n in cluster.node_ids() {
                 if n != id {
                     self.assign(cluster, n);
                 }

@@ -14,7 +14,8 @@
 //!     Pod::new("train", 4_000, 16 * GIB).with_gpu(GpuAmount::Whole(1)).with_priority(100),
 //! ];
 //! let problem = Problem { cluster: Cluster::new(nodes)?, pending };
-//! assert_eq!(problem.cluster.nodes()[1].gpu_count(), 2);
+//! let b = problem.cluster.node_id("b").unwrap();
+//! assert_eq!(problem.cluster[b].gpu_count(), 2);
 //! # Ok::<(), plimsoll::model::ClusterError>(())
 //! ```
 

@@ -4,7 +4,10 @@
 //! This is the incremental bookkeeping the policies use. The validator
 //! ([`crate::place::validate`]) deliberately does not use it.
 
+mod ids;
 mod topology;
+
+pub use ids::{NodeId, PodId};
 
 pub use topology::{
     SpreadEligibility, SpreadEligibilityKey, TopologyDomains, TopologyIndex, NO_DOMAIN,
@@ -20,12 +23,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
 use thiserror::Error;
 use topology::{AntiTermIndex, EligibilityMemo};
-
-/// Index of a node in [`Cluster::nodes`].
-pub type NodeId = usize;
-
-/// Index of a bound pod slot in a [`Cluster`].
-pub type PodId = usize;
 
 /// Errors building or changing a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -89,12 +86,20 @@ pub struct Binding {
 }
 
 /// Nodes, bound pods, and the derived per-node state.
+///
+/// A live model: nodes are added, replaced and removed, pods bound, unbound and evicted,
+/// and every index (free capacity, GPU devices, pods per node, label and anti-affinity
+/// indexes, topology domains) stays exact through each change. Ids are typed and stale
+/// ids are errors: a removed node's [`NodeId`] is never given to another node, and a
+/// [`PodId`] carries its slot's generation.
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
-    nodes: Vec<Node>,
+    /// Node slots; `None` once a node is removed (slots are never reused).
+    nodes: Vec<Option<Node>>,
     node_index: HashMap<String, NodeId>,
-    pods: Vec<Option<(Pod, Binding)>>,
-    free_slots: Vec<PodId>,
+    live_nodes: usize,
+    pods: Vec<PodSlot>,
+    free_slots: Vec<usize>,
     /// Requested resources on each node (pods counted in `pods`).
     used: Vec<Resources>,
     /// Free milli-GPU per device per node.
@@ -119,6 +124,22 @@ pub struct Cluster {
     eligibility: EligibilityMemo,
 }
 
+/// One pod slot: the pod bound there, if any, and how many pods it has held.
+#[derive(Debug, Clone, Default)]
+struct PodSlot {
+    generation: u32,
+    entry: Option<(Pod, Binding)>,
+}
+
+/// Milli-GPU a pod holds on each of its devices.
+fn per_device(amount: GpuAmount) -> u32 {
+    match amount {
+        GpuAmount::None => 0,
+        GpuAmount::Shared(m) => m,
+        GpuAmount::Whole(_) => MILLI_PER_GPU,
+    }
+}
+
 impl Cluster {
     /// A cluster of these nodes and no pods.
     pub fn new(nodes: Vec<Node>) -> Result<Self, ClusterError> {
@@ -129,7 +150,7 @@ impl Cluster {
         Ok(c)
     }
 
-    /// Adds a node; returns its id.
+    /// Adds a node in a new slot; returns its id.
     pub fn add_node(&mut self, node: Node) -> Result<NodeId, ClusterError> {
         if self.node_index.contains_key(&node.name) {
             return Err(ClusterError::DuplicateNode(node.name));
@@ -140,20 +161,89 @@ impl Cluster {
                 node: node.name,
             });
         }
-        let id = self.nodes.len();
+        let id = NodeId::from_index(self.nodes.len());
         self.node_index.insert(node.name.clone(), id);
         self.gpu_free
             .push(vec![MILLI_PER_GPU; node.gpu_count() as usize]);
         self.used.push(Resources::default());
         self.pods_on_node.push(Vec::new());
-        self.nodes.push(node);
+        self.nodes.push(Some(node));
+        self.live_nodes += 1;
         self.nodes_changed();
         Ok(id)
     }
 
-    /// All nodes, indexed by [`NodeId`].
-    pub fn nodes(&self) -> &[Node] {
-        &self.nodes
+    /// Removes node `id`, evicting the pods bound there (returned unbound, in the order
+    /// they were bound, each with its binding). The id stays an error from then on.
+    pub fn remove_node(&mut self, id: NodeId) -> Result<(Node, Vec<(Pod, Binding)>), ClusterError> {
+        self.node(id).ok_or(ClusterError::NoSuchNode(id))?;
+        let mut evicted = Vec::new();
+        for pid in self.pods_on_node[id.index()].clone() {
+            evicted.push(self.unbind(pid)?);
+        }
+        let node = self.nodes[id.index()]
+            .take()
+            .ok_or(ClusterError::NoSuchNode(id))?;
+        self.node_index.remove(&node.name);
+        self.gpu_free[id.index()] = Vec::new();
+        self.used[id.index()] = Resources::default();
+        self.live_nodes -= 1;
+        self.nodes_changed();
+        Ok((node, evicted))
+    }
+
+    /// The same nodes in the same slots (so every [`NodeId`] names the same node), with
+    /// no pod bound.
+    pub fn without_pods(&self) -> Cluster {
+        Cluster {
+            nodes: self.nodes.clone(),
+            node_index: self.node_index.clone(),
+            live_nodes: self.live_nodes,
+            used: vec![Resources::default(); self.nodes.len()],
+            gpu_free: self
+                .nodes
+                .iter()
+                .map(|n| vec![MILLI_PER_GPU; n.as_ref().map_or(0, |n| n.gpu_count() as usize)])
+                .collect(),
+            pods_on_node: vec![Vec::new(); self.nodes.len()],
+            ..Cluster::default()
+        }
+    }
+
+    /// The live nodes with their ids, ascending id (the order they were added).
+    pub fn nodes(&self) -> impl DoubleEndedIterator<Item = (NodeId, &Node)> + Clone + '_ {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().map(|n| (NodeId::from_index(i), n)))
+    }
+
+    /// Every node slot, ascending (slot `i` is [`NodeId::from_index`]`(i)`): `None` where
+    /// a node was removed. For building arrays parallel to the slots.
+    pub fn node_slot_iter(&self) -> impl ExactSizeIterator<Item = Option<&Node>> + '_ {
+        self.nodes.iter().map(Option::as_ref)
+    }
+
+    /// Ids of the live nodes, ascending.
+    pub fn node_ids(&self) -> impl DoubleEndedIterator<Item = NodeId> + Clone + '_ {
+        self.nodes().map(|(id, _)| id)
+    }
+
+    /// Node `id`, `None` if it was removed or never existed.
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(id.index()).and_then(Option::as_ref)
+    }
+
+    /// Number of live nodes.
+    pub fn node_count(&self) -> usize {
+        self.live_nodes
+    }
+
+    /// Number of node slots, vacant ones (removed nodes) included: every [`NodeId`] this
+    /// cluster has given out is below it, so arrays indexed by [`NodeId::index`] have
+    /// this length.
+    pub fn node_slots(&self) -> usize {
+        self.nodes.len()
     }
 
     /// Replaces node `id`'s description (name, capacity, allocatable, labels, taints,
@@ -166,7 +256,7 @@ impl Cluster {
     /// no longer has. Allocatable below what is used is allowed: the node is then
     /// over-full, which the validator reports.
     pub fn replace_node(&mut self, id: NodeId, node: Node) -> Result<Node, ClusterError> {
-        let old = self.nodes.get(id).ok_or(ClusterError::NoSuchNode(id))?;
+        let old = self.node(id).ok_or(ClusterError::NoSuchNode(id))?;
         if node.name != old.name && self.node_index.contains_key(&node.name) {
             return Err(ClusterError::DuplicateNode(node.name));
         }
@@ -177,15 +267,11 @@ impl Cluster {
             });
         }
         let mut free = vec![MILLI_PER_GPU; node.gpu_count() as usize];
-        for &pid in &self.pods_on_node[id] {
-            let Some((pod, b)) = &self.pods[pid] else {
+        for &pid in &self.pods_on_node[id.index()] {
+            let Some((pod, b)) = self.pod(pid) else {
                 continue;
             };
-            let per_device = match pod.gpu.amount {
-                GpuAmount::None => 0,
-                GpuAmount::Shared(m) => m,
-                GpuAmount::Whole(_) => MILLI_PER_GPU,
-            };
+            let per_device = per_device(pod.gpu.amount);
             for &d in &b.gpu_devices {
                 match free.get_mut(d as usize) {
                     Some(f) => *f = f.saturating_sub(per_device),
@@ -200,18 +286,31 @@ impl Cluster {
                 }
             }
         }
-        if node.name != old.name {
-            self.node_index.remove(&old.name);
+        let old_name = old.name.clone();
+        if node.name != old_name {
+            self.node_index.remove(&old_name);
             self.node_index.insert(node.name.clone(), id);
-            for &pid in &self.pods_on_node[id] {
-                if let Some((pod, _)) = &mut self.pods[pid] {
+            for i in 0..self.pods_on_node[id.index()].len() {
+                let pid = self.pods_on_node[id.index()][i];
+                if let Some((pod, _)) = &mut self.pods[pid.slot()].entry {
                     pod.node_name = Some(node.name.clone());
                 }
             }
         }
-        self.gpu_free[id] = free;
+        self.gpu_free[id.index()] = free;
         self.nodes_changed();
-        Ok(std::mem::replace(&mut self.nodes[id], node))
+        let slot = self.nodes[id.index()]
+            .as_mut()
+            .ok_or(ClusterError::NoSuchNode(id))?;
+        Ok(std::mem::replace(slot, node))
+    }
+
+    /// Cordons (`true`) or uncordons node `id`; returns whether it was cordoned.
+    pub fn set_cordoned(&mut self, id: NodeId, cordoned: bool) -> Result<bool, ClusterError> {
+        let mut node = self.node(id).ok_or(ClusterError::NoSuchNode(id))?.clone();
+        let was = std::mem::replace(&mut node.unschedulable, cordoned);
+        self.replace_node(id, node)?;
+        Ok(was)
     }
 
     /// Drops what is derived from the node descriptions.
@@ -242,37 +341,58 @@ impl Cluster {
         self.node_index.get(name).copied()
     }
 
-    /// Resources requested by the pods bound to `node` (its `pods` field counts them).
+    /// Resources requested by the pods bound to `node` (its `pods` field counts them);
+    /// zero for a removed node.
+    ///
+    /// # Panics
+    /// If `node` is not an id of this cluster (at or beyond [`Cluster::node_slots`]).
     pub fn used(&self, node: NodeId) -> &Resources {
-        &self.used[node]
+        &self.used[node.index()]
     }
 
-    /// Free milli-GPU of each device of `node`.
+    /// Free milli-GPU of each device of `node` (none for a removed node).
+    ///
+    /// # Panics
+    /// If `node` is not an id of this cluster.
     pub fn gpu_free(&self, node: NodeId) -> &[u32] {
-        &self.gpu_free[node]
+        &self.gpu_free[node.index()]
     }
 
     /// Total free milli-GPU on `node`.
+    ///
+    /// # Panics
+    /// If `node` is not an id of this cluster.
     pub fn gpu_free_total(&self, node: NodeId) -> u64 {
-        self.gpu_free[node].iter().map(|&f| u64::from(f)).sum()
-    }
-
-    /// Ids of the pods bound to `node`.
-    pub fn pods_on(&self, node: NodeId) -> &[PodId] {
-        &self.pods_on_node[node]
-    }
-
-    /// A bound pod and its binding.
-    pub fn pod(&self, id: PodId) -> Option<&(Pod, Binding)> {
-        self.pods.get(id).and_then(|p| p.as_ref())
-    }
-
-    /// Every bound pod with its id, in id order.
-    pub fn bound_pods(&self) -> impl Iterator<Item = (PodId, &Pod, &Binding)> {
-        self.pods
+        self.gpu_free[node.index()]
             .iter()
-            .enumerate()
-            .filter_map(|(i, p)| p.as_ref().map(|(p, b)| (i, p, b)))
+            .map(|&f| u64::from(f))
+            .sum()
+    }
+
+    /// Ids of the pods bound to `node`, in the order they were bound (none for a
+    /// removed node).
+    ///
+    /// # Panics
+    /// If `node` is not an id of this cluster.
+    pub fn pods_on(&self, node: NodeId) -> &[PodId] {
+        &self.pods_on_node[node.index()]
+    }
+
+    /// A bound pod and its binding; `None` if `id` is not (or no longer) bound.
+    pub fn pod(&self, id: PodId) -> Option<&(Pod, Binding)> {
+        self.pods
+            .get(id.slot())
+            .filter(|s| s.generation == id.generation())
+            .and_then(|s| s.entry.as_ref())
+    }
+
+    /// Every bound pod with its id, in slot order.
+    pub fn bound_pods(&self) -> impl Iterator<Item = (PodId, &Pod, &Binding)> {
+        self.pods.iter().enumerate().filter_map(|(i, s)| {
+            s.entry
+                .as_ref()
+                .map(|(p, b)| (PodId::new(i, s.generation), p, b))
+        })
     }
 
     /// Ids of bound pods that carry required pod anti-affinity terms, ascending.
@@ -366,8 +486,8 @@ impl Cluster {
         if ports.is_empty() {
             return None;
         }
-        for &pid in &self.pods_on_node[node] {
-            let (other, _) = self.pods[pid].as_ref().expect("pod index in sync");
+        for &pid in self.pods_on_node.get(node.index())? {
+            let (other, _) = self.pod(pid).expect("pod index in sync");
             for p in ports {
                 if other.host_ports.iter().any(|o| o.conflicts(p)) {
                     return Some(p.clone());
@@ -379,16 +499,19 @@ impl Cluster {
 
     /// Resource names (kube spelling) for which `pod` does not fit on `node` now,
     /// GPU included (`nvidia.com/gpu`), pods included. Empty if it fits.
+    ///
+    /// # Panics
+    /// If `node` was removed or is not an id of this cluster.
     pub fn insufficient(&self, pod: &Pod, node: NodeId) -> Vec<String> {
-        let n = &self.nodes[node];
-        let used = &self.used[node];
+        let n = self.node(node).expect("insufficient: a live node id");
+        let used = &self.used[node.index()];
         let mut out = Vec::new();
         if used.pods >= n.allocatable.pods {
             out.push(super::resources::PODS.to_string());
         }
         out.extend(used.insufficient(&pod.requests, &n.allocatable));
         if pod.gpu.amount.is_some()
-            && choose_devices(&self.gpu_free[node], pod.gpu.amount).is_none()
+            && choose_devices(&self.gpu_free[node.index()], pod.gpu.amount).is_none()
         {
             out.push(super::resources::NVIDIA_GPU.to_string());
         }
@@ -404,14 +527,13 @@ impl Cluster {
         node: NodeId,
         devices: Option<Vec<u32>>,
     ) -> Result<PodId, ClusterError> {
-        let node_name = self
-            .nodes
-            .get(node)
-            .map(|n| n.name.clone())
-            .ok_or_else(|| ClusterError::UnknownNode {
-                pod: pod.key(),
-                node: format!("#{node}"),
-            })?;
+        let node_name =
+            self.node(node)
+                .map(|n| n.name.clone())
+                .ok_or_else(|| ClusterError::UnknownNode {
+                    pod: pod.key(),
+                    node: node.to_string(),
+                })?;
         let fail = |reason: String, pod: &Pod| ClusterError::DoesNotFit {
             pod: pod.key(),
             node: node_name.clone(),
@@ -438,69 +560,67 @@ impl Cluster {
                     .map_err(|r| fail(r, &pod))?;
                 d
             }
-            None => choose_devices(&self.gpu_free[node], pod.gpu.amount).expect("checked above"),
+            None => {
+                choose_devices(&self.gpu_free[node.index()], pod.gpu.amount).expect("checked above")
+            }
         };
-        let per_device = match pod.gpu.amount {
-            GpuAmount::None => 0,
-            GpuAmount::Shared(m) => m,
-            GpuAmount::Whole(_) => MILLI_PER_GPU,
-        };
+        let per_device = per_device(pod.gpu.amount);
         for &d in &devices {
-            self.gpu_free[node][d as usize] -= per_device;
+            self.gpu_free[node.index()][d as usize] -= per_device;
         }
         let mut r = pod.requests.clone();
         r.pods = 1;
-        self.used[node].add(&r);
+        self.used[node.index()].add(&r);
         pod.node_name = Some(node_name);
         pod.gpu_devices = devices.clone();
         let binding = Binding {
             node,
             gpu_devices: devices,
         };
-        let id = match self.free_slots.pop() {
-            Some(id) => {
-                self.pods[id] = Some((pod, binding));
-                id
+        // Freed slots are reused last-in first-out, each reuse a new generation, so an
+        // id of an unbound pod never names the slot's next pod.
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                let s = &mut self.pods[slot];
+                s.generation = s.generation.wrapping_add(1);
+                slot
             }
             None => {
-                self.pods.push(Some((pod, binding)));
+                self.pods.push(PodSlot::default());
                 self.pods.len() - 1
             }
         };
-        self.pods_on_node[node].push(id);
-        if self.pods[id]
-            .as_ref()
-            .is_some_and(|(p, _)| !p.pod_anti_affinity.is_empty())
-        {
+        let id = PodId::new(slot, self.pods[slot].generation);
+        for t in &pod.pod_anti_affinity {
+            let key = (pod.namespace.clone(), t.clone());
+            let nodes = match self.anti_terms.get_mut(&key) {
+                Some(nodes) => nodes,
+                None => {
+                    self.anti_index.insert(&key);
+                    self.anti_terms.entry(key).or_default()
+                }
+            };
+            *nodes.entry(node).or_insert(0) += 1;
+        }
+        if !pod.pod_anti_affinity.is_empty() {
             self.anti_affinity_pods.insert(id);
         }
-        if let Some((p, _)) = &self.pods[id] {
-            for t in &p.pod_anti_affinity {
-                let key = (p.namespace.clone(), t.clone());
-                let nodes = match self.anti_terms.get_mut(&key) {
-                    Some(nodes) => nodes,
-                    None => {
-                        self.anti_index.insert(&key);
-                        self.anti_terms.entry(key).or_default()
-                    }
-                };
-                *nodes.entry(node).or_insert(0) += 1;
-            }
-            for (k, v) in &p.labels {
-                self.by_label
-                    .entry(k.clone())
-                    .or_default()
-                    .entry(v.clone())
-                    .or_default()
-                    .insert(id);
-            }
+        for (k, v) in &pod.labels {
+            self.by_label
+                .entry(k.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default()
+                .insert(id);
         }
+        self.pods[slot].entry = Some((pod, binding));
+        self.pods_on_node[node.index()].push(id);
         self.bound_count += 1;
         Ok(id)
     }
 
     fn check_devices(&self, pod: &Pod, node: NodeId, devices: &[u32]) -> Result<(), String> {
-        let free = &self.gpu_free[node];
+        let free = &self.gpu_free[node.index()];
         let mut seen = std::collections::BTreeSet::new();
         for &d in devices {
             if d as usize >= free.len() || !seen.insert(d) {
@@ -536,25 +656,33 @@ impl Cluster {
         self.bind(pod, node, devices)
     }
 
-    /// Removes a bound pod, freeing its resources and devices; returns it.
+    /// Evicts a bound pod: unbinds it and returns it as a pending pod again (no node
+    /// name, no devices), ready to be placed anew.
+    pub fn evict(&mut self, id: PodId) -> Result<Pod, ClusterError> {
+        let (mut pod, _) = self.unbind(id)?;
+        pod.node_name = None;
+        pod.gpu_devices.clear();
+        Ok(pod)
+    }
+
+    /// Removes a bound pod, freeing its resources and devices; returns it with the
+    /// binding it had (its `node_name` and devices still set).
     pub fn unbind(&mut self, id: PodId) -> Result<(Pod, Binding), ClusterError> {
         let (pod, b) = self
             .pods
-            .get_mut(id)
-            .and_then(|p| p.take())
+            .get_mut(id.slot())
+            .filter(|s| s.generation == id.generation())
+            .and_then(|s| s.entry.take())
             .ok_or(ClusterError::UnknownPod(id))?;
-        let per_device = match pod.gpu.amount {
-            GpuAmount::None => 0,
-            GpuAmount::Shared(m) => m,
-            GpuAmount::Whole(_) => MILLI_PER_GPU,
-        };
+        let per_device = per_device(pod.gpu.amount);
+        let n = b.node.index();
         for &d in &b.gpu_devices {
-            self.gpu_free[b.node][d as usize] += per_device;
+            self.gpu_free[n][d as usize] += per_device;
         }
         let mut r = pod.requests.clone();
         r.pods = 1;
-        self.used[b.node].saturating_sub(&r);
-        self.pods_on_node[b.node].retain(|&p| p != id);
+        self.used[n].saturating_sub(&r);
+        self.pods_on_node[n].retain(|&p| p != id);
         self.anti_affinity_pods.remove(&id);
         for t in &pod.pod_anti_affinity {
             let key = (pod.namespace.clone(), t.clone());
@@ -584,9 +712,23 @@ impl Cluster {
                 }
             }
         }
-        self.free_slots.push(id);
+        self.free_slots.push(id.slot());
         self.bound_count -= 1;
         Ok((pod, b))
+    }
+}
+
+impl std::ops::Index<NodeId> for Cluster {
+    type Output = Node;
+
+    /// Node `id`.
+    ///
+    /// # Panics
+    /// If `id` was removed or is not an id of this cluster; [`Cluster::node`] is the
+    /// checked form.
+    fn index(&self, id: NodeId) -> &Node {
+        self.node(id)
+            .unwrap_or_else(|| panic!("{id} is not a live node of this cluster"))
     }
 }
 
@@ -619,6 +761,8 @@ impl Problem {
 mod tests {
     use super::*;
     use crate::model::gpu::{GpuRequest, NodeGpus};
+
+    const N0: NodeId = NodeId(0);
 
     fn node(name: &str, cpu: u64, gpus: u32) -> Node {
         let r = Resources {
@@ -657,19 +801,19 @@ mod tests {
     fn bind_and_unbind_keep_state_in_sync() {
         let mut c = Cluster::new(vec![node("a", 4000, 2)]).unwrap();
         let p1 = c
-            .bind(pod("p1", 1000, GpuAmount::Shared(600)), 0, None)
+            .bind(pod("p1", 1000, GpuAmount::Shared(600)), N0, None)
             .unwrap();
         let p2 = c
-            .bind(pod("p2", 1000, GpuAmount::Shared(600)), 0, None)
+            .bind(pod("p2", 1000, GpuAmount::Shared(600)), N0, None)
             .unwrap();
-        assert_eq!(c.gpu_free(0), &[400, 400]);
-        let err = c.bind(pod("p3", 1000, GpuAmount::Shared(600)), 0, None);
+        assert_eq!(c.gpu_free(N0), &[400, 400]);
+        let err = c.bind(pod("p3", 1000, GpuAmount::Shared(600)), N0, None);
         assert!(matches!(err, Err(ClusterError::DoesNotFit { .. })));
         c.unbind(p1).unwrap();
-        assert_eq!(c.gpu_free(0), &[1000, 400]);
-        assert_eq!(c.used(0).cpu_milli, 1000);
+        assert_eq!(c.gpu_free(N0), &[1000, 400]);
+        assert_eq!(c.used(N0).cpu_milli, 1000);
         c.unbind(p2).unwrap();
-        assert_eq!(c.used(0), &Resources::default());
+        assert_eq!(c.used(N0), &Resources::default());
         assert_eq!(c.bound_count(), 0);
     }
 
@@ -677,29 +821,29 @@ mod tests {
     fn replace_node_keeps_gpu_devices_and_names_exact() {
         let mut c = Cluster::new(vec![node("a", 8000, 2), node("b", 8000, 0)]).unwrap();
         let p = c
-            .bind(pod("p", 100, GpuAmount::Shared(300)), 0, None)
+            .bind(pod("p", 100, GpuAmount::Shared(300)), N0, None)
             .unwrap();
-        assert_eq!(c.gpu_free(0), &[700, 1000]);
+        assert_eq!(c.gpu_free(N0), &[700, 1000]);
         // More devices: the new one is free, the held share stays held.
-        let mut a = c.nodes()[0].clone();
+        let mut a = c.node(N0).unwrap().clone();
         a.gpus.as_mut().unwrap().count = 4;
-        c.replace_node(0, a).unwrap();
-        assert_eq!(c.gpu_free(0), &[700, 1000, 1000, 1000]);
+        c.replace_node(N0, a).unwrap();
+        assert_eq!(c.gpu_free(N0), &[700, 1000, 1000, 1000]);
         // Dropping the held device is refused, and nothing changes.
-        let mut a = c.nodes()[0].clone();
+        let mut a = c.node(N0).unwrap().clone();
         a.gpus = None;
-        let e = c.replace_node(0, a).unwrap_err();
+        let e = c.replace_node(N0, a).unwrap_err();
         assert!(
             matches!(e, ClusterError::DeviceInUse { device: 0, .. }),
             "{e}"
         );
-        assert_eq!(c.gpu_free(0), &[700, 1000, 1000, 1000]);
+        assert_eq!(c.gpu_free(N0), &[700, 1000, 1000, 1000]);
         // A rename moves the name index and the bound pod's node name.
-        let mut a = c.nodes()[0].clone();
+        let mut a = c.node(N0).unwrap().clone();
         a.name = "a2".into();
         assert!(matches!(
             c.replace_node(
-                0,
+                N0,
                 Node {
                     name: "b".into(),
                     ..a.clone()
@@ -707,13 +851,59 @@ mod tests {
             ),
             Err(ClusterError::DuplicateNode(_))
         ));
-        c.replace_node(0, a).unwrap();
-        assert_eq!((c.node_id("a2"), c.node_id("a")), (Some(0), None));
+        c.replace_node(N0, a).unwrap();
+        assert_eq!((c.node_id("a2"), c.node_id("a")), (Some(N0), None));
         assert_eq!(c.pod(p).unwrap().0.node_name.as_deref(), Some("a2"));
         assert!(matches!(
-            c.replace_node(9, node("z", 1, 0)),
-            Err(ClusterError::NoSuchNode(9))
+            c.replace_node(NodeId(9), node("z", 1, 0)),
+            Err(ClusterError::NoSuchNode(NodeId(9)))
         ));
+    }
+
+    #[test]
+    fn removed_nodes_and_unbound_pods_are_errors_not_other_objects() {
+        let mut c = Cluster::new(vec![node("a", 8000, 1), node("b", 8000, 0)]).unwrap();
+        let b = c.node_id("b").unwrap();
+        let p = c
+            .bind(pod("p", 1000, GpuAmount::Shared(500)), N0, None)
+            .unwrap();
+        let q = c.bind(pod("q", 1000, GpuAmount::None), b, None).unwrap();
+        // Removing a node evicts its pods and vacates its slot for good.
+        let (gone, evicted) = c.remove_node(N0).unwrap();
+        assert_eq!(gone.name, "a");
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(evicted[0].0.name, "p");
+        assert_eq!((c.node_count(), c.node_slots(), c.bound_count()), (1, 2, 1));
+        assert!(c.node(N0).is_none() && c.node_id("a").is_none());
+        assert!(matches!(
+            c.remove_node(N0),
+            Err(ClusterError::NoSuchNode(_))
+        ));
+        assert!(matches!(
+            c.replace_node(N0, node("a", 1, 0)),
+            Err(ClusterError::NoSuchNode(_))
+        ));
+        assert!(matches!(
+            c.bind(pod("r", 1, GpuAmount::None), N0, None),
+            Err(ClusterError::UnknownNode { .. })
+        ));
+        assert!(matches!(c.unbind(p), Err(ClusterError::UnknownPod(_))));
+        // A new node gets a new id; `b` keeps its own.
+        let a2 = c.add_node(node("a", 8000, 0)).unwrap();
+        assert_eq!((a2.index(), c.node_id("b")), (2, Some(b)));
+        let ids: Vec<NodeId> = c.node_ids().collect();
+        assert_eq!(ids, vec![b, a2]);
+        // A reused pod slot is a new generation: the old id stays an error.
+        let pending = c.evict(q).unwrap();
+        assert!(pending.node_name.is_none());
+        let r = c.bind(pending, a2, None).unwrap();
+        assert_eq!(r.slot(), q.slot());
+        assert_ne!(r, q);
+        assert!(c.pod(q).is_none() && c.pod(r).is_some());
+        assert!(matches!(c.unbind(q), Err(ClusterError::UnknownPod(_))));
+        assert_eq!(c.used(b), &Resources::default());
+        assert_eq!(c.set_cordoned(a2, true), Ok(false));
+        assert!(c.node(a2).unwrap().unschedulable);
     }
 
     #[test]
@@ -728,7 +918,7 @@ mod tests {
         let mut n = node("a", 4000, 0);
         n.allocatable.pods = 0;
         let mut c = Cluster::new(vec![n]).unwrap();
-        let e = c.bind(pod("p", 1, GpuAmount::None), 0, None).unwrap_err();
+        let e = c.bind(pod("p", 1, GpuAmount::None), N0, None).unwrap_err();
         assert!(e.to_string().contains("Insufficient pods"), "{e}");
     }
 
@@ -736,13 +926,13 @@ mod tests {
     fn huge_requests_do_not_wrap_into_a_fit() {
         let mut c = Cluster::new(vec![node("a", u64::MAX, 0)]).unwrap();
         let big = 10_000_000_000_000_000_000;
-        c.bind(pod("p1", big, GpuAmount::None), 0, None).unwrap();
+        let p1 = c.bind(pod("p1", big, GpuAmount::None), N0, None).unwrap();
         let e = c
-            .bind(pod("p2", big, GpuAmount::None), 0, None)
+            .bind(pod("p2", big, GpuAmount::None), N0, None)
             .unwrap_err();
         assert!(e.to_string().contains("Insufficient cpu"), "{e}");
-        c.unbind(0).unwrap();
-        assert_eq!(c.used(0), &Resources::default());
+        c.unbind(p1).unwrap();
+        assert_eq!(c.used(N0), &Resources::default());
     }
 
     #[test]

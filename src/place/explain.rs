@@ -54,14 +54,14 @@ pub fn explain(problem: &Problem, placement: &[Option<Binding>]) -> Vec<Explanat
         let ctx = FilterContext::new(&cluster, pod);
         let mut per_node = Vec::new();
         let mut feasible_nodes = Vec::new();
-        for n in 0..cluster.nodes().len() {
+        for n in cluster.node_ids() {
             match ctx.check(n) {
                 Ok(()) => feasible_nodes.push(n),
                 Err(reasons) => per_node.push((n, reasons)),
             }
         }
         let summary = if feasible_nodes.is_empty() {
-            fit_error(cluster.nodes().len(), &per_node)
+            fit_error(cluster.node_count(), &per_node)
         } else if let Some(g) = &pod.gang {
             let key = (pod.namespace.clone(), g.name.clone());
             let could = *gang_estimates
@@ -147,7 +147,7 @@ fn gang_estimate(
         }
         let node = {
             let ctx = FilterContext::new(&scratch, member);
-            (0..scratch.nodes().len()).find(|&n| ctx.check(n).is_ok())
+            scratch.node_ids().find(|&n| ctx.check(n).is_ok())
         };
         if let Some(n) = node {
             if scratch.bind(member.clone(), n, None).is_ok() {

@@ -51,6 +51,8 @@ pub enum Reason {
         /// The plugin's reason.
         message: String,
     },
+    /// The node id names no live node (the node was removed).
+    NodeGone,
 }
 
 impl Reason {
@@ -65,6 +67,7 @@ impl Reason {
                 | Reason::GpuModel
                 | Reason::SpreadMissingLabel
                 | Reason::Plugin { .. }
+                | Reason::NodeGone
         )
     }
 }
@@ -73,6 +76,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Unschedulable => write!(f, "node(s) were unschedulable"),
+            Reason::NodeGone => write!(f, "node(s) were removed"),
             Reason::UntoleratedTaint { key, value } => {
                 write!(f, "node(s) had untolerated taint {{{key}: {value}}}")
             }
@@ -363,7 +367,10 @@ impl<'a> FilterContext<'a> {
 
     /// Full check of `node`: static checks, then the dynamic ones.
     pub fn check(&self, node: NodeId) -> Result<(), Vec<Reason>> {
-        check_static(self.pod, &self.cluster.nodes()[node])?;
+        let Some(n) = self.cluster.node(node) else {
+            return Err(vec![Reason::NodeGone]);
+        };
+        check_static(self.pod, n)?;
         self.check_dynamic(node)
     }
 
@@ -478,16 +485,13 @@ fn spread_eligibility(
         let keys = &memo_key.2;
         let topology = cluster.topology();
         let doms: Vec<Option<&TopologyDomains>> = keys.iter().map(|k| topology.key(k)).collect();
-        let eligible: Vec<bool> = cluster
-            .nodes()
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                doms.iter()
-                    .all(|d| d.is_some_and(|d| d.domain(i).is_some()))
-                    && node_affinity_matches(pod, n)
-            })
-            .collect();
+        let mut eligible = vec![false; cluster.node_slots()];
+        for (i, n) in cluster.nodes() {
+            eligible[i] = doms
+                .iter()
+                .all(|d| d.is_some_and(|d| d.domain(i).is_some()))
+                && node_affinity_matches(pod, n);
+        }
         let domains = keys
             .iter()
             .zip(&doms)
@@ -498,7 +502,7 @@ fn spread_eligibility(
                             .iter()
                             .enumerate()
                             .filter(|&(_, &e)| e)
-                            .filter_map(|(i, _)| d.domain(i))
+                            .filter_map(|(i, _)| d.domain(NodeId::from_index(i)))
                             .collect()
                     })
                     .unwrap_or_default();

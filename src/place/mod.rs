@@ -5,6 +5,7 @@
 //! the CLI take any of them. A policy never mutates the problem it is given: it returns an
 //! [`Outcome`] whose `placement` has one entry per pending pod.
 
+pub mod clock;
 pub mod explain;
 pub mod filter;
 #[cfg(feature = "milp")]
@@ -13,6 +14,7 @@ mod objective;
 pub mod online;
 pub mod plugin;
 pub mod registry;
+pub mod scheduler;
 pub mod score;
 pub mod usage;
 pub mod validate;
@@ -90,7 +92,7 @@ impl Outcome {
             match b {
                 None => eat(u64::MAX),
                 Some(b) => {
-                    eat(b.node as u64);
+                    eat(b.node.index() as u64);
                     for &d in &b.gpu_devices {
                         eat(u64::from(d) | 1 << 40);
                     }
@@ -127,4 +129,22 @@ pub trait Placer: Send + Sync {
     /// (seeded randomness only) and must return a placement that passes
     /// [`validate::validate`].
     fn place(&self, problem: &Problem) -> Result<Outcome, PlaceError>;
+
+    /// Places like [`Placer::place`], done by `deadline` (a time on an injected clock;
+    /// see [`clock`]). Policies without a time budget ignore it (this default); the MILP
+    /// takes every stage's budget from it instead of its own time limit and wall time.
+    fn place_by(
+        &self,
+        problem: &Problem,
+        deadline: &clock::Deadline,
+    ) -> Result<Outcome, PlaceError> {
+        let _ = deadline;
+        self.place(problem)
+    }
+
+    /// How long a decision of this policy is meant to take (its time limit), if it has
+    /// one: the budget a [`scheduler::Scheduler`] gives its batches by default.
+    fn budget(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

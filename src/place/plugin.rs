@@ -169,7 +169,7 @@ impl Plugins {
     /// Every hard plugin's verdict on `pod` at `node` of `cluster`: the first filter
     /// that rejects, else the first MILP plugin that forbids.
     pub fn check(&self, pod: &Pod, node: NodeId, cluster: &Cluster) -> Result<(), Reason> {
-        let n = &cluster.nodes()[node];
+        let n = &cluster[node];
         for p in &self.filters {
             if let Err(message) = p.filter(pod, n, cluster) {
                 return Err(Reason::Plugin {
@@ -192,7 +192,7 @@ impl Plugins {
     /// The weighted sum of the score plugins for `pod` at `node` (each clamped to
     /// `0..=100`).
     pub fn score_of(&self, pod: &Pod, node: NodeId, cluster: &Cluster) -> f64 {
-        let n = &cluster.nodes()[node];
+        let n = &cluster[node];
         self.scores
             .iter()
             .map(|p| {
@@ -205,7 +205,7 @@ impl Plugins {
 
     /// The summed [`MilpPlugin::cost`] of one `pod` on `node` (non-finite costs count 0).
     pub fn cost_of(&self, pod: &Pod, node: NodeId, cluster: &Cluster) -> f64 {
-        let n = &cluster.nodes()[node];
+        let n = &cluster[node];
         self.milp
             .iter()
             .map(|p| p.cost(pod, n, cluster))
@@ -224,7 +224,7 @@ impl Plugins {
             .iter()
             .zip(placement)
             .filter_map(|(p, b)| b.as_ref().map(|b| (p, b.node)))
-            .filter(|&(_, n)| n < problem.cluster.nodes().len())
+            .filter(|&(_, n)| problem.cluster.node(n).is_some())
             .map(|(p, n)| self.cost_of(p, n, &problem.cluster))
             .sum()
     }
@@ -250,19 +250,18 @@ pub fn validate_with(
     plugins: &Plugins,
 ) -> Result<(), Vec<Violation>> {
     let mut out = validate(problem, placement).err().unwrap_or_default();
-    let nodes = problem.cluster.nodes();
     for (i, (pod, b)) in problem.pending.iter().zip(placement).enumerate() {
         let Some(b) = b else { continue };
-        if b.node >= nodes.len() {
+        let Some(node) = problem.cluster.node(b.node) else {
             continue; // reported by `validate` as an unknown node
-        }
+        };
         if let Err(Reason::Plugin { name, message }) = plugins.check(pod, b.node, &problem.cluster)
         {
             out.push(Violation {
                 pending_index: Some(i),
                 pod: pod.key(),
                 node: Some(b.node),
-                node_name: nodes[b.node].name.clone(),
+                node_name: node.name.clone(),
                 kind: ViolationKind::Plugin {
                     plugin: name,
                     message,
@@ -310,7 +309,7 @@ pub fn explain_with(
         e.per_node.sort_by_key(|(n, _)| *n);
         e.feasible_nodes = still;
         if e.feasible_nodes.is_empty() {
-            e.summary = fit_error(cluster.nodes().len(), &e.per_node);
+            e.summary = fit_error(cluster.node_count(), &e.per_node);
         } else if before != e.feasible_nodes.len() && pod.gang.is_none() {
             e.summary = format!(
                 "fits on {} node(s) but was not placed by the policy",

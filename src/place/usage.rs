@@ -286,7 +286,7 @@ pub fn effective_problem(
         p.requests = effective_requests(pod, e, opts);
         p
     };
-    let mut cluster = Cluster::new(problem.cluster.nodes().to_vec())?;
+    let mut cluster = problem.cluster.without_pods();
     for (_, pod, b) in problem.cluster.bound_pods() {
         cluster.bind(convert(pod), b.node, Some(b.gpu_devices.clone()))?;
     }

@@ -77,9 +77,56 @@ struct Member<'a> {
     pending: Option<usize>,
 }
 
+/// The cluster's node slots as the validator reads them: `None` for a removed node.
+/// Built from the cluster's nodes alone, not from its bookkeeping.
+pub(super) struct Nodes<'a>(Vec<Option<&'a Node>>);
+
+impl<'a> Nodes<'a> {
+    fn of(cluster: &'a crate::model::Cluster) -> Self {
+        let mut slots = vec![None; cluster.node_slots()];
+        for (id, n) in cluster.nodes() {
+            slots[id] = Some(n);
+        }
+        Nodes(slots)
+    }
+
+    /// Node `id` if it is live.
+    pub(super) fn get(&self, id: NodeId) -> Option<&'a Node> {
+        self.0.get(id.index()).copied().flatten()
+    }
+
+    /// Number of slots.
+    pub(super) fn slots(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Every slot, ascending: `None` where a node was removed.
+    pub(super) fn slot_iter(&self) -> impl Iterator<Item = Option<&'a Node>> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// The live nodes with their ids, ascending.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (NodeId, &'a Node)> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.map(|n| (NodeId::from_index(i), n)))
+    }
+}
+
+impl<'a> std::ops::Index<NodeId> for Nodes<'a> {
+    type Output = Node;
+
+    /// A live node (members are only ever on live nodes: the validator reports the others
+    /// first).
+    fn index(&self, id: NodeId) -> &Node {
+        self.get(id).expect("validator: member on a live node")
+    }
+}
+
 /// Collects violations with pod and node names filled in.
 struct Report<'a> {
-    nodes: &'a [Node],
+    nodes: &'a Nodes<'a>,
     out: Vec<Violation>,
 }
 
@@ -92,7 +139,7 @@ impl Report<'_> {
         self.out.push(Violation {
             pending_index: pod.map(|(i, _)| i),
             pod: pod.map(|(_, p)| p.key()).unwrap_or_default(),
-            node: node.filter(|&n| n < self.nodes.len()),
+            node: node.filter(|&n| self.nodes.get(n).is_some()),
             node_name,
             kind,
         });
@@ -102,7 +149,7 @@ impl Report<'_> {
 /// Checks a placement (one entry per pending pod) against every hard constraint.
 /// Returns every violation found, in a deterministic order.
 pub fn validate(problem: &Problem, placement: &[Option<Binding>]) -> Result<(), Vec<Violation>> {
-    let nodes = problem.cluster.nodes();
+    let nodes = &Nodes::of(&problem.cluster);
     let mut report = Report {
         nodes,
         out: Vec::new(),
@@ -129,13 +176,13 @@ pub fn validate(problem: &Problem, placement: &[Option<Binding>]) -> Result<(), 
         .collect();
     for (i, (pod, b)) in problem.pending.iter().zip(placement).enumerate() {
         let Some(b) = b else { continue };
-        if b.node >= nodes.len() {
+        if nodes.get(b.node).is_none() {
             report.push(
                 Some((i, pod)),
                 None,
                 ViolationKind::UnknownNode {
                     index: b.node,
-                    nodes: nodes.len(),
+                    nodes: nodes.iter().count(),
                 },
             );
             continue;
@@ -148,11 +195,11 @@ pub fn validate(problem: &Problem, placement: &[Option<Binding>]) -> Result<(), 
             pending: Some(i),
         });
     }
-    let mut on_node: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut on_node: Vec<Vec<usize>> = vec![Vec::new(); nodes.slots()];
     for (m, member) in members.iter().enumerate() {
         on_node[member.node].push(m);
     }
-    for (n, node) in nodes.iter().enumerate() {
+    for (n, node) in nodes.iter() {
         let here: Vec<&Member> = on_node[n].iter().map(|&m| &members[m]).collect();
         check_resources(&mut report, n, node, &here);
         check_devices(&mut report, n, node, &here);
@@ -455,7 +502,7 @@ fn check_gangs(report: &mut Report, problem: &Problem, placement: &[Option<Bindi
 /// any was missing.
 fn report_missing_keys<'k>(
     report: &mut Report,
-    nodes: &[Node],
+    nodes: &Nodes,
     i: usize,
     p: &Member,
     keys: impl IntoIterator<Item = &'k str>,

@@ -1,142 +1,115 @@
-//! The cluster a run changes, behind either policy style: an online [`Session`] (pods
-//! placed one at a time as they arrive or are retried) or a plain [`Cluster`] that a
-//! batch [`Placer`] fills on each tick.
+//! The run's cluster and policy behind the one scheduling interface
+//! ([`Scheduler`]), on a [`ManualClock`] that the run moves to each event's time: an
+//! online policy places pods one at a time as they arrive or are retried, node changes
+//! applied to its session incrementally; a batch policy fills the cluster on each tick,
+//! by a deadline on the simulated clock.
 
+use super::event::Time;
 use super::SimError;
-use crate::model::{Binding, Cluster, NodeId, Pod, PodId, Problem};
-use crate::place::online::{OnlineKind, OnlinePolicy, Session};
+use crate::model::{Cluster, Node, NodeId, Pod, PodId};
+use crate::place::clock::ManualClock;
+use crate::place::online::{OnlineKind, OnlinePolicy};
+use crate::place::scheduler::{Scheduler, SchedulerError};
 use crate::place::score::fgd::TargetWorkload;
-use crate::place::{validate, Placer};
+use crate::place::Placer;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// A run's cluster and the policy that fills it.
-pub(crate) enum Backend<'p> {
-    /// Online policy. A session reads node descriptions once, so a node change leaves
-    /// the cluster `loose` until the next decision rebuilds the session from it.
-    Online {
-        policy: &'p OnlinePolicy,
-        workload: TargetWorkload,
-        session: Option<Box<Session<'static>>>,
-        loose: Option<Cluster>,
-    },
-    /// Batch policy on the tick.
-    Batch {
-        placer: &'p dyn Placer,
-        cluster: Cluster,
-    },
+/// A run's scheduler and its simulated clock.
+pub(crate) struct Backend {
+    scheduler: Scheduler,
+    clock: ManualClock,
 }
 
-impl<'p> Backend<'p> {
-    pub(crate) fn online(policy: &'p OnlinePolicy, workload: TargetWorkload, c: Cluster) -> Self {
-        Backend::Online {
-            policy,
-            workload,
-            session: None,
-            loose: Some(c),
+impl Backend {
+    pub(crate) fn online(policy: &OnlinePolicy, workload: TargetWorkload, c: Cluster) -> Self {
+        let clock = ManualClock::new();
+        let mut scheduler = Scheduler::online(policy, c, Arc::new(clock.clone()));
+        if policy.kind == OnlineKind::Fgd && policy.target_workload.is_none() {
+            if let Some(s) = scheduler.session_mut() {
+                s.set_target_workload(workload);
+            }
         }
+        Backend { scheduler, clock }
+    }
+
+    pub(crate) fn batch(placer: Arc<dyn Placer>, c: Cluster) -> Self {
+        let clock = ManualClock::new();
+        let scheduler = Scheduler::batch(placer, c, Arc::new(clock.clone()));
+        Backend { scheduler, clock }
+    }
+
+    /// Moves the simulated clock to `t` (seconds).
+    pub(crate) fn set_time(&mut self, t: Time) {
+        self.clock.set(Duration::from_secs(t));
     }
 
     pub(crate) fn cluster(&self) -> &Cluster {
-        match self {
-            Backend::Online { session, loose, .. } => match (session, loose) {
-                (Some(s), _) => s.cluster(),
-                (None, Some(c)) => c,
-                (None, None) => unreachable!("a session or a loose cluster always exists"),
-            },
-            Backend::Batch { cluster, .. } => cluster,
-        }
+        self.scheduler.cluster()
     }
 
-    /// The cluster for a node change (loosens an online session).
-    pub(crate) fn cluster_for_node_change(&mut self) -> &mut Cluster {
-        match self {
-            Backend::Online { session, loose, .. } => {
-                if let Some(s) = session.take() {
-                    *loose = Some(s.into_cluster());
-                }
-                loose.as_mut().expect("just loosened")
-            }
-            Backend::Batch { cluster, .. } => cluster,
-        }
-    }
-
-    fn session(&mut self) -> Option<&mut Session<'static>> {
-        match self {
-            Backend::Online {
-                policy,
-                workload,
-                session,
-                loose,
-            } => {
-                if let Some(c) = loose.take() {
-                    let mut s = policy.session(c);
-                    if policy.kind == OnlineKind::Fgd && policy.target_workload.is_none() {
-                        s.set_target_workload(workload.clone());
-                    }
-                    *session = Some(Box::new(s));
-                }
-                session.as_deref_mut()
-            }
-            Backend::Batch { .. } => None,
-        }
+    /// Replaces node `id`'s description (a node joining or leaving the trace's cluster).
+    pub(crate) fn replace_node(&mut self, id: NodeId, node: Node) -> Result<(), SimError> {
+        self.scheduler.replace_node(id, node)?;
+        Ok(())
     }
 
     /// Online: places `pod` with the policy. Batch: `None` (the tick decides).
-    pub(crate) fn place_now(&mut self, pod: &Pod) -> Result<Option<(PodId, Binding)>, SimError> {
-        match self.session() {
-            Some(s) => Ok(s.place(pod.clone())?),
-            None => Ok(None),
+    pub(crate) fn place_now(
+        &mut self,
+        pod: &Pod,
+    ) -> Result<Option<(PodId, crate::model::Binding)>, SimError> {
+        if !self.scheduler.is_online() {
+            return Ok(None);
         }
+        self.scheduler
+            .place_one(pod.clone())
+            .map_err(|e| self.error(e, 0))
     }
 
     /// True for batch policies.
     pub(crate) fn is_batch(&self) -> bool {
-        matches!(self, Backend::Batch { .. })
+        !self.scheduler.is_online()
     }
 
     /// Removes a bound pod.
     pub(crate) fn remove(&mut self, id: PodId) -> Result<(), SimError> {
-        match self {
-            Backend::Online { session, loose, .. } => match (session, loose) {
-                (Some(s), _) => {
-                    s.remove(id)?;
-                }
-                (None, Some(c)) => {
-                    c.unbind(id)?;
-                }
-                (None, None) => unreachable!("a session or a loose cluster always exists"),
-            },
-            Backend::Batch { cluster, .. } => {
-                cluster.unbind(id)?;
-            }
-        }
+        self.scheduler.unbind(id)?;
         Ok(())
     }
 
-    /// Batch: places `pending` on the current cluster, checks the answer with the
-    /// validator and binds it. Returns one pod id per placed pending pod.
+    /// The cluster, consumed.
+    pub(crate) fn into_cluster(self) -> Cluster {
+        self.scheduler.into_cluster()
+    }
+
+    /// Batch: places `pending` on the current cluster (the answer checked by the
+    /// validator before it is bound). Returns one pod id per placed pending pod.
     pub(crate) fn place_batch(
         &mut self,
         pending: Vec<Pod>,
-        time: u64,
+        time: Time,
     ) -> Result<Vec<Option<(PodId, NodeId)>>, SimError> {
-        let Backend::Batch { placer, cluster } = self else {
+        if self.scheduler.is_online() {
             return Ok(vec![None; pending.len()]);
-        };
-        let problem = Problem {
-            cluster: cluster.clone(),
-            pending,
-        };
-        let outcome = placer.place(&problem)?;
-        if let Err(v) = validate::validate(&problem, &outcome.placement) {
-            return Err(SimError::invalid(time, placer.name(), &v));
         }
-        let mut out = Vec::with_capacity(problem.pending.len());
-        for (pod, b) in problem.pending.into_iter().zip(outcome.placement) {
-            out.push(match b {
-                Some(b) => Some((cluster.bind(pod, b.node, Some(b.gpu_devices))?, b.node)),
-                None => None,
-            });
+        let d = self
+            .scheduler
+            .place_batch(pending)
+            .map_err(|e| self.error(e, time))?;
+        Ok(d.placed
+            .into_iter()
+            .map(|p| p.map(|(id, b)| (id, b.node)))
+            .collect())
+    }
+
+    fn error(&self, e: SchedulerError, time: Time) -> SimError {
+        match e {
+            SchedulerError::Place(e) => e.into(),
+            SchedulerError::Cluster(e) => e.into(),
+            SchedulerError::Invalid { policy, violations } => {
+                SimError::invalid(time, &policy, &violations)
+            }
         }
-        Ok(out)
     }
 }

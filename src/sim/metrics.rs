@@ -118,14 +118,13 @@ impl ClusterFigures {
     /// Figures for `cluster`, every node initially dead (nothing counted).
     pub(crate) fn new(cluster: &Cluster, workload: TargetWorkload) -> Self {
         let model_ok = cluster
-            .nodes()
-            .iter()
+            .node_slot_iter()
             .map(|n| {
-                let m = n.gpus.as_ref().map(|g| g.model.as_str());
+                let m = n.and_then(|n| n.gpus.as_ref()).map(|g| g.model.as_str());
                 workload.pods().iter().map(|t| t.accepts_model(m)).collect()
             })
             .collect();
-        let n = cluster.nodes().len();
+        let n = cluster.node_slots();
         ClusterFigures {
             workload,
             model_ok,
@@ -157,10 +156,9 @@ impl ClusterFigures {
     }
 
     fn figures(&self, cluster: &Cluster, node: NodeId, live: bool) -> NodeFigures {
-        if !live {
+        let Some(n) = cluster.node(node).filter(|_| live) else {
             return NodeFigures::default();
-        }
-        let n = &cluster.nodes()[node];
+        };
         let used = cluster.used(node);
         let free = cluster.gpu_free(node);
         let gpu_total = u64::from(n.gpu_count()) * u64::from(MILLI_PER_GPU);

@@ -164,7 +164,7 @@ pub enum SimPolicy {
     /// Placed one pod at a time, on arrival and on retries.
     Online(OnlinePolicy),
     /// Placed in batches on the tick.
-    Batch(Box<dyn Placer>),
+    Batch(std::sync::Arc<dyn Placer>),
 }
 
 impl std::fmt::Debug for SimPolicy {
@@ -181,11 +181,11 @@ impl SimPolicy {
     /// `batch:NAME` runs any policy of [`policy_by_name`] as a batch policy on the tick.
     pub fn by_name(name: &str, opts: &PolicyOptions) -> Result<Self, PlaceError> {
         if let Some(inner) = name.strip_prefix("batch:") {
-            return Ok(SimPolicy::Batch(policy_by_name(inner, opts)?));
+            return Ok(SimPolicy::Batch(policy_by_name(inner, opts)?.into()));
         }
         match name.parse::<PolicyName>()? {
             PolicyName::Online(k) => Ok(SimPolicy::Online(OnlinePolicy::new(k, opts.seed))),
-            batch => Ok(SimPolicy::Batch(batch.build(opts)?)),
+            batch => Ok(SimPolicy::Batch(batch.build(opts)?.into())),
         }
     }
 
@@ -314,10 +314,7 @@ pub fn simulate_with_progress(
         SimPolicy::Batch(p) => run::Run::new(
             trace,
             config,
-            |cluster| Backend::Batch {
-                placer: p.as_ref(),
-                cluster,
-            },
+            |cluster| Backend::batch(p.clone(), cluster),
             workload,
             name,
         )?,
@@ -331,8 +328,7 @@ pub fn simulate_with_progress(
 /// they bind when members are placed (the run checks that), and members leave on their
 /// own schedules afterwards.
 pub fn validate_cluster(cluster: &Cluster) -> Result<(), Vec<Violation>> {
-    let bare = Cluster::new(cluster.nodes().to_vec())
-        .expect("a cluster's nodes were accepted once already");
+    let bare = cluster.without_pods();
     let mut pending = Vec::with_capacity(cluster.bound_count());
     let mut placement: Vec<Option<Binding>> = Vec::with_capacity(cluster.bound_count());
     for (_, pod, b) in cluster.bound_pods() {

@@ -6,7 +6,7 @@ use super::event::{EventKind, EventQueue, Time};
 use super::metrics::{ClusterFigures, Sample, Summary, TimeMeans, WaitStats};
 use super::trace::{NodeChange, Trace};
 use super::{validate_cluster, QueueMode, Sampling, SimConfig, SimError, SimResult};
-use crate::model::{Cluster, Node, PodId, Resources};
+use crate::model::{Cluster, Node, NodeId, PodId, Resources};
 use crate::place::score::fgd::TargetWorkload;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -39,10 +39,10 @@ fn absent(node: &Node) -> Node {
     }
 }
 
-pub(crate) struct Run<'a, 'p> {
+pub(crate) struct Run<'a> {
     trace: &'a Trace,
     config: &'a SimConfig,
-    backend: Backend<'p>,
+    backend: Backend,
     queue: EventQueue,
     pods: Vec<PodState>,
     /// Trace pod of each cluster pod id.
@@ -63,11 +63,11 @@ pub(crate) struct Run<'a, 'p> {
     gangs: HashMap<(String, String), Vec<usize>>,
 }
 
-impl<'a, 'p> Run<'a, 'p> {
+impl<'a> Run<'a> {
     pub(crate) fn new(
         trace: &'a Trace,
         config: &'a SimConfig,
-        make: impl FnOnce(Cluster) -> Backend<'p>,
+        make: impl FnOnce(Cluster) -> Backend,
         workload: TargetWorkload,
         policy: String,
     ) -> Result<Self, SimError> {
@@ -232,6 +232,7 @@ impl<'a, 'p> Run<'a, 'p> {
     }
 
     fn handle(&mut self, t: Time, kind: EventKind) -> Result<(), SimError> {
+        self.backend.set_time(t);
         match kind {
             EventKind::Arrival { pod } => {
                 self.summary.arrived += 1;
@@ -248,11 +249,9 @@ impl<'a, 'p> Run<'a, 'p> {
             EventKind::NodeAdd { node } => {
                 if !self.live[node] {
                     let desc = self.trace.nodes[node].clone();
-                    self.backend
-                        .cluster_for_node_change()
-                        .replace_node(node, desc)?;
+                    self.backend.replace_node(NodeId::from_index(node), desc)?;
                     self.live[node] = true;
-                    self.figures.touch(node);
+                    self.figures.touch(NodeId::from_index(node));
                     self.freed(t)?;
                 }
             }
@@ -275,17 +274,17 @@ impl<'a, 'p> Run<'a, 'p> {
         if let Some(n) = node {
             self.figures.touch(n);
         }
-        self.by_id[id] = None;
+        self.by_id[id.slot()] = None;
         self.running -= 1;
         Ok(())
     }
 
     /// Records that trace pod `pod` is now running as cluster pod `id` on `node`.
-    fn started(&mut self, t: Time, pod: usize, id: PodId, node: usize, since: Time) {
-        if self.by_id.len() <= id {
-            self.by_id.resize(id + 1, None);
+    fn started(&mut self, t: Time, pod: usize, id: PodId, node: NodeId, since: Time) {
+        if self.by_id.len() <= id.slot() {
+            self.by_id.resize(id.slot() + 1, None);
         }
-        self.by_id[id] = Some(pod);
+        self.by_id[id.slot()] = Some(pod);
         self.figures.touch(node);
         self.running += 1;
         self.summary.placements += 1;
@@ -517,20 +516,19 @@ impl<'a, 'p> Run<'a, 'p> {
     /// (ascending pod id), and their run restarts from the beginning.
     fn lose_node(&mut self, t: Time, node: usize) -> Result<(), SimError> {
         self.summary.node_losses += 1;
+        let node = NodeId::from_index(node);
         let mut ids: Vec<PodId> = self.backend.cluster().pods_on(node).to_vec();
         ids.sort_unstable();
         let mut evicted = Vec::with_capacity(ids.len());
         for id in ids {
-            let pod = self.by_id[id].expect("every bound pod comes from the trace");
+            let pod = self.by_id[id.slot()].expect("every bound pod comes from the trace");
             self.unbind(id)?;
             self.pods[pod].run += 1;
             evicted.push(pod);
         }
         self.summary.evicted += evicted.len();
-        let desc = absent(&self.trace.nodes[node]);
-        self.backend
-            .cluster_for_node_change()
-            .replace_node(node, desc)?;
+        let desc = absent(&self.trace.nodes[node.index()]);
+        self.backend.replace_node(node, desc)?;
         self.live[node] = false;
         self.figures.touch(node);
         for pod in evicted {
@@ -551,14 +549,7 @@ impl<'a, 'p> Run<'a, 'p> {
         s.still_running = self.running;
         s.wait = WaitStats::from_waits(&mut self.waits);
         s.end_time = end;
-        let cluster = match self.backend {
-            Backend::Online { session, loose, .. } => match (session, loose) {
-                (Some(s), _) => (*s).into_cluster(),
-                (None, Some(c)) => c,
-                (None, None) => unreachable!("a session or a loose cluster always exists"),
-            },
-            Backend::Batch { cluster, .. } => cluster,
-        };
+        let cluster = self.backend.into_cluster();
         Ok(SimResult {
             summary: s,
             samples: self.samples,

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use plimsoll::model::{
-    Binding, Cluster, Gang, GpuAmount, HostPort, LabelSelector, Labels, Node, NodeGpus,
+    Binding, Cluster, Gang, GpuAmount, HostPort, LabelSelector, Labels, Node, NodeGpus, NodeId,
     NodeSelector, NodeSelectorTerm, Operator, Pod, PodAffinityTerm, Problem, Requirement,
     Resources, Taint, TaintEffect, Toleration, TolerationOperator, TopologySpreadConstraint,
     WhenUnsatisfiable,
@@ -68,16 +68,17 @@ pub fn term(key: &str, value: &str, topology_key: &str) -> PodAffinityTerm {
     }
 }
 
+/// A binding to the node in slot `node` (the `node`-th node of the cluster).
 pub fn at(node: usize) -> Option<Binding> {
     Some(Binding {
-        node,
+        node: NodeId::from_index(node),
         gpu_devices: vec![],
     })
 }
 
 pub fn at_gpu(node: usize, devices: &[u32]) -> Option<Binding> {
     Some(Binding {
-        node,
+        node: NodeId::from_index(node),
         gpu_devices: devices.to_vec(),
     })
 }
@@ -381,7 +382,7 @@ fn generate(seed: u64, size: Size, inter_pod: bool) -> Problem {
             p.name = format!("{}-{k}", template.name);
             p.gang = gang.clone();
             if gang.is_none() && rng.gen_bool(0.25) {
-                let n = rng.gen_range(0..n_nodes);
+                let n = NodeId::from_index(rng.gen_range(0..n_nodes));
                 if cluster.bind(p.clone(), n, None).is_ok() {
                     continue;
                 }

@@ -38,7 +38,7 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<Status> {
     let policy = extender::policy(&args.policy, args.seed)?;
     let cache = extender::cache_from_files(policy, &args.config)?;
     tracing::info!(
-        nodes = cache.cluster().nodes().len(),
+        nodes = cache.cluster().node_count(),
         bound_pods = cache.bound_count(),
         policy = %args.policy,
         "extender cache ready"

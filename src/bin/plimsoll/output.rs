@@ -58,7 +58,8 @@ pub fn opt(v: Option<f64>, digits: usize) -> String {
 
 /// Nodes hosting at least one pod (bound before or newly placed) in `cluster`.
 pub fn nodes_with_pods(cluster: &Cluster) -> usize {
-    (0..cluster.nodes().len())
+    cluster
+        .node_ids()
         .filter(|&n| !cluster.pods_on(n).is_empty())
         .count()
 }
@@ -67,7 +68,7 @@ pub fn nodes_with_pods(cluster: &Cluster) -> usize {
 pub fn cpu_allocation_pct(cluster: &Cluster) -> f64 {
     let mut total = 0u64;
     let mut used = 0u64;
-    for (i, n) in cluster.nodes().iter().enumerate() {
+    for (i, n) in cluster.nodes() {
         total += n.allocatable.cpu_milli;
         used += cluster.used(i).cpu_milli;
     }

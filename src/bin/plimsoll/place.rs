@@ -6,7 +6,7 @@ use crate::output::{nodes_with_pods, opt, table, Format};
 use crate::Status;
 use anyhow::{Context, Result};
 use clap::Args;
-use plimsoll::model::{Cluster, Problem};
+use plimsoll::model::Problem;
 use plimsoll::place::explain::{explain, fit_error};
 use plimsoll::place::usage::{effective_problem, UsageEstimates, UsageOptions};
 use plimsoll::place::validate::validate;
@@ -170,19 +170,18 @@ fn usage_problem(problem: &Problem, path: &Path, args: &PlaceArgs) -> Result<Pro
 /// Warns on stderr about pods no node could hold even if every node were empty: they
 /// are reported as unplaced with kube-scheduler's reason, and this says why it is final.
 fn warn_never_placeable(problem: &Problem) {
-    let Ok(empty) = Cluster::new(problem.cluster.nodes().to_vec()) else {
-        return;
-    };
+    let empty = problem.cluster.without_pods();
     for pod in &problem.pending {
         let ctx = FilterContext::new(&empty, pod);
-        let per_node: Vec<_> = (0..empty.nodes().len())
+        let per_node: Vec<_> = empty
+            .node_ids()
             .filter_map(|n| ctx.check(n).err().map(|r| (n, r)))
             .collect();
-        if per_node.len() == empty.nodes().len() {
+        if per_node.len() == empty.node_count() {
             eprintln!(
                 "warning: pod {} can never be placed, even on empty nodes: {}",
                 pod.key(),
-                fit_error(empty.nodes().len(), &per_node)
+                fit_error(empty.node_count(), &per_node)
             );
         }
     }
@@ -193,7 +192,7 @@ pub fn report(problem: &Problem, outcome: &Outcome, policy: &str) -> Result<Plac
     let after = outcome
         .apply(problem)
         .context("applying the validated placement")?;
-    let nodes = problem.cluster.nodes();
+    let cluster = &problem.cluster;
     let placements = problem
         .pending
         .iter()
@@ -202,7 +201,7 @@ pub fn report(problem: &Problem, outcome: &Outcome, policy: &str) -> Result<Plac
             b.as_ref().map(|b| PlacementRow {
                 pod: pod.name.clone(),
                 namespace: pod.namespace.clone(),
-                node: nodes[b.node].name.clone(),
+                node: cluster[b.node].name.clone(),
                 gpu_devices: pod.gpu.amount.is_some().then(|| b.gpu_devices.clone()),
             })
         })

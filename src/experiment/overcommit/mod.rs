@@ -214,7 +214,7 @@ fn result(
     let node_of: Vec<Option<usize>> = outcome
         .placement
         .iter()
-        .map(|b| b.as_ref().map(|b| b.node))
+        .map(|b| b.as_ref().map(|b| b.node.index()))
         .collect();
     let overloads: OverloadCount = count_overloads(
         &workloads.vms,
@@ -291,7 +291,7 @@ pub fn end_state(
         .outcome
         .placement
         .iter()
-        .map(|b| b.as_ref().map(|b| b.node))
+        .map(|b| b.as_ref().map(|b| b.node.index()))
         .collect();
     let overloads = count_overloads(
         &workloads.vms,

@@ -61,11 +61,13 @@ pub struct TopologyIndex {
 }
 
 impl TopologyIndex {
-    /// Interns every label of `nodes` (domain ids in order of first appearance).
-    pub(super) fn build(nodes: &[Node]) -> Self {
+    /// Interns every label of the live `nodes` (domain ids in order of first appearance;
+    /// vacant slots are in no domain).
+    pub(super) fn build(nodes: &[Option<Node>]) -> Self {
         let mut keys: HashMap<String, TopologyDomains> = HashMap::new();
         let mut ids: HashMap<&str, HashMap<&str, u32>> = HashMap::new();
         for (i, n) in nodes.iter().enumerate() {
+            let Some(n) = n else { continue };
             for (k, v) in &n.labels {
                 let dom = keys.entry(k.clone()).or_insert_with(|| TopologyDomains {
                     of_node: vec![NO_DOMAIN; nodes.len()],

@@ -61,8 +61,7 @@ pub(crate) struct Aggregate {
 /// Groups the nodes some class may use into types.
 pub(crate) fn node_types(problem: &Problem, eligible: &[Vec<NodeId>]) -> Vec<NodeType> {
     let cluster = &problem.cluster;
-    let nodes = cluster.nodes();
-    let mut elig_of: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut elig_of: Vec<Vec<usize>> = vec![Vec::new(); cluster.node_slots()];
     for (c, ns) in eligible.iter().enumerate() {
         for &n in ns {
             elig_of[n].push(c);
@@ -70,7 +69,7 @@ pub(crate) fn node_types(problem: &Problem, eligible: &[Vec<NodeId>]) -> Vec<Nod
     }
     let mut types: Vec<NodeType> = Vec::new();
     let mut by_sig: BTreeMap<String, usize> = BTreeMap::new();
-    for (n, node) in nodes.iter().enumerate() {
+    for (n, node) in cluster.nodes() {
         if elig_of[n].is_empty() {
             continue;
         }
@@ -126,7 +125,7 @@ pub(crate) fn fit_alone(
     let cluster = &problem.cluster;
     let i = classes.classes[c].rep();
     let pod = &problem.pending[i];
-    let node = &cluster.nodes()[n];
+    let node = &cluster[n];
     let mut hi = classes.classes[c]
         .size()
         .min(node.allocatable.pods.saturating_sub(cluster.used(n).pods) as usize);
@@ -184,7 +183,7 @@ pub(crate) fn build(problem: &Problem, classes: &Classes, types: Vec<NodeType>) 
         }
         // Capacity rows, scaled by one node's amount so coefficients are at most 1.
         let mut caps = free_of(problem, n, &ext);
-        let node = &cluster.nodes()[n];
+        let node = &cluster[n];
         caps.push(node.allocatable.pods.saturating_sub(cluster.used(n).pods) as f64);
         let dev = cluster.gpu_free(n);
         caps.push(dev.iter().map(|&f| f64::from(f)).sum());

@@ -53,14 +53,14 @@ impl FreeSpace {
     fn new(problem: &Problem) -> FreeSpace {
         let c = &problem.cluster;
         let mut scale = [1.0f64; 3];
-        for node in c.nodes() {
+        for (_, node) in c.nodes() {
             let a = &node.allocatable;
             scale[0] = scale[0].max(a.cpu_milli as f64);
             scale[1] = scale[1].max(a.memory_bytes as f64);
             scale[2] = scale[2].max(f64::from(node.gpu_count()) * 1000.0);
         }
         let mut at: BTreeMap<[u64; 3], Vec<NodeId>> = BTreeMap::new();
-        for (n, node) in c.nodes().iter().enumerate() {
+        for (n, node) in c.nodes() {
             let a = &node.allocatable;
             let u = c.used(n);
             let free = [
@@ -99,7 +99,7 @@ pub(crate) fn restricted(
     }
     let greedy_columns: usize = out.iter().map(BTreeSet::len).sum();
     let extra = extra_per_class(classes.classes.len(), greedy_columns);
-    if problem.cluster.nodes().is_empty() {
+    if problem.cluster.node_count() == 0 {
         return out.into_iter().map(|s| s.into_iter().collect()).collect();
     }
     let space = FreeSpace::new(problem);
@@ -186,7 +186,9 @@ mod tests {
             for &n in ns.iter().filter(|n| !greedy_nodes.contains(n)) {
                 assert!(ctx.check(n).is_ok(), "class {c} node {n}");
             }
-            let eligible = (0..problem.cluster.nodes().len())
+            let eligible = problem
+                .cluster
+                .node_ids()
                 .filter(|&n| ctx.check(n).is_ok())
                 .count();
             // Every eligible node is found when there are no more than wanted.
@@ -228,7 +230,7 @@ mod tests {
         let extra = extra_per_class(1, 0);
         // Node i has 200 - i cpus: fitting nodes are i <= 196; the tightest are 196, 195...
         assert!(extra < 197);
-        let want: Vec<NodeId> = (197 - extra..=196).collect();
+        let want: Vec<NodeId> = (197 - extra..=196).map(NodeId::from_index).collect();
         assert_eq!(cand[0], want);
     }
 }

@@ -35,7 +35,7 @@ pub(crate) enum MilpError {
         /// The pod's `namespace/name`.
         pod: String,
         /// The node's index.
-        node: usize,
+        node: crate::model::NodeId,
         /// The filters' reasons.
         reasons: String,
     },

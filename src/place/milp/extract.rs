@@ -104,7 +104,10 @@ pub(crate) fn warm_start(
         let placed: f64 = classes.gangs[g]
             .classes
             .iter()
-            .flat_map(|&c| f.x.range((c, 0)..(c + 1, 0)).map(|(_, &x)| v[x]))
+            .flat_map(|&c| {
+                f.x.range((c, NodeId::FIRST)..(c + 1, NodeId::FIRST))
+                    .map(|(_, &x)| v[x])
+            })
             .sum();
         v[col] = f64::from(u8::from(placed > 0.0));
     }
@@ -148,7 +151,7 @@ pub(crate) fn placement_from(
     for (c, class) in classes.classes.iter().enumerate() {
         let amount = problem.pending[class.rep()].gpu.amount;
         let mut members = class.members.iter();
-        for (&(_, n), &x) in f.x.range((c, 0)..(c + 1, 0)) {
+        for (&(_, n), &x) in f.x.range((c, NodeId::FIRST)..(c + 1, NodeId::FIRST)) {
             let k = count(x);
             let mut devices: Vec<Vec<u32>> = Vec::with_capacity(k);
             match amount {
@@ -156,7 +159,7 @@ pub(crate) fn placement_from(
                 GpuAmount::Shared(m) => {
                     // Take devices from the pooled share counts of this size.
                     let left = share_left.entry((m, n)).or_insert_with(|| {
-                        f.z.range((m, n, 0)..(m, n + 1, 0))
+                        f.z.range((m, n, 0)..=(m, n, u32::MAX))
                             .map(|(&(_, _, d), &z)| (d, count(z)))
                             .collect()
                     });

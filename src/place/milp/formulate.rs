@@ -80,7 +80,7 @@ fn per_device_milli(a: GpuAmount) -> u32 {
 
 /// Free amount per dimension: cpu, memory, ephemeral storage, then extended names.
 pub(crate) fn free_of(problem: &Problem, n: NodeId, ext: &[String]) -> Vec<f64> {
-    let node = &problem.cluster.nodes()[n];
+    let node = &problem.cluster[n];
     let used = problem.cluster.used(n);
     let a = &node.allocatable;
     let mut v = vec![
@@ -120,7 +120,8 @@ pub(crate) fn eligible_nodes(problem: &Problem, classes: &Classes) -> Vec<Vec<No
         .map(|c| {
             let pod = &problem.pending[c.rep()];
             let ctx = FilterContext::new(cluster, pod);
-            (0..cluster.nodes().len())
+            cluster
+                .node_ids()
                 .filter(|&n| ctx.check(n).is_ok())
                 .collect()
         })
@@ -135,8 +136,7 @@ pub(crate) fn truncate(
     greedy: &[Option<Binding>],
 ) -> BTreeSet<NodeId> {
     let cluster = &problem.cluster;
-    let nodes = cluster.nodes();
-    let mut elig_of: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut elig_of: Vec<Vec<usize>> = vec![Vec::new(); cluster.node_slots()];
     for (c, ns) in eligible.iter().enumerate() {
         for &n in ns {
             elig_of[n].push(c);
@@ -153,16 +153,16 @@ pub(crate) fn truncate(
         .into_iter()
         .filter(|k| {
             let mut seen = BTreeSet::new();
-            nodes
-                .iter()
-                .filter_map(|n| n.labels.get(k))
+            cluster
+                .nodes()
+                .filter_map(|(_, n)| n.labels.get(k))
                 .any(|v| !seen.insert(v))
         })
         .collect();
     let greedy_nodes: BTreeSet<NodeId> = greedy.iter().flatten().map(|b| b.node).collect();
     let mut kept = BTreeSet::new();
     let mut groups: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
-    for (n, node) in nodes.iter().enumerate() {
+    for (n, node) in cluster.nodes() {
         if elig_of[n].is_empty() {
             continue;
         }
@@ -185,7 +185,7 @@ pub(crate) fn truncate(
     }
     for members in groups.values() {
         let n0 = members[0];
-        let node = &nodes[n0];
+        let node = &cluster[n0];
         let eligible_pods: usize = elig_of[n0].iter().map(|&c| classes.classes[c].size()).sum();
         let greedy_used = members.iter().filter(|n| greedy_nodes.contains(n)).count();
         // Volume bound: nodes needed if every eligible pod went to this group.
@@ -240,7 +240,7 @@ pub(crate) fn build(
     }
     for (&n, cs) in &on_node {
         let free = free_of(problem, n, &ext);
-        let node = &cluster.nodes()[n];
+        let node = &cluster[n];
         let pods_free = node.allocatable.pods.saturating_sub(cluster.used(n).pods) as f64;
         let dev_free = cluster.gpu_free(n);
         let full: Vec<u32> = (0..dev_free.len() as u32)
@@ -322,7 +322,7 @@ pub(crate) fn build(
     }
     if objective == Objective::Fragmentation {
         // Free milli on partly used devices not covered by the program stays as it is.
-        for n in 0..cluster.nodes().len() {
+        for n in cluster.node_ids() {
             for (d, &fr) in cluster.gpu_free(n).iter().enumerate() {
                 let covered = f.frag_devices.contains(&(n, d as u32));
                 if fr > 0 && fr < MILLI_PER_GPU && !covered {
@@ -450,7 +450,7 @@ fn classes_maybe_selected<'a>(
 
 fn anti_affinity_rows(problem: &Problem, classes: &Classes, f: &mut Formulation) {
     let cl = &classes.classes;
-    let nodes = problem.cluster.nodes();
+    let cluster = &problem.cluster;
     // Classes by label pair of their first pod, to skip the class pairs a term cannot
     // select (the check over every pair is quadratic in the classes).
     let mut by_label: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
@@ -469,10 +469,12 @@ fn anti_affinity_rows(problem: &Problem, classes: &Classes, f: &mut Formulation)
                     continue;
                 }
                 let mut domains: BTreeMap<&String, DomainCols> = BTreeMap::new();
-                let own = f.x.range((c, 0)..(c + 1, 0));
-                let other = f.x.range((c2, 0)..(c2 + 1, 0)).filter(|_| c2 != c);
+                let own = f.x.range((c, NodeId::FIRST)..(c + 1, NodeId::FIRST));
+                let other =
+                    f.x.range((c2, NodeId::FIRST)..(c2 + 1, NodeId::FIRST))
+                        .filter(|_| c2 != c);
                 for (&(cc, n), &x) in own.chain(other) {
-                    let Some(v) = nodes[n].labels.get(&t.topology_key) else {
+                    let Some(v) = cluster[n].labels.get(&t.topology_key) else {
                         continue;
                     };
                     let e = domains.entry(v).or_default();
@@ -524,7 +526,7 @@ fn host_port_rows(problem: &Problem, classes: &Classes, f: &mut Formulation) {
             if !pa.iter().any(|p| pb.iter().any(|q| p.conflicts(q))) {
                 continue;
             }
-            for (&(_, n), &xa) in f.x.range((a, 0)..(a + 1, 0)) {
+            for (&(_, n), &xa) in f.x.range((a, NodeId::FIRST)..(a + 1, NodeId::FIRST)) {
                 if let Some(&xb) = f.x.get(&(b, n)) {
                     f.program.le(vec![(xa, 1.0), (xb, 1.0)], 1.0);
                 }
@@ -543,7 +545,7 @@ fn balance_rows(
     // The largest utilisation now, over every node: a floor for u.
     let mut floor: f64 = 0.0;
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    for (n, node) in cluster.nodes().iter().enumerate() {
+    for (n, node) in cluster.nodes() {
         let u = cluster.used(n);
         let gpu_total = u64::from(node.gpu_count()) * u64::from(MILLI_PER_GPU);
         floor = floor
@@ -555,7 +557,7 @@ fn balance_rows(
     f.program.cols[u].secondary = 1.0;
     f.util = Some(u);
     for (&n, cs) in on_node {
-        let node = &cluster.nodes()[n];
+        let node = &cluster[n];
         let used = cluster.used(n);
         let gpu_total = u64::from(node.gpu_count()) * u64::from(MILLI_PER_GPU);
         let dims: [UtilDim; 3] = [
@@ -596,12 +598,17 @@ fn balance_rows(
 /// pods placed (`x[(class, place)]` summed over places), and each gang all or nothing (a
 /// binary column per gang: its members placed are either 0 or between `min_member` and
 /// its size). Returns the gang columns in `classes.gangs` order.
-pub(super) fn class_and_gang_rows(
+pub(super) fn class_and_gang_rows<K: Ord>(
     program: &mut Program,
-    x: &BTreeMap<(usize, usize), usize>,
+    x: &BTreeMap<(usize, K), usize>,
     classes: &Classes,
 ) -> Vec<usize> {
-    let of_class = |c: usize| x.range((c, 0)..(c + 1, 0)).map(|(_, &col)| (col, 1.0));
+    // Columns per class, in key order (one pass over `x`).
+    let mut cols: Vec<Vec<usize>> = vec![Vec::new(); classes.classes.len()];
+    for (&(c, _), &col) in x {
+        cols[c].push(col);
+    }
+    let of_class = |c: usize| cols[c].iter().map(|&col| (col, 1.0));
     for (c, class) in classes.classes.iter().enumerate() {
         let terms: Vec<(usize, f64)> = of_class(c).collect();
         if terms.len() > 1 {

@@ -4,7 +4,7 @@
 //! (lower is better).
 
 use super::Objective;
-use crate::model::{Binding, GpuAmount, Problem, MILLI_PER_GPU};
+use crate::model::{Binding, GpuAmount, NodeId, Problem, MILLI_PER_GPU};
 
 /// Tolerance when comparing goal values (weights are sums of small integers; the
 /// utilisation of `balance` is a ratio).
@@ -18,21 +18,23 @@ const EPS: f64 = 1e-9;
 ///   taken.
 pub(crate) fn value(problem: &Problem, placement: &[Option<Binding>], objective: Objective) -> f64 {
     let c = &problem.cluster;
-    let nodes = c.nodes();
+    let slots = || (0..c.node_slots()).map(NodeId::from_index);
     match objective {
         Objective::Pack => {
-            let mut used = vec![false; nodes.len()];
+            let mut used = vec![false; c.node_slots()];
             for b in placement.iter().flatten() {
-                used[b.node] = true;
+                if let Some(u) = used.get_mut(b.node.index()) {
+                    *u = true;
+                }
             }
-            (0..nodes.len())
+            c.node_ids()
                 .filter(|&n| used[n] && c.pods_on(n).is_empty())
                 .count() as f64
         }
         Objective::Balance => {
-            let mut cpu: Vec<u64> = (0..nodes.len()).map(|n| c.used(n).cpu_milli).collect();
-            let mut mem: Vec<u64> = (0..nodes.len()).map(|n| c.used(n).memory_bytes).collect();
-            let mut gpu: Vec<u64> = (0..nodes.len())
+            let mut cpu: Vec<u64> = slots().map(|n| c.used(n).cpu_milli).collect();
+            let mut mem: Vec<u64> = slots().map(|n| c.used(n).memory_bytes).collect();
+            let mut gpu: Vec<u64> = slots()
                 .map(|n| gpu_total(problem, n) - c.gpu_free_total(n))
                 .collect();
             for (p, b) in problem.pending.iter().zip(placement) {
@@ -43,9 +45,9 @@ pub(crate) fn value(problem: &Problem, placement: &[Option<Binding>], objective:
                 }
             }
             let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-            (0..nodes.len())
-                .map(|n| {
-                    let a = &nodes[n].allocatable;
+            c.nodes()
+                .map(|(n, node)| {
+                    let a = &node.allocatable;
                     ratio(cpu[n], a.cpu_milli)
                         .max(ratio(mem[n], a.memory_bytes))
                         .max(ratio(gpu[n], gpu_total(problem, n)))
@@ -53,8 +55,7 @@ pub(crate) fn value(problem: &Problem, placement: &[Option<Binding>], objective:
                 .fold(0.0, f64::max)
         }
         Objective::Fragmentation => {
-            let mut free: Vec<Vec<u32>> =
-                (0..nodes.len()).map(|n| c.gpu_free(n).to_vec()).collect();
+            let mut free: Vec<Vec<u32>> = slots().map(|n| c.gpu_free(n).to_vec()).collect();
             for (p, b) in problem.pending.iter().zip(placement) {
                 let Some(b) = b else { continue };
                 let take = match p.gpu.amount {
@@ -77,8 +78,9 @@ pub(crate) fn value(problem: &Problem, placement: &[Option<Binding>], objective:
     }
 }
 
-fn gpu_total(problem: &Problem, n: usize) -> u64 {
-    u64::from(problem.cluster.nodes()[n].gpu_count()) * u64::from(MILLI_PER_GPU)
+fn gpu_total(problem: &Problem, n: NodeId) -> u64 {
+    let count = problem.cluster.node(n).map_or(0, |n| n.gpu_count());
+    u64::from(count) * u64::from(MILLI_PER_GPU)
 }
 
 /// A placement's lexicographic score: (priority weight placed, second goal).

@@ -10,9 +10,9 @@ use super::{
     gap, goal, lex, pack_volume_bound, realise, solve, tail, MilpPlacer, Objective, Optimised,
 };
 use crate::model::{Binding, NodeId, Problem};
+use crate::place::clock::Deadline;
 use crate::place::online::OnlineKind;
 use crate::place::SolveStats;
-use std::time::Instant;
 
 /// Seconds kept back from the second solve for realisation, repair and checks.
 const RESERVE_SECONDS: f64 = 0.5;
@@ -27,7 +27,7 @@ impl MilpPlacer {
         eligible: &[Vec<NodeId>],
         kind: OnlineKind,
         greedy_part: &[Option<Binding>],
-        start: Instant,
+        deadline: &Deadline,
     ) -> Result<Optimised, MilpError> {
         let types = aggregate::node_types(problem, eligible);
         let a = aggregate::build(problem, classes, types);
@@ -37,7 +37,7 @@ impl MilpPlacer {
             cols = a.program.cols.len(),
             rows = a.program.rows.len(),
             warm = warm.is_some(),
-            built_s = start.elapsed().as_secs_f64(),
+            built_s = deadline.elapsed_seconds(),
             "aggregated program built"
         );
         let all: f64 = classes
@@ -45,8 +45,7 @@ impl MilpPlacer {
             .iter()
             .map(|c| c.weight * c.size() as f64)
             .sum();
-        let left =
-            |reserve: f64| self.opts.time_limit_seconds - start.elapsed().as_secs_f64() - reserve;
+        let left = |reserve: f64| deadline.remaining_seconds() - reserve;
         let settings = solve::Settings {
             time_limit: 0.0,
             rel_gap: 0.0,
@@ -66,12 +65,9 @@ impl MilpPlacer {
         let (values, v1, weight_bound, first_optimal) =
             (lex.values, lex.weight, lex.weight_bound, lex.weight_optimal);
         let node_bound = lex.second_bound.unwrap_or(f64::NAN);
-        let deadline = start
-            + std::time::Duration::from_secs_f64(
-                (self.opts.time_limit_seconds - RESERVE_SECONDS / 2.0).max(0.0),
-            );
+        let realised_by = deadline.earlier_by(RESERVE_SECONDS / 2.0);
         let mut placement =
-            realise::realise(problem, classes, &a, &values, self.opts.seed, deadline);
+            realise::realise(problem, classes, &a, &values, self.opts.seed, &realised_by);
         tail::break_short_gangs(problem, &mut placement);
         let cluster = bind_checked(problem, &placement)?;
         let rest: Vec<usize> = (0..problem.pending.len())
@@ -87,20 +83,17 @@ impl MilpPlacer {
             &mut placement,
         )?;
         let before = goal::value(problem, &placement, Objective::Pack);
-        let end = start
-            + std::time::Duration::from_secs_f64(
-                (self.opts.time_limit_seconds - RESERVE_SECONDS / 4.0).max(0.0),
-            );
+        let end = deadline.earlier_by(RESERVE_SECONDS / 4.0);
         if classes.greedy_tail.is_empty() {
             // Tail pods' affinity and spread may count the pods a move would shift.
-            empty_nodes(problem, &mut placement, end);
+            empty_nodes(problem, &mut placement, &end);
         }
         tracing::debug!(
             before,
             after = goal::value(problem, &placement, Objective::Pack),
             "emptied nodes"
         );
-        tracing::debug!(s = start.elapsed().as_secs_f64(), "realised and repaired");
+        tracing::debug!(s = deadline.elapsed_seconds(), "realised and repaired");
 
         let modelled_w: f64 = classes
             .classes
@@ -157,7 +150,11 @@ impl MilpPlacer {
 /// (least free CPU first, full kube filters); keeps a move only if the node empties.
 /// Only called without a greedy tail (no pod whose affinity or spread could count the
 /// moved pods); gang members are never moved.
-pub(super) fn empty_nodes(problem: &Problem, placement: &mut [Option<Binding>], deadline: Instant) {
+pub(super) fn empty_nodes(
+    problem: &Problem,
+    placement: &mut [Option<Binding>],
+    deadline: &Deadline,
+) {
     use crate::model::gpu::choose_devices;
     use crate::place::filter::FilterContext;
     let c0 = &problem.cluster;
@@ -178,7 +175,7 @@ pub(super) fn empty_nodes(problem: &Problem, placement: &mut [Option<Binding>], 
         .collect();
     cands.sort_unstable();
     for (_, n) in cands {
-        if Instant::now() >= deadline {
+        if deadline.passed() {
             break;
         }
         let mut trial = placement.to_vec();
@@ -203,7 +200,7 @@ pub(super) fn empty_nodes(problem: &Problem, placement: &mut [Option<Binding>], 
         for i in order {
             let pod = &problem.pending[i];
             targets.sort_by_key(|&m| {
-                let a = &cluster.nodes()[m].allocatable;
+                let a = &cluster[m].allocatable;
                 (a.cpu_milli.saturating_sub(cluster.used(m).cpu_milli), m)
             });
             let ctx = FilterContext::new(&cluster, pod);

@@ -136,7 +136,7 @@ fn node_groups(problem: &Problem) -> Vec<Vec<NodeId>> {
     let cluster = &problem.cluster;
     let mut by_sig: BTreeMap<String, usize> = BTreeMap::new();
     let mut groups: Vec<Vec<NodeId>> = Vec::new();
-    for (n, node) in cluster.nodes().iter().enumerate() {
+    for (n, node) in cluster.nodes() {
         let mut labels = node.labels.clone();
         // A hostname equal to the (unique) node name says nothing beyond the node; any
         // other hostname stays in the signature.
@@ -187,7 +187,8 @@ enum Eligible {
 impl Eligible {
     fn is_empty(&self) -> bool {
         match self {
-            Eligible::Groups(v) | Eligible::Nodes(v) => v.is_empty(),
+            Eligible::Groups(v) => v.is_empty(),
+            Eligible::Nodes(v) => v.is_empty(),
         }
     }
 }
@@ -213,7 +214,8 @@ fn eligibility(problem: &Problem, classes: &Classes, groups: &[Vec<NodeId>]) -> 
             let ctx = FilterContext::new(cluster, pod);
             if reads_hostname(pod) {
                 Eligible::Nodes(
-                    (0..cluster.nodes().len())
+                    cluster
+                        .node_ids()
                         .filter(|&n| ctx.check(n).is_ok())
                         .collect(),
                 )

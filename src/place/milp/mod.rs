@@ -120,9 +120,9 @@ pub use lpbound::{lp_bound, LP_TIME_LIMIT_SECONDS};
 
 use super::online::{OnlineKind, OnlinePolicy};
 use super::{Outcome, PlaceError, Placer, Plugins, SolveStats};
-use crate::model::{Binding, Problem};
+use crate::model::{Binding, NodeId, Problem};
+use crate::place::clock::{Deadline, WallClock};
 use error::MilpError;
-use std::time::Instant;
 
 pub use super::Objective;
 
@@ -265,24 +265,35 @@ impl Placer for MilpPlacer {
         "milp"
     }
 
+    fn budget(&self) -> Option<std::time::Duration> {
+        std::time::Duration::try_from_secs_f64(self.opts.time_limit_seconds).ok()
+    }
+
+    /// Places within the options' time limit, on wall time.
     fn place(&self, problem: &Problem) -> Result<Outcome, PlaceError> {
-        let start = Instant::now();
+        let deadline = Deadline::after_seconds(WallClock::shared(), self.opts.time_limit_seconds);
+        self.place_by(problem, &deadline)
+    }
+
+    /// Places by `deadline`: every stage takes its budget from the deadline's clock
+    /// (warm starts, the solves, realisation and repair), never from `Instant::now()`.
+    fn place_by(&self, problem: &Problem, deadline: &Deadline) -> Result<Outcome, PlaceError> {
         let mut greedy: Option<(OnlineKind, Vec<Option<Binding>>, goal::Score)> = None;
         let mut fastest = f64::INFINITY;
-        let budget = WARM_START_SHARE * self.opts.time_limit_seconds;
+        let budget = WARM_START_SHARE * deadline.budget_seconds();
         for k in self.warm_start_kinds() {
-            if greedy.is_some() && start.elapsed().as_secs_f64() > budget {
+            if greedy.is_some() && deadline.elapsed_seconds() > budget {
                 tracing::debug!(
                     next = k.name(),
                     "warm-start budget spent; the remaining online policies are skipped"
                 );
                 break;
             }
-            let t = Instant::now();
+            let t = deadline.elapsed_seconds();
             let out = OnlinePolicy::new(k, self.opts.seed)
                 .with_plugins(self.plugins.hard_only())
                 .place(problem)?;
-            fastest = fastest.min(t.elapsed().as_secs_f64());
+            fastest = fastest.min(deadline.elapsed_seconds() - t);
             let s = self.score(problem, &out.placement);
             if greedy.as_ref().is_none_or(|g| s.better_than(&g.2)) {
                 greedy = Some((k, out.placement, s));
@@ -293,15 +304,15 @@ impl Placer for MilpPlacer {
             kind = kind.name(),
             weight = greedy_score.weight,
             goal = greedy_score.goal,
-            s = start.elapsed().as_secs_f64(),
+            s = deadline.elapsed_seconds(),
             "best greedy warm start"
         );
-        let result = if start.elapsed().as_secs_f64() < self.opts.time_limit_seconds {
-            self.optimise(problem, kind, &greedy, start, fastest)
+        let result = if !deadline.passed() {
+            self.optimise(problem, kind, &greedy, deadline, fastest)
         } else {
             Err(MilpError::NoTime {
                 left: 0.0,
-                kept_back: start.elapsed().as_secs_f64(),
+                kept_back: deadline.elapsed_seconds(),
             })
         };
         let fallback_stats = |o: Option<&Optimised>| {
@@ -338,7 +349,7 @@ impl Placer for MilpPlacer {
                 (greedy, fallback_stats(None))
             }
         };
-        stats.solve_seconds = start.elapsed().as_secs_f64();
+        stats.solve_seconds = deadline.elapsed_seconds();
         Ok(Outcome {
             policy: self.name().to_string(),
             placement,
@@ -353,7 +364,7 @@ impl MilpPlacer {
         problem: &Problem,
         kind: OnlineKind,
         greedy: &[Option<Binding>],
-        start: Instant,
+        deadline: &Deadline,
         greedy_seconds: f64,
     ) -> Result<Optimised, MilpError> {
         let classes = classes::group(&problem.pending);
@@ -365,13 +376,13 @@ impl MilpPlacer {
             .collect();
         // Large and not for the aggregated path: candidate nodes per class only.
         let restricted = self.plugins.is_empty()
-            && classes.classes.len() * problem.cluster.nodes().len()
+            && classes.classes.len() * problem.cluster.node_count()
                 > self.opts.restrict_above_pairs
             && !self.aggregable(problem, &classes);
         let mut eligible = if restricted {
             let e = candidates::restricted(problem, &classes, &greedy_part, &cls);
             tracing::debug!(
-                s = start.elapsed().as_secs_f64(),
+                s = deadline.elapsed_seconds(),
                 "candidate nodes per class found"
             );
             e
@@ -392,7 +403,7 @@ impl MilpPlacer {
                 &eligible,
                 kind,
                 &greedy_part,
-                start,
+                deadline,
             );
         }
         let kept = if restricted {
@@ -418,7 +429,7 @@ impl MilpPlacer {
             rows = f.program.rows.len(),
             warm = warm.is_some(),
             restricted,
-            built_s = start.elapsed().as_secs_f64(),
+            built_s = deadline.elapsed_seconds(),
             "MILP program built"
         );
         // Time kept back for extracting the solution and placing the greedy tail (its
@@ -426,8 +437,7 @@ impl MilpPlacer {
         // constraints and cost more than the average pod; plus a margin).
         let tail_share = classes.greedy_tail.len() as f64 / problem.pending.len().max(1) as f64;
         let reserve = 0.1 + 3.0 * greedy_seconds * tail_share;
-        let left =
-            |start: Instant| self.opts.time_limit_seconds - start.elapsed().as_secs_f64() - reserve;
+        let left = || deadline.remaining_seconds() - reserve;
         if warm.is_none() {
             tracing::debug!("greedy warm start is not a point of the program");
         }
@@ -435,10 +445,10 @@ impl MilpPlacer {
         // count (about 2 s for 200,000 columns): that is kept back too, and with less than
         // that left, the warm start is returned.
         let overhead = f.program.cols.len() as f64 * HIGHS_SECONDS_PER_COLUMN;
-        let left = |start: Instant| left(start) - overhead;
-        if !f.program.cols.is_empty() && left(start) < lex::MIN_SECONDS_FOR_SECOND {
+        let left = || left() - overhead;
+        if !f.program.cols.is_empty() && left() < lex::MIN_SECONDS_FOR_SECOND {
             return Err(MilpError::NoTime {
-                left: left(start),
+                left: left(),
                 kept_back: reserve + overhead,
             });
         }
@@ -465,7 +475,7 @@ impl MilpPlacer {
                 all,
                 &settings,
                 self.opts.mip_rel_gap,
-                || highs_share(left(start)),
+                || highs_share(left()),
             )?;
             stats.objective = Some(lex.weight);
             stats.bound = Some(lex.weight_bound);
@@ -519,7 +529,7 @@ impl MilpPlacer {
         &self,
         problem: &Problem,
         classes: &classes::Classes,
-        eligible: &[Vec<usize>],
+        eligible: &[Vec<NodeId>],
     ) -> bool {
         let pairs: usize = eligible.iter().map(Vec::len).sum();
         pairs > AGGREGATE_MIN_PAIRS && self.aggregable(problem, classes)
@@ -563,7 +573,7 @@ fn pack_volume_bound(problem: &Problem, pods: impl Iterator<Item = usize>) -> f6
     }
     let mut free = [0u64; 3];
     let mut caps: [Vec<u64>; 3] = Default::default();
-    for (n, node) in c.nodes().iter().enumerate() {
+    for (n, node) in c.nodes() {
         let a = &node.allocatable;
         let gpu = u64::from(node.gpu_count()) * u64::from(crate::model::MILLI_PER_GPU);
         if c.pods_on(n).is_empty() {

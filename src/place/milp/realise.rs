@@ -10,10 +10,10 @@ use super::classes::Classes;
 use super::formulate::{demand_of, free_of};
 use crate::model::gpu::choose_devices;
 use crate::model::{Binding, GpuAmount, NodeId, Problem, MILLI_PER_GPU};
+use crate::place::clock::Deadline;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use std::time::Instant;
 
 /// One node being filled.
 struct Bin {
@@ -28,12 +28,7 @@ impl Bin {
     fn new(problem: &Problem, node: NodeId, ext: &[String]) -> Self {
         let c = &problem.cluster;
         let mut free = free_of(problem, node, ext);
-        free.push(
-            c.nodes()[node]
-                .allocatable
-                .pods
-                .saturating_sub(c.used(node).pods) as f64,
-        );
+        free.push(c[node].allocatable.pods.saturating_sub(c.used(node).pods) as f64);
         Bin {
             node,
             free,
@@ -69,7 +64,7 @@ pub(crate) fn realise(
     a: &Aggregate,
     v: &[f64],
     seed: u64,
-    deadline: Instant,
+    deadline: &Deadline,
 ) -> Vec<Option<Binding>> {
     let ext = extended_names(problem, classes);
     let count = |col: usize| v[col].round().max(0.0) as usize;
@@ -91,7 +86,7 @@ pub(crate) fn realise(
                 return Vec::new();
             }
             let a = pack(problem, &ext, &ty.nodes, pods.clone());
-            if !ty.empty || problem.cluster.nodes()[ty.nodes[0]].gpu_count() == 0 {
+            if !ty.empty || problem.cluster[ty.nodes[0]].gpu_count() == 0 {
                 return a;
             }
             let b = pack_devices(
@@ -113,7 +108,7 @@ pub(crate) fn realise(
         let used: std::collections::BTreeSet<NodeId> = p.iter().map(|(_, b)| b.node).collect();
         tracing::trace!(
             t,
-            node = a.types[t].nodes[0],
+            node = a.types[t].nodes[0].index(),
             k = a.k.get(&t).map(|&k| count(k)),
             pods = p.len(),
             used = used.len(),
@@ -222,11 +217,11 @@ fn pack_devices(
     nodes: &[NodeId],
     pods: &[usize],
     seed: u64,
-    deadline: Instant,
+    deadline: &Deadline,
 ) -> Vec<(usize, Binding)> {
     let mut best = pack_devices_once(problem, ext, nodes, pods, None);
     for r in 0..RESTARTS {
-        if Instant::now() >= deadline {
+        if deadline.passed() {
             break;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(r));

@@ -18,7 +18,7 @@
 
 use super::hot::NodeRow;
 use super::soft::{StaticEntry, StaticNode};
-use crate::model::{Cluster, GpuAmount};
+use crate::model::{Cluster, GpuAmount, NodeId};
 use std::collections::{BTreeSet, HashMap};
 
 /// Everything the filter and score of a non-inter-pod pod read of one node's state.
@@ -43,6 +43,8 @@ pub(crate) struct NodeKeys {
     pub of_node: Vec<u32>,
     /// Each node's GPU model id (`u32::MAX` without GPUs).
     model: Vec<u32>,
+    /// GPU model ids by name.
+    model_ids: HashMap<String, u32>,
     with_types: bool,
 }
 
@@ -54,26 +56,19 @@ impl NodeKeys {
         gpu_types: &[Vec<(GpuAmount, u32)>],
         with_types: bool,
     ) -> Self {
-        let mut models: HashMap<&str, u32> = HashMap::new();
-        let model = cluster
-            .nodes()
-            .iter()
-            .map(|n| match n.gpu_model() {
-                None => u32::MAX,
-                Some(m) => {
-                    let next = models.len() as u32;
-                    *models.entry(m).or_insert(next)
-                }
-            })
-            .collect();
         let mut k = NodeKeys {
             ids: HashMap::new(),
             keys: Vec::new(),
             free_ids: Vec::new(),
             of_node: Vec::with_capacity(rows.len()),
-            model,
+            model: Vec::with_capacity(rows.len()),
+            model_ids: HashMap::new(),
             with_types,
         };
+        for n in cluster.node_slot_iter() {
+            let m = k.model_id(n);
+            k.model.push(m);
+        }
         for n in 0..rows.len() {
             let key = k.key(n, cluster, &rows[n], &gpu_types[n]);
             let id = k.intern(key);
@@ -106,9 +101,46 @@ impl NodeKeys {
                 u64::from(r.gpu_free_total),
             ],
             model: self.model[n],
-            gpu_free: cluster.gpu_free(n).to_vec(),
+            gpu_free: cluster.gpu_free(NodeId::from_index(n)).to_vec(),
             gpu_types,
         }
+    }
+
+    /// The id of `node`'s GPU model (`u32::MAX` without GPUs or for a removed node).
+    fn model_id(&mut self, node: Option<&crate::model::Node>) -> u32 {
+        match node.and_then(|n| n.gpu_model()) {
+            None => u32::MAX,
+            Some(m) => {
+                let next = self.model_ids.len() as u32;
+                *self.model_ids.entry(m.to_string()).or_insert(next)
+            }
+        }
+    }
+
+    /// Node `n` was added, replaced or removed: its GPU model and key are recomputed
+    /// (the arrays grow to the cluster's slots first). Returns `(old, new)` key ids if the
+    /// key of an existing node changed.
+    pub fn node_changed(
+        &mut self,
+        n: usize,
+        cluster: &Cluster,
+        rows: &[NodeRow],
+        gpu_types: &[Vec<(GpuAmount, u32)>],
+    ) -> Option<(u32, u32)> {
+        let node = cluster.node(NodeId::from_index(n));
+        let m = self.model_id(node);
+        while self.of_node.len() <= n {
+            let i = self.of_node.len();
+            self.model.push(if i == n { m } else { u32::MAX });
+            let key = self.key(i, cluster, &rows[i], &gpu_types[i]);
+            let id = self.intern(key);
+            self.of_node.push(id);
+            if i == n {
+                return None;
+            }
+        }
+        self.model[n] = m;
+        self.update(n, cluster, &rows[n], &gpu_types[n])
     }
 
     fn intern(&mut self, key: NodeKey) -> u32 {

@@ -10,10 +10,11 @@ use super::rows::{
     best_fit_fast, kube_resources_fast, least_allocated_fast, main_score, most_allocated_fast,
     NodeRefs,
 };
-use super::soft::{self, SoftInputs, StaticEntry, StaticNode};
+use super::soft::{self, EntryChange, SoftInputs, StaticEntry, StaticNode};
 use super::OnlineKind;
 use crate::model::{
-    Binding, Cluster, ClusterError, GpuAmount, NodeId, Pod, PodId, WhenUnsatisfiable, MILLI_PER_GPU,
+    Binding, Cluster, ClusterError, GpuAmount, Node, NodeId, Pod, PodId, WhenUnsatisfiable,
+    MILLI_PER_GPU,
 };
 use crate::place::filter::FilterContext;
 use crate::place::plugin::Plugins;
@@ -51,7 +52,7 @@ pub(crate) struct Engine<'a> {
 
 impl<'a> Engine<'a> {
     pub fn new(kind: OnlineKind, cluster: Cow<'a, Cluster>) -> Self {
-        let n = cluster.nodes().len();
+        let n = cluster.node_slots();
         let mut e = Engine {
             kind,
             rows: vec![NodeRow::default(); n],
@@ -66,7 +67,7 @@ impl<'a> Engine<'a> {
             cluster,
         };
         for id in 0..n {
-            e.refresh_row(id);
+            e.refresh_row(NodeId::from_index(id));
         }
         let bound: Vec<(NodeId, u64, u64, GpuAmount)> = e
             .cluster
@@ -86,7 +87,15 @@ impl<'a> Engine<'a> {
     }
 
     fn refresh_row(&mut self, id: NodeId) {
-        let node = &self.cluster.nodes()[id];
+        let Some(node) = self.cluster.node(id) else {
+            // A removed node: nothing fits (its static entries no longer list it either).
+            self.rows[id] = NodeRow::default();
+            self.gpu_types[id].clear();
+            if let Some(f) = self.fgd.as_mut() {
+                f.invalidate(id.index());
+            }
+            return;
+        };
         let used = self.cluster.used(id);
         let free = self.cluster.gpu_free(id);
         let r = &mut self.rows[id];
@@ -112,7 +121,7 @@ impl<'a> Engine<'a> {
             .count();
         r.inv_dims = if dims == 0 { 0.0 } else { 1.0 / dims as f64 };
         if let Some(f) = self.fgd.as_mut() {
-            f.invalidate(id);
+            f.invalidate(id.index());
         }
     }
 
@@ -191,18 +200,82 @@ impl<'a> Engine<'a> {
         Ok(id)
     }
 
+    /// Adds a node; every derived structure learns of it incrementally.
+    pub fn add_node(&mut self, node: Node) -> Result<NodeId, ClusterError> {
+        let id = self.cluster.to_mut().add_node(node)?;
+        self.node_changed(id);
+        Ok(id)
+    }
+
+    /// Replaces node `id`'s description (see [`Cluster::replace_node`]).
+    pub fn replace_node(&mut self, id: NodeId, node: Node) -> Result<Node, ClusterError> {
+        let old = self.cluster.to_mut().replace_node(id, node)?;
+        self.node_changed(id);
+        Ok(old)
+    }
+
+    /// Removes node `id`, evicting its pods (unbound one by one, so every structure
+    /// stays in sync); returns the node and the evicted pods with their bindings.
+    pub fn remove_node(&mut self, id: NodeId) -> Result<(Node, Vec<(Pod, Binding)>), ClusterError> {
+        if self.cluster.node(id).is_none() {
+            return Err(ClusterError::NoSuchNode(id));
+        }
+        let mut evicted = Vec::new();
+        for pid in self.cluster.pods_on(id).to_vec() {
+            evicted.push(self.unbind(pid)?);
+        }
+        let (node, rest) = self.cluster.to_mut().remove_node(id)?;
+        debug_assert!(rest.is_empty(), "pods unbound above");
+        self.node_changed(id);
+        Ok((node, evicted))
+    }
+
+    /// Brings every derived structure up to date after node `id` was added, replaced or
+    /// removed in the cluster: its row, its GPU model flags for FGD, its state key, and
+    /// its membership and static soft scores in every cached static entry. An entry
+    /// whose slots or class keys moved drops its classes (rebuilt on its next use); the
+    /// others move the node between classes as a bind does. Nothing is rebuilt from
+    /// scratch.
+    fn node_changed(&mut self, id: NodeId) {
+        let slots = self.cluster.node_slots();
+        if self.rows.len() < slots {
+            self.rows.resize(slots, NodeRow::default());
+            self.gpu_types.resize(slots, Vec::new());
+        }
+        if let Some(f) = self.fgd.as_mut() {
+            f.node_changed(id.index(), &self.cluster);
+        }
+        self.refresh_row(id);
+        let moved = match self.keys.as_mut() {
+            Some(k) => k.node_changed(id.index(), &self.cluster, &self.rows, &self.gpu_types),
+            None => None,
+        };
+        let node = self.cluster.node(id);
+        for (entry, classes) in self.statics.iter_mut().zip(&mut self.classes) {
+            match entry.node_changed(id, node) {
+                EntryChange::Changed => *classes = None,
+                EntryChange::Same => {
+                    if let (Some((old, new)), Some(c)) = (moved, classes.as_mut()) {
+                        c.move_node(entry, id.index() as u32, old, new, &self.rows[id]);
+                    }
+                }
+            }
+        }
+    }
+
     /// Moves node `n` to the class of its new state in every cached entry.
     fn touch(&mut self, n: NodeId) {
         let Some(keys) = self.keys.as_mut() else {
             return;
         };
-        let Some((old, new)) = keys.update(n, &self.cluster, &self.rows[n], &self.gpu_types[n])
+        let Some((old, new)) =
+            keys.update(n.index(), &self.cluster, &self.rows[n], &self.gpu_types[n])
         else {
             return;
         };
         for (entry, classes) in self.statics.iter().zip(&mut self.classes) {
             if let Some(c) = classes.as_mut() {
-                c.move_node(entry, n as u32, old, new, &self.rows[n]);
+                c.move_node(entry, n.index() as u32, old, new, &self.rows[n]);
             }
         }
     }
@@ -269,6 +342,7 @@ impl<'a> Engine<'a> {
         // `fits` (run first) covers pods, CPU, memory, ephemeral storage and GPUs as
         // `Cluster::insufficient` does; the full dynamic check runs where it is not enough.
         let check = |n: usize| {
+            let n = NodeId::from_index(n);
             if reads_node {
                 ctx.check_dynamic(n).is_ok()
             } else {
@@ -335,7 +409,13 @@ impl<'a> Engine<'a> {
                     |n, r| {
                         let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
                         let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
-                        fgd.score(n, free_cpu, free_mem, cluster.gpu_free(n), &q)
+                        fgd.score(
+                            n,
+                            free_cpu,
+                            free_mem,
+                            cluster.gpu_free(NodeId::from_index(n)),
+                            &q,
+                        )
                     },
                     visit,
                 )
@@ -352,7 +432,7 @@ impl<'a> Engine<'a> {
                         let refs = NodeRefs {
                             cluster,
                             gpu_types,
-                            node: n,
+                            node: NodeId::from_index(n),
                         };
                         (main_score(kind, r, &q, refs), NO_DEVICE)
                     },
@@ -390,7 +470,10 @@ impl<'a> Engine<'a> {
         });
         if let Some(p) = &self.plugins {
             let cluster: &Cluster = &self.cluster;
-            buf.retain(|c| p.check(pod, c.node as usize, cluster).is_ok());
+            buf.retain(|c| {
+                p.check(pod, NodeId::from_index(c.node as usize), cluster)
+                    .is_ok()
+            });
             if first_only {
                 buf.truncate(1);
             }
@@ -407,7 +490,7 @@ impl<'a> Engine<'a> {
             });
             if let Some(p) = self.plugins.as_ref().filter(|p| !p.scores.is_empty()) {
                 for c in &mut buf {
-                    c.total += p.score_of(pod, c.node as usize, &self.cluster);
+                    c.total += p.score_of(pod, NodeId::from_index(c.node as usize), &self.cluster);
                 }
             }
         }
@@ -462,7 +545,7 @@ impl<'a> Engine<'a> {
         self.evaluate(pod, false);
         self.buf
             .iter()
-            .map(|c| (c.node as usize, c.total))
+            .map(|c| (NodeId::from_index(c.node as usize), c.total))
             .collect()
     }
 
@@ -497,7 +580,7 @@ impl<'a> Engine<'a> {
                 }
             }
         }?;
-        let node = pick.node as usize;
+        let node = NodeId::from_index(pick.node as usize);
         let free = self.cluster.gpu_free(node);
         let devices = if pick.device != u32::MAX {
             vec![pick.device]

@@ -60,7 +60,7 @@ const ALL: u32 = u32::MAX;
 
 impl FragState {
     pub fn new(workload: TargetWorkload, cluster: &Cluster) -> Self {
-        let nodes = cluster.nodes().len();
+        let nodes = cluster.node_slots();
         let mut needs: Vec<u32> = Vec::new();
         let mut tasks = Vec::new();
         for t in workload.pods() {
@@ -86,13 +86,12 @@ impl FragState {
             });
         }
         let model_ok = cluster
-            .nodes()
-            .iter()
+            .node_slot_iter()
             .flat_map(|n| {
                 workload
                     .pods()
                     .iter()
-                    .map(|t| t.accepts_model(n.gpu_model()))
+                    .map(move |t| n.is_some_and(|n| t.accepts_model(n.gpu_model())))
             })
             .collect();
         let k = needs.len();
@@ -111,6 +110,33 @@ impl FragState {
             before: vec![0.0; nodes],
             stats: vec![NeedStat::default(); nodes * k],
         }
+    }
+
+    /// Node `n` was added, replaced or removed: the per-node arrays grow to the
+    /// cluster's slots, its model flags are recomputed and its statistics forgotten.
+    pub fn node_changed(&mut self, n: usize, cluster: &Cluster) {
+        let slots = cluster.node_slots();
+        let (t, k) = (self.tasks.len(), self.needs.len());
+        if self.valid.len() < slots {
+            self.model_ok.resize(slots * t, false);
+            self.node_codes.resize(slots * t, (ALL, 0));
+            self.keep_cpu.resize(slots, 0);
+            self.keep_mem.resize(slots, 0);
+            self.valid.resize(slots, false);
+            self.total.resize(slots, 0);
+            self.before.resize(slots, 0.0);
+            self.stats.resize(slots * k, NeedStat::default());
+        }
+        let model = cluster
+            .node(crate::model::NodeId::from_index(n))
+            .map(|node| node.gpu_model());
+        for (flag, task) in self.model_ok[n * t..(n + 1) * t]
+            .iter_mut()
+            .zip(self.workload.pods())
+        {
+            *flag = model.is_some_and(|m| task.accepts_model(m));
+        }
+        self.valid[n] = false;
     }
 
     /// Forgets node `n`'s cached statistics (after a bind or removal there).
@@ -333,7 +359,7 @@ mod tests {
                     },
                     ..Default::default()
                 };
-                let n = rng.gen_range(0..4);
+                let n = crate::model::NodeId::from_index(rng.gen_range(0..4));
                 let _ = c.bind(p, n, None);
             }
             let mut st = FragState::new(w.clone(), &c);
@@ -346,11 +372,10 @@ mod tests {
                 ..Default::default()
             };
             let q = PodReq::of(&pod);
-            for n in 0..4 {
+            for (n, node) in c.nodes() {
                 if !c.insufficient(&pod, n).is_empty() {
                     continue;
                 }
-                let node = &c.nodes()[n];
                 let ok: Vec<bool> = w
                     .pods()
                     .iter()
@@ -397,7 +422,7 @@ mod tests {
                     }
                     GpuAmount::None => (fgd_score(before, frag(cpu2, mem2, &free)), u32::MAX),
                 };
-                let got = st.score(n, cpu, mem, &free, &q);
+                let got = st.score(n.index(), cpu, mem, &free, &q);
                 assert!(
                     (got.0 - expected.0).abs() < 1e-9,
                     "round {round} node {n}: {got:?} vs {expected:?}"

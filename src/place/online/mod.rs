@@ -100,10 +100,11 @@
 //! let cluster = Cluster::new(vec![node("a"), node("b")]).unwrap();
 //! let mut session = OnlinePolicy::new(OnlineKind::BestFit, 42).session(cluster);
 //! let (id, binding) = session.place(pod.clone()).unwrap().expect("fits");
-//! assert_eq!(binding.node, 0); // equal nodes: the lowest index wins
+//! let a = session.cluster().node_id("a").unwrap();
+//! assert_eq!(binding.node, a); // equal nodes: the lowest id wins
 //! // The second share packs onto the same node and device.
 //! let (_, second) = session.place(Pod { name: "train-2".into(), ..pod }).unwrap().unwrap();
-//! assert_eq!((second.node, &second.gpu_devices), (0, &binding.gpu_devices));
+//! assert_eq!((second.node, &second.gpu_devices), (a, &binding.gpu_devices));
 //! session.remove(id).unwrap();
 //! ```
 
@@ -115,13 +116,12 @@ mod rows;
 mod soft;
 
 use super::{FilterContext, Outcome, PlaceError, Placer, Plugins, Reason, SolveStats};
-use crate::model::{Binding, Cluster, ClusterError, NodeId, Pod, PodId, Problem};
+use crate::model::{Binding, Cluster, ClusterError, Node, NodeId, Pod, PodId, Problem};
 use crate::place::score::fgd::{self, TargetWorkload};
 use engine::Engine;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::Instant;
 
 /// Which online policy.
@@ -255,12 +255,12 @@ impl OnlinePolicy {
         self.engine(Cow::Borrowed(cluster)).scores(pod)
     }
 
-    /// kube-scheduler's filter verdict of every node for `pod` (index = [`NodeId`]):
-    /// `Ok` if feasible, else the reasons of the first rejecting plugin. The nodes
+    /// kube-scheduler's filter verdict of every live node for `pod`, ascending id: `Ok`
+    /// if feasible, else the reasons of the first rejecting plugin. The nodes
     /// [`OnlinePolicy::scores`] returns are exactly the `Ok` ones.
-    pub fn filter(cluster: &Cluster, pod: &Pod) -> Vec<Result<(), Vec<Reason>>> {
+    pub fn filter(cluster: &Cluster, pod: &Pod) -> Vec<(NodeId, Result<(), Vec<Reason>>)> {
         let ctx = FilterContext::new(cluster, pod);
-        (0..cluster.nodes().len()).map(|n| ctx.check(n)).collect()
+        cluster.node_ids().map(|n| (n, ctx.check(n))).collect()
     }
 
     /// A session that places pods one by one on its own copy of `cluster`.
@@ -283,10 +283,12 @@ impl OnlinePolicy {
     }
 }
 
-/// A cluster being filled one pod at a time by one policy: the simulator's and the
-/// extender's entry point. Keeps the per-node state in sync across binds and removals.
-/// Node descriptions (labels, taints, allocatable, cordon) are read once: when nodes
-/// change, start a new session from the changed cluster.
+/// A live cluster being filled one pod at a time by one policy: the simulator's and the
+/// extender's entry point. Every change — pods bound, removed or evicted, nodes added,
+/// replaced (capacity, labels, taints, GPUs, cordon) or removed — is applied
+/// incrementally to the per-node state, so the next decision and every score equal those
+/// of a session built from scratch on the same cluster (property-tested in
+/// `tests/session_live.rs`).
 #[derive(Debug, Clone)]
 pub struct Session<'a> {
     engine: Engine<'a>,
@@ -345,30 +347,44 @@ impl Session<'_> {
     pub fn remove(&mut self, id: PodId) -> Result<(Pod, Binding), ClusterError> {
         self.engine.unbind(id)
     }
-}
 
-/// Pending pod indices in placement order, grouped: a lone pod or a gang's members.
-fn placement_units(pending: &[Pod]) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..pending.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(pending[i].priority));
-    let mut units: Vec<Vec<usize>> = Vec::new();
-    let mut gang_unit: HashMap<(&str, &str), usize> = HashMap::new();
-    for i in order {
-        match &pending[i].gang {
-            Some(g) => {
-                let key = (pending[i].namespace.as_str(), g.name.as_str());
-                match gang_unit.get(&key) {
-                    Some(&u) => units[u].push(i),
-                    None => {
-                        gang_unit.insert(key, units.len());
-                        units.push(vec![i]);
-                    }
-                }
-            }
-            None => units.push(vec![i]),
-        }
+    /// Evicts a bound pod: removes it and returns it as a pending pod again (no node
+    /// name, no devices).
+    pub fn evict(&mut self, id: PodId) -> Result<Pod, ClusterError> {
+        let (mut pod, _) = self.engine.unbind(id)?;
+        pod.node_name = None;
+        pod.gpu_devices.clear();
+        Ok(pod)
     }
-    units
+
+    /// Adds a node; returns its id.
+    pub fn add_node(&mut self, node: Node) -> Result<NodeId, ClusterError> {
+        self.engine.add_node(node)
+    }
+
+    /// Replaces node `id`'s description; returns the old one (see
+    /// [`Cluster::replace_node`] for what is refused).
+    pub fn replace_node(&mut self, id: NodeId, node: Node) -> Result<Node, ClusterError> {
+        self.engine.replace_node(id, node)
+    }
+
+    /// Cordons (`true`) or uncordons node `id`; returns whether it was cordoned.
+    pub fn set_cordoned(&mut self, id: NodeId, cordoned: bool) -> Result<bool, ClusterError> {
+        let mut node = self
+            .cluster()
+            .node(id)
+            .ok_or(ClusterError::NoSuchNode(id))?
+            .clone();
+        let was = std::mem::replace(&mut node.unschedulable, cordoned);
+        self.engine.replace_node(id, node)?;
+        Ok(was)
+    }
+
+    /// Removes node `id`, evicting its pods; returns the node and the evicted pods with
+    /// the bindings they had. The id stays an error from then on.
+    pub fn remove_node(&mut self, id: NodeId) -> Result<(Node, Vec<(Pod, Binding)>), ClusterError> {
+        self.engine.remove_node(id)
+    }
 }
 
 impl Placer for OnlinePolicy {
@@ -385,26 +401,10 @@ impl Placer for OnlinePolicy {
                 fgd::DEFAULT_COVERAGE,
             ));
         }
-        let mut placement: Vec<Option<Binding>> = vec![None; problem.pending.len()];
-        for unit in placement_units(&problem.pending) {
-            let mut placed: Vec<(usize, PodId)> = Vec::new();
-            for &i in &unit {
-                if let Some((id, b)) = session.place(problem.pending[i].clone())? {
-                    placement[i] = Some(b);
-                    placed.push((i, id));
-                }
-            }
-            let min = problem.pending[unit[0]]
-                .gang
-                .as_ref()
-                .map_or(0, |g| g.min_member as usize);
-            if placed.len() < min {
-                for (i, id) in placed {
-                    session.remove(id)?;
-                    placement[i] = None;
-                }
-            }
-        }
+        let placement = super::scheduler::place_units(&mut session, &problem.pending)?
+            .into_iter()
+            .map(|p| p.map(|(_, b)| b))
+            .collect();
         Ok(Outcome {
             policy: self.name().to_string(),
             placement,

@@ -5,7 +5,7 @@
 
 use super::hot::Candidate;
 use crate::model::selector::{NodeSelector, TaintEffect};
-use crate::model::{Cluster, Labels, Pod, PreferredTerm, Toleration, WhenUnsatisfiable};
+use crate::model::{Cluster, Labels, NodeId, Pod, PreferredTerm, Toleration, WhenUnsatisfiable};
 use crate::place::filter::{check_static, node_affinity_matches};
 use crate::place::score;
 use std::collections::hash_map::DefaultHasher;
@@ -78,35 +78,68 @@ pub(crate) struct StaticEntry {
     pub max_taints: i64,
 }
 
+impl StaticKey {
+    /// A pod carrying exactly this signature (every field the static filters and static
+    /// soft scores read), for judging nodes that appear after the entry was built.
+    fn probe(&self) -> Pod {
+        let mut p = Pod {
+            tolerations: self.tolerations.clone(),
+            node_selector: self.node_selector.clone(),
+            required_node_affinity: self.required.clone(),
+            preferred_node_affinity: self.preferred.clone(),
+            ..Pod::default()
+        };
+        p.gpu.models = self.models.clone();
+        if self.wants_gpu {
+            p.gpu.amount = crate::model::GpuAmount::Shared(1);
+        }
+        p
+    }
+}
+
+/// Node `id`'s static verdict and soft scores for `pod`: `None` if a static filter
+/// rejects it.
+fn static_node(pod: &Pod, id: NodeId, n: &crate::model::Node) -> Option<StaticNode> {
+    check_static(pod, n).ok()?;
+    // kube's TaintToleration score only looks at tolerations with an empty effect or
+    // PreferNoSchedule.
+    let prefer_tol = |t: &&Toleration| t.effect.is_none_or(|e| e == TaintEffect::PreferNoSchedule);
+    Some(StaticNode {
+        id: id.index() as u32,
+        affinity: pod
+            .preferred_node_affinity
+            .iter()
+            .filter(|p| p.term.matches(&n.name, &n.labels))
+            .map(|p| i64::from(p.weight))
+            .sum(),
+        taints: n
+            .taints
+            .iter()
+            .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
+            .filter(|t| {
+                !pod.tolerations
+                    .iter()
+                    .filter(prefer_tol)
+                    .any(|tol| tol.tolerates(t))
+            })
+            .count() as i64,
+    })
+}
+
+/// How a node change altered one static entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryChange {
+    /// The node's membership and static soft scores are as before.
+    Same,
+    /// The node joined, left, or changed static soft scores: slots or class keys moved.
+    Changed,
+}
+
 impl StaticEntry {
     pub fn build(cluster: &Cluster, pod: &Pod) -> Self {
-        // kube's TaintToleration score only looks at tolerations with an empty effect or
-        // PreferNoSchedule.
-        let prefer_tols: Vec<&Toleration> = pod
-            .tolerations
-            .iter()
-            .filter(|t| t.effect.is_none_or(|e| e == TaintEffect::PreferNoSchedule))
-            .collect();
         let nodes = cluster
             .nodes()
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| check_static(pod, n).is_ok())
-            .map(|(i, n)| StaticNode {
-                id: i as u32,
-                affinity: pod
-                    .preferred_node_affinity
-                    .iter()
-                    .filter(|p| p.term.matches(&n.name, &n.labels))
-                    .map(|p| i64::from(p.weight))
-                    .sum(),
-                taints: n
-                    .taints
-                    .iter()
-                    .filter(|t| t.effect == TaintEffect::PreferNoSchedule)
-                    .filter(|t| !prefer_tols.iter().any(|tol| tol.tolerates(t)))
-                    .count() as i64,
-            })
+            .filter_map(|(i, n)| static_node(pod, i, n))
             .collect::<Vec<StaticNode>>();
         StaticEntry {
             key: StaticKey::of(pod),
@@ -114,6 +147,33 @@ impl StaticEntry {
             max_taints: nodes.iter().map(|n| n.taints).max().unwrap_or(0),
             nodes,
         }
+    }
+
+    /// Brings the entry up to date for node `id`, now described by `node` (`None`:
+    /// removed): the same result [`StaticEntry::build`] would give on the changed
+    /// cluster, at the cost of one node's filters.
+    pub fn node_changed(&mut self, id: NodeId, node: Option<&crate::model::Node>) -> EntryChange {
+        let new = node.and_then(|n| static_node(&self.key.probe(), id, n));
+        let at = self
+            .nodes
+            .binary_search_by_key(&(id.index() as u32), |sn| sn.id);
+        match (at, new) {
+            (Err(_), None) => return EntryChange::Same,
+            (Ok(i), Some(sn)) => {
+                let old = self.nodes[i];
+                if (old.affinity, old.taints) == (sn.affinity, sn.taints) {
+                    return EntryChange::Same;
+                }
+                self.nodes[i] = sn;
+            }
+            (Ok(i), None) => {
+                self.nodes.remove(i);
+            }
+            (Err(i), Some(sn)) => self.nodes.insert(i, sn),
+        }
+        self.max_affinity = self.nodes.iter().map(|n| n.affinity).max().unwrap_or(0);
+        self.max_taints = self.nodes.iter().map(|n| n.taints).max().unwrap_or(0);
+        EntryChange::Changed
     }
 }
 
@@ -179,13 +239,13 @@ fn spread_scores(cluster: &Cluster, pod: &Pod, candidates: &[Candidate]) -> Opti
     if soft.is_empty() {
         return None;
     }
-    let nodes = cluster.nodes();
     let has_keys =
         |n: &crate::model::Node| soft.iter().all(|c| n.labels.contains_key(&c.topology_key));
-    let counted: Vec<bool> = nodes
-        .iter()
-        .map(|n| has_keys(n) && node_affinity_matches(pod, n))
+    let counted: Vec<bool> = cluster
+        .node_slot_iter()
+        .map(|n| n.is_some_and(|n| has_keys(n) && node_affinity_matches(pod, n)))
         .collect();
+    let node = |id: u32| &cluster[NodeId::from_index(id as usize)];
     let mut counts: Vec<HashMap<&str, u32>> = vec![HashMap::new(); soft.len()];
     for (_, other, b) in cluster.bound_pods() {
         if !counted[b.node] || other.namespace != pod.namespace {
@@ -193,7 +253,7 @@ fn spread_scores(cluster: &Cluster, pod: &Pod, candidates: &[Candidate]) -> Opti
         }
         for (i, c) in soft.iter().enumerate() {
             if c.selector.matches(&other.labels) {
-                let v = nodes[b.node].labels[&c.topology_key].as_str();
+                let v = cluster[b.node].labels[&c.topology_key].as_str();
                 *counts[i].entry(v).or_insert(0) += 1;
             }
         }
@@ -203,7 +263,7 @@ fn spread_scores(cluster: &Cluster, pod: &Pod, candidates: &[Candidate]) -> Opti
         .map(|c| {
             candidates
                 .iter()
-                .filter_map(|cand| nodes[cand.node as usize].labels.get(&c.topology_key))
+                .filter_map(|cand| node(cand.node).labels.get(&c.topology_key))
                 .collect::<HashSet<_>>()
                 .len()
         })
@@ -211,7 +271,7 @@ fn spread_scores(cluster: &Cluster, pod: &Pod, candidates: &[Candidate]) -> Opti
     let raw: Vec<Option<i64>> = candidates
         .iter()
         .map(|cand| {
-            let n = &nodes[cand.node as usize];
+            let n = node(cand.node);
             if !has_keys(n) {
                 return None;
             }

@@ -140,8 +140,9 @@ fn bound_pods_are_charged_their_estimate_and_stay_put() {
     let est = estimates(500, None, 2);
     let e = effective_problem(&p, &est, &UsageOptions::new(0.0, false).unwrap()).unwrap();
     assert_eq!(e.estimated_pods, 2);
-    assert_eq!(e.problem.cluster.used(1).cpu_milli, 500);
-    assert_eq!(e.problem.cluster.pods_on(1).len(), 1);
+    let n1 = e.problem.cluster.node_id("n1").unwrap();
+    assert_eq!(e.problem.cluster.used(n1).cpu_milli, 500);
+    assert_eq!(e.problem.cluster.pods_on(n1).len(), 1);
 }
 
 #[test]

@@ -2,31 +2,31 @@
 //! plus every placed pod), independently of the filters. The semantics are documented
 //! in the parent module.
 
-use super::{report_missing_keys, Member, Report, ViolationKind};
-use crate::model::{Node, Pod};
+use super::{report_missing_keys, Member, Nodes, Report, ViolationKind};
+use crate::model::Pod;
 use std::collections::HashMap;
 
 /// Runs the pod affinity and anti-affinity checks (topology spread: `spread.rs`).
-pub(super) fn check(report: &mut Report, nodes: &[Node], members: &[Member]) {
+pub(super) fn check(report: &mut Report, nodes: &Nodes, members: &[Member]) {
     anti_affinity(report, nodes, members);
     affinity(report, nodes, members);
 }
 
 /// The value of `key` on the member's node.
-fn domain<'a>(nodes: &'a [Node], m: &Member, key: &str) -> Option<&'a String> {
+fn domain<'a>(nodes: &'a Nodes<'a>, m: &Member, key: &str) -> Option<&'a String> {
     nodes[m.node].labels.get(key)
 }
 
 /// Members grouped by the value of a topology key on their node, built per key on first
 /// use (a lookup, so checks cost the size of a domain rather than of the cluster).
 struct Domains<'a> {
-    nodes: &'a [Node],
+    nodes: &'a Nodes<'a>,
     members: &'a [Member<'a>],
     by_key: HashMap<&'a str, HashMap<&'a str, Vec<usize>>>,
 }
 
 impl<'a> Domains<'a> {
-    fn new(nodes: &'a [Node], members: &'a [Member<'a>]) -> Self {
+    fn new(nodes: &'a Nodes<'a>, members: &'a [Member<'a>]) -> Self {
         Domains {
             nodes,
             members,
@@ -50,7 +50,7 @@ impl<'a> Domains<'a> {
     }
 }
 
-fn anti_affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
+fn anti_affinity(report: &mut Report, nodes: &Nodes, members: &[Member]) {
     let mut domains = Domains::new(nodes, members);
     for (a, p) in members.iter().enumerate() {
         let Some(i) = p.pending else { continue };
@@ -107,7 +107,7 @@ fn matches_any_term(p: &Pod, q: &Pod) -> bool {
         .any(|t| t.selects(&p.namespace, &q.namespace, &q.labels))
 }
 
-fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
+fn affinity(report: &mut Report, nodes: &Nodes, members: &[Member]) {
     // Placed pods that rely on the first-of-group exception: (member index, failing term).
     let mut claimants: Vec<(usize, usize)> = Vec::new();
     // Placed pods whose every term has a partner in the final state.
@@ -184,7 +184,7 @@ fn affinity(report: &mut Report, nodes: &[Node], members: &[Member]) {
 }
 
 /// Whether `q` (another pod) is a partner for `p`'s term `t` in `p`'s domain.
-fn partners(nodes: &[Node], p: &Member, t: &crate::model::PodAffinityTerm, q: &Member) -> bool {
+fn partners(nodes: &Nodes, p: &Member, t: &crate::model::PodAffinityTerm, q: &Member) -> bool {
     let v = domain(nodes, p, &t.topology_key);
     v.is_some()
         && domain(nodes, q, &t.topology_key) == v
@@ -200,7 +200,7 @@ fn partners(nodes: &[Node], p: &Member, t: &crate::model::PodAffinityTerm, q: &M
 /// no earlier pod with terms, nor any bound pod, matches them). Pods never reached are
 /// reported: e.g. a group split over two zones, where the zone without the first pod
 /// has no pod that could have started it.
-fn check_seeding(report: &mut Report, nodes: &[Node], members: &[Member], partnered: &[usize]) {
+fn check_seeding(report: &mut Report, nodes: &Nodes, members: &[Member], partnered: &[usize]) {
     let mut placed = vec![true; members.len()];
     for &a in partnered {
         placed[a] = false;

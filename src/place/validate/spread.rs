@@ -4,7 +4,7 @@
 //! and members indexed by label so counting a constraint visits only the members that
 //! carry one of its selector's required labels.
 
-use super::{Member, Report, ViolationKind};
+use super::{Member, Nodes, Report, ViolationKind};
 use crate::model::{
     Labels, Node, NodeSelector, Operator, Pod, TopologySpreadConstraint, WhenUnsatisfiable,
 };
@@ -39,7 +39,7 @@ type EligibleKey<'a> = (&'a Labels, Option<&'a NodeSelector>, Vec<&'a str>);
 type CountsKey<'a> = (&'a str, &'a TopologySpreadConstraint, EligibleKey<'a>);
 
 struct Lookups<'a> {
-    nodes: &'a [Node],
+    nodes: &'a Nodes<'a>,
     members: &'a [Member<'a>],
     keys: HashMap<&'a str, Rc<KeyDomains<'a>>>,
     eligible: HashMap<EligibleKey<'a>, Rc<Eligible>>,
@@ -50,7 +50,7 @@ struct Lookups<'a> {
 }
 
 impl<'a> Lookups<'a> {
-    fn new(nodes: &'a [Node], members: &'a [Member<'a>]) -> Self {
+    fn new(nodes: &'a Nodes<'a>, members: &'a [Member<'a>]) -> Self {
         let mut by_label: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
         let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, m) in members.iter().enumerate() {
@@ -77,8 +77,8 @@ impl<'a> Lookups<'a> {
                 let mut ids: HashMap<&str, u32> = HashMap::new();
                 let mut values = Vec::new();
                 let of_node = nodes
-                    .iter()
-                    .map(|n| match n.labels.get(key) {
+                    .slot_iter()
+                    .map(|n| match n.and_then(|n| n.labels.get(key)) {
                         None => NONE,
                         Some(v) => *ids.entry(v).or_insert_with(|| {
                             values.push(v.as_str());
@@ -103,9 +103,13 @@ impl<'a> Lookups<'a> {
         let doms: Vec<Rc<KeyDomains>> = keys.iter().map(|k| self.key(k)).collect();
         let node: Vec<bool> = self
             .nodes
-            .iter()
+            .slot_iter()
             .enumerate()
-            .map(|(i, n)| doms.iter().all(|d| d.of_node[i] != NONE) && node_fits_affinity(pod, n))
+            .map(|(i, n)| {
+                n.is_some_and(|n| {
+                    doms.iter().all(|d| d.of_node[i] != NONE) && node_fits_affinity(pod, n)
+                })
+            })
             .collect();
         let mut domains = HashMap::new();
         for (k, d) in keys.iter().zip(&doms) {
@@ -207,7 +211,7 @@ fn node_fits_affinity(pod: &Pod, node: &Node) -> bool {
 
 /// Reports missing topology labels and skew violations of every placed pod's hard
 /// spread constraints.
-pub(super) fn spread(report: &mut Report, nodes: &[Node], members: &[Member]) {
+pub(super) fn spread(report: &mut Report, nodes: &Nodes, members: &[Member]) {
     let mut look = Lookups::new(nodes, members);
     let mut cache: HashMap<CountsKey, SpreadCounts> = HashMap::new();
     for p in members {
