@@ -3,7 +3,7 @@
 //! score rules on hand-made nodes, CBF's guarantees, and openb runs (skipped without the
 //! data).
 
-use plimsoll::experiment::saturation::fgd::{node_frag, typical_pods, Typical};
+use plimsoll::experiment::saturation::fgd::{paper_workload, typical_pods, Typical};
 use plimsoll::experiment::saturation::paper::{
     best_fit_score, gpu_clustering_score, gpu_packing_score,
 };
@@ -12,6 +12,7 @@ use plimsoll::experiment::saturation::{registry, run, run_all, Choice, State, Ti
 use plimsoll::model::{
     Binding, GpuAmount, GpuRequest, Node, NodeGpus, NodeId, Pod, Problem, Resources,
 };
+use plimsoll::place::score::fgd::{node_fragmentation, NodeFree};
 use plimsoll::place::validate::validate;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -191,14 +192,27 @@ fn fgd_fragmentation_closed_form() {
             p: 0.5,
         },
     ];
+    // The paper's fragmentation is the library's over the paper's typical pods (memory
+    // plays no part: the typical pods ask for none).
+    let w = paper_workload(&t, &["T4".to_string()], false);
+    let ok: Vec<bool> = w
+        .pods()
+        .iter()
+        .map(|p| p.accepts_model(Some("T4")))
+        .collect();
+    let frag = |cpu: u64, devs: &[u32]| {
+        let free = NodeFree {
+            cpu_milli: cpu,
+            memory_bytes: 0,
+            gpu_free: devs,
+        };
+        node_fragmentation(&free, &w, &ok)
+    };
     // The share fits (Q3): only the 300 free on the small device is fragment; the
     // CPU-only task counts all 1300 idle milli.
-    assert_eq!(
-        node_frag(&t, 2000, &[1000, 300], Some(0)),
-        0.5 * 300.0 + 0.5 * 1300.0
-    );
+    assert_eq!(frag(2000, &[1000, 300]), 0.5 * 300.0 + 0.5 * 1300.0);
     // Without CPU for the share every idle milli is fragment.
-    assert_eq!(node_frag(&t, 900, &[1000, 300], Some(0)), 1300.0);
+    assert_eq!(frag(900, &[1000, 300]), 1300.0);
     // Typical pods: most popular first, covering 95%.
     let nodes = vec![node("n0", 8000, 16, 1, "T4")];
     let mut pods: Vec<Pod> = (0..19)
@@ -338,7 +352,8 @@ fn runs_are_deterministic_and_json_is_byte_identical() {
     let r2 = run(&nodes, &w1, a.as_ref(), TieMode::Random).unwrap();
     assert_eq!(r1.placements, r2.placements);
     assert!(registry::parse_list("nope").is_err());
-    assert_eq!(registry::parse_list("all").unwrap().len(), 17);
+    // The six baselines, cbf and the 11 library kinds.
+    assert_eq!(registry::parse_list("all").unwrap().len(), 18);
 }
 
 #[test]
@@ -517,27 +532,9 @@ fn tune_beyond_max_is_an_input_error() {
 
 #[test]
 fn cbf_cost_and_choice_by_hand() {
-    use plimsoll::experiment::saturation::cbf::node_cost;
     use plimsoll::experiment::saturation::{RunContext, Ties};
-    let share = Typical {
-        cpu: 1000,
-        milli: 500,
-        count: 1,
-        models: u64::MAX,
-        p: 1.0,
-    };
-    // ρ = 2 CPU milli per GPU milli. With 2000 CPU free the share fits: F is the 300 on
-    // the small device; G = 1300 milli free, backed by 2000/2 = 1000: 300 stranded.
-    assert_eq!(
-        node_cost(&[share], 2.0, 1.0, 2000, &[1000, 300], Some(0)),
-        600.0
-    );
-    // With 900 CPU nothing fits: F = 1300; backed 450, stranded 850; w = 2 doubles it.
-    assert_eq!(
-        node_cost(&[share], 2.0, 2.0, 900, &[1000, 300], Some(0)),
-        3000.0
-    );
-
+    // (CBF's cost by hand on one node is tested with the library's CBF, in
+    // `place::online::frag`.)
     // A CPU-only pod goes where it strands no GPU: n0 has 2000 CPU for its GPU, n1 16000.
     // Typical GPU pods: the 500-milli share (p = 0.8 of the five originals), ρ = 2.
     // On n0 it would leave 500 CPU: F = 0.8·1000, stranded 1000 − 250 = 750, Δ = 1550;

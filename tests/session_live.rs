@@ -15,7 +15,7 @@ use plimsoll::place::online::{OnlineKind, OnlinePolicy, Session};
 use plimsoll::place::score::fgd::TargetWorkload;
 use proptest::prelude::*;
 
-const KINDS: [OnlineKind; 10] = [
+const KINDS: [OnlineKind; 11] = [
     OnlineKind::KubeDefault,
     OnlineKind::BestFit,
     OnlineKind::MostAllocated,
@@ -24,6 +24,7 @@ const KINDS: [OnlineKind; 10] = [
     OnlineKind::GpuPacking,
     OnlineKind::GpuClustering,
     OnlineKind::Fgd,
+    OnlineKind::Cbf,
     OnlineKind::FirstFit,
     OnlineKind::Random,
 ];

@@ -382,7 +382,7 @@ pub fn check_policies(names: &[String]) -> Result<(), String> {
     }
     if let Some(bad) = names
         .iter()
-        .find(|p| !crate::place::POLICY_NAMES.contains(&p.as_str()))
+        .find(|p| p.parse::<crate::place::PolicyName>().is_err())
     {
         return Err(format!(
             "policies: unknown policy {bad:?} (known: {})",

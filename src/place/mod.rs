@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod explain;
 pub mod filter;
+pub mod lookahead;
 #[cfg(feature = "milp")]
 pub mod milp;
 mod objective;

@@ -18,8 +18,10 @@ pub const POLICY_NAMES: &[&str] = &[
     "gpu-packing",
     "gpu-clustering",
     "fgd",
+    "cbf",
     "first-fit",
     "random",
+    "lookahead:all",
     #[cfg(feature = "milp")]
     "milp",
 ];
@@ -59,6 +61,9 @@ impl Default for PolicyOptions {
 pub enum PolicyName {
     /// One of the online policies.
     Online(OnlineKind),
+    /// `lookahead:W` (`lookahead:all`: `None`): windows of pending pods planned together
+    /// by `cbf` (see [`super::lookahead`]).
+    Lookahead(Option<usize>),
     /// The MILP (all pending pods at once; needs the `milp` feature).
     #[cfg(feature = "milp")]
     Milp,
@@ -66,11 +71,13 @@ pub enum PolicyName {
 
 impl PolicyName {
     /// The name as users write it.
-    pub fn as_str(&self) -> &'static str {
+    pub fn name(&self) -> String {
         match self {
-            PolicyName::Online(k) => k.name(),
+            PolicyName::Online(k) => k.name().to_string(),
+            PolicyName::Lookahead(Some(w)) => format!("lookahead:{w}"),
+            PolicyName::Lookahead(None) => "lookahead:all".into(),
             #[cfg(feature = "milp")]
-            PolicyName::Milp => "milp",
+            PolicyName::Milp => "milp".into(),
         }
     }
 
@@ -90,6 +97,10 @@ impl PolicyName {
             PolicyName::Online(k) => {
                 Box::new(OnlinePolicy::new(k, opts.seed).with_plugins(plugins))
             }
+            PolicyName::Lookahead(w) => Box::new(super::lookahead::Lookahead::new(
+                w,
+                OnlinePolicy::new(OnlineKind::Cbf, opts.seed).with_plugins(plugins),
+            )),
             #[cfg(feature = "milp")]
             PolicyName::Milp => {
                 let milp = MilpPlacer::new(MilpOptions {
@@ -108,7 +119,7 @@ impl PolicyName {
 
 impl fmt::Display for PolicyName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.name())
     }
 }
 
@@ -118,6 +129,9 @@ impl FromStr for PolicyName {
         #[cfg(feature = "milp")]
         if s == "milp" {
             return Ok(PolicyName::Milp);
+        }
+        if let Some(w) = s.strip_prefix("lookahead:") {
+            return super::lookahead::Lookahead::parse_window(w).map(PolicyName::Lookahead);
         }
         s.parse().map(PolicyName::Online)
     }

@@ -295,6 +295,30 @@ impl Scheduler {
         }
     }
 
+    /// Decides a batch by the deadline without binding anything: where each pod would
+    /// go (validated as a whole against the current cluster). The caller binds the pods
+    /// it accepts with [`Scheduler::bind`] — in input order, each choice stays valid as
+    /// long as only pods of the batch are bound in between (a subset of the plan fits).
+    pub fn plan(&mut self, pods: &[Pod]) -> Result<Vec<Option<Binding>>, SchedulerError> {
+        let deadline = self.deadline();
+        let problem = Problem {
+            cluster: self.cluster().clone(),
+            pending: pods.to_vec(),
+        };
+        let out = match &mut self.mode {
+            Mode::Online(s) => {
+                let mut scratch = s.clone();
+                place_units(&mut scratch, pods)?
+                    .into_iter()
+                    .map(|p| p.map(|(_, b)| b))
+                    .collect()
+            }
+            Mode::Batch { placer, .. } => placer.place_by(&problem, &deadline)?.placement,
+        };
+        check(&self.name, &problem, &out)?;
+        Ok(out)
+    }
+
     /// Places one pod and binds it; `None` if no node takes it.
     pub fn place_one(&mut self, pod: Pod) -> Result<Option<(PodId, Binding)>, SchedulerError> {
         match &mut self.mode {

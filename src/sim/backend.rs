@@ -8,7 +8,7 @@ use super::event::Time;
 use super::SimError;
 use crate::model::{Cluster, Node, NodeId, Pod, PodId};
 use crate::place::clock::ManualClock;
-use crate::place::online::{OnlineKind, OnlinePolicy};
+use crate::place::online::OnlinePolicy;
 use crate::place::scheduler::{Scheduler, SchedulerError};
 use crate::place::score::fgd::TargetWorkload;
 use crate::place::Placer;
@@ -25,7 +25,7 @@ impl Backend {
     pub(crate) fn online(policy: &OnlinePolicy, workload: TargetWorkload, c: Cluster) -> Self {
         let clock = ManualClock::new();
         let mut scheduler = Scheduler::online(policy, c, Arc::new(clock.clone()));
-        if policy.kind == OnlineKind::Fgd && policy.target_workload.is_none() {
+        if policy.kind.uses_workload() && policy.target_workload.is_none() {
             if let Some(s) = scheduler.session_mut() {
                 s.set_target_workload(workload);
             }

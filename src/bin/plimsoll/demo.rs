@@ -97,7 +97,7 @@ pub fn run(args: &DemoArgs) -> Result<Status> {
     }
     if let Some(bad) = policies
         .iter()
-        .find(|p| !POLICY_NAMES.contains(&p.as_str()))
+        .find(|p| p.parse::<plimsoll::place::PolicyName>().is_err())
     {
         bail!(
             "--policies: unknown policy {bad:?} (known: {})",

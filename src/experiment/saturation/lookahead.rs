@@ -8,7 +8,9 @@
 //! on ties: multi-GPU pods first, small shares last, CPU-only pods after every GPU pod),
 //! each placed with the inner online policy ([`Cbf`]) on a private copy of the cluster;
 //! a pod the plan cannot place is dropped. As the window's pods then arrive, each takes
-//! its planned node and devices.
+//! its planned node and devices. The planning is the library's look-ahead
+//! ([`crate::place::lookahead::place_windows`]) on the live session of a CBF
+//! [`crate::place::scheduler::Scheduler`], which thereby holds the plan.
 //!
 //! Every planned choice stays valid in arrival order: pods never leave, so at any moment
 //! the pods bound so far are a subset of the plan's pods, and whatever fits with all of
@@ -16,10 +18,11 @@
 //! the same. The harness still checks every choice ([`State::valid`]).
 
 use super::cbf::Cbf;
+use super::engine::LibraryRun;
 use super::{
     Choice, PodSpec, PolicyRun, RunContext, SaturationError, SaturationPolicy, State, Ties,
 };
-use std::cmp::Reverse;
+use crate::model::Binding;
 
 /// The look-ahead batch policy over windows of `window` arrivals (`None`: all of them).
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,17 +36,8 @@ pub struct Lookahead {
 impl Lookahead {
     /// Parses the part after `lookahead:`: a positive number of pods or `all`.
     pub fn parse(spec: &str) -> Result<Lookahead, SaturationError> {
-        let window = match spec {
-            "all" => None,
-            s => match s.parse::<usize>() {
-                Ok(w) if w > 0 => Some(w),
-                _ => {
-                    return Err(SaturationError::Input(format!(
-                        "lookahead:{s}: the window must be a positive number of pods or `all`"
-                    )))
-                }
-            },
-        };
+        let window = crate::place::lookahead::Lookahead::parse_window(spec)
+            .map_err(|e| SaturationError::Input(e.to_string()))?;
         Ok(Lookahead {
             window,
             inner: Cbf::default(),
@@ -51,22 +45,12 @@ impl Lookahead {
     }
 }
 
-/// The order in which a window is planned: larger GPU demand first.
-pub fn plan_order(pods: &[PodSpec], from: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (from..from + pods.len()).collect();
-    idx.sort_by_key(|&i| {
-        let p = &pods[i - from];
-        (Reverse(p.gpu_total()), Reverse(p.milli), Reverse(p.cpu), i)
-    });
-    idx
-}
-
 struct LookaheadRun<'a> {
     window: usize,
-    arrivals: &'a [PodSpec],
-    inner: Box<dyn PolicyRun + 'a>,
-    plan: Option<State>,
-    planned: Vec<Option<Choice>>,
+    total: usize,
+    /// CBF's scheduler, which holds the plan: every pod planned so far is bound there.
+    run: LibraryRun<'a>,
+    planned: Vec<Option<Binding>>,
     next: usize,
 }
 
@@ -82,13 +66,12 @@ impl SaturationPolicy for Lookahead {
         &'a self,
         ctx: &RunContext<'a>,
     ) -> Result<Box<dyn PolicyRun + 'a>, SaturationError> {
-        let arrivals = &ctx.workload.arrivals[..];
+        let total = ctx.workload.arrivals.len();
         Ok(Box::new(LookaheadRun {
-            window: self.window.unwrap_or(arrivals.len()).max(1),
-            arrivals,
-            inner: self.inner.start(ctx)?,
-            plan: None,
-            planned: vec![None; arrivals.len()],
+            window: self.window.unwrap_or(total).max(1),
+            total,
+            run: LibraryRun::online(&self.inner.policy(ctx)?, ctx, self.name())?,
+            planned: vec![None; total],
             next: 0,
         }))
     }
@@ -97,32 +80,27 @@ impl SaturationPolicy for Lookahead {
 impl PolicyRun for LookaheadRun<'_> {
     fn select(
         &mut self,
-        state: &State,
+        _state: &State,
         _pod: &PodSpec,
         arrival: usize,
-        ties: &mut Ties,
+        _ties: &mut Ties,
     ) -> Result<Option<Choice>, SaturationError> {
-        if arrival >= self.planned.len() {
+        if arrival >= self.total {
             return Err(SaturationError::Input(format!(
                 "lookahead: arrival {arrival} is beyond the workload's {} pods",
-                self.planned.len()
+                self.total
             )));
         }
         if arrival >= self.next {
-            // The plan continues from the state the previous window left, which is the
-            // real state now (the first window starts from the real, empty cluster).
-            let plan = self.plan.get_or_insert_with(|| state.clone());
-            let end = (arrival + self.window).min(self.arrivals.len());
-            for i in plan_order(&self.arrivals[arrival..end], arrival) {
-                let spec = &self.arrivals[i];
-                let choice = self.inner.select(plan, spec, i, ties)?;
-                if let Some(c) = &choice {
-                    plan.bind(spec, c)?;
-                }
-                self.planned[i] = choice;
+            // The library's look-ahead plans the window on the scheduler's session, which
+            // holds every pod planned before: the state the previous window left.
+            let end = (arrival + self.window).min(self.total);
+            let plan = self.run.plan_windows(arrival, end)?;
+            for (i, b) in (arrival..end).zip(plan) {
+                self.planned[i] = b;
             }
             self.next = end;
         }
-        Ok(self.planned[arrival].take())
+        Ok(self.planned[arrival].take().map(|b| self.run.choice_of(b)))
     }
 }

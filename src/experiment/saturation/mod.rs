@@ -18,11 +18,16 @@
 //!   cluster's GPU milli; the curve is, per integer arrived % from 0 to 130, the mean
 //!   allocated % of the events rounding there, averaged over seeds ([`mean_curve`]).
 //! - **Policies** ([`SaturationPolicy`], [`registry`]): the paper's six baselines as its
-//!   simulator codes them ([`paper`]: integer scores, device choice per policy, FGD over
-//!   the typical pods covering 95% incl. CPU-only ones) and every online policy of the
-//!   engine ([`engine`]), plus Plimsoll's CPU-backed fragmentation ([`cbf`]). Equal best scores go to the node first in a fixed node order
-//!   drawn from the seed ([`TieMode::Order`], the default) or, as the paper's kube
-//!   `selectHost` does, to a uniformly random one ([`TieMode::Random`]).
+//!   simulator codes them — five in [`paper`] (integer scores, device choice per
+//!   policy), and FGD, which is the library's FGD with the paper's conventions as
+//!   options (integer scores, the typical pods covering 95% incl. CPU-only ones:
+//!   [`fgd`]) — every online policy of the library ([`engine`]), Plimsoll's CPU-backed
+//!   fragmentation ([`cbf`], the library's `cbf`) and the look-ahead batch policy
+//!   ([`lookahead`], the library's). Library policies run through the scheduling
+//!   interface ([`crate::place::scheduler::Scheduler`]). Equal best scores go to the
+//!   node first in a fixed node order drawn from the seed ([`TieMode::Order`], the
+//!   default) or, as the paper's kube `selectHost` does, to a uniformly random one
+//!   ([`TieMode::Random`]; the library's policies keep the fixed order).
 //!
 //! A new policy implements [`SaturationPolicy`] in its own file and is added to
 //! [`registry::by_name`]:

@@ -1,14 +1,17 @@
 //! Saturation policies by name.
 //!
 //! - `random`, `dot-product`, `gpu-clustering`, `gpu-packing`, `best-fit`, `fgd`: the
-//!   paper's baselines as its simulator codes them ([`super::paper`], [`super::fgd`]).
+//!   paper's baselines as its simulator codes them ([`super::paper`]; `fgd` is the
+//!   library's FGD with the paper's conventions, [`super::fgd`]).
 //! - `engine:KIND` for every engine kind (`engine:best-fit`, `engine:fgd`, …): the
 //!   engine's own policies ([`super::engine`]); the kinds that are not paper baselines
 //!   (`kube-default`, `most-allocated`, `least-allocated`, `first-fit`) also answer to
 //!   their bare names.
-//! - `cbf`: Plimsoll's CPU-backed fragmentation ([`super::cbf`]), its best online policy.
+//! - `cbf`: Plimsoll's CPU-backed fragmentation ([`super::cbf`]), its best online policy
+//!   (the library's `cbf` with the paper's typical pods; `engine:cbf` is the library's
+//!   `cbf` with its own workload convention).
 //! - `lookahead:W` / `lookahead:all`: a batch policy that sees the next `W` pods
-//!   ([`super::lookahead`]); not online, so in no group.
+//!   ([`super::lookahead`], the library's look-ahead); not online, so in no group.
 //! - `paper`: the six baselines; `all`: the six baselines, `cbf` and every engine kind.
 
 use super::cbf::Cbf;

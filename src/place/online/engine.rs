@@ -4,14 +4,14 @@
 //! and the filter → score → pick loop.
 
 use super::classes::{EntryClasses, NodeKeys};
-use super::frag::FragState;
+use super::frag::{FragMode, FragState};
 use super::hot::{cap_allocatable, cap_amount, Candidate, NodeRow, PodReq};
 use super::rows::{
     best_fit_fast, kube_resources_fast, least_allocated_fast, main_score, most_allocated_fast,
     NodeRefs,
 };
 use super::soft::{self, EntryChange, SoftInputs, StaticEntry, StaticNode};
-use super::OnlineKind;
+use super::{FragOptions, OnlineKind};
 use crate::model::{
     Binding, Cluster, ClusterError, GpuAmount, Node, NodeId, Pod, PodId, WhenUnsatisfiable,
     MILLI_PER_GPU,
@@ -43,8 +43,9 @@ pub(crate) struct Engine<'a> {
     keys: Option<NodeKeys>,
     /// Each static entry's node classes (parallel to `statics`), built on first use.
     classes: Vec<Option<EntryClasses>>,
-    /// FGD's workload and per-node fragmentation bookkeeping, once set.
+    /// FGD's (or CBF's) workload and per-node fragmentation bookkeeping, once set.
     fgd: Option<FragState>,
+    frag_options: FragOptions,
     buf: Vec<Candidate>,
     /// Embedders' plugins; when set, every decision takes the full two-pass route.
     plugins: Option<Plugins>,
@@ -62,6 +63,7 @@ impl<'a> Engine<'a> {
             keys: None,
             classes: Vec::new(),
             fgd: None,
+            frag_options: FragOptions::default(),
             buf: Vec::with_capacity(n),
             plugins: None,
             cluster,
@@ -146,9 +148,28 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Sets FGD's target workload (and resets the fragmentation bookkeeping).
+    /// Sets FGD's and CBF's options (before any workload is set).
+    pub fn set_frag_options(&mut self, o: FragOptions) {
+        self.frag_options = o;
+    }
+
+    /// Sets FGD's (or CBF's) target workload (and resets the fragmentation
+    /// bookkeeping).
     pub fn set_workload(&mut self, w: TargetWorkload) {
-        self.fgd = Some(FragState::new(w, &self.cluster));
+        let o = self.frag_options;
+        let mode = match self.kind {
+            OnlineKind::Cbf => FragMode::Cbf {
+                rho: o
+                    .cpu_per_gpu_milli
+                    .filter(|r| r.is_finite() && *r > 0.0)
+                    .unwrap_or_else(|| w.cpu_per_gpu_milli()),
+                weight: o.strand_weight,
+            },
+            _ => FragMode::Fgd {
+                integer: o.integer_scores,
+            },
+        };
+        self.fgd = Some(FragState::new(w, &self.cluster, mode));
     }
 
     /// Attaches embedders' plugins (filters applied and scores added after the
@@ -396,7 +417,7 @@ impl<'a> Engine<'a> {
                 |_, r| (kube_resources_fast(r, &q), NO_DEVICE),
                 visit,
             ),
-            OnlineKind::Fgd => {
+            OnlineKind::Fgd | OnlineKind::Cbf => {
                 let Some(fgd) = self.fgd.as_mut() else {
                     return;
                 };
@@ -443,7 +464,7 @@ impl<'a> Engine<'a> {
     }
 
     fn prepare(&mut self, pod: &Pod) -> usize {
-        if self.kind == OnlineKind::Fgd {
+        if self.kind.uses_workload() {
             self.ensure_workload(pod);
         }
         self.static_entry(pod)

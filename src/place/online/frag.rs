@@ -6,10 +6,71 @@
 //! least `p` free ("roomy") and the free milli of the devices with less than `p`
 //! ("fragment sum"), plus the node's total free milli. Those are cached per node and per
 //! distinct need, and a candidate placement changes them by a delta.
+//!
+//! Two policies read it ([`FragMode`]): FGD scores a placement by how little it grows
+//! the fragmentation `F`; CBF by how little it grows `F + w · max(0, G − C/ρ)`, the
+//! fragmentation plus the free GPU milli `G` that the node's free CPU `C` cannot back at
+//! the workload's CPU per GPU milli `ρ` ("stranded" GPU).
 
 use super::hot::PodReq;
 use crate::model::{Cluster, GpuAmount, MILLI_PER_GPU};
 use crate::place::score::fgd::{fgd_score, TargetWorkload};
+
+/// What the fragmentation bookkeeping scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum FragMode {
+    /// FGD: `100 · σ((F_before − F_after) / 1000)`; truncated to an integer as the
+    /// paper's simulator does when `integer`.
+    Fgd { integer: bool },
+    /// CBF: the negated increase of `F + weight · max(0, G − C/rho)`, in 1/1000 milli,
+    /// rounded to an integer.
+    Cbf { rho: f64, weight: f64 },
+}
+
+impl FragMode {
+    /// The node's cost under CBF (`F` plus the stranded term); FGD's cost is `F`.
+    #[inline]
+    fn cost(&self, frag: f64, gpu_free: u32, cpu_free: u64) -> f64 {
+        match *self {
+            FragMode::Fgd { .. } => frag,
+            FragMode::Cbf { rho, weight } => {
+                frag + weight * (f64::from(gpu_free) - cpu_free as f64 / rho).max(0.0)
+            }
+        }
+    }
+
+    /// The value compared between device choices (higher is better) for a placement
+    /// leaving fragmentation `after`, `gpu_after` free milli and `cpu_after` free CPU, on
+    /// a node whose fragmentation was `before` and cost `before_cost`.
+    #[inline]
+    fn key(
+        &self,
+        before: f64,
+        before_cost: f64,
+        after: f64,
+        gpu_after: u32,
+        cpu_after: u64,
+    ) -> f64 {
+        match *self {
+            FragMode::Fgd { integer: false } => fgd_score(before, after),
+            // The paper's plugin: `int64(sigmoid(x) * 100)`, this very expression.
+            FragMode::Fgd { integer: true } => {
+                let x = (before - after) / 1000.0;
+                (1.0 / (1.0 + (-x).exp()) * 100.0).trunc()
+            }
+            FragMode::Cbf { .. } => -(self.cost(after, gpu_after, cpu_after) - before_cost),
+        }
+    }
+
+    /// The score of the best key.
+    #[inline]
+    fn finish(&self, key: f64) -> f64 {
+        match self {
+            FragMode::Fgd { .. } => key,
+            FragMode::Cbf { .. } => (key * 1000.0).round(),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Task {
@@ -33,6 +94,7 @@ struct NeedStat {
 #[derive(Debug, Clone)]
 pub(crate) struct FragState {
     pub workload: TargetWorkload,
+    mode: FragMode,
     needs: Vec<u32>,
     tasks: Vec<Task>,
     /// `model_ok[n * tasks.len() + t]` (one node's flags contiguous).
@@ -59,7 +121,7 @@ pub(crate) struct FragState {
 const ALL: u32 = u32::MAX;
 
 impl FragState {
-    pub fn new(workload: TargetWorkload, cluster: &Cluster) -> Self {
+    pub fn new(workload: TargetWorkload, cluster: &Cluster, mode: FragMode) -> Self {
         let nodes = cluster.node_slots();
         let mut needs: Vec<u32> = Vec::new();
         let mut tasks = Vec::new();
@@ -97,6 +159,7 @@ impl FragState {
         let k = needs.len();
         FragState {
             workload,
+            mode,
             needs,
             codes: Vec::with_capacity(tasks.len()),
             node_codes: vec![(ALL, 0); nodes * tasks.len()],
@@ -218,8 +281,10 @@ impl FragState {
         self.valid[n] = true;
     }
 
-    /// FGD's score of placing the pod on node `n` (free CPU/memory before placement given),
-    /// and for a GPU share the device to use (`u32::MAX` otherwise).
+    /// The policy's score of placing the pod on node `n` (free CPU/memory before the
+    /// placement given), and for a GPU share the device to use (`u32::MAX` otherwise).
+    /// A share tries the first device of each distinct free amount with room; the best
+    /// key wins, the lowest device on ties.
     pub fn score(
         &mut self,
         n: usize,
@@ -228,21 +293,27 @@ impl FragState {
         gpu_free: &[u32],
         q: &PodReq,
     ) -> (f64, u32) {
+        let mode = self.mode;
         if gpu_free.is_empty() {
-            return (fgd_score(0.0, 0.0), u32::MAX);
+            // No devices: F is 0 before and after, and so is the stranded GPU.
+            return (mode.finish(mode.key(0.0, 0.0, 0.0, 0, 0)), u32::MAX);
         }
         self.ensure(n, free_cpu, free_mem, gpu_free);
         let k = self.needs.len();
         let total = self.total[n];
         let before = self.before[n];
+        let before_cost = mode.cost(before, total, free_cpu);
         // The CPU/memory part of every task's fate is the same for every device choice,
         // and the node's own (cached) codes if the placement leaves enough for every task
         // that could run before.
         let (cpu, mem) = (free_cpu - q.cpu, free_mem - q.mem);
         let keep = cpu >= self.keep_cpu[n] && mem >= self.keep_mem[n];
-        if keep && q.gpu == GpuAmount::None {
+        if keep && q.gpu == GpuAmount::None && matches!(mode, FragMode::Fgd { .. }) {
             // Same codes, same devices: the same sum, term by term, as `before`.
-            return (fgd_score(before, before), u32::MAX);
+            return (
+                mode.finish(mode.key(before, before_cost, before, total, cpu)),
+                u32::MAX,
+            );
         }
         if !keep {
             self.fill_codes(n, cpu, mem);
@@ -274,12 +345,12 @@ impl FragState {
                         a.frag_sum = a.frag_sum - was + now;
                     }
                     let after = self.fragmentation(codes, total - m, &adj);
-                    let s = fgd_score(before, after);
+                    let s = mode.key(before, before_cost, after, total - m, cpu);
                     if best.is_none_or(|(b, _)| s > b) {
                         best = Some((s, i as u32));
                     }
                 }
-                best.unwrap_or((0.0, u32::MAX))
+                best.map_or((0.0, u32::MAX), |(s, d)| (mode.finish(s), d))
             }
             GpuAmount::Whole(c) => {
                 // c fully free devices become 0: each need loses c roomy devices and
@@ -288,12 +359,15 @@ impl FragState {
                     *a = *s;
                     a.roomy -= c;
                 }
-                let after = self.fragmentation(codes, total - c * MILLI_PER_GPU, &adj);
-                (fgd_score(before, after), u32::MAX)
+                let left = total - c * MILLI_PER_GPU;
+                let after = self.fragmentation(codes, left, &adj);
+                let s = mode.key(before, before_cost, after, left, cpu);
+                (mode.finish(s), u32::MAX)
             }
             GpuAmount::None => {
                 let after = self.fragmentation(codes, total, stats);
-                (fgd_score(before, after), u32::MAX)
+                let s = mode.key(before, before_cost, after, total, cpu);
+                (mode.finish(s), u32::MAX)
             }
         };
         self.adj = adj;
@@ -308,6 +382,50 @@ mod tests {
     use crate::place::score::fgd::{node_fragmentation, NodeFree, TypicalPod};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+
+    /// CBF's cost by hand: one T4 node with 2000 CPU free and devices [1000, 300] free,
+    /// the typical pod a 500-milli share with 1000 CPU (frequency 1), ρ = 2, w = 1.
+    #[test]
+    fn cbf_cost_by_hand() {
+        use crate::model::{GpuAmount, NodeId};
+        let node = Node::new("a", 3000, 64 << 30).with_gpus("T4", 2);
+        let mut c = Cluster::new(vec![node]).unwrap();
+        let a = NodeId::FIRST;
+        let used = Pod::new("used", 1000, 1 << 30).with_gpu(GpuAmount::Shared(700));
+        c.bind(used, a, Some(vec![1])).unwrap();
+        assert_eq!(c.gpu_free(a), &[1000, 300]);
+        let share = TypicalPod {
+            cpu_milli: 1000,
+            memory_bytes: 0,
+            gpu: GpuAmount::Shared(500),
+            models: vec![],
+            frequency: 1.0,
+        };
+        let w = TargetWorkload::with_frequencies(vec![share]);
+        let mode = FragMode::Cbf {
+            rho: 2.0,
+            weight: 1.0,
+        };
+        let mut st = FragState::new(w, &c, mode);
+        // Before: F = 300 (the share fits, the small device is fragment); G = 1300 free,
+        // backed by 2000 / 2 = 1000: 300 stranded. Cost 600.
+        assert_eq!(mode.cost(300.0, 1300, 2000), 600.0);
+        // A CPU-only pod taking 1100 CPU leaves 900: the share no longer fits (F = 1300)
+        // and 1300 − 450 = 850 are stranded: cost 2150, an increase of 1550.
+        let q = PodReq::of(&Pod::new("cpu", 1100, 1 << 20));
+        let (score, dev) = st.score(0, 2000, 63 << 30, c.gpu_free(a), &q);
+        assert_eq!((score, dev), (-1_550_000.0, u32::MAX));
+        // With w = 2 the stranded part doubles: 1300 + 2 · 850 = 3000.
+        let two = FragMode::Cbf {
+            rho: 2.0,
+            weight: 2.0,
+        };
+        assert_eq!(two.cost(1300.0, 1300, 900), 3000.0);
+        // A second share fits only on the full device, leaving [500, 300] and 1000 CPU:
+        // F = 300, and 800 free backed by 1000 / 2 = 500 strands 300 — cost 600 again.
+        let q = PodReq::of(&Pod::new("s", 1000, 1 << 20).with_gpu(GpuAmount::Shared(500)));
+        assert_eq!(st.score(0, 2000, 63 << 30, c.gpu_free(a), &q), (0.0, 0));
+    }
 
     /// The incremental bookkeeping against the plain definition, on random nodes.
     #[test]
@@ -362,7 +480,7 @@ mod tests {
                 let n = crate::model::NodeId::from_index(rng.gen_range(0..4));
                 let _ = c.bind(p, n, None);
             }
-            let mut st = FragState::new(w.clone(), &c);
+            let mut st = FragState::new(w.clone(), &c, FragMode::Fgd { integer: false });
             let pod = Pod {
                 requests: Resources::cpu_mem(rng.gen_range(0..3) * 1000, 1 << 30),
                 gpu: GpuRequest {

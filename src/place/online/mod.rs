@@ -35,7 +35,19 @@
 //! ([`crate::place::score::fgd`]); for a GPU share it also picks the device. The target
 //! workload is the policy's explicit one ([`OnlinePolicy::with_target_workload`]), else
 //! [`Placer::place`] derives it from the pending pods, and a [`Session`] from the pods
-//! already bound plus the first pod it scores. Every other policy takes devices with
+//! already bound plus the first pod it scores.
+//!
+//! `cbf` (CPU-backed fragmentation, Plimsoll's best online policy in the saturation
+//! experiment) scores the increase of `F + w · max(0, G − C/ρ)`: FGD's fragmentation
+//! `F` plus the free GPU milli `G` that the node's free CPU `C` cannot back at the
+//! workload's CPU per GPU milli `ρ` — on CPU-poor GPU nodes CPU runs out first and the
+//! GPU left is lost for good. Its score is the negated increase in 1/1000 milli, rounded;
+//! `w` and `ρ` are [`FragOptions`] (`ρ` derived from the target workload unless given).
+//! FGD's and CBF's paper conventions are options too: [`FragOptions::integer_scores`]
+//! truncates FGD's scores to integers as the paper's simulator does. Ties go to the
+//! lowest node id, so a seeded tie order is a matter of the order nodes are added in (the
+//! saturation experiment adds them in its seed's order). Every other policy takes devices
+//! with
 //! [`choose_devices`](crate::model::gpu::choose_devices). `first-fit` and `random` use no
 //! scores at all, soft ones included.
 //!
@@ -143,6 +155,8 @@ pub enum OnlineKind {
     GpuClustering,
     /// Fragmentation gradient descent.
     Fgd,
+    /// CPU-backed fragmentation: FGD's fragmentation plus the GPU stranded by the CPU.
+    Cbf,
     /// Lowest-index feasible node.
     FirstFit,
     /// Uniformly random feasible node (seeded).
@@ -151,7 +165,7 @@ pub enum OnlineKind {
 
 impl OnlineKind {
     /// Every kind, in CLI order.
-    pub const ALL: [OnlineKind; 10] = [
+    pub const ALL: [OnlineKind; 11] = [
         OnlineKind::KubeDefault,
         OnlineKind::BestFit,
         OnlineKind::MostAllocated,
@@ -160,9 +174,16 @@ impl OnlineKind {
         OnlineKind::GpuPacking,
         OnlineKind::GpuClustering,
         OnlineKind::Fgd,
+        OnlineKind::Cbf,
         OnlineKind::FirstFit,
         OnlineKind::Random,
     ];
+
+    /// True for the kinds that score fragmentation against a target workload (`fgd`,
+    /// `cbf`).
+    pub fn uses_workload(&self) -> bool {
+        matches!(self, OnlineKind::Fgd | OnlineKind::Cbf)
+    }
 
     /// The CLI name.
     pub fn name(&self) -> &'static str {
@@ -175,6 +196,7 @@ impl OnlineKind {
             OnlineKind::GpuPacking => "gpu-packing",
             OnlineKind::GpuClustering => "gpu-clustering",
             OnlineKind::Fgd => "fgd",
+            OnlineKind::Cbf => "cbf",
             OnlineKind::FirstFit => "first-fit",
             OnlineKind::Random => "random",
         }
@@ -198,6 +220,29 @@ impl std::str::FromStr for OnlineKind {
     }
 }
 
+/// FGD's and CBF's scoring options (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FragOptions {
+    /// FGD: truncate scores to integers, `int(100 · σ(Δ/1000))`, as the FGD paper's
+    /// simulator does (default: kept as floats, so near-equal placements are told apart).
+    pub integer_scores: bool,
+    /// CBF: weight `w` of the stranded-GPU term (0 leaves FGD's fragmentation alone).
+    pub strand_weight: f64,
+    /// CBF: the workload's CPU per GPU milli `ρ`; `None` derives it from the target
+    /// workload's GPU specs (`Σ f · cpu / Σ f · GPU milli`).
+    pub cpu_per_gpu_milli: Option<f64>,
+}
+
+impl Default for FragOptions {
+    fn default() -> Self {
+        FragOptions {
+            integer_scores: false,
+            strand_weight: 1.0,
+            cpu_per_gpu_milli: None,
+        }
+    }
+}
+
 /// An online policy.
 #[derive(Debug, Clone)]
 pub struct OnlinePolicy {
@@ -205,8 +250,10 @@ pub struct OnlinePolicy {
     pub kind: OnlineKind,
     /// Seed of `random`.
     pub seed: u64,
-    /// FGD's target workload; `None` derives it from the pods being placed.
+    /// FGD's and CBF's target workload; `None` derives it from the pods being placed.
     pub target_workload: Option<TargetWorkload>,
+    /// FGD's and CBF's scoring options.
+    pub frag: FragOptions,
     /// Embedders' filters and scores (see [`crate::place::plugin`]); empty by default.
     pub plugins: Plugins,
 }
@@ -218,8 +265,20 @@ impl OnlinePolicy {
             kind,
             seed,
             target_workload: None,
+            frag: FragOptions::default(),
             plugins: Plugins::default(),
         }
+    }
+
+    /// Sets FGD's and CBF's scoring options.
+    pub fn with_frag_options(mut self, frag: FragOptions) -> Self {
+        self.frag = frag;
+        self
+    }
+
+    /// True for the policies that score fragmentation against a target workload.
+    pub fn uses_workload(&self) -> bool {
+        self.kind.uses_workload()
     }
 
     /// Attaches plugins: nodes a [`FilterPlugin`](crate::place::plugin::FilterPlugin)
@@ -273,6 +332,7 @@ impl OnlinePolicy {
 
     fn engine<'a>(&self, cluster: Cow<'a, Cluster>) -> Engine<'a> {
         let mut e = Engine::new(self.kind, cluster);
+        e.set_frag_options(self.frag);
         if !self.plugins.is_empty() {
             e.set_plugins(self.plugins.clone());
         }
@@ -395,7 +455,7 @@ impl Placer for OnlinePolicy {
     fn place(&self, problem: &Problem) -> Result<Outcome, PlaceError> {
         let start = Instant::now();
         let mut session = self.session(problem.cluster.clone());
-        if self.kind == OnlineKind::Fgd && self.target_workload.is_none() {
+        if self.kind.uses_workload() && self.target_workload.is_none() {
             session.set_target_workload(TargetWorkload::from_pods(
                 &problem.pending,
                 fgd::DEFAULT_COVERAGE,

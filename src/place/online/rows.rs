@@ -235,7 +235,7 @@ pub(crate) fn main_score(kind: OnlineKind, r: &NodeRow, q: &PodReq, refs: NodeRe
             score::gpu_clustering(aff, u64::from(r.gpu_free_total), q.gpu.is_some()) as f64
         }
         // FGD is scored by FragState; first-fit and random do not score.
-        OnlineKind::Fgd | OnlineKind::FirstFit | OnlineKind::Random => 0.0,
+        OnlineKind::Fgd | OnlineKind::Cbf | OnlineKind::FirstFit | OnlineKind::Random => 0.0,
     }
 }
 

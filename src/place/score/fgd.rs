@@ -119,6 +119,37 @@ impl TargetWorkload {
         TargetWorkload::new(out)
     }
 
+    /// A workload from explicit specs whose frequencies are kept as given (finite, in
+    /// `(0, 1]`; others are dropped): for a subset of another workload's specs, whose
+    /// frequencies then sum to less than 1 (CBF's GPU specs of the paper's workload).
+    pub fn with_frequencies(pods: Vec<TypicalPod>) -> Self {
+        TargetWorkload {
+            pods: pods
+                .into_iter()
+                .filter(|p| p.frequency.is_finite() && p.frequency > 0.0 && p.frequency <= 1.0)
+                .collect(),
+        }
+    }
+
+    /// The workload's CPU per GPU milli over its GPU specs, `Σ f · cpu / Σ f · milli`
+    /// (CBF's `ρ`); 1 without GPU specs or GPU demand.
+    pub fn cpu_per_gpu_milli(&self) -> f64 {
+        let (mut cpu, mut gpu) = (0.0, 0.0);
+        for p in &self.pods {
+            let milli = p.gpu.total_milli();
+            if milli > 0 {
+                cpu += p.frequency * p.cpu_milli as f64;
+                gpu += p.frequency * milli as f64;
+            }
+        }
+        let rho = cpu / gpu;
+        if rho.is_finite() && rho > 0.0 {
+            rho
+        } else {
+            1.0
+        }
+    }
+
     /// The typical specs, most frequent first.
     pub fn pods(&self) -> &[TypicalPod] {
         &self.pods
