@@ -422,11 +422,8 @@ fn incremental_figures_match_a_full_recompute() {
         let c = &r.cluster;
         let (mut cpu, mut cpu_used, mut gpu, mut gpu_free, mut frag, mut in_use, mut live) =
             (0u64, 0u64, 0u64, 0u64, 0.0f64, 0usize, 0usize);
+        // Nodes that left are out of the cluster: only live ones are listed.
         for (i, n) in c.nodes() {
-            if n.allocatable.pods == 0 {
-                assert!(c.pods_on(i).is_empty(), "an absent node holds no pod");
-                continue;
-            }
             live += 1;
             cpu += n.allocatable.cpu_milli;
             cpu_used += c.used(i).cpu_milli;

@@ -48,9 +48,18 @@ impl Backend {
         self.scheduler.cluster()
     }
 
-    /// Replaces node `id`'s description (a node joining or leaving the trace's cluster).
-    pub(crate) fn replace_node(&mut self, id: NodeId, node: Node) -> Result<(), SimError> {
-        self.scheduler.replace_node(id, node)?;
+    /// Adds a node (one joining the trace's cluster); returns its id.
+    pub(crate) fn add_node(&mut self, node: Node) -> Result<NodeId, SimError> {
+        Ok(self.scheduler.add_node(node)?)
+    }
+
+    /// Removes a node that left; its pods must have been unbound first.
+    pub(crate) fn remove_node(&mut self, id: NodeId) -> Result<(), SimError> {
+        let (_, evicted) = self.scheduler.remove_node(id)?;
+        debug_assert!(
+            evicted.is_empty(),
+            "the run unbinds a lost node's pods first"
+        );
         Ok(())
     }
 

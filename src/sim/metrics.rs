@@ -115,48 +115,57 @@ fn ratio(a: f64, b: f64) -> f64 {
 }
 
 impl ClusterFigures {
-    /// Figures for `cluster`, every node initially dead (nothing counted).
-    pub(crate) fn new(cluster: &Cluster, workload: TargetWorkload) -> Self {
-        let model_ok = cluster
-            .node_slot_iter()
-            .map(|n| {
-                let m = n.and_then(|n| n.gpus.as_ref()).map(|g| g.model.as_str());
-                workload.pods().iter().map(|t| t.accepts_model(m)).collect()
-            })
-            .collect();
-        let n = cluster.node_slots();
+    /// Figures of an empty cluster (nodes are counted once touched).
+    pub(crate) fn new(workload: TargetWorkload) -> Self {
         ClusterFigures {
             workload,
-            model_ok,
-            per_node: vec![NodeFigures::default(); n],
+            model_ok: Vec::new(),
+            per_node: Vec::new(),
             dirty: Vec::new(),
-            is_dirty: vec![false; n],
+            is_dirty: Vec::new(),
             sum: NodeSums::default(),
         }
     }
 
-    /// Marks `node` as changed.
+    /// Marks `node` as changed (added, removed, or a pod bound or unbound there).
     pub(crate) fn touch(&mut self, node: NodeId) {
+        if self.is_dirty.len() <= node.index() {
+            let n = node.index() + 1;
+            self.is_dirty.resize(n, false);
+            self.per_node.resize(n, NodeFigures::default());
+            self.model_ok.resize(n, Vec::new());
+        }
         if !self.is_dirty[node] {
             self.is_dirty[node] = true;
             self.dirty.push(node);
         }
     }
 
-    /// Refreshes the changed nodes; `live[n]` says whether node `n` is in the cluster.
-    pub(crate) fn refresh(&mut self, cluster: &Cluster, live: &[bool]) {
+    /// Refreshes the changed nodes (a removed node counts for nothing).
+    pub(crate) fn refresh(&mut self, cluster: &Cluster) {
         for node in std::mem::take(&mut self.dirty) {
             self.is_dirty[node] = false;
+            if let Some(n) = cluster.node(node) {
+                if self.model_ok[node].len() != self.workload.pods().len() {
+                    // A slot holds one node for good: its model flags are computed once.
+                    self.model_ok[node] = self
+                        .workload
+                        .pods()
+                        .iter()
+                        .map(|t| t.accepts_model(n.gpu_model()))
+                        .collect();
+                }
+            }
             let old = self.per_node[node];
             self.sum.apply(&old, false);
-            let f = self.figures(cluster, node, live[node]);
+            let f = self.figures(cluster, node);
             self.sum.apply(&f, true);
             self.per_node[node] = f;
         }
     }
 
-    fn figures(&self, cluster: &Cluster, node: NodeId, live: bool) -> NodeFigures {
-        let Some(n) = cluster.node(node).filter(|_| live) else {
+    fn figures(&self, cluster: &Cluster, node: NodeId) -> NodeFigures {
+        let Some(n) = cluster.node(node) else {
             return NodeFigures::default();
         };
         let used = cluster.used(node);

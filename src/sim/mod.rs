@@ -40,8 +40,10 @@
 //! departure. When a node fails or is removed, its pods (ascending pod id) go back to
 //! the scheduler as new arrivals at that instant — queue-entry time and order are reset
 //! and a pod that gets placed again runs its full duration again (its work is lost) —
-//! and the node becomes absent (zero allocatable, cordoned) until an add event. In drop
-//! mode an evicted pod that fits nowhere is dropped.
+//! and the node is removed from the cluster until an add event brings it back (as a new
+//! node, with a new id: ties between equal nodes go to the lower id, so a node that came
+//! back is tried after those that stayed). Nodes join the cluster at their first add
+//! event. In drop mode an evicted pod that fits nowhere is dropped.
 //!
 //! # Gangs
 //! Members of a gang (`pod.gang`: namespace, name, `min_member`) wait in the queue until

@@ -6,7 +6,7 @@ use super::event::{EventKind, EventQueue, Time};
 use super::metrics::{ClusterFigures, Sample, Summary, TimeMeans, WaitStats};
 use super::trace::{NodeChange, Trace};
 use super::{validate_cluster, QueueMode, Sampling, SimConfig, SimError, SimResult};
-use crate::model::{Cluster, Node, NodeId, PodId, Resources};
+use crate::model::{Cluster, NodeId, PodId};
 use crate::place::score::fgd::TargetWorkload;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -30,15 +30,6 @@ struct PodState {
     shape: Option<u32>,
 }
 
-/// A node as it looks while absent: nothing fits (zero allocatable, cordoned).
-fn absent(node: &Node) -> Node {
-    Node {
-        allocatable: Resources::default(),
-        unschedulable: true,
-        ..node.clone()
-    }
-}
-
 pub(crate) struct Run<'a> {
     trace: &'a Trace,
     config: &'a SimConfig,
@@ -49,7 +40,9 @@ pub(crate) struct Run<'a> {
     by_id: Vec<Option<usize>>,
     pending: BTreeMap<(Reverse<i32>, u64), usize>,
     pending_seq: u64,
-    live: Vec<bool>,
+    /// Each trace node's id in the cluster while it is in it (a node that leaves and
+    /// comes back gets a new id, as a re-registered Kubernetes node is a new object).
+    ids: Vec<Option<NodeId>>,
     figures: ClusterFigures,
     means: TimeMeans,
     samples: Vec<Sample>,
@@ -72,8 +65,8 @@ impl<'a> Run<'a> {
         policy: String,
     ) -> Result<Self, SimError> {
         trace.check()?;
-        let cluster = Cluster::new(trace.nodes.iter().map(absent).collect())?;
-        let figures = ClusterFigures::new(&cluster, workload);
+        let cluster = Cluster::default();
+        let figures = ClusterFigures::new(workload);
         let mut queue = EventQueue::new();
         let mut nodes: Vec<_> = trace.node_events.iter().collect();
         nodes.sort_by_key(|e| e.time);
@@ -118,7 +111,7 @@ impl<'a> Run<'a> {
             by_id: Vec::new(),
             pending: BTreeMap::new(),
             pending_seq: 0,
-            live: vec![false; trace.nodes.len()],
+            ids: vec![None; trace.nodes.len()],
             figures,
             means: TimeMeans::default(),
             samples: Vec::new(),
@@ -207,7 +200,7 @@ impl<'a> Run<'a> {
     }
 
     fn current(&mut self, time: Time) -> Sample {
-        self.figures.refresh(self.backend.cluster(), &self.live);
+        self.figures.refresh(self.backend.cluster());
         let mut s = self.figures.sample(time);
         s.pending = self.pending.len();
         s.running = self.running;
@@ -247,17 +240,16 @@ impl<'a> Run<'a> {
                 }
             }
             EventKind::NodeAdd { node } => {
-                if !self.live[node] {
-                    let desc = self.trace.nodes[node].clone();
-                    self.backend.replace_node(NodeId::from_index(node), desc)?;
-                    self.live[node] = true;
-                    self.figures.touch(NodeId::from_index(node));
+                if self.ids[node].is_none() {
+                    let id = self.backend.add_node(self.trace.nodes[node].clone())?;
+                    self.ids[node] = Some(id);
+                    self.figures.touch(id);
                     self.freed(t)?;
                 }
             }
             EventKind::NodeFail { node } | EventKind::NodeRemove { node } => {
-                if self.live[node] {
-                    self.lose_node(t, node)?;
+                if let Some(id) = self.ids[node].take() {
+                    self.lose_node(t, id)?;
                 }
             }
             EventKind::Tick => {
@@ -512,11 +504,11 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// A node fails or leaves: its pods go back to the scheduler as new arrivals
-    /// (ascending pod id), and their run restarts from the beginning.
-    fn lose_node(&mut self, t: Time, node: usize) -> Result<(), SimError> {
+    /// A node fails or leaves: it is removed from the cluster, its pods go back to the
+    /// scheduler as new arrivals (ascending pod id), and their run restarts from the
+    /// beginning.
+    fn lose_node(&mut self, t: Time, node: NodeId) -> Result<(), SimError> {
         self.summary.node_losses += 1;
-        let node = NodeId::from_index(node);
         let mut ids: Vec<PodId> = self.backend.cluster().pods_on(node).to_vec();
         ids.sort_unstable();
         let mut evicted = Vec::with_capacity(ids.len());
@@ -527,9 +519,7 @@ impl<'a> Run<'a> {
             evicted.push(pod);
         }
         self.summary.evicted += evicted.len();
-        let desc = absent(&self.trace.nodes[node.index()]);
-        self.backend.replace_node(node, desc)?;
-        self.live[node] = false;
+        self.backend.remove_node(node)?;
         self.figures.touch(node);
         for pod in evicted {
             self.arrive(t, pod)?;

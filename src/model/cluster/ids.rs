@@ -28,8 +28,16 @@ impl NodeId {
     ///
     /// # Panics
     /// If `index` does not fit in `u32` (a cluster holds at most `u32::MAX` nodes).
+    #[inline]
     pub fn from_index(index: usize) -> Self {
         NodeId(u32::try_from(index).expect("node slot fits in u32"))
+    }
+
+    /// The id of slot `index` where the slot is known to fit (hot loops that keep slots
+    /// as `u32`).
+    #[inline]
+    pub(crate) const fn from_u32(index: u32) -> Self {
+        NodeId(index)
     }
 
     /// The slot, for indexing arrays parallel to the cluster's slots

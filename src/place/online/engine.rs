@@ -362,12 +362,13 @@ impl<'a> Engine<'a> {
         let rows = &self.rows;
         // `fits` (run first) covers pods, CPU, memory, ephemeral storage and GPUs as
         // `Cluster::insufficient` does; the full dynamic check runs where it is not enough.
+        // Slots are `u32` here (`StaticNode::id`): ids are made only where one is used.
+        let id = |n: usize| NodeId::from_u32(n as u32);
         let check = |n: usize| {
-            let n = NodeId::from_index(n);
             if reads_node {
-                ctx.check_dynamic(n).is_ok()
+                ctx.check_dynamic(id(n)).is_ok()
             } else {
-                !inter_pod || ctx.inter_pod_ok(n)
+                !inter_pod || ctx.inter_pod_ok(id(n))
             }
         };
         const NO_DEVICE: u32 = u32::MAX;
@@ -430,13 +431,7 @@ impl<'a> Engine<'a> {
                     |n, r| {
                         let free_cpu = r.alloc_cpu.saturating_sub(r.used_cpu);
                         let free_mem = r.alloc_mem.saturating_sub(r.used_mem);
-                        fgd.score(
-                            n,
-                            free_cpu,
-                            free_mem,
-                            cluster.gpu_free(NodeId::from_index(n)),
-                            &q,
-                        )
+                        fgd.score(n, free_cpu, free_mem, cluster.gpu_free(id(n)), &q)
                     },
                     visit,
                 )
@@ -453,7 +448,7 @@ impl<'a> Engine<'a> {
                         let refs = NodeRefs {
                             cluster,
                             gpu_types,
-                            node: NodeId::from_index(n),
+                            node: id(n),
                         };
                         (main_score(kind, r, &q, refs), NO_DEVICE)
                     },

@@ -95,6 +95,8 @@ struct NeedStat {
 pub(crate) struct FragState {
     pub workload: TargetWorkload,
     mode: FragMode,
+    /// The score on a node without devices (the same for every such node).
+    empty: f64,
     needs: Vec<u32>,
     tasks: Vec<Task>,
     /// `model_ok[n * tasks.len() + t]` (one node's flags contiguous).
@@ -159,6 +161,7 @@ impl FragState {
         let k = needs.len();
         FragState {
             workload,
+            empty: mode.finish(mode.key(0.0, 0.0, 0.0, 0, 0)),
             mode,
             needs,
             codes: Vec::with_capacity(tasks.len()),
@@ -293,10 +296,42 @@ impl FragState {
         gpu_free: &[u32],
         q: &PodReq,
     ) -> (f64, u32) {
-        let mode = self.mode;
+        // One copy of the loop per mode (each call sees its variant as a constant), so
+        // FGD's loop carries nothing of CBF's.
+        match self.mode {
+            FragMode::Fgd { integer: false } => self.score_with(
+                FragMode::Fgd { integer: false },
+                n,
+                free_cpu,
+                free_mem,
+                gpu_free,
+                q,
+            ),
+            FragMode::Fgd { integer: true } => self.score_with(
+                FragMode::Fgd { integer: true },
+                n,
+                free_cpu,
+                free_mem,
+                gpu_free,
+                q,
+            ),
+            m @ FragMode::Cbf { .. } => self.score_with(m, n, free_cpu, free_mem, gpu_free, q),
+        }
+    }
+
+    #[inline(always)]
+    fn score_with(
+        &mut self,
+        mode: FragMode,
+        n: usize,
+        free_cpu: u64,
+        free_mem: u64,
+        gpu_free: &[u32],
+        q: &PodReq,
+    ) -> (f64, u32) {
         if gpu_free.is_empty() {
             // No devices: F is 0 before and after, and so is the stranded GPU.
-            return (mode.finish(mode.key(0.0, 0.0, 0.0, 0, 0)), u32::MAX);
+            return (self.empty, u32::MAX);
         }
         self.ensure(n, free_cpu, free_mem, gpu_free);
         let k = self.needs.len();
