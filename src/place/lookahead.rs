@@ -3,12 +3,13 @@
 //!
 //! It is not an online policy: it shows what a scheduler that may hold pods back and
 //! place them together gains over placing them one at a time. Each window (the pending
-//! pods in input order, `W` at a time) is planned in order of decreasing GPU demand —
-//! total GPU milli, then per-device milli, then CPU; input order on ties: multi-GPU pods
-//! first, small shares last, CPU-only pods after every GPU pod — each pod placed by the
-//! inner online policy (`cbf` by default) on the cluster as the plan so far leaves it. A
-//! pod the plan cannot place stays pending; a gang that gets fewer than its minimum
-//! members is taken off again, as the online policies do.
+//! pods in input order, `W` at a time) is planned by priority (highest first, as the
+//! online policies place pods) and, within a priority, in order of decreasing GPU demand
+//! — total GPU milli, then per-device milli, then CPU; input order on ties: multi-GPU
+//! pods first, small shares last, CPU-only pods after every GPU pod — a gang as one unit;
+//! each pod is placed by the inner online policy (`cbf` by default) on the cluster as the
+//! plan so far leaves it. A pod the plan cannot place stays pending; a gang that gets
+//! fewer than its minimum members is taken off again, as the online policies do.
 //!
 //! Every planned choice stays valid in input order as long as pods only arrive: the pods
 //! placed before any one of them are a subset of the plan's, and whatever fits with all
@@ -66,32 +67,50 @@ impl Lookahead {
     }
 }
 
-/// The order in which the window `window` of `pending` (input indices) is planned: larger
-/// GPU demand first (see the module docs).
-pub fn plan_order(pending: &[Pod], window: std::ops::Range<usize>) -> Vec<usize> {
-    let mut idx: Vec<usize> = window.collect();
-    idx.sort_by_key(|&i| {
-        let p = &pending[i];
-        let per_device = match p.gpu.amount {
-            crate::model::GpuAmount::None => 0,
-            crate::model::GpuAmount::Shared(m) => m,
-            crate::model::GpuAmount::Whole(_) => crate::model::MILLI_PER_GPU,
-        };
-        (
-            Reverse(p.gpu.amount.total_milli()),
-            Reverse(per_device),
-            Reverse(p.requests.cpu_milli),
-            i,
-        )
+/// The GPU-demand key a window is sorted by (larger first): total GPU milli, per-device
+/// milli, CPU.
+fn demand(p: &Pod) -> (Reverse<u64>, Reverse<u32>, Reverse<u64>) {
+    let per_device = match p.gpu.amount {
+        crate::model::GpuAmount::None => 0,
+        crate::model::GpuAmount::Shared(m) => m,
+        crate::model::GpuAmount::Whole(_) => crate::model::MILLI_PER_GPU,
+    };
+    (
+        Reverse(p.gpu.amount.total_milli()),
+        Reverse(per_device),
+        Reverse(p.requests.cpu_milli),
+    )
+}
+
+/// The order in which the window `window` of `pending` (input indices) is planned, as
+/// units: higher priority first; within a priority, larger GPU demand first (a gang as
+/// one unit, at its largest member's demand); input order on ties.
+pub fn plan_order(pending: &[Pod], window: std::ops::Range<usize>) -> Vec<Vec<usize>> {
+    let from = window.start;
+    let mut units: Vec<Vec<usize>> = crate::place::scheduler::placement_units(&pending[window])
+        .into_iter()
+        .map(|u| u.into_iter().map(|i| i + from).collect())
+        .collect();
+    // Stable: equal keys keep the priority-then-input order of `placement_units`.
+    units.sort_by_key(|u| {
+        let top = u
+            .iter()
+            .map(|&i| demand(&pending[i]))
+            .min()
+            .expect("units are not empty");
+        (Reverse(pending[u[0]].priority), top)
     });
-    idx
+    for u in &mut units {
+        u.sort_by_key(|&i| (demand(&pending[i]), i));
+    }
+    units
 }
 
 /// Places `pending` on the live `session` window by window (see the module docs),
-/// binding as it goes; a gang short of its minimum is taken off again at the end.
-/// Returns each pod's id and binding (`None`: not placed). [`Lookahead`] runs this on a
-/// copy of the problem's cluster; a scheduler that plans ahead runs it on its own
-/// session, which then holds the plan.
+/// binding as it goes; a gang that gets fewer than its minimum members is taken off
+/// again at once. Returns each pod's id and binding (`None`: not placed). [`Lookahead`]
+/// runs this on a copy of the problem's cluster; a scheduler that plans ahead runs it on
+/// its own session, which then holds the plan.
 pub fn place_windows(
     session: &mut Session<'_>,
     pending: &[Pod],
@@ -103,32 +122,27 @@ pub fn place_windows(
     let mut from = 0;
     while from < n {
         let end = (from + w).min(n);
-        for i in plan_order(pending, from..end) {
-            placed[i] = session.place(pending[i].clone())?;
-        }
-        from = end;
-    }
-    // Gangs: all or nothing, as the online policies place them.
-    let mut by_gang: std::collections::BTreeMap<(&str, &str), (u32, Vec<usize>)> =
-        Default::default();
-    for (i, p) in pending.iter().enumerate() {
-        if let Some(g) = &p.gang {
-            let e = by_gang
-                .entry((p.namespace.as_str(), g.name.as_str()))
-                .or_insert((g.min_member, Vec::new()));
-            if placed[i].is_some() {
-                e.1.push(i);
+        for unit in plan_order(pending, from..end) {
+            let mut got = Vec::new();
+            for &i in &unit {
+                if let Some(pb) = session.place(pending[i].clone())? {
+                    placed[i] = Some(pb);
+                    got.push(i);
+                }
             }
-        }
-    }
-    for (min, members) in by_gang.into_values() {
-        if (members.len() as u32) < min {
-            for i in members {
-                if let Some((id, _)) = placed[i].take() {
-                    session.remove(id)?;
+            let min = pending[unit[0]]
+                .gang
+                .as_ref()
+                .map_or(0, |g| g.min_member as usize);
+            if got.len() < min {
+                for i in got {
+                    if let Some((id, _)) = placed[i].take() {
+                        session.remove(id)?;
+                    }
                 }
             }
         }
+        from = end;
     }
     Ok(placed)
 }
