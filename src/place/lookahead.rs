@@ -87,7 +87,7 @@ fn demand(p: &Pod) -> (Reverse<u64>, Reverse<u32>, Reverse<u64>) {
 /// one unit, at its largest member's demand); input order on ties.
 pub fn plan_order(pending: &[Pod], window: std::ops::Range<usize>) -> Vec<Vec<usize>> {
     let from = window.start;
-    let mut units: Vec<Vec<usize>> = crate::place::scheduler::placement_units(&pending[window])
+    let mut units: Vec<Vec<usize>> = super::online::units::placement_units(&pending[window])
         .into_iter()
         .map(|u| u.into_iter().map(|i| i + from).collect())
         .collect();

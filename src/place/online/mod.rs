@@ -126,6 +126,7 @@ mod frag;
 mod hot;
 mod rows;
 mod soft;
+pub(crate) mod units;
 
 use super::{FilterContext, Outcome, PlaceError, Placer, Plugins, Reason, SolveStats};
 use crate::model::{Binding, Cluster, ClusterError, Node, NodeId, Pod, PodId, Problem};
@@ -461,7 +462,7 @@ impl Placer for OnlinePolicy {
                 fgd::DEFAULT_COVERAGE,
             ));
         }
-        let placement = super::scheduler::place_units(&mut session, &problem.pending)?
+        let placement = units::place_units(&mut session, &problem.pending)?
             .into_iter()
             .map(|p| p.map(|(_, b)| b))
             .collect();
