@@ -53,7 +53,7 @@ test: deps
 # scores, online policies, validator, explain) must not pull any of these crates, and
 # must build and pass its own tests without them.
 CORE_FORBIDDEN := tokio axum hyper clap anyhow indicatif tracing-subscriber plotters \
-	highs highs-sys good_lp linfa linfa-svm kiddo ndarray
+	highs highs-sys good_lp linfa linfa-svm kiddo ndarray redb
 core-deps:
 	@set -euo pipefail; \
 	tree=$$($(CARGO) tree --no-default-features -e normal,build --prefix none --format '{p}' | awk '{print $$1}' | sort -u); \

@@ -66,6 +66,7 @@
 //! | `bench` | `bench`: benchmark suites with the LP bound (implies `milp`) |
 //! | `experiment` | `experiment`: the saturation and overcommit experiments |
 //! | `extender` | `extender`: the kube-scheduler extender's HTTP server (axum, tokio) |
+//! | `server` | `server::store`: the reference orchestrator's durable store (redb) |
 //! | `cli` | the `plimsoll` binary and everything above |
 #![deny(missing_docs)]
 
@@ -84,5 +85,7 @@ pub mod place;
 #[cfg(feature = "predict")]
 pub mod predict;
 pub mod records;
+#[cfg(feature = "server")]
+pub mod server;
 #[cfg(feature = "sim")]
 pub mod sim;
