@@ -325,3 +325,38 @@ fn writes_acknowledged_before_a_kill_9_survive_it() {
     // Perhaps one more was committed but not yet printed; never fewer.
     assert!(s.revision().unwrap() > acked);
 }
+
+#[test]
+fn in_one_commit_group_a_failed_write_changes_nothing_and_the_others_go_on() {
+    let dir = TempDir::new("group");
+    let s = Arc::new(EmbeddedStore::open(&dir.file()).unwrap());
+    // 16 writers race to create one key and 16 others create keys of their own: the
+    // leader groups whatever is queued; exactly one creation of the shared key wins.
+    let threads: Vec<_> = (0..32)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let key = if t % 2 == 0 {
+                    "/registry/shared".to_string()
+                } else {
+                    format!("/registry/own/{t}")
+                };
+                s.create(&key, format!("{t}").as_bytes())
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let won = results
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(|e| e.key == "/registry/shared"))
+        .count();
+    let lost = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::AlreadyExists(_))))
+        .count();
+    assert_eq!((won, lost), (1, 15));
+    assert_eq!(s.revision().unwrap(), 17, "failed writes take no revision");
+    let mut revs: Vec<u64> = results.iter().flatten().map(|e| e.mod_revision).collect();
+    revs.sort_unstable();
+    assert_eq!(revs, (1..=17).collect::<Vec<u64>>());
+}

@@ -4,9 +4,16 @@
 //!
 //! Tables: `objects` (key → create revision, modification revision, value), `events`
 //! (revision → kind, key, create revision, value: the watch history since the last
-//! compaction) and `meta` (`revision`, `compacted`). One mutex orders writes, watch
-//! registration and notification, so a watcher sees every event after its start
-//! revision exactly once, in order.
+//! compaction) and `meta` (`revision`, `compacted`).
+//!
+//! **Group commit.** Writers queue their operation; one of them, the leader, takes every
+//! queued operation, applies them in queue order in one redb transaction (each sees the
+//! ones before it and gets the next revision; one that fails, a conflict say, changes
+//! nothing and the others go on), commits once — one fsync for the group — and only then
+//! answers each writer. So concurrent clients share fsyncs, and still no write is
+//! acknowledged before it is durable. The leader holds the watchers' lock from before its
+//! commit until every watcher is notified, and a watch registers under that lock, so a
+//! watcher sees every event after its start revision exactly once, in order.
 
 use super::{Entry, EventKind, Store, StoreError, Watch, WatchEvent, WATCH_BUFFER};
 use redb::{Database, Durability, ReadableTable, TableDefinition};
@@ -91,11 +98,33 @@ struct Watcher {
     tx: mpsc::Sender<WatchEvent>,
 }
 
+/// A queued write.
+enum Op {
+    Create(String, Vec<u8>),
+    Update(String, Vec<u8>, Option<u64>),
+    Delete(String, Option<u64>),
+}
+
+/// A queued write and where its result goes.
+struct Pending {
+    op: Op,
+    reply: std::sync::mpsc::SyncSender<Result<Entry, StoreError>>,
+}
+
+/// Writes waiting for a leader, and whether one is at work.
+#[derive(Default)]
+struct Queue {
+    ops: Vec<Pending>,
+    leader: bool,
+}
+
 /// The embedded, durable store (see the module docs).
 pub struct EmbeddedStore {
     db: Database,
-    /// Held across every write and its notification, and across watch registration.
+    /// Held from before each commit until its watchers are notified, and across watch
+    /// registration and compaction.
     watchers: Mutex<Vec<Watcher>>,
+    queue: Mutex<Queue>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -118,6 +147,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             db,
             watchers: Mutex::new(Vec::new()),
+            queue: Mutex::new(Queue::default()),
         })
     }
 
@@ -133,75 +163,144 @@ impl EmbeddedStore {
         Ok(t.get(name).map_err(backend)?.map_or(0, |v| v.value()))
     }
 
-    /// One write: `change` sees the key's current entry and returns the new value (or
-    /// `None` to delete) or an error; the write is committed durably at the next
-    /// revision and then sent to the watchers.
-    fn write(
-        &self,
-        key: &str,
-        change: impl FnOnce(Option<&Entry>) -> Result<Option<Vec<u8>>, StoreError>,
-    ) -> Result<Entry, StoreError> {
+    /// Queues `op` and returns once it is committed durably (or failed): either a
+    /// leader takes it into its group, or this writer becomes the leader.
+    fn submit(&self, op: Op) -> Result<Entry, StoreError> {
+        let (reply, result) = std::sync::mpsc::sync_channel(1);
+        let lead = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.ops.push(Pending { op, reply });
+            !std::mem::replace(&mut q.leader, true)
+        };
+        if lead {
+            loop {
+                let group = {
+                    let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                    if q.ops.is_empty() {
+                        q.leader = false;
+                        break;
+                    }
+                    std::mem::take(&mut q.ops)
+                };
+                self.commit_group(group);
+            }
+        }
+        result
+            .recv()
+            .unwrap_or_else(|_| Err(backend("the store's writer stopped")))
+    }
+
+    /// Applies `group` in one transaction, commits it, notifies the watchers and answers
+    /// each writer.
+    fn commit_group(&self, group: Vec<Pending>) {
         let mut watchers = self.lock();
+        let results = match self.apply(&group) {
+            Ok(results) => results,
+            Err(e) => {
+                // Nothing committed: every writer of the group gets the error.
+                for p in group {
+                    let _ = p.reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        for (p, r) in group.into_iter().zip(results) {
+            if let Ok((kind, entry)) = &r {
+                let event = WatchEvent {
+                    kind: *kind,
+                    entry: entry.clone(),
+                };
+                // A watcher whose channel is full or gone is dropped: closed, not
+                // buffered.
+                watchers.retain(|w| {
+                    !entry.key.starts_with(&w.prefix) || w.tx.try_send(event.clone()).is_ok()
+                });
+            }
+            let _ = p.reply.send(r.map(|(_, e)| e));
+        }
+    }
+
+    /// One transaction for the group: each operation's result, committed durably.
+    #[allow(clippy::type_complexity)]
+    fn apply(
+        &self,
+        group: &[Pending],
+    ) -> Result<Vec<Result<(EventKind, Entry), StoreError>>, StoreError> {
         let mut txn = self.db.begin_write().map_err(backend)?;
         txn.set_durability(Durability::Immediate);
-        let (kind, entry) = {
+        let mut results = Vec::with_capacity(group.len());
+        {
             let mut meta = txn.open_table(META).map_err(backend)?;
             let mut objects = txn.open_table(OBJECTS).map_err(backend)?;
             let mut events = txn.open_table(EVENTS).map_err(backend)?;
-            let current = objects
-                .get(key)
-                .map_err(backend)?
-                .map(|v| decode_object(key, v.value()))
-                .transpose()?;
-            let new = change(current.as_ref())?;
-            let revision = meta
+            let mut revision = meta
                 .get(REVISION)
                 .map_err(backend)?
-                .map_or(0, |v| v.value())
-                + 1;
-            let (kind, entry) = match new {
-                Some(value) => {
-                    let create = current.as_ref().map_or(revision, |c| c.create_revision);
-                    objects
-                        .insert(key, encode_object(create, revision, &value).as_slice())
-                        .map_err(backend)?;
-                    (
-                        EventKind::Put,
-                        Entry {
+                .map_or(0, |v| v.value());
+            for p in group {
+                let key = match &p.op {
+                    Op::Create(k, _) | Op::Update(k, _, _) | Op::Delete(k, _) => k.as_str(),
+                };
+                let current = objects
+                    .get(key)
+                    .map_err(backend)?
+                    .map(|v| decode_object(key, v.value()))
+                    .transpose()?;
+                // The checks first: an operation that fails writes nothing.
+                let new = match (&p.op, &current) {
+                    (Op::Create(..), Some(_)) => Err(StoreError::AlreadyExists(key.into())),
+                    (Op::Create(_, v), None) => Ok(Some(v.clone())),
+                    (Op::Update(..) | Op::Delete(..), None) => {
+                        Err(StoreError::NotFound(key.into()))
+                    }
+                    (Op::Update(_, v, expected), Some(c)) => {
+                        check_expected(key, c, *expected).map(|()| Some(v.clone()))
+                    }
+                    (Op::Delete(_, expected), Some(c)) => {
+                        check_expected(key, c, *expected).map(|()| None)
+                    }
+                };
+                let new = match new {
+                    Ok(n) => n,
+                    Err(e) => {
+                        results.push(Err(e));
+                        continue;
+                    }
+                };
+                revision += 1;
+                let (kind, entry) = match (new, current) {
+                    (Some(value), current) => {
+                        let create = current.as_ref().map_or(revision, |c| c.create_revision);
+                        objects
+                            .insert(key, encode_object(create, revision, &value).as_slice())
+                            .map_err(backend)?;
+                        let entry = Entry {
                             key: key.to_string(),
                             value,
                             create_revision: create,
                             mod_revision: revision,
-                        },
-                    )
-                }
-                None => {
-                    let old = current.ok_or_else(|| StoreError::NotFound(key.to_string()))?;
-                    objects.remove(key).map_err(backend)?;
-                    (
-                        EventKind::Delete,
-                        Entry {
+                        };
+                        (EventKind::Put, entry)
+                    }
+                    (None, Some(old)) => {
+                        objects.remove(key).map_err(backend)?;
+                        let entry = Entry {
                             mod_revision: revision,
                             ..old
-                        },
-                    )
-                }
-            };
-            events
-                .insert(revision, encode_event(kind, &entry).as_slice())
-                .map_err(backend)?;
+                        };
+                        (EventKind::Delete, entry)
+                    }
+                    (None, None) => unreachable!("a delete of a missing key failed above"),
+                };
+                events
+                    .insert(revision, encode_event(kind, &entry).as_slice())
+                    .map_err(backend)?;
+                results.push(Ok((kind, entry)));
+            }
             meta.insert(REVISION, revision).map_err(backend)?;
-            (kind, entry)
-        };
+        }
         txn.commit().map_err(backend)?;
-        let event = WatchEvent {
-            kind,
-            entry: entry.clone(),
-        };
-        // A watcher whose channel is full or gone is dropped: closed, not buffered.
-        watchers
-            .retain(|w| !entry.key.starts_with(&w.prefix) || w.tx.try_send(event.clone()).is_ok());
-        Ok(entry)
+        Ok(results)
     }
 }
 
@@ -254,26 +353,15 @@ impl Store for EmbeddedStore {
     }
 
     fn create(&self, key: &str, value: &[u8]) -> Result<Entry, StoreError> {
-        self.write(key, |current| match current {
-            Some(_) => Err(StoreError::AlreadyExists(key.to_string())),
-            None => Ok(Some(value.to_vec())),
-        })
+        self.submit(Op::Create(key.to_string(), value.to_vec()))
     }
 
     fn update(&self, key: &str, value: &[u8], expected: Option<u64>) -> Result<Entry, StoreError> {
-        self.write(key, |current| {
-            let current = current.ok_or_else(|| StoreError::NotFound(key.to_string()))?;
-            check_expected(key, current, expected)?;
-            Ok(Some(value.to_vec()))
-        })
+        self.submit(Op::Update(key.to_string(), value.to_vec(), expected))
     }
 
     fn delete(&self, key: &str, expected: Option<u64>) -> Result<Entry, StoreError> {
-        self.write(key, |current| {
-            let current = current.ok_or_else(|| StoreError::NotFound(key.to_string()))?;
-            check_expected(key, current, expected)?;
-            Ok(None)
-        })
+        self.submit(Op::Delete(key.to_string(), expected))
     }
 
     fn watch(&self, prefix: &str, from: u64) -> Result<Watch, StoreError> {

@@ -68,7 +68,7 @@ pub struct Watch {
 }
 
 /// Why a store operation failed. A failed write changes nothing.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum StoreError {
     /// Create of a key that exists.
     #[error("{0} already exists")]
