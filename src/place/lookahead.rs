@@ -16,6 +16,7 @@
 //! of them fits with a subset. The saturation experiment relies on that to hand each pod
 //! its planned node as it arrives.
 
+use super::online::units::place_unit;
 use super::online::{OnlineKind, OnlinePolicy, Session};
 use super::{Outcome, PlaceError, Placer, SolveStats};
 use crate::model::{Binding, ClusterError, Pod, PodId, Problem};
@@ -123,24 +124,7 @@ pub fn place_windows(
     while from < n {
         let end = (from + w).min(n);
         for unit in plan_order(pending, from..end) {
-            let mut got = Vec::new();
-            for &i in &unit {
-                if let Some(pb) = session.place(pending[i].clone())? {
-                    placed[i] = Some(pb);
-                    got.push(i);
-                }
-            }
-            let min = pending[unit[0]]
-                .gang
-                .as_ref()
-                .map_or(0, |g| g.min_member as usize);
-            if got.len() < min {
-                for i in got {
-                    if let Some((id, _)) = placed[i].take() {
-                        session.remove(id)?;
-                    }
-                }
-            }
+            place_unit(session, pending, &unit, &mut placed)?;
         }
         from = end;
     }

@@ -39,24 +39,37 @@ pub(crate) fn place_units(
 ) -> Result<Vec<Option<(PodId, Binding)>>, ClusterError> {
     let mut placed: Vec<Option<(PodId, Binding)>> = vec![None; pending.len()];
     for unit in placement_units(pending) {
-        let mut got: Vec<usize> = Vec::new();
-        for &i in &unit {
-            if let Some(pb) = session.place(pending[i].clone())? {
-                placed[i] = Some(pb);
-                got.push(i);
-            }
+        place_unit(session, pending, &unit, &mut placed)?;
+    }
+    Ok(placed)
+}
+
+/// Places the pods `unit` of `pending` (one pod, or a gang's members) in the given order,
+/// recording each in `placed`; a gang that gets fewer than its minimum members is taken
+/// off the session again (and out of `placed`).
+pub(crate) fn place_unit(
+    session: &mut Session<'_>,
+    pending: &[Pod],
+    unit: &[usize],
+    placed: &mut [Option<(PodId, Binding)>],
+) -> Result<(), ClusterError> {
+    let mut got: Vec<usize> = Vec::new();
+    for &i in unit {
+        if let Some(pb) = session.place(pending[i].clone())? {
+            placed[i] = Some(pb);
+            got.push(i);
         }
-        let min = pending[unit[0]]
-            .gang
-            .as_ref()
-            .map_or(0, |g| g.min_member as usize);
-        if got.len() < min {
-            for i in got {
-                if let Some((id, _)) = placed[i].take() {
-                    session.remove(id)?;
-                }
+    }
+    let min = pending[unit[0]]
+        .gang
+        .as_ref()
+        .map_or(0, |g| g.min_member as usize);
+    if got.len() < min {
+        for i in got {
+            if let Some((id, _)) = placed[i].take() {
+                session.remove(id)?;
             }
         }
     }
-    Ok(placed)
+    Ok(())
 }
