@@ -360,3 +360,38 @@ fn in_one_commit_group_a_failed_write_changes_nothing_and_the_others_go_on() {
     revs.sort_unstable();
     assert_eq!(revs, (1..=17).collect::<Vec<u64>>());
 }
+
+#[test]
+fn odd_keys_and_large_values_round_trip() {
+    let dir = TempDir::new("odd");
+    let s = EmbeddedStore::open(&dir.file()).unwrap();
+    let big = vec![0xabu8; 8 << 20];
+    for key in [
+        "",
+        "/registry/pods/ns/ünïcødé",
+        "/registry/pods/ns/with space",
+        "/\u{0}nul",
+    ] {
+        s.create(key, &big).unwrap();
+        assert_eq!(
+            s.get(key).unwrap().unwrap().value.len(),
+            big.len(),
+            "{key:?}"
+        );
+    }
+    // An empty prefix lists everything, in key order.
+    let (all, _) = s.list("").unwrap();
+    let keys: Vec<&str> = all.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "",
+            "/\u{0}nul",
+            "/registry/pods/ns/with space",
+            "/registry/pods/ns/ünïcødé"
+        ]
+    );
+    // A watch replays values as they were, large ones included.
+    let mut w = s.watch("/registry/", 0).unwrap();
+    assert_eq!(w.events.try_recv().unwrap().entry.value.len(), big.len());
+}
