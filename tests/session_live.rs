@@ -15,20 +15,6 @@ use plimsoll::place::online::{OnlineKind, OnlinePolicy, Session};
 use plimsoll::place::score::fgd::TargetWorkload;
 use proptest::prelude::*;
 
-const KINDS: [OnlineKind; 11] = [
-    OnlineKind::KubeDefault,
-    OnlineKind::BestFit,
-    OnlineKind::MostAllocated,
-    OnlineKind::LeastAllocated,
-    OnlineKind::DotProduct,
-    OnlineKind::GpuPacking,
-    OnlineKind::GpuClustering,
-    OnlineKind::Fgd,
-    OnlineKind::Cbf,
-    OnlineKind::FirstFit,
-    OnlineKind::Random,
-];
-
 /// A node description drawn from a small space, so nodes often share a class.
 #[derive(Debug, Clone)]
 struct NodeSpec {
@@ -274,7 +260,7 @@ fn compare(kind: OnlineKind, live: &mut Session<'static>, step: usize) {
 }
 
 fn run(initial: &[NodeSpec], changes: &[Change]) {
-    for kind in KINDS {
+    for kind in OnlineKind::ALL {
         let nodes: Vec<Node> = initial
             .iter()
             .enumerate()
