@@ -6,6 +6,8 @@
 //! `cargo bench --bench store`; without `--bench` (as `cargo test --benches` runs it) it
 //! does a tiny smoke run. `STORE_PODS`, `STORE_CLIENTS`, `STORE_WATCHERS` override.
 
+#[cfg(feature = "etcd")]
+use plimsoll::server::store::EtcdStore;
 use plimsoll::server::store::{EmbeddedStore, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,16 +33,7 @@ fn pod(i: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let pods = env("STORE_PODS", if full { 10_000 } else { 200 });
-    let clients = env("STORE_CLIENTS", 32);
-    let watchers = env("STORE_WATCHERS", 50);
-    let dir = std::env::temp_dir().join(format!("plimsoll-store-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let s = Arc::new(EmbeddedStore::open(&dir.join("store.redb")).unwrap());
-
+fn run(name: &str, s: Arc<dyn Store>, pods: usize, clients: usize, watchers: usize, full: bool) {
     // Creates: `clients` threads, each creating its share of the pods.
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
@@ -65,7 +58,7 @@ fn main() {
     let secs = start.elapsed().as_secs_f64();
     lat.sort_unstable();
     println!(
-        "embedded: {pods} pod creates from {clients} clients in {secs:.2} s: {:.0} creates/s (latency p50 {:.1} ms, p99 {:.1} ms)",
+        "{name}: {pods} pod creates from {clients} clients in {secs:.2} s: {:.0} creates/s (latency p50 {:.1} ms, p99 {:.1} ms)",
         pods as f64 / secs,
         pct(&lat, 0.5),
         pct(&lat, 0.99)
@@ -81,7 +74,7 @@ fn main() {
     }
     lists.sort_unstable();
     println!(
-        "embedded: list of {pods} pods: p50 {:.1} ms, max {:.1} ms",
+        "{name}: list of {pods} pods: p50 {:.1} ms, max {:.1} ms",
         pct(&lists, 0.5),
         pct(&lists, 1.0)
     );
@@ -131,11 +124,78 @@ fn main() {
     );
     delivery.sort_unstable();
     println!(
-        "embedded: {writes} writes to {watchers} watchers: delivery (write submitted to event received) p50 {:.2} ms, p99 {:.2} ms",
+        "{name}: {writes} writes to {watchers} watchers: delivery (write submitted to event received) p50 {:.2} ms, p99 {:.2} ms",
         pct(&delivery, 0.5),
         pct(&delivery, 0.99)
     );
     rt.shutdown_background();
-    drop(s);
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let pods = env("STORE_PODS", if full { 10_000 } else { 200 });
+    let clients = env("STORE_CLIENTS", 32);
+    let watchers = env("STORE_WATCHERS", 50);
+    let dir = std::env::temp_dir().join(format!("plimsoll-store-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = Arc::new(EmbeddedStore::open(&dir.join("store.redb")).unwrap());
+    run("embedded", s, pods, clients, watchers, full);
+    #[cfg(feature = "etcd")]
+    {
+        // A real etcd on loopback ports of its own, killed and removed afterwards.
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let client = format!("http://127.0.0.1:{}", port());
+        let peer = format!("http://127.0.0.1:{}", port());
+        /// Kills etcd (by its pid) even if the run panics.
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let _etcd = Kill(
+            std::process::Command::new("etcd")
+                .args([
+                    "--name",
+                    "bench",
+                    "--data-dir",
+                    dir.join("etcd").to_str().unwrap(),
+                    "--listen-client-urls",
+                    &client,
+                    "--advertise-client-urls",
+                    &client,
+                    "--listen-peer-urls",
+                    &peer,
+                    "--initial-advertise-peer-urls",
+                    &peer,
+                    "--initial-cluster",
+                    &format!("bench={peer}"),
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("etcd (Debian's etcd-server; `make deps` installs it)"),
+        );
+        let mut store = None;
+        for _ in 0..100 {
+            if let Ok(s) = EtcdStore::connect(std::slice::from_ref(&client)) {
+                if s.revision().is_ok() {
+                    store = Some(s);
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let s = Arc::new(store.expect("etcd started"));
+        run("etcd", s, pods, clients, watchers, full);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,7 +2,9 @@
 //! here against the embedded redb store), durability across a reopen, concurrent
 //! writers, watches from a revision, slow watchers and compaction.
 
-use plimsoll::server::store::{EmbeddedStore, EventKind, Store, StoreError, WATCH_BUFFER};
+use plimsoll::server::store::{
+    EmbeddedStore, EventKind, Store, StoreError, Watch, WatchEvent, WATCH_BUFFER,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -29,11 +31,30 @@ impl Drop for TempDir {
     }
 }
 
+/// The next event of a watch (a remote store delivers asynchronously: wait up to 5 s).
+fn recv(w: &mut Watch) -> WatchEvent {
+    for _ in 0..500 {
+        if let Ok(e) = w.events.try_recv() {
+            return e;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no watch event within 5 s");
+}
+
+/// No event arrives within 200 ms.
+fn quiet(w: &mut Watch) -> bool {
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    w.events.try_recv().is_err()
+}
+
 /// What every store must do (etcd's revision model, Kubernetes' storage contract).
+/// Revisions are relative to the store's start (etcd starts at 1, the embedded store at
+/// 0).
 fn conformance(s: &dyn Store) {
-    assert_eq!(s.revision().unwrap(), 0);
+    let r0 = s.revision().unwrap();
     let a = s.create("/registry/pods/default/a", b"a1").unwrap();
-    assert_eq!((a.create_revision, a.mod_revision), (1, 1));
+    assert_eq!((a.create_revision, a.mod_revision), (r0 + 1, r0 + 1));
     assert_eq!(
         s.create("/registry/pods/default/a", b"again"),
         Err(StoreError::AlreadyExists("/registry/pods/default/a".into()))
@@ -41,8 +62,8 @@ fn conformance(s: &dyn Store) {
     let b = s.create("/registry/pods/default/b", b"b1").unwrap();
     s.create("/registry/pods/kube-system/c", b"c1").unwrap();
     s.create("/registry/nodes/n1", b"n1").unwrap();
-    assert_eq!(b.mod_revision, 2);
-    assert_eq!(s.revision().unwrap(), 4);
+    assert_eq!(b.mod_revision, r0 + 2);
+    assert_eq!(s.revision().unwrap(), r0 + 4);
 
     // Reads.
     assert_eq!(
@@ -60,21 +81,21 @@ fn conformance(s: &dyn Store) {
             "/registry/pods/kube-system/c"
         ]
     );
-    assert_eq!(rev, 4);
+    assert_eq!(rev, r0 + 4);
     assert_eq!(s.list("/registry/pods/default/").unwrap().0.len(), 2);
     assert!(s.list("/registry/services/").unwrap().0.is_empty());
 
     // Optimistic concurrency.
     let a2 = s
-        .update("/registry/pods/default/a", b"a2", Some(1))
+        .update("/registry/pods/default/a", b"a2", Some(r0 + 1))
         .unwrap();
-    assert_eq!((a2.create_revision, a2.mod_revision), (1, 5));
+    assert_eq!((a2.create_revision, a2.mod_revision), (r0 + 1, r0 + 5));
     assert_eq!(
-        s.update("/registry/pods/default/a", b"stale", Some(1)),
+        s.update("/registry/pods/default/a", b"stale", Some(r0 + 1)),
         Err(StoreError::Conflict {
             key: "/registry/pods/default/a".into(),
-            expected: 1,
-            actual: 5
+            expected: r0 + 1,
+            actual: r0 + 5
         })
     );
     assert_eq!(
@@ -86,44 +107,57 @@ fn conformance(s: &dyn Store) {
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        s.delete("/registry/pods/default/b", Some(1)),
+        s.delete("/registry/pods/default/b", Some(r0 + 1)),
         Err(StoreError::Conflict { .. })
     ));
-    let gone = s.delete("/registry/pods/default/b", Some(2)).unwrap();
-    assert_eq!((gone.value.as_slice(), gone.mod_revision), (&b"b1"[..], 6));
+    let gone = s.delete("/registry/pods/default/b", Some(r0 + 2)).unwrap();
+    assert_eq!(
+        (gone.value.as_slice(), gone.mod_revision),
+        (&b"b1"[..], r0 + 6)
+    );
     assert!(matches!(
         s.delete("/registry/pods/default/b", None),
         Err(StoreError::NotFound(_))
     ));
     // Failed writes did not advance the revision.
-    assert_eq!(s.revision().unwrap(), 6);
+    assert_eq!(s.revision().unwrap(), r0 + 6);
 
     // A watch from a past revision replays what followed, then goes live.
-    let mut w = s.watch("/registry/pods/", 4).unwrap();
-    let e = w.events.try_recv().unwrap();
+    let mut w = s.watch("/registry/pods/", r0 + 4).unwrap();
+    let e = recv(&mut w);
     assert_eq!(
         (e.kind, e.entry.mod_revision, e.entry.value.as_slice()),
-        (EventKind::Put, 5, &b"a2"[..])
+        (EventKind::Put, r0 + 5, &b"a2"[..])
     );
-    let e = w.events.try_recv().unwrap();
+    let e = recv(&mut w);
     assert_eq!(
-        (e.kind, e.entry.key.as_str(), e.entry.mod_revision),
-        (EventKind::Delete, "/registry/pods/default/b", 6)
+        (
+            e.kind,
+            e.entry.key.as_str(),
+            e.entry.mod_revision,
+            e.entry.value.as_slice()
+        ),
+        (
+            EventKind::Delete,
+            "/registry/pods/default/b",
+            r0 + 6,
+            &b"b1"[..]
+        )
     );
-    assert!(w.events.try_recv().is_err(), "nothing more yet");
+    assert!(quiet(&mut w), "nothing more yet");
     s.create("/registry/nodes/n2", b"n2").unwrap(); // another prefix: not delivered
     s.create("/registry/pods/default/d", b"d1").unwrap();
-    let e = w.events.try_recv().unwrap();
+    let e = recv(&mut w);
     assert_eq!(
         (e.entry.key.as_str(), e.entry.mod_revision),
-        ("/registry/pods/default/d", 8)
+        ("/registry/pods/default/d", r0 + 8)
     );
     // A watch from now sees only later changes.
     let now = s.revision().unwrap();
     let mut live = s.watch("/registry/", now).unwrap();
-    assert!(live.events.try_recv().is_err());
+    assert!(quiet(&mut live));
     s.update("/registry/nodes/n1", b"n1b", None).unwrap();
-    assert_eq!(live.events.try_recv().unwrap().entry.mod_revision, now + 1);
+    assert_eq!(recv(&mut live).entry.mod_revision, now + 1);
     assert!(matches!(
         s.watch("/registry/", now + 5),
         Err(StoreError::FutureRevision { .. })
@@ -134,11 +168,11 @@ fn conformance(s: &dyn Store) {
     s.compact(cut).unwrap();
     assert_eq!(s.compacted().unwrap(), cut);
     assert!(matches!(
-        s.watch("/registry/", 2),
-        Err(StoreError::Compacted { requested: 2, .. })
+        s.watch("/registry/", r0 + 2),
+        Err(StoreError::Compacted { .. })
     ));
     let mut after = s.watch("/registry/", cut).unwrap();
-    assert_eq!(after.events.try_recv().unwrap().entry.mod_revision, cut + 1);
+    assert_eq!(recv(&mut after).entry.mod_revision, cut + 1);
     assert_eq!(
         s.get("/registry/pods/kube-system/c")
             .unwrap()
@@ -146,7 +180,7 @@ fn conformance(s: &dyn Store) {
             .value,
         b"c1"
     );
-    s.compact(1).unwrap(); // older than the point: nothing to do
+    s.compact(r0 + 1).unwrap(); // older than the point: nothing to do
     assert_eq!(s.compacted().unwrap(), cut);
 }
 
@@ -394,4 +428,128 @@ fn odd_keys_and_large_values_round_trip() {
     // A watch replays values as they were, large ones included.
     let mut w = s.watch("/registry/", 0).unwrap();
     assert_eq!(w.events.try_recv().unwrap().entry.value.len(), big.len());
+}
+
+/// A real etcd server on loopback ports of its own, with its own data directory; killed
+/// (by its pid) and its directory removed when dropped.
+#[cfg(feature = "etcd")]
+struct Etcd {
+    child: std::process::Child,
+    dir: TempDir,
+    client: String,
+    peer: String,
+}
+
+#[cfg(feature = "etcd")]
+impl Etcd {
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn start(name: &str) -> Etcd {
+        let dir = TempDir::new(name);
+        let client = format!("http://127.0.0.1:{}", Self::free_port());
+        let peer = format!("http://127.0.0.1:{}", Self::free_port());
+        let child = Self::spawn(&dir, &client, &peer);
+        let e = Etcd {
+            child,
+            dir,
+            client,
+            peer,
+        };
+        e.wait_ready();
+        e
+    }
+
+    fn spawn(dir: &TempDir, client: &str, peer: &str) -> std::process::Child {
+        std::process::Command::new("etcd")
+            .args([
+                "--name",
+                "plimsoll-test",
+                "--data-dir",
+                dir.0.join("etcd").to_str().unwrap(),
+                "--listen-client-urls",
+                client,
+                "--advertise-client-urls",
+                client,
+                "--listen-peer-urls",
+                peer,
+                "--initial-advertise-peer-urls",
+                peer,
+                "--initial-cluster",
+                &format!("plimsoll-test={peer}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("etcd (Debian's etcd-server; `make deps` installs it)")
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..100 {
+            if let Ok(s) = EtcdStore::connect(std::slice::from_ref(&self.client)) {
+                if s.revision().is_ok() {
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("etcd did not start on {}", self.client);
+    }
+
+    fn store(&self) -> EtcdStore {
+        EtcdStore::connect(std::slice::from_ref(&self.client)).unwrap()
+    }
+
+    /// SIGKILL, then a restart on the same data and ports.
+    fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.child = Self::spawn(&self.dir, &self.client, &self.peer);
+        self.wait_ready();
+    }
+}
+
+#[cfg(feature = "etcd")]
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(feature = "etcd")]
+use plimsoll::server::store::EtcdStore;
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_store_conforms() {
+    let etcd = Etcd::start("etcd-conform");
+    conformance(&etcd.store());
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn etcd_acknowledged_writes_and_watch_history_survive_a_kill_9() {
+    let mut etcd = Etcd::start("etcd-kill");
+    let s = etcd.store();
+    let r0 = s.revision().unwrap();
+    for i in 0..20 {
+        s.create(&format!("/registry/pods/default/p{i:02}"), b"v")
+            .unwrap();
+    }
+    drop(s);
+    etcd.kill_and_restart();
+    let s = etcd.store();
+    assert_eq!(s.list("/registry/pods/").unwrap().0.len(), 20);
+    // A watch resumed from the last revision seen before the kill misses nothing.
+    let mut w = s.watch("/registry/pods/", r0 + 17).unwrap();
+    let revs: Vec<u64> = (0..3).map(|_| recv(&mut w).entry.mod_revision).collect();
+    assert_eq!(revs, [r0 + 18, r0 + 19, r0 + 20]);
+    s.create("/registry/pods/default/after", b"v").unwrap();
+    assert_eq!(recv(&mut w).entry.key, "/registry/pods/default/after");
 }

@@ -15,11 +15,15 @@
 //!   [`WATCH_BUFFER`] events), never buffered without bound.
 //!
 //! [`EmbeddedStore`] keeps all of it in one redb file, every write durable before it is
-//! acknowledged.
+//! acknowledged; `EtcdStore` (feature `etcd`) keeps it in an etcd cluster.
 
 mod embedded;
+#[cfg(feature = "etcd")]
+mod etcd;
 
 pub use embedded::EmbeddedStore;
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdStore;
 
 use thiserror::Error;
 use tokio::sync::mpsc;
