@@ -3,7 +3,7 @@
 #   make test   formatting, the core-alone check (make core), clippy, rustdoc warnings, the whole
 #               test suite and every example, in release mode
 #   make fuzz   the cargo-fuzz targets of fuzz/ one after another (not part of `make test`; see RELIABILITY.md)
-# Both first run `deps`, which installs cmake and libclang only if they are missing.
+# Both first run `deps`, which installs cmake, libclang, protoc and etcd only if they are missing.
 
 SHELL := /bin/bash
 CARGO ?= cargo

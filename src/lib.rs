@@ -67,6 +67,7 @@
 //! | `experiment` | `experiment`: the saturation and overcommit experiments |
 //! | `extender` | `extender`: the kube-scheduler extender's HTTP server (axum, tokio) |
 //! | `server` | `server::store`: the reference orchestrator's durable store (redb) |
+//! | `etcd` | `server::store::EtcdStore`: the same store on etcd (etcd-client) |
 //! | `cli` | the `plimsoll` binary and everything above |
 #![deny(missing_docs)]
 
