@@ -29,8 +29,10 @@
 //! `plimsoll extender --snapshot FILE --listen host:port` serves it.
 //! Without `--bench` (as `cargo test --benches` runs it) it does a tiny smoke run.
 
+mod common;
+
+use common::extender_cache as cache;
 use plimsoll::extender::{self, Cache, ExtenderConfig, ExtenderState};
-use plimsoll::model::{Node, Pod, Resources};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -42,34 +44,6 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn cache(nodes: usize) -> Cache {
-    let r = Resources {
-        cpu_milli: 32_000,
-        memory_bytes: 128 << 30,
-        pods: 110,
-        ..Default::default()
-    };
-    let nodes: Vec<Node> = (0..nodes)
-        .map(|i| Node {
-            name: format!("node-{i:05}"),
-            capacity: r.clone(),
-            allocatable: r.clone(),
-            ..Default::default()
-        })
-        .collect();
-    // One bound pod on every fifth node, of varying size, so scores differ.
-    let pods: Vec<Pod> = (0..nodes.len() / 5)
-        .map(|i| Pod {
-            name: format!("bound-{i}"),
-            namespace: "default".into(),
-            requests: Resources::cpu_mem(1000 * (1 + (i as u64 % 8)), 2 << 30),
-            node_name: Some(nodes[i * 5].name.clone()),
-            ..Default::default()
-        })
-        .collect();
-    Cache::new(extender::policy("best-fit", 42).unwrap(), nodes, pods).unwrap()
 }
 
 fn body(nodes: usize, k: usize, vary: bool) -> String {

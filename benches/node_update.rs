@@ -7,41 +7,17 @@
 //! compare (see BENCHMARKS.md, "Issue 12").
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use plimsoll::extender::{self, Cache};
+mod common;
+
+use common::extender_cache;
+use plimsoll::extender::Cache;
 use plimsoll::model::{Node, NodeId, Pod, Resources};
 
 const NODES: usize = 5000;
 
 fn cache() -> (Cache, Vec<Node>) {
-    let r = Resources {
-        cpu_milli: 32_000,
-        memory_bytes: 128 << 30,
-        pods: 110,
-        ..Default::default()
-    };
-    let nodes: Vec<Node> = (0..NODES)
-        .map(|i| Node {
-            name: format!("node-{i:05}"),
-            capacity: r.clone(),
-            allocatable: r.clone(),
-            ..Default::default()
-        })
-        .collect();
-    let pods: Vec<Pod> = (0..NODES / 5)
-        .map(|i| Pod {
-            name: format!("bound-{i}"),
-            namespace: "default".into(),
-            requests: Resources::cpu_mem(1000 * (1 + (i as u64 % 8)), 2 << 30),
-            node_name: Some(nodes[i * 5].name.clone()),
-            ..Default::default()
-        })
-        .collect();
-    let c = Cache::new(
-        extender::policy("best-fit", 42).unwrap(),
-        nodes.clone(),
-        pods,
-    )
-    .unwrap();
+    let c = extender_cache(NODES);
+    let nodes = c.cluster().nodes().map(|(_, n)| n.clone()).collect();
     (c, nodes)
 }
 
