@@ -1,7 +1,9 @@
 //! The reference orchestrator's control plane (feature `server`).
 //!
-//! So far its durable store ([`store`]): the key–value store with revisions, conditional
-//! writes and watches that an API server keeps Kubernetes objects in. The API server,
-//! controllers and node agent that use it are the next steps (see the README's roadmap).
+//! The durable store ([`store`]): the key–value store with revisions, conditional writes
+//! and watches that the API server keeps Kubernetes objects in; and the API server
+//! ([`api`]) that the real `kubectl` uses. Controllers, the scheduling loop and the node
+//! agent are the next steps (see the README's roadmap).
 
+pub mod api;
 pub mod store;

@@ -14,6 +14,7 @@ mod options;
 mod output;
 mod place;
 mod predict;
+mod server;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +56,8 @@ enum Command {
     Extender(extender::ExtenderArgs),
     /// Run a named, versioned suite of placement problems against every policy.
     Bench(bench::BenchArgs),
+    /// Run the reference orchestrator's API server (HTTPS; writes DATA_DIR/admin.kubeconfig).
+    Server(server::ServerArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(&args),
         Command::Extender(args) => extender::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Server(args) => server::run(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

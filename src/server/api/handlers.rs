@@ -1,0 +1,1464 @@
+//! The HTTP side of the API server: paths to resources, authentication and authorisation,
+//! body decoding, content negotiation (JSON, Tables), and each verb on the store.
+
+use super::auth::{self, Attributes, Tokens, User};
+use super::kinds::{self, ResourceType};
+use super::objects::{self, meta, meta_mut, meta_str};
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::{self, ApiError};
+use super::table::{self, IncludeObject};
+use super::{discovery, patch, protobuf, watch};
+use crate::server::store::{Entry, Store, StoreError};
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The API server's limits and settings.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Largest request body accepted (bigger: 413).
+    pub max_body: usize,
+    /// Time a client has to send its whole body.
+    pub body_timeout: Duration,
+    /// Interval between watch bookmarks (when the client allows them).
+    pub bookmark_interval: Duration,
+    /// How long a watch stays open when the client names no `timeoutSeconds`.
+    pub default_watch_timeout: Duration,
+    /// Longest watch a client may ask for.
+    pub max_watch_timeout: Duration,
+    /// The address clients reach the server at (legacy discovery reports it).
+    pub server_address: String,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            max_body: 3 * 1024 * 1024,
+            body_timeout: Duration::from_secs(30),
+            bookmark_interval: Duration::from_secs(60),
+            default_watch_timeout: Duration::from_secs(1800),
+            max_watch_timeout: Duration::from_secs(3600),
+            server_address: String::new(),
+        }
+    }
+}
+
+/// Shared state of the request handlers.
+pub struct Api {
+    pub(crate) store: Arc<dyn Store>,
+    tokens: Tokens,
+    pub(crate) options: ApiOptions,
+}
+
+impl Api {
+    /// An API over `store`, authenticating with `tokens`.
+    pub fn new(store: Arc<dyn Store>, tokens: Tokens, options: ApiOptions) -> Self {
+        Self {
+            store,
+            tokens,
+            options,
+        }
+    }
+
+    /// Runs a store call off the async threads.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&*store))
+            .await
+            .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+/// The router: every path goes through [`dispatch`].
+pub fn router(api: Arc<Api>) -> axum::Router {
+    axum::Router::new().fallback(dispatch).with_state(api)
+}
+
+/// Maps a store error for an object of `rt` named `name`.
+pub(crate) fn store_error(rt: &ResourceType, name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(_) => ApiError::not_found(&rt.qualified(), name),
+        StoreError::AlreadyExists(_) => ApiError::already_exists(&rt.qualified(), name),
+        StoreError::Conflict { .. } => ApiError::conflict(
+            &rt.qualified(),
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ),
+        StoreError::Compacted {
+            requested,
+            compacted,
+        } => ApiError::expired(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
+        StoreError::FutureRevision { requested, current } => ApiError {
+            code: 504,
+            reason: "Timeout",
+            message: format!("Too large resource version: {requested}, current: {current}"),
+            details: None,
+        },
+        StoreError::Backend(m) => ApiError::internal(m),
+    }
+}
+
+/// An entry as an object, with its `resourceVersion`.
+pub(crate) fn decode_entry(e: &Entry) -> Result<Value, ApiError> {
+    let mut v: Value = serde_json::from_slice(&e.value)
+        .map_err(|err| ApiError::internal(format!("stored object {} is corrupt: {err}", e.key)))?;
+    meta_mut(&mut v).insert("resourceVersion".into(), json!(e.mod_revision.to_string()));
+    Ok(v)
+}
+
+/// An object as stored (without `resourceVersion`, which is the store's revision).
+pub(crate) fn encode(obj: &Value) -> Vec<u8> {
+    let mut o = obj.clone();
+    meta_mut(&mut o).remove("resourceVersion");
+    serde_json::to_vec(&o).unwrap_or_default()
+}
+
+/// What the path names.
+#[derive(Debug)]
+enum Route {
+    Health,
+    Version,
+    Api,
+    Apis,
+    Group(String),
+    Resources(String, String),
+    OpenApiV3,
+    OpenApiV3Group(String),
+    OpenApiV2,
+    Object(Target),
+}
+
+/// A resource request: the resource, namespace (empty: all or cluster-scoped), name and
+/// subresource.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub rt: &'static ResourceType,
+    pub namespace: String,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+}
+
+fn parse_route(path: &str) -> Result<Route, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
+        ["healthz" | "readyz" | "livez", ..] => return Ok(Route::Health),
+        ["version"] => return Ok(Route::Version),
+        ["api"] => return Ok(Route::Api),
+        ["apis"] => return Ok(Route::Apis),
+        ["apis", g] => return Ok(Route::Group(g.to_string())),
+        ["openapi", "v3"] => return Ok(Route::OpenApiV3),
+        ["openapi", "v3", rest @ ..] => return Ok(Route::OpenApiV3Group(rest.join("/"))),
+        ["openapi", "v2"] => return Ok(Route::OpenApiV2),
+        ["api", v] => return Ok(Route::Resources(String::new(), v.to_string())),
+        ["apis", g, v] => return Ok(Route::Resources(g.to_string(), v.to_string())),
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(ApiError::no_route()),
+    };
+    let find = |plural: &str| kinds::find(group, version, plural).ok_or_else(ApiError::no_route);
+    let t = |rt, ns: &str, name: Option<&&str>, sub: Option<&&str>| {
+        Route::Object(Target {
+            rt,
+            namespace: ns.to_string(),
+            name: name.map(|s| s.to_string()),
+            sub: sub.map(|s| s.to_string()),
+        })
+    };
+    let route = match rest {
+        // /api/v1/namespaces/{ns}/status is the namespace's own subresource.
+        ["namespaces", name, sub @ "status"] => t(find("namespaces")?, "", Some(name), Some(sub)),
+        ["namespaces", ns, plural, tail @ ..] if tail.len() <= 2 => {
+            let rt = find(plural)?;
+            if !rt.namespaced {
+                return Err(ApiError::no_route());
+            }
+            t(rt, ns, tail.first(), tail.get(1))
+        }
+        [plural, tail @ ..] if tail.len() <= 2 => {
+            let rt = find(plural)?;
+            t(rt, "", tail.first(), tail.get(1))
+        }
+        _ => return Err(ApiError::no_route()),
+    };
+    if let Route::Object(target) = &route {
+        if target.name.as_deref() == Some("") {
+            return Err(ApiError::no_route());
+        }
+        if let Some(sub) = &target.sub {
+            if !target.rt.has_subresource(sub) {
+                return Err(ApiError::no_route());
+            }
+        }
+        if target.rt.namespaced && target.name.is_some() && target.namespace.is_empty() {
+            return Err(ApiError::no_route());
+        }
+    }
+    Ok(route)
+}
+
+fn json_response(code: u16, v: &Value) -> Response {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    let mut resp = (code, serde_json::to_vec(v).unwrap_or_default()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The response representation a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum As {
+    /// The object or list itself.
+    Json,
+    /// A `meta.k8s.io/v1` Table.
+    Table(IncludeObject),
+    /// `PartialObjectMetadata(List)`.
+    Metadata,
+}
+
+fn negotiate(headers: &HeaderMap, q: &HashMap<String, String>) -> Result<As, ApiError> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let include = q
+        .get("includeObject")
+        .map(|s| {
+            IncludeObject::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid includeObject: {s}")))
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let mut plain = false;
+    for media in accept.split(',') {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        let ty = params[0];
+        let is_meta = params.contains(&"g=meta.k8s.io")
+            && (params.contains(&"v=v1") || params.contains(&"v=v1beta1"));
+        if is_meta && params.contains(&"as=Table") {
+            return Ok(As::Table(include));
+        }
+        if is_meta
+            && (params.contains(&"as=PartialObjectMetadata")
+                || params.contains(&"as=PartialObjectMetadataList"))
+        {
+            return Ok(As::Metadata);
+        }
+        if params.iter().any(|p| p.starts_with("as=")) {
+            continue;
+        }
+        if matches!(
+            ty,
+            "application/json" | "*/*" | "application/*" | "application/yaml" | ""
+        ) {
+            plain = true;
+        }
+    }
+    if plain {
+        Ok(As::Json)
+    } else {
+        Err(ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json, application/yaml; got {accept}"
+        )))
+    }
+}
+
+/// Every request enters here.
+async fn dispatch(State(api): State<Arc<Api>>, req: Request) -> Response {
+    match handle(api, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(api: Arc<Api>, req: Request) -> Result<Response, ApiError> {
+    let route = parse_route(req.uri().path());
+    if matches!(route, Ok(Route::Health)) {
+        return Ok((StatusCode::OK, "ok").into_response());
+    }
+    let user = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| api.tokens.authenticate(h))
+        .ok_or_else(ApiError::unauthorized)?;
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let get_only = |r: Response| -> Result<Response, ApiError> {
+        if req.method() == Method::GET {
+            Ok(r)
+        } else {
+            Err(ApiError::method_not_allowed(format!(
+                "{} is not supported here",
+                req.method()
+            )))
+        }
+    };
+    match route? {
+        Route::Health => unreachable!("handled above"),
+        Route::Version => get_only(json_response(200, &discovery::version())),
+        Route::Api | Route::Apis if discovery::wants_aggregated(&accept) => {
+            let core = matches!(parse_route(req.uri().path()), Ok(Route::Api));
+            let mut r = json_response(200, &discovery::aggregated(core));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE),
+            );
+            get_only(r)
+        }
+        Route::Api => get_only(json_response(
+            200,
+            &discovery::api_versions(&api.options.server_address),
+        )),
+        Route::Apis => get_only(json_response(200, &discovery::api_group_list())),
+        Route::Group(g) => get_only(json_response(
+            200,
+            &discovery::api_group(&g).ok_or_else(ApiError::no_route)?,
+        )),
+        Route::Resources(g, v) => get_only(json_response(
+            200,
+            &discovery::api_resource_list(&g, &v).ok_or_else(ApiError::no_route)?,
+        )),
+        Route::OpenApiV3 => get_only(json_response(200, &discovery::openapi_index())),
+        Route::OpenApiV3Group(p) => get_only(json_response(
+            200,
+            &discovery::openapi_group(&p).ok_or_else(ApiError::no_route)?,
+        )),
+        Route::OpenApiV2 => Err(ApiError::no_route()),
+        Route::Object(target) => resource(api, user, target, req).await,
+    }
+}
+
+/// The request's verb, as authorisation names it.
+fn verb(method: &Method, target: &Target, q: &HashMap<String, String>) -> &'static str {
+    let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
+    match (method.as_str(), target.name.is_some()) {
+        ("GET", _) if watching => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "unknown",
+    }
+}
+
+/// A request's body, read within the size and time limits.
+pub(crate) async fn read_body(api: &Api, req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
+    let (parts, body) = req.into_parts();
+    let max = api.options.max_body;
+    if let Some(len) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > max as u64 {
+            return Err(ApiError::too_large(max));
+        }
+    }
+    let bytes = tokio::time::timeout(api.options.body_timeout, axum::body::to_bytes(body, max))
+        .await
+        .map_err(|_| ApiError::bad_request("the request body did not arrive in time".to_string()))?
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit"))
+                || e.to_string().contains("length limit");
+            if too_large {
+                ApiError::too_large(max)
+            } else {
+                ApiError::bad_request(format!("reading the request body: {e}"))
+            }
+        })?;
+    Ok((parts.headers, bytes))
+}
+
+/// The media type of a body, without parameters.
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Decodes a create/update body (JSON, YAML or Kubernetes protobuf).
+fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    match content_type(headers).as_str() {
+        "application/json" | "" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}"))),
+        "application/yaml" => yaml_value(body),
+        "application/vnd.kubernetes.protobuf" => protobuf::decode(body).map_err(|e| match e {
+            protobuf::ProtobufError::UnsupportedKind { .. } => {
+                ApiError::unsupported_media_type(e.to_string())
+            }
+            other => ApiError::bad_request(format!("error decoding protobuf body: {other}")),
+        }),
+        other => Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
+        ))),
+    }
+}
+
+/// YAML (or JSON, which is YAML) into a JSON value; YAML-only values (non-string keys,
+/// tags) are errors naming the line.
+pub(crate) fn yaml_value(body: &[u8]) -> Result<Value, ApiError> {
+    let y: serde_yaml::Value = serde_yaml::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))?;
+    serde_json::to_value(y)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
+}
+
+/// The query parameters of a request.
+fn query(req: &Request) -> Result<HashMap<String, String>, ApiError> {
+    Query::<HashMap<String, String>>::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))
+}
+
+/// `fieldValidation`: how unknown fields are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldValidation {
+    /// Unknown fields are kept silently.
+    Ignore,
+    /// Unknown fields are kept, with a warning.
+    Warn,
+    /// Unknown fields are an error.
+    Strict,
+}
+
+fn field_validation(q: &HashMap<String, String>) -> Result<FieldValidation, ApiError> {
+    match q.get("fieldValidation").map(String::as_str) {
+        None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+        Some("Ignore") => Ok(FieldValidation::Ignore),
+        Some("Strict") => Ok(FieldValidation::Strict),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "fieldValidation parameter unsupported: {other}, must be one of Ignore, Warn or Strict"
+        ))),
+    }
+}
+
+/// Checks a body against its kind's type; under Strict, unknown fields (other than those
+/// in `tolerated`) are an error; under Warn they become warnings.
+pub(crate) fn check_fields(
+    rt: &ResourceType,
+    obj: &Value,
+    fv: FieldValidation,
+    tolerated: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    let cannot = |why: &str| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {why}",
+            rt.kind, rt.version, rt.kind
+        ))
+    };
+    let unknown: Vec<String> = rt
+        .unknown_fields(obj)
+        .map_err(|e| cannot(&e))?
+        .into_iter()
+        .filter(|f| !tolerated.contains(f))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    match fv {
+        FieldValidation::Strict => Err(cannot(&format!(
+            "strict decoding error: {}",
+            list.join(", ")
+        ))),
+        FieldValidation::Warn => {
+            warnings.extend(list);
+            Ok(())
+        }
+        FieldValidation::Ignore => Ok(()),
+    }
+}
+
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = format!("299 - \"{}\"", w.replace('"', "\\\""));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    resp
+}
+
+fn is_dry_run(q: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match q.get("dryRun").map(String::as_str) {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dryRun value: {other}: supported values: \"All\""
+        ))),
+    }
+}
+
+pub(crate) fn authorize(
+    user: &User,
+    target: &Target,
+    verb: &str,
+    name: &str,
+    existing: Option<&Value>,
+    incoming: Option<&Value>,
+) -> Result<(), ApiError> {
+    let attrs = Attributes {
+        verb,
+        group: target.rt.group,
+        resource: target.rt.plural,
+        subresource: target.sub.as_deref().unwrap_or(""),
+        namespace: &target.namespace,
+        name,
+    };
+    auth::authorize(user, &attrs, existing, incoming).map_err(|why| {
+        let sub = target
+            .sub
+            .as_deref()
+            .map(|s| format!("/{s}"))
+            .unwrap_or_default();
+        let scope = if target.namespace.is_empty() {
+            "at the cluster scope".to_string()
+        } else {
+            format!("in the namespace \"{}\"", target.namespace)
+        };
+        let group = if target.rt.group.is_empty() {
+            "\"\"".to_string()
+        } else {
+            format!("\"{}\"", target.rt.group)
+        };
+        ApiError::forbidden(format!(
+            "{}{sub} \"{name}\" is forbidden: User \"{}\" cannot {verb} resource \"{}{sub}\" in API group {group} {scope}: {why}",
+            target.rt.plural, user.name, target.rt.plural
+        ))
+    })
+}
+
+async fn resource(
+    api: Arc<Api>,
+    user: User,
+    target: Target,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let q = query(&req)?;
+    let verb = verb(req.method(), &target, &q);
+    let name = target.name.clone().unwrap_or_default();
+    // Reads are authorised up front; writes once the objects involved are known.
+    if matches!(verb, "get" | "list" | "watch") {
+        authorize(&user, &target, verb, &name, None, None)?;
+    }
+    let sub = target.sub.clone().unwrap_or_default();
+    match (verb, sub.as_str()) {
+        ("get", "log") => pod_log(&api, &target).await,
+        ("get", "scale") => {
+            let as_ = negotiate(req.headers(), &q)?;
+            let _ = as_;
+            let obj = get_object(&api, &target).await?;
+            Ok(json_response(200, &scale_of(&obj)))
+        }
+        ("get", _) => {
+            let as_ = negotiate(req.headers(), &q)?;
+            let obj = get_object(&api, &target).await?;
+            Ok(json_response(200, &render_one(target.rt, obj, as_)))
+        }
+        ("list", "") => {
+            let as_ = negotiate(req.headers(), &q)?;
+            list(&api, &target, &q, as_).await
+        }
+        ("watch", "") => {
+            let as_ = negotiate(req.headers(), &q)?;
+            watch::watch(api.clone(), &target, &q, as_).await
+        }
+        ("create", "") => {
+            let (headers, body) = read_body(&api, req).await?;
+            let mut obj = decode_body(&headers, &body)?;
+            authorize(
+                &user,
+                &target,
+                verb,
+                meta_str(&obj, "name"),
+                None,
+                Some(&obj),
+            )?;
+            let mut warnings = Vec::new();
+            let created = create(&api, &target, &mut obj, &q, &mut warnings).await?;
+            Ok(with_warnings(json_response(201, &created), &warnings))
+        }
+        ("create", "binding") => {
+            let (headers, body) = read_body(&api, req).await?;
+            let binding = decode_body(&headers, &body)?;
+            let existing = get_object(&api, &target).await?;
+            authorize(&user, &target, verb, &name, Some(&existing), Some(&binding))?;
+            bind(&api, &target, &binding, &q).await?;
+            Ok(json_response(201, &status::success(201, None)))
+        }
+        ("update", _) => {
+            let (headers, body) = read_body(&api, req).await?;
+            let obj = decode_body(&headers, &body)?;
+            let mut warnings = Vec::new();
+            let updated = patch::update(&api, &user, &target, obj, &q, &mut warnings).await?;
+            Ok(with_warnings(json_response(200, &updated), &warnings))
+        }
+        ("patch", _) => {
+            let (headers, body) = read_body(&api, req).await?;
+            let ct = content_type(&headers);
+            let mut warnings = Vec::new();
+            let (code, obj) =
+                patch::patch(&api, &user, &target, &ct, &body, &q, &mut warnings).await?;
+            Ok(with_warnings(json_response(code, &obj), &warnings))
+        }
+        ("delete", "") => {
+            let (_, body) = read_body(&api, req).await?;
+            let existing = get_object(&api, &target).await?;
+            authorize(&user, &target, verb, &name, Some(&existing), None)?;
+            let opts = delete_options(&body, &q)?;
+            let (code, v) = delete(&api, &target, &opts).await?;
+            Ok(json_response(code, &v))
+        }
+        ("deletecollection", "") => {
+            let (_, body) = read_body(&api, req).await?;
+            authorize(&user, &target, verb, "", None, None)?;
+            let opts = delete_options(&body, &q)?;
+            delete_collection(&api, &target, &q, &opts).await
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({verb} {})",
+            if sub.is_empty() {
+                target.rt.plural.to_string()
+            } else {
+                format!("{}/{sub}", target.rt.plural)
+            }
+        ))),
+    }
+}
+
+/// GET of one object.
+pub(crate) async fn get_object(api: &Api, target: &Target) -> Result<Value, ApiError> {
+    let name = target.name.clone().unwrap_or_default();
+    let key = target.rt.key(&target.namespace, &name);
+    let entry = api
+        .run(move |s| s.get(&key))
+        .await
+        .map_err(|e| store_error(target.rt, &name, e))?
+        .ok_or_else(|| ApiError::not_found(&target.rt.qualified(), &name))?;
+    decode_entry(&entry)
+}
+
+/// One object in the representation asked for.
+fn render_one(rt: &ResourceType, obj: Value, as_: As) -> Value {
+    match as_ {
+        As::Json => obj,
+        As::Table(include) => {
+            let rv = meta_str(&obj, "resourceVersion").to_string();
+            let mut t = table::table(rt.kind, &[obj], now(), include);
+            t["metadata"] = json!({"resourceVersion": rv});
+            t
+        }
+        As::Metadata => partial_metadata(&obj),
+    }
+}
+
+pub(crate) fn now() -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::now()
+}
+
+fn partial_metadata(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta(obj)})
+}
+
+/// Label and field selectors of a list or watch, checked against the kind.
+pub(crate) struct Filter {
+    labels: Option<LabelSelector>,
+    fields: Option<FieldSelector>,
+    rt: &'static ResourceType,
+}
+
+impl Filter {
+    pub(crate) fn new(
+        rt: &'static ResourceType,
+        q: &HashMap<String, String>,
+    ) -> Result<Self, ApiError> {
+        let labels = match q.get("labelSelector").filter(|s| !s.is_empty()) {
+            Some(s) => {
+                Some(LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?)
+            }
+            None => None,
+        };
+        let fields = match q.get("fieldSelector").filter(|s| !s.is_empty()) {
+            Some(s) => {
+                let f =
+                    FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                for name in f.fields() {
+                    if objects::field_value(rt, &Value::Null, name).is_none() {
+                        return Err(ApiError::bad_request(format!(
+                            "field label not supported: {name}"
+                        )));
+                    }
+                }
+                Some(f)
+            }
+            None => None,
+        };
+        Ok(Self { labels, fields, rt })
+    }
+
+    /// Whether an object passes.
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
+        if let Some(l) = &self.labels {
+            let empty = serde_json::Map::new();
+            let labels = meta(obj)
+                .get("labels")
+                .and_then(Value::as_object)
+                .unwrap_or(&empty);
+            if !l.matches(labels) {
+                return false;
+            }
+        }
+        if let Some(f) = &self.fields {
+            let rt = self.rt;
+            if !f.matches(|field| objects::field_value(rt, obj, field).flatten()) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the filter lets everything through.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.labels.is_none() && self.fields.is_none()
+    }
+}
+
+/// A list's `continue` token: where the next page starts.
+fn encode_continue(rv: u64, after: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&json!({"rv": rv, "start": after})).unwrap_or_default())
+}
+
+fn decode_continue(token: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_request("continue key is not valid".to_string());
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    v.get("start")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(bad)
+}
+
+async fn list(
+    api: &Api,
+    target: &Target,
+    q: &HashMap<String, String>,
+    as_: As,
+) -> Result<Response, ApiError> {
+    let rt = target.rt;
+    let filter = Filter::new(rt, q)?;
+    let limit = match q.get("limit").filter(|s| !s.is_empty()) {
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?,
+        None => 0,
+    };
+    let start = match q.get("continue").filter(|s| !s.is_empty()) {
+        Some(c) => Some(decode_continue(c)?),
+        None => None,
+    };
+    let prefix = rt.namespace_prefix(&target.namespace);
+    let (entries, rev) = api
+        .run(move |s| s.list(&prefix))
+        .await
+        .map_err(|e| store_error(rt, "", e))?;
+    let mut items = Vec::new();
+    let mut more = false;
+    let mut remaining = 0usize;
+    for e in entries
+        .iter()
+        .filter(|e| start.as_deref().is_none_or(|s| e.key.as_str() > s))
+    {
+        let obj = decode_entry(e)?;
+        if !filter.matches(&obj) {
+            continue;
+        }
+        if limit > 0 && items.len() as i64 >= limit {
+            more = true;
+            remaining += 1;
+            continue;
+        }
+        items.push((e.key.clone(), obj));
+    }
+    let mut metadata = json!({"resourceVersion": rev.to_string()});
+    if more {
+        if let Some((last_key, _)) = items.last() {
+            metadata["continue"] = json!(encode_continue(rev, last_key));
+            metadata["remainingItemCount"] = json!(remaining);
+        }
+    }
+    let objs: Vec<Value> = items.into_iter().map(|(_, o)| o).collect();
+    let body = match as_ {
+        As::Json => json!({
+            "kind": format!("{}List", rt.kind),
+            "apiVersion": rt.api_version(),
+            "metadata": metadata,
+            "items": objs,
+        }),
+        As::Table(include) => {
+            let mut t = table::table(rt.kind, &objs, now(), include);
+            t["metadata"] = metadata;
+            t
+        }
+        As::Metadata => json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": metadata,
+            "items": objs.iter().map(partial_metadata).collect::<Vec<_>>(),
+        }),
+    };
+    Ok(json_response(200, &body))
+}
+
+/// POST: creates an object (generated name, uid, timestamps, defaults, validation).
+pub(crate) async fn create(
+    api: &Api,
+    target: &Target,
+    obj: &mut Value,
+    q: &HashMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<Value, ApiError> {
+    let rt = target.rt;
+    objects::check_type(rt, obj)?;
+    let fv = field_validation(q)?;
+    let dry_run = is_dry_run(q)?;
+    check_fields(rt, obj, fv, &[], warnings)?;
+    // Namespace: from the URL; a different one in the body is an error.
+    if rt.namespaced {
+        let body_ns = meta_str(obj, "namespace").to_string();
+        if !body_ns.is_empty() && body_ns != target.namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        meta_mut(obj).insert("namespace".into(), json!(target.namespace));
+    } else {
+        meta_mut(obj).remove("namespace");
+    }
+    let mut name = meta_str(obj, "name").to_string();
+    if name.is_empty() {
+        let prefix = meta_str(obj, "generateName").to_string();
+        if prefix.is_empty() {
+            return Err(ApiError::invalid(
+                rt.kind,
+                "",
+                &[(
+                    "metadata.name".into(),
+                    "Required value: name or generateName is required".into(),
+                )],
+            ));
+        }
+        name = objects::generate_name(&prefix);
+        meta_mut(obj).insert("name".into(), json!(name));
+    }
+    if let Err(msg) = objects::validate_name(rt, &name) {
+        return Err(ApiError::invalid(
+            rt.kind,
+            &name,
+            &[("metadata.name".into(), msg)],
+        ));
+    }
+    let uid = uuid::Uuid::new_v4().to_string();
+    {
+        let m = meta_mut(obj);
+        for k in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
+            m.remove(k);
+        }
+        m.insert("uid".into(), json!(uid));
+        m.insert("creationTimestamp".into(), json!(objects::now_rfc3339()));
+        if rt.has_generation {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
+    }
+    objects::apply_defaults(rt, obj);
+    if rt.kind == "Job" {
+        objects::job_selector(obj, &name, &uid);
+    }
+    if rt.has_subresource("status") {
+        objects::initial_status(rt, obj);
+    }
+    let errs = objects::validate(rt, obj);
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(rt.kind, &name, &errs));
+    }
+    if rt.namespaced {
+        let ns_rt = kinds::find("", "v1", "namespaces").expect("namespaces are served");
+        let ns_key = ns_rt.key("", &target.namespace);
+        let ns = api
+            .run(move |s| s.get(&ns_key))
+            .await
+            .map_err(|e| store_error(ns_rt, &target.namespace, e))?;
+        let Some(ns) = ns else {
+            return Err(ApiError::not_found("namespaces", &target.namespace));
+        };
+        let ns = decode_entry(&ns)?;
+        if objects::path(&ns, "status.phase").and_then(Value::as_str) == Some("Terminating") {
+            return Err(ApiError::forbidden(format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                rt.qualified(),
+                target.namespace
+            )));
+        }
+    }
+    if dry_run {
+        return Ok(obj.clone());
+    }
+    let key = rt.key(&target.namespace, &name);
+    let bytes = encode(obj);
+    let entry = api
+        .run(move |s| s.create(&key, &bytes))
+        .await
+        .map_err(|e| store_error(rt, &name, e))?;
+    meta_mut(obj).insert(
+        "resourceVersion".into(),
+        json!(entry.mod_revision.to_string()),
+    );
+    Ok(obj.clone())
+}
+
+/// The `autoscaling/v1` Scale view of a Deployment or ReplicaSet.
+pub(crate) fn scale_of(obj: &Value) -> Value {
+    let m = meta(obj);
+    let selector = objects::path(obj, "spec.selector.matchLabels")
+        .and_then(Value::as_object)
+        .map(|ml| {
+            ml.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": m.get("name"), "namespace": m.get("namespace"), "uid": m.get("uid"),
+            "resourceVersion": m.get("resourceVersion"), "creationTimestamp": m.get("creationTimestamp"),
+        },
+        "spec": {"replicas": objects::path(obj, "spec.replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": objects::path(obj, "status.replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+/// POST pods/NAME/binding: assigns the pod to a node, once.
+async fn bind(
+    api: &Api,
+    target: &Target,
+    binding: &Value,
+    q: &HashMap<String, String>,
+) -> Result<(), ApiError> {
+    let rt = target.rt;
+    let name = target.name.clone().unwrap_or_default();
+    kinds::binding_unknown_fields(binding)
+        .map_err(|e| ApiError::bad_request(format!("Binding cannot be handled: {e}")))?;
+    let body_name = meta_str(binding, "name");
+    if !body_name.is_empty() && body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the binding ({body_name}) does not match the pod ({name})"
+        )));
+    }
+    let node = objects::path(binding, "target.name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if node.is_empty() {
+        return Err(ApiError::invalid(
+            "Binding",
+            &name,
+            &[("target.name".into(), "Required value".into())],
+        ));
+    }
+    let kind = objects::path(binding, "target.kind")
+        .and_then(Value::as_str)
+        .unwrap_or("Node");
+    if kind != "Node" {
+        return Err(ApiError::invalid(
+            "Binding",
+            &name,
+            &[(
+                "target.kind".into(),
+                format!("Invalid value: \"{kind}\": must be empty or 'Node'"),
+            )],
+        ));
+    }
+    let dry_run = is_dry_run(q)?;
+    for _ in 0..5 {
+        let pod = get_object(api, target).await?;
+        if meta(&pod).contains_key("deletionTimestamp") {
+            return Err(ApiError::conflict(
+                &rt.qualified(),
+                &name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
+        }
+        if let Some(current) = objects::path(&pod, "spec.nodeName").and_then(Value::as_str) {
+            if !current.is_empty() {
+                return Err(ApiError::conflict(
+                    &rt.qualified(),
+                    &name,
+                    format!("pod {name} is already assigned to node \"{current}\""),
+                ));
+            }
+        }
+        let mut new = pod.clone();
+        new["spec"]["nodeName"] = json!(node);
+        let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
+            "lastTransitionTime": objects::now_rfc3339()});
+        let conds = new["status"]
+            .as_object_mut()
+            .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+        if let Some(Value::Array(list)) = conds {
+            list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+            list.push(cond);
+        }
+        if dry_run {
+            return Ok(());
+        }
+        let rev: u64 = meta_str(&pod, "resourceVersion").parse().unwrap_or(0);
+        let key = rt.key(&target.namespace, &name);
+        let bytes = encode(&new);
+        match api.run(move |s| s.update(&key, &bytes, Some(rev))).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(store_error(rt, &name, e)),
+        }
+    }
+    Err(ApiError::conflict(
+        &rt.qualified(),
+        &name,
+        "too many concurrent changes",
+    ))
+}
+
+/// GET pods/NAME/log: the node agent serves container logs; until one runs the pod, the
+/// answer is what kube-apiserver says for a pod that has not started.
+async fn pod_log(api: &Api, target: &Target) -> Result<Response, ApiError> {
+    let pod = get_object(api, target).await?;
+    let name = target.name.clone().unwrap_or_default();
+    let node = objects::path(&pod, "spec.nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if node.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
+    }
+    let container = objects::path(&pod, "spec.containers")
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+        .and_then(|c| c.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    Err(ApiError::bad_request(format!(
+        "container \"{container}\" in pod \"{name}\" is waiting to start: no node agent serves node \"{node}\""
+    )))
+}
+
+/// DeleteOptions from the body (if any) and the query.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct DeleteOptions {
+    grace: Option<i64>,
+    propagation: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    dry_run: bool,
+}
+
+fn delete_options(body: &[u8], q: &HashMap<String, String>) -> Result<DeleteOptions, ApiError> {
+    let mut o = DeleteOptions::default();
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+        o.grace = v.get("gracePeriodSeconds").and_then(Value::as_i64);
+        o.propagation = v
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        o.uid = objects::path(&v, "preconditions.uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        o.resource_version = objects::path(&v, "preconditions.resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(Value::Array(d)) = v.get("dryRun") {
+            o.dry_run = d.iter().any(|x| x == "All");
+        }
+    }
+    if let Some(g) = q.get("gracePeriodSeconds") {
+        o.grace = Some(
+            g.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {g}")))?,
+        );
+    }
+    if let Some(p) = q.get("propagationPolicy") {
+        o.propagation = Some(p.clone());
+    }
+    o.dry_run |= is_dry_run(q)?;
+    if let Some(p) = &o.propagation {
+        if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
+    }
+    Ok(o)
+}
+
+/// Whether a pod's deletion waits for its node agent (bound to a node that is Ready).
+async fn pod_needs_grace(api: &Api, pod: &Value) -> Result<bool, ApiError> {
+    let node = objects::path(pod, "spec.nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if node.is_empty() {
+        return Ok(false);
+    }
+    let nodes = kinds::find("", "v1", "nodes").expect("nodes are served");
+    let key = nodes.key("", node);
+    let Some(entry) = api
+        .run(move |s| s.get(&key))
+        .await
+        .map_err(|e| store_error(nodes, node, e))?
+    else {
+        return Ok(false);
+    };
+    let n = decode_entry(&entry)?;
+    let ready = objects::path(&n, "status.conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))
+            })
+        });
+    Ok(ready)
+}
+
+/// DELETE of one object: immediate, or graceful (`deletionTimestamp`) while finalizers
+/// remain or a running pod's agent has to stop it.
+pub(crate) async fn delete(
+    api: &Api,
+    target: &Target,
+    opts: &DeleteOptions,
+) -> Result<(u16, Value), ApiError> {
+    let rt = target.rt;
+    let name = target.name.clone().unwrap_or_default();
+    let key = rt.key(&target.namespace, &name);
+    for _ in 0..5 {
+        let obj = get_object(api, target).await?;
+        if let Some(uid) = &opts.uid {
+            if meta_str(&obj, "uid") != uid {
+                return Err(ApiError::conflict(
+                    &rt.qualified(),
+                    &name,
+                    format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&obj, "uid")
+                    ),
+                ));
+            }
+        }
+        if let Some(rv) = &opts.resource_version {
+            if meta_str(&obj, "resourceVersion") != rv {
+                return Err(ApiError::conflict(
+                    &rt.qualified(),
+                    &name,
+                    format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", meta_str(&obj, "resourceVersion")),
+                ));
+            }
+        }
+        let rev: u64 = meta_str(&obj, "resourceVersion").parse().unwrap_or(0);
+        let mut finalizers: Vec<String> = meta(&obj)
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .map(|f| {
+                f.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        match opts.propagation.as_deref() {
+            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
+                finalizers.push("foregroundDeletion".into())
+            }
+            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
+                finalizers.push("orphan".into())
+            }
+            _ => {}
+        }
+        let grace =
+            if rt.kind == "Pod" && opts.grace != Some(0) && pod_needs_grace(api, &obj).await? {
+                Some(opts.grace.unwrap_or_else(|| {
+                    objects::path(&obj, "spec.terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(30)
+                }))
+            } else {
+                None
+            };
+        if finalizers.is_empty() && grace.is_none() {
+            if rt.kind == "Namespace" {
+                return delete_namespace(api, target, obj, opts.dry_run).await;
+            }
+            if opts.dry_run {
+                return Ok((200, obj));
+            }
+            let k = key.clone();
+            match api.run(move |s| s.delete(&k, Some(rev))).await {
+                Ok(e) => {
+                    let mut last = decode_entry(&e)?;
+                    meta_mut(&mut last)
+                        .insert("resourceVersion".into(), json!(e.mod_revision.to_string()));
+                    return Ok((200, last));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_error(rt, &name, e)),
+            }
+        }
+        // Graceful: mark it; finalizers' owners (or the pod's agent) finish the job.
+        let mut new = obj.clone();
+        {
+            let m = meta_mut(&mut new);
+            if !m.contains_key("deletionTimestamp") {
+                let when = match grace {
+                    Some(g) => {
+                        let t = now() + k8s_openapi::jiff::SignedDuration::from_secs(g);
+                        t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+                    }
+                    None => objects::now_rfc3339(),
+                };
+                m.insert("deletionTimestamp".into(), json!(when));
+                m.insert(
+                    "deletionGracePeriodSeconds".into(),
+                    json!(grace.unwrap_or(0)),
+                );
+            }
+            if !finalizers.is_empty() {
+                m.insert("finalizers".into(), json!(finalizers));
+            }
+        }
+        if opts.dry_run {
+            return Ok((200, new));
+        }
+        let bytes = encode(&new);
+        let k = key.clone();
+        match api.run(move |s| s.update(&k, &bytes, Some(rev))).await {
+            Ok(e) => {
+                meta_mut(&mut new)
+                    .insert("resourceVersion".into(), json!(e.mod_revision.to_string()));
+                return Ok((202, new));
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(store_error(rt, &name, e)),
+        }
+    }
+    Err(ApiError::conflict(
+        &rt.qualified(),
+        &name,
+        "too many concurrent changes",
+    ))
+}
+
+/// Deleting a namespace deletes everything in it, then the namespace.
+async fn delete_namespace(
+    api: &Api,
+    target: &Target,
+    ns_obj: Value,
+    dry_run: bool,
+) -> Result<(u16, Value), ApiError> {
+    let ns = target.name.clone().unwrap_or_default();
+    if matches!(
+        ns.as_str(),
+        "default" | "kube-system" | "kube-public" | "kube-node-lease"
+    ) {
+        return Err(ApiError::forbidden(format!(
+            "namespaces \"{ns}\" is forbidden: this namespace may not be deleted"
+        )));
+    }
+    if dry_run {
+        return Ok((200, ns_obj));
+    }
+    let mut marked = ns_obj.clone();
+    marked["status"]["phase"] = json!("Terminating");
+    meta_mut(&mut marked).insert("deletionTimestamp".into(), json!(objects::now_rfc3339()));
+    let rev: u64 = meta_str(&ns_obj, "resourceVersion").parse().unwrap_or(0);
+    let key = target.rt.key("", &ns);
+    let bytes = encode(&marked);
+    api.run(move |s| s.update(&key, &bytes, Some(rev)))
+        .await
+        .map_err(|e| store_error(target.rt, &ns, e))?;
+    for rt in kinds::RESOURCES.iter().filter(|r| r.namespaced) {
+        let prefix = rt.namespace_prefix(&ns);
+        let (entries, _) = api
+            .run(move |s| s.list(&prefix))
+            .await
+            .map_err(|e| store_error(rt, "", e))?;
+        for e in entries {
+            let k = e.key.clone();
+            match api.run(move |s| s.delete(&k, None)).await {
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(err) => return Err(store_error(rt, "", err)),
+            }
+        }
+    }
+    let key = target.rt.key("", &ns);
+    let e = api
+        .run(move |s| s.delete(&key, None))
+        .await
+        .map_err(|e| store_error(target.rt, &ns, e))?;
+    Ok((200, decode_entry(&e)?))
+}
+
+async fn delete_collection(
+    api: &Api,
+    target: &Target,
+    q: &HashMap<String, String>,
+    opts: &DeleteOptions,
+) -> Result<Response, ApiError> {
+    let rt = target.rt;
+    let filter = Filter::new(rt, q)?;
+    let prefix = rt.namespace_prefix(&target.namespace);
+    let (entries, _) = api
+        .run(move |s| s.list(&prefix))
+        .await
+        .map_err(|e| store_error(rt, "", e))?;
+    let mut items = Vec::new();
+    for e in &entries {
+        let obj = decode_entry(e)?;
+        if !filter.matches(&obj) {
+            continue;
+        }
+        let t = Target {
+            rt,
+            namespace: meta_str(&obj, "namespace").to_string(),
+            name: Some(meta_str(&obj, "name").to_string()),
+            sub: None,
+        };
+        match delete(api, &t, opts).await {
+            Ok((_, v)) => items.push(v),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json_response(
+        200,
+        &json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {}, "items": items}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_to_resources() {
+        let Route::Object(t) = parse_route("/api/v1/namespaces/default/pods/p/status").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                t.rt.plural,
+                t.namespace.as_str(),
+                t.name.as_deref(),
+                t.sub.as_deref()
+            ),
+            ("pods", "default", Some("p"), Some("status"))
+        );
+        let Route::Object(t) = parse_route("/api/v1/namespaces/kube-system").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (t.rt.plural, t.name.as_deref()),
+            ("namespaces", Some("kube-system"))
+        );
+        let Route::Object(t) = parse_route("/apis/apps/v1/deployments").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (t.rt.plural, t.namespace.as_str(), t.name),
+            ("deployments", "", None)
+        );
+        assert!(parse_route("/api/v1/namespaces/default/nodes").is_err());
+        assert!(parse_route("/api/v1/namespaces/default/pods/p/exec").is_err());
+        assert!(parse_route("/apis/apps/v2/deployments").is_err());
+        assert!(parse_route("/api/v1/pods/p").is_err());
+        assert!(matches!(parse_route("/healthz").unwrap(), Route::Health));
+        assert!(
+            matches!(parse_route("/openapi/v3/apis/apps/v1").unwrap(), Route::OpenApiV3Group(p) if p == "apis/apps/v1")
+        );
+    }
+
+    #[test]
+    fn accept_headers_choose_the_representation() {
+        let mut h = HeaderMap::new();
+        let q = HashMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"));
+        assert_eq!(
+            negotiate(&h, &q).unwrap(),
+            As::Table(IncludeObject::Metadata)
+        );
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.kubernetes.protobuf, */*"),
+        );
+        assert_eq!(negotiate(&h, &q).unwrap(), As::Json);
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.kubernetes.protobuf"),
+        );
+        assert_eq!(negotiate(&h, &q).unwrap_err().code, 406);
+    }
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let t = encode_continue(7, "/registry/core/pods/default/p");
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            "/registry/core/pods/default/p"
+        );
+        assert_eq!(decode_continue("%%%").unwrap_err().code, 400);
+    }
+}
