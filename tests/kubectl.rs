@@ -333,6 +333,85 @@ fn kubectl_apply_get_describe_scale_delete() {
         "b, no longer applied, is removed"
     );
     assert_eq!(cm["metadata"]["managedFields"][0]["manager"], "kubectl");
+    // The other typed `kubectl create` commands send protobuf too.
+    s.ok(&["create", "namespace", "team-a"]);
+    s.ok(&[
+        "create",
+        "deployment",
+        "d2",
+        "--image=nginx:1.27",
+        "--replicas=2",
+        "-n",
+        "team-a",
+    ]);
+    s.ok(&["create", "job", "j2", "--image=busybox", "-n", "team-a"]);
+    let d2 = s.json(&["get", "deploy", "d2", "-n", "team-a"]);
+    assert_eq!(d2["spec"]["replicas"], 2);
+    assert_eq!(
+        d2["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    let out = s.ok(&["get", "deploy", "-A"]);
+    assert!(
+        out.starts_with("NAMESPACE") && out.contains("team-a") && out.contains("d2"),
+        "{out}"
+    );
+    // Label and field selectors.
+    let out = s.ok(&["get", "pods", "-l", "app=solo", "-o", "name"]);
+    assert_eq!(out.trim(), "pod/p1");
+    let out = s.ok(&["get", "pods", "-l", "app notin (solo)", "-o", "name"]);
+    assert_eq!(out.trim(), "");
+    let out = s.ok(&[
+        "get",
+        "pods",
+        "--field-selector",
+        "status.phase=Pending",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(out.trim(), "pod/p1");
+    let out = s.ok(&["get", "pods", "--show-labels"]);
+    assert!(out.contains("app=solo"), "{out}");
+    // An event about p1 shows in describe (filtered on involvedObject.*).
+    let uid = s.json(&["get", "pod", "p1"])["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ev = s.file(
+        "event.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Event\nmetadata: {{name: p1.1}}\ninvolvedObject: {{kind: Pod, namespace: default, name: p1, uid: {uid}, apiVersion: v1}}\nreason: FailedScheduling\nmessage: '0/1 nodes are available: 1 Insufficient cpu.'\ntype: Warning\nsource: {{component: plimsoll}}\ncount: 1\nfirstTimestamp: '2026-01-01T00:00:00Z'\nlastTimestamp: '2026-01-01T00:00:00Z'\n"
+        ),
+    );
+    s.ok(&["create", "-f", ev.to_str().unwrap()]);
+    let out = s.ok(&["describe", "pod", "p1"]);
+    assert!(
+        out.contains("FailedScheduling") && out.contains("Insufficient cpu"),
+        "{out}"
+    );
+    let out = s.ok(&["get", "events"]);
+    assert!(
+        out.contains("FailedScheduling") && out.contains("pod/p1"),
+        "{out}"
+    );
+    // Finalizers hold a deletion until they are removed.
+    let fin = s.file(
+        "fin.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [example.com/keep]}\n",
+    );
+    s.ok(&["create", "-f", fin.to_str().unwrap()]);
+    s.ok(&["delete", "cm", "held", "--wait=false"]);
+    let held = s.json(&["get", "cm", "held"]);
+    assert!(held["metadata"]["deletionTimestamp"].is_string(), "{held}");
+    s.ok(&[
+        "patch",
+        "cm",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    s.fails(&["get", "cm", "held"]);
     // delete: gone afterwards.
     let out = s.ok(&["delete", "deploy", "web"]);
     assert!(out.contains("deployment.apps \"web\" deleted"), "{out}");
@@ -649,4 +728,162 @@ mod futures_util_shim {
     pub async fn next<S: Stream>(s: &mut Pin<Box<S>>) -> Option<S::Item> {
         std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await
     }
+}
+
+/// A kube-rs client for the server's admin kubeconfig.
+async fn client_for(s: &Server) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(s.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// The HTTP code of a raw request (200 for success).
+async fn code(client: &kube::Client, method: &str, uri: &str, ct: &str, body: Vec<u8>) -> u16 {
+    let req = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", ct)
+        .body(body)
+        .unwrap();
+    match client.request_text(req).await {
+        Ok(_) => 200,
+        Err(kube::Error::Api(s)) => s.code,
+        Err(other) => panic!("{method} {uri} ({ct}): {other}"),
+    }
+}
+
+#[test]
+fn bad_requests_get_the_right_codes() {
+    let s = Server::start("codes", &["--max-body", "65536"]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = client_for(&s).await;
+        let cms = "/api/v1/namespaces/default/configmaps";
+        let json = "application/json";
+        let cm = |name: &str| format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}}}}"#).into_bytes();
+        let cases: Vec<(&str, String, &str, Vec<u8>, u16)> = vec![
+            ("POST", cms.into(), json, b"{\"apiVersion\":".to_vec(), 400),
+            ("POST", cms.into(), "application/yaml", b"apiVersion: v1\nkind: [unclosed\n".to_vec(), 400),
+            ("POST", cms.into(), "application/vnd.kubernetes.protobuf", b"k8s\0\x0a\xff\xff".to_vec(), 400),
+            ("POST", cms.into(), "application/vnd.kubernetes.protobuf", b"not protobuf".to_vec(), 400),
+            ("POST", cms.into(), "text/plain", cm("t"), 415),
+            ("POST", "/api/v1/namespaces/default/widgets".into(), json, cm("w"), 404),
+            ("POST", "/api/v1/namespaces/nowhere/configmaps".into(), json, cm("w"), 404),
+            ("POST", cms.into(), json, cm("Bad_Name"), 422),
+            ("POST", cms.into(), json, br#"{"apiVersion":"v2","kind":"ConfigMap","metadata":{"name":"v"}}"#.to_vec(), 400),
+            ("POST", cms.into(), json, br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"v"}}"#.to_vec(), 400),
+            ("POST", format!("{cms}?fieldValidation=Strict"), json, br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"u"},"extra":1}"#.to_vec(), 400),
+            ("POST", format!("{cms}?fieldValidation=Bogus"), json, cm("u"), 400),
+            ("POST", cms.into(), json, br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"t"},"data":{"a":7}}"#.to_vec(), 400),
+            ("POST", cms.into(), json, vec![b' '; 70_000], 413),
+            ("GET", format!("{cms}?labelSelector=a%20in%20(b"), json, vec![], 400),
+            ("GET", format!("{cms}?fieldSelector=data.x%3Dy"), json, vec![], 400),
+            ("GET", format!("{cms}?limit=x"), json, vec![], 400),
+            ("DELETE", format!("{cms}/missing"), json, vec![], 404),
+            ("POST", cms.into(), json, cm("ok"), 200),
+            ("POST", cms.into(), json, cm("ok"), 409),
+            ("PUT", format!("{cms}/ok"), json, br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ok","resourceVersion":"1"}}"#.to_vec(), 409),
+            ("PUT", format!("{cms}/ok"), json, br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"other"}}"#.to_vec(), 400),
+            ("PATCH", format!("{cms}/ok"), json, b"{}".to_vec(), 415),
+            ("PATCH", format!("{cms}/ok"), "application/json-patch+json", br#"{"op":"add"}"#.to_vec(), 400),
+            ("PATCH", format!("{cms}/ok"), "application/json-patch+json", br#"[{"op":"test","path":"/data","value":1}]"#.to_vec(), 422),
+            ("PATCH", format!("{cms}/ok"), "application/strategic-merge-patch+json", b"[1]".to_vec(), 422),
+            ("PATCH", format!("{cms}/ok"), "application/merge-patch+json", br#"{"metadata":{"resourceVersion":"1"}}"#.to_vec(), 409),
+            ("PATCH", "/apis/scheduling.x-k8s.io/v1alpha1/namespaces/default/podgroups/g".into(), "application/strategic-merge-patch+json", b"{}".to_vec(), 415),
+            ("PUT", "/api/v1/namespaces/default/pods".into(), json, cm("x"), 405),
+        ];
+        for (method, uri, ct, body, want) in cases {
+            let got = code(&c, method, &uri, ct, body).await;
+            assert_eq!(got, want, "{method} {uri} ({ct})");
+        }
+        // Nothing but "ok" was stored, and the server still answers.
+        let list = c
+            .request_text(axum::http::Request::get(cms).body(vec![]).unwrap())
+            .await
+            .unwrap();
+        let list: Value = serde_json::from_str(&list).unwrap();
+        let names: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["ok"]);
+    });
+}
+
+#[test]
+fn embedded_watch_resumes_across_a_restart_and_gets_410_once_compacted() {
+    let mut s = Server::start("resume", &["--compact-interval", "1"]);
+    s.ok(&["create", "configmap", "a", "--from-literal=i=0"]);
+    let rv: u64 = s.json(&["get", "cm", "a"])["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    s.kill_and_restart();
+    s.ok(&["create", "configmap", "b", "--from-literal=i=1"]);
+    // Right after the restart the history is still there: the resumed watch misses
+    // nothing (the compactor's first pass only records the revision).
+    let watch = |from: u64| {
+        s.kubectl(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={from}&timeoutSeconds=1"),
+        ])
+    };
+    let out = watch(rv);
+    if out.status.success() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let events: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), 1, "{text}");
+        assert_eq!(events[0]["object"]["metadata"]["name"], "b");
+    } else {
+        // Already compacted: then the answer must be 410 Expired.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Expired") || err.contains("too old"), "{err}");
+    }
+    // After two compaction ticks with writes in between, the old revision is gone: 410,
+    // and a relist (resourceVersion from a fresh list) works.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        s.ok(&[
+            "create",
+            "configmap",
+            &format!("c{}", rand_suffix()),
+            "--from-literal=x=y",
+        ]);
+        let out = watch(rv);
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(err.contains("Expired") || err.contains("too old"), "{err}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "history never compacted");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let list: Value =
+        serde_json::from_str(&s.ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]))
+            .unwrap();
+    let fresh: u64 = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(watch(fresh).status.success());
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }

@@ -294,6 +294,15 @@ async fn handle(api: Arc<Api>, req: Request) -> Result<Response, ApiError> {
         .and_then(|h| h.to_str().ok())
         .and_then(|h| api.tokens.authenticate(h))
         .ok_or_else(ApiError::unauthorized)?;
+    // The body is read before anything can fail, so that an error answer never leaves
+    // a client writing into a connection about to close.
+    let req = if matches!(*req.method(), Method::GET | Method::HEAD) {
+        req
+    } else {
+        let (parts, body) = req.into_parts();
+        let (_, bytes) = read_body(&api, Request::from_parts(parts.clone(), body)).await?;
+        Request::from_parts(parts, axum::body::Body::from(bytes))
+    };
     let accept = req
         .headers()
         .get(header::ACCEPT)
@@ -352,9 +361,10 @@ fn verb(method: &Method, target: &Target, q: &HashMap<String, String>) -> &'stat
         ("GET", _) if watching => "watch",
         ("GET", true) => "get",
         ("GET", false) => "list",
+        ("POST", true) if target.sub.is_none() => "unknown",
         ("POST", _) => "create",
-        ("PUT", _) => "update",
-        ("PATCH", _) => "patch",
+        ("PUT", true) => "update",
+        ("PATCH", true) => "patch",
         ("DELETE", true) => "delete",
         ("DELETE", false) => "deletecollection",
         _ => "unknown",
@@ -363,31 +373,45 @@ fn verb(method: &Method, target: &Target, q: &HashMap<String, String>) -> &'stat
 
 /// A request's body, read within the size and time limits.
 pub(crate) async fn read_body(api: &Api, req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
-    let (parts, body) = req.into_parts();
+    use http_body_util::BodyExt;
+    let (parts, mut body) = req.into_parts();
     let max = api.options.max_body;
-    if let Some(len) = parts
+    // A body over the limit is still read (and dropped) up to a bound, so that the
+    // client, still sending, gets the 413 rather than a reset connection; beyond the
+    // bound the connection is given up.
+    let drain_bound = (max as u64).saturating_mul(4).max(8 << 20);
+    let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max as u64 {
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > drain_bound) {
+        return Err(ApiError::too_large(max));
+    }
+    let read = async {
+        let mut buf = Vec::new();
+        let mut total: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                total += data.len() as u64;
+                if total > drain_bound {
+                    return Err(ApiError::too_large(max));
+                }
+                if total <= max as u64 {
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+        if total > max as u64 {
             return Err(ApiError::too_large(max));
         }
-    }
-    let bytes = tokio::time::timeout(api.options.body_timeout, axum::body::to_bytes(body, max))
+        Ok(Bytes::from(buf))
+    };
+    let bytes = tokio::time::timeout(api.options.body_timeout, read)
         .await
-        .map_err(|_| ApiError::bad_request("the request body did not arrive in time".to_string()))?
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.to_string().contains("length limit"))
-                || e.to_string().contains("length limit");
-            if too_large {
-                ApiError::too_large(max)
-            } else {
-                ApiError::bad_request(format!("reading the request body: {e}"))
-            }
-        })?;
+        .map_err(|_| ApiError::bad_request("the request body did not arrive in time"))??;
     Ok((parts.headers, bytes))
 }
 
