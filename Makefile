@@ -60,7 +60,8 @@ test: deps
 # scores, online policies, validator, explain) must not pull any of these crates, and
 # must build and pass its own tests without them.
 CORE_FORBIDDEN := tokio axum hyper clap anyhow indicatif tracing-subscriber plotters \
-	highs highs-sys good_lp linfa linfa-svm kiddo ndarray redb etcd-client tonic
+	highs highs-sys good_lp linfa linfa-svm kiddo ndarray redb etcd-client tonic \
+	rustls k8s-openapi k8s-pb rcgen json-patch
 core-deps:
 	@set -euo pipefail; \
 	tree=$$($(CARGO) tree --no-default-features -e normal,build --prefix none --format '{p}' | awk '{print $$1}' | sort -u); \

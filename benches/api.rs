@@ -10,13 +10,18 @@
 //!   (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`), timed from just before the
 //!   request until the last byte of the body is received (raw requests: no parsing), and
 //!   the same JSON list through kube-rs's typed `Api<Pod>::list` (received and
-//!   deserialised into `k8s_openapi` pods), which is what a Rust client experiences.
+//!   deserialised into `k8s_openapi` pods), which is what a Rust client experiences. The
+//!   time until the response's headers arrive is reported too: the server builds the whole
+//!   body before it answers, so that is its share, and the rest is the transfer.
 //! - **Watch fan-out**: 50 watchers (`?watch=true&resourceVersion=RV`, one connection
 //!   each) on the pods; 200 merge patches of a label, one every 5 ms, each on its own pod;
 //!   for every (write, watcher) pair the time from just before the patch is sent until the
 //!   watcher has received the event's line (its `resourceVersion` found in the bytes; no
 //!   parsing), and the same from the patch's acknowledgement (negative when the event
 //!   arrived before the response).
+//!
+//! Each phase also reports the CPU this process (server and clients together) and etcd
+//! used, in cores, from `/proc`.
 //!
 //! The server runs in this process (`server::api::Prepared`, as `plimsoll server` runs
 //! it) on `127.0.0.1:0` with its own tokio runtime, a data directory under the temporary
@@ -227,6 +232,47 @@ fn resource_version(line: &[u8]) -> Option<u64> {
     std::str::from_utf8(&line[at..end]).ok()?.parse().ok()
 }
 
+/// CPU time (user + system) a process has used so far, in seconds, from `/proc` (Linux;
+/// 0 elsewhere): this process (server and clients) or, with a pid, etcd.
+fn cpu_secs(pid: Option<u32>) -> f64 {
+    let path = pid.map_or("/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // utime and stime: fields 14 and 15, the 12th and 13th after the command name.
+    let after_name = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    // In clock ticks, 100 a second on Linux.
+    (ticks(11).unwrap_or(0.0) + ticks(12).unwrap_or(0.0)) / 100.0
+}
+
+/// The CPU this process and etcd use during a phase, in cores (CPU seconds per second).
+struct Cpu {
+    etcd: Option<u32>,
+    own: f64,
+    other: f64,
+    at: Instant,
+}
+
+impl Cpu {
+    fn start(etcd: Option<u32>) -> Cpu {
+        Cpu {
+            etcd,
+            own: cpu_secs(None),
+            other: etcd.map_or(0.0, |p| cpu_secs(Some(p))),
+            at: Instant::now(),
+        }
+    }
+
+    /// (this process, etcd) since `start`.
+    fn cores(&self) -> (f64, f64) {
+        let secs = self.at.elapsed().as_secs_f64();
+        let etcd = self.etcd.map_or(0.0, |p| cpu_secs(Some(p)) - self.other);
+        ((cpu_secs(None) - self.own) / secs, etcd / secs)
+    }
+}
+
 /// Timings of one kind of list, in ms.
 struct Lists {
     p50: f64,
@@ -248,12 +294,15 @@ struct Figures {
     watch_sent: (f64, f64, f64),
     watch_acked: (f64, f64),
     patch: (f64, f64),
+    /// (this process, etcd) in cores during the creates, the lists and the watch writes.
+    cpu: [(f64, f64); 3],
 }
 
-async fn run(name: &str, kubeconfig: &Path, n: Sizes) -> Figures {
+async fn run(name: &str, kubeconfig: &Path, etcd: Option<u32>, n: Sizes) -> Figures {
     let c = client(kubeconfig).await;
 
     // Creates: `clients` tasks, each creating its share of the pods.
+    let cpu = Cpu::start(etcd);
     let start = Instant::now();
     let tasks: Vec<_> = (0..n.clients)
         .map(|k| {
@@ -287,6 +336,7 @@ async fn run(name: &str, kubeconfig: &Path, n: Sizes) -> Figures {
         lat.extend(t.await.unwrap());
     }
     let secs = start.elapsed().as_secs_f64();
+    let create_cpu = cpu.cores();
     lat.sort_unstable();
     let creates_per_s = n.pods as f64 / secs;
     println!(
@@ -298,6 +348,7 @@ async fn run(name: &str, kubeconfig: &Path, n: Sizes) -> Figures {
     );
 
     // Lists of every pod: raw JSON, raw Table, typed kube-rs.
+    let cpu = Cpu::start(etcd);
     let timed_list = |accept: &'static str| {
         let c = c.clone();
         async move {
@@ -339,6 +390,7 @@ async fn run(name: &str, kubeconfig: &Path, n: Sizes) -> Figures {
     }
     times.sort_unstable();
     let typed = (pct(&times, 0.5), pct(&times, 1.0));
+    let list_cpu = cpu.cores();
     for (what, l) in [("JSON", &json), ("Table", &table)] {
         println!(
             "{name}: list of {} pods as {what} ({:.1} MB), raw: p50 {:.1} ms, max {:.1} ms (headers received after p50 {:.1} ms)",
@@ -393,6 +445,7 @@ async fn run(name: &str, kubeconfig: &Path, n: Sizes) -> Figures {
             got
         }));
     }
+    let cpu = Cpu::start(etcd);
     let mut sent: HashMap<u64, (Instant, Instant)> = HashMap::new();
     let mut patch_lat = Vec::new();
     let mut ticker = tokio::time::interval(n.pace);
@@ -413,6 +466,7 @@ async fn run(name: &str, kubeconfig: &Path, n: Sizes) -> Figures {
         patch_lat.push(acked - t);
         sent.insert(resource_version(&body).unwrap(), (t, acked));
     }
+    let watch_cpu = cpu.cores();
     let mut from_sent = Vec::new();
     let mut from_acked = Vec::new();
     for w in watchers {
@@ -455,6 +509,7 @@ async fn run(name: &str, kubeconfig: &Path, n: Sizes) -> Figures {
         patch.1
     );
     Figures {
+        cpu: [create_cpu, list_cpu, watch_cpu],
         creates_per_s,
         create_p50: pct(&lat, 0.5),
         create_p99: pct(&lat, 0.99),
@@ -468,14 +523,14 @@ async fn run(name: &str, kubeconfig: &Path, n: Sizes) -> Figures {
 }
 
 /// Starts a server on `store`, runs the load from a client runtime of its own, stops it.
-fn measure(name: &str, dir: PathBuf, store: StoreChoice, n: Sizes) -> Figures {
+fn measure(name: &str, dir: PathBuf, store: StoreChoice, etcd: Option<u32>, n: Sizes) -> Figures {
     let server = Server::start(dir, store);
     let clients = tokio::runtime::Builder::new_multi_thread()
         .thread_name("api-client")
         .enable_all()
         .build()
         .unwrap();
-    let figures = clients.block_on(run(name, &server.kubeconfig, n));
+    let figures = clients.block_on(run(name, &server.kubeconfig, etcd, n));
     // Closes the clients' connections (watches included) before the server stops.
     clients.shutdown_timeout(Duration::from_secs(2));
     drop(server);
@@ -512,7 +567,7 @@ fn main() {
         let dir = tmp.join(format!("plimsoll-api-bench-embedded-{pid}"));
         results.push((
             "embedded",
-            measure("embedded", dir, StoreChoice::Embedded, n),
+            measure("embedded", dir, StoreChoice::Embedded, None, n),
         ));
     }
     if stores.split(',').any(|s| s == "etcd") {
@@ -520,7 +575,10 @@ fn main() {
             Some(etcd) => {
                 let dir = tmp.join(format!("plimsoll-api-bench-etcd-server-{pid}"));
                 let store = StoreChoice::Etcd(vec![etcd.client.clone()]);
-                results.push(("etcd", measure("etcd", dir, store, n)));
+                results.push((
+                    "etcd",
+                    measure("etcd", dir, store, Some(etcd.child.id()), n),
+                ));
             }
             None => println!(
                 "etcd: no `etcd` binary (Debian's etcd-server; `make deps` installs it): skipped"
@@ -582,4 +640,17 @@ fn main() {
     row("patch latency (while watched)".into(), &|f| {
         format!("p50 {:.2} ms, p99 {:.2} ms", f.patch.0, f.patch.1)
     });
+    row(
+        "CPU used, in cores (this process + etcd): creates; lists; watch".into(),
+        &|f| {
+            let c = |(own, etcd): (f64, f64)| {
+                if etcd > 0.0 {
+                    format!("{own:.2} + {etcd:.2}")
+                } else {
+                    format!("{own:.2}")
+                }
+            };
+            format!("{}; {}; {}", c(f.cpu[0]), c(f.cpu[1]), c(f.cpu[2]))
+        },
+    );
 }

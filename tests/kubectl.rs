@@ -356,16 +356,51 @@ fn kubectl_apply_get_describe_scale_delete() {
         out.starts_with("NAMESPACE") && out.contains("team-a") && out.contains("d2"),
         "{out}"
     );
+    // A PriorityClass, a coscheduling PodGroup and a gang Job (the example manifest);
+    // pods get their priority from their class.
+    let gang = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/manifests/gang.yaml");
+    let out = s.ok(&["apply", "-f", gang]);
+    assert!(
+        out.contains("podgroup.scheduling.x-k8s.io/train created"),
+        "{out}"
+    );
+    let out = s.ok(&["get", "pc"]);
+    assert!(
+        out.contains("training") && out.contains("1000") && out.contains("system-node-critical"),
+        "{out}"
+    );
+    let out = s.ok(&["get", "podgroups"]);
+    assert!(out.contains("MINMEMBER") && out.contains("train"), "{out}");
+    s.ok(&[
+        "run",
+        "prio",
+        "--image=busybox",
+        "--restart=Never",
+        "--overrides",
+        r#"{"spec":{"priorityClassName":"training"}}"#,
+    ]);
+    assert_eq!(s.json(&["get", "pod", "prio"])["spec"]["priority"], 1000);
+    let err = s.fails(&[
+        "run",
+        "noprio",
+        "--image=busybox",
+        "--overrides",
+        r#"{"spec":{"priorityClassName":"nope"}}"#,
+    ]);
+    assert!(
+        err.contains("no PriorityClass with name nope was found"),
+        "{err}"
+    );
     // Label and field selectors.
     let out = s.ok(&["get", "pods", "-l", "app=solo", "-o", "name"]);
     assert_eq!(out.trim(), "pod/p1");
-    let out = s.ok(&["get", "pods", "-l", "app notin (solo)", "-o", "name"]);
+    let out = s.ok(&["get", "pods", "-l", "app,app notin (solo)", "-o", "name"]);
     assert_eq!(out.trim(), "");
     let out = s.ok(&[
         "get",
         "pods",
         "--field-selector",
-        "status.phase=Pending",
+        "status.phase=Pending,metadata.name!=prio",
         "-o",
         "name",
     ]);

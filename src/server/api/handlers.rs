@@ -946,6 +946,9 @@ pub(crate) async fn create(
     if !errs.is_empty() {
         return Err(ApiError::invalid(rt.kind, &name, &errs));
     }
+    if rt.kind == "Pod" {
+        admit_priority(api, obj, &name).await?;
+    }
     if rt.namespaced {
         let ns_rt = kinds::find("", "v1", "namespaces").expect("namespaces are served");
         let ns_key = ns_rt.key("", &target.namespace);
@@ -979,6 +982,75 @@ pub(crate) async fn create(
         json!(entry.mod_revision.to_string()),
     );
     Ok(obj.clone())
+}
+
+/// The Priority admission plugin: a pod's `priority` (and `preemptionPolicy`) come from
+/// its PriorityClass, or from the global default class, or are 0.
+async fn admit_priority(api: &Api, pod: &mut Value, name: &str) -> Result<(), ApiError> {
+    let pcs = kinds::find("scheduling.k8s.io", "v1", "priorityclasses").expect("served");
+    let class_name = objects::path(pod, "spec.priorityClassName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let forbidden =
+        |why: String| ApiError::forbidden(format!("pods \"{name}\" is forbidden: {why}"));
+    let class = if class_name.is_empty() {
+        let prefix = pcs.prefix();
+        let (entries, _) = api
+            .run(move |s| s.list(&prefix))
+            .await
+            .map_err(|e| store_error(pcs, "", e))?;
+        let mut default = None;
+        for e in &entries {
+            let c = decode_entry(e)?;
+            if c.get("globalDefault").and_then(Value::as_bool) == Some(true) {
+                default = Some(c);
+                break;
+            }
+        }
+        default
+    } else {
+        let key = pcs.key("", &class_name);
+        match api
+            .run(move |s| s.get(&key))
+            .await
+            .map_err(|e| store_error(pcs, &class_name, e))?
+        {
+            Some(e) => Some(decode_entry(&e)?),
+            None => {
+                return Err(forbidden(format!(
+                    "no PriorityClass with name {class_name} was found"
+                )))
+            }
+        }
+    };
+    let value = class
+        .as_ref()
+        .and_then(|c| c.get("value"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let given = objects::path(pod, "spec.priority").and_then(Value::as_i64);
+    if given.is_some_and(|p| p != value) {
+        return Err(forbidden(format!(
+            "the integer value of priority ({}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name",
+            given.unwrap_or_default()
+        )));
+    }
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    spec.insert("priority".into(), json!(value));
+    if let Some(c) = &class {
+        if class_name.is_empty() {
+            spec.insert("priorityClassName".into(), json!(meta_str(c, "name")));
+        }
+        let policy = c
+            .get("preemptionPolicy")
+            .cloned()
+            .unwrap_or(json!("PreemptLowerPriority"));
+        spec.entry("preemptionPolicy").or_insert(policy);
+    }
+    Ok(())
 }
 
 /// The `autoscaling/v1` Scale view of a Deployment or ReplicaSet.

@@ -8,7 +8,7 @@
 //! `fieldValidation=Strict` can reject it. The raw JSON is what gets stored, so with
 //! `Ignore`/`Warn` unknown fields round-trip.
 
-use k8s_openapi::api::{apps, batch, coordination, core};
+use k8s_openapi::api::{apps, batch, coordination, core, scheduling};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -372,6 +372,19 @@ pub static RESOURCES: &[ResourceType] = &[
         subresources: &[],
         has_generation: false,
         round_trip: typed!(coordination::v1::Lease),
+    },
+    ResourceType {
+        group: "scheduling.k8s.io",
+        version: "v1",
+        kind: "PriorityClass",
+        plural: "priorityclasses",
+        singular: "priorityclass",
+        namespaced: false,
+        short_names: &["pc"],
+        categories: &[],
+        subresources: &[],
+        has_generation: false,
+        round_trip: typed!(scheduling::v1::PriorityClass),
     },
     ResourceType {
         group: "scheduling.x-k8s.io",

@@ -147,6 +147,28 @@ pub fn bootstrap(store: &dyn Store) -> Result<(), StoreError> {
             Err(e) => return Err(e),
         }
     }
+    // The two system priority classes every cluster has.
+    let pcs = kinds::find("scheduling.k8s.io", "v1", "priorityclasses").expect("served");
+    for (name, value, what) in [
+        ("system-cluster-critical", 2_000_000_000, "cluster"),
+        ("system-node-critical", 2_000_001_000, "node"),
+    ] {
+        let key = pcs.key("", name);
+        if store.get(&key)?.is_some() {
+            continue;
+        }
+        let obj = serde_json::json!({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name, "uid": uuid::Uuid::new_v4().to_string(),
+                "creationTimestamp": objects::now_rfc3339()},
+            "value": value, "globalDefault": false, "preemptionPolicy": "PreemptLowerPriority",
+            "description": format!("Used for system critical pods that must not be moved from their current {what}."),
+        });
+        match store.create(&key, &handlers::encode(&obj)) {
+            Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 

@@ -158,7 +158,6 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         "Pod" => {
             if let Some(spec) = obj_at(obj, "spec") {
                 default_pod_spec(spec);
-                set_default(spec, "priority", json!(0));
             }
         }
         "Deployment" => {

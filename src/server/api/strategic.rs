@@ -290,9 +290,8 @@ fn root_type(kind: &str) -> Option<Ty> {
         "Node" => Some(Ty::Node),
         "Pod" => Some(Ty::Pod),
         "Service" => Some(Ty::Service),
-        "Endpoints" | "ConfigMap" | "Secret" | "Event" | "Binding" | "Lease" | "Scale" => {
-            Some(Ty::MetaOnly)
-        }
+        "Endpoints" | "ConfigMap" | "Secret" | "Event" | "Binding" | "Lease" | "Scale"
+        | "PriorityClass" => Some(Ty::MetaOnly),
         "Deployment" | "ReplicaSet" | "Job" => Some(Ty::Workload),
         _ => None,
     }

@@ -418,6 +418,7 @@ enum Printer {
     ReplicaSet,
     Job,
     Lease,
+    PriorityClass,
     Crd(&'static [CrdColumn]),
 }
 
@@ -436,6 +437,7 @@ impl Printer {
             "ReplicaSet" => Printer::ReplicaSet,
             "Job" => Printer::Job,
             "Lease" => Printer::Lease,
+            "PriorityClass" => Printer::PriorityClass,
             "PodGroup" => Printer::Crd(PODGROUP_COLUMNS),
             _ => Printer::Crd(DEFAULT_COLUMNS),
         }
@@ -538,6 +540,13 @@ impl Printer {
                 col("Images", "string", "", DOC_IMAGES, 1),
                 col("Selector", "string", "", "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors", 1),
             ],
+            Printer::PriorityClass => vec![
+                name_col(),
+                col("Value", "integer", "", "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec.", 0),
+                col("Global-Default", "boolean", "", "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority.", 0),
+                age_col(),
+                col("PreemptionPolicy", "string", "", "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.", 0),
+            ],
             Printer::Lease => vec![
                 name_col(),
                 col("Holder", "string", "", "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field.", 0),
@@ -583,6 +592,17 @@ impl Printer {
             Printer::Deployment => deployment_row(o, now),
             Printer::ReplicaSet => replica_set_row(o, now),
             Printer::Job => job_row(o, now),
+            Printer::PriorityClass => Row::cells(vec![
+                name_of(o).into(),
+                int_at(o, &["value"]).into(),
+                bool_at(o, &["globalDefault"]).into(),
+                age(o, now).into(),
+                match str_at(o, &["preemptionPolicy"]) {
+                    "" => "PreemptLowerPriority",
+                    p => p,
+                }
+                .into(),
+            ]),
             Printer::Lease => Row::cells(vec![
                 name_of(o).into(),
                 str_at(o, &["spec", "holderIdentity"]).into(),
