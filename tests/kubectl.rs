@@ -854,7 +854,10 @@ fn bad_requests_get_the_right_codes() {
 
 #[test]
 fn embedded_watch_resumes_across_a_restart_and_gets_410_once_compacted() {
-    let mut s = Server::start("resume", &["--compact-interval", "1"]);
+    let mut s = Server::start(
+        "resume",
+        &["--compact-interval", "1", "--bookmark-interval", "1"],
+    );
     s.ok(&["create", "configmap", "a", "--from-literal=i=0"]);
     let rv: u64 = s.json(&["get", "cm", "a"])["metadata"]["resourceVersion"]
         .as_str()
@@ -914,6 +917,20 @@ fn embedded_watch_resumes_across_a_restart_and_gets_410_once_compacted() {
         .parse()
         .unwrap();
     assert!(watch(fresh).status.success());
+    // Bookmarks, when the client allows them, carry a resourceVersion to resume from.
+    let out = s.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={fresh}&allowWatchBookmarks=true&timeoutSeconds=3"),
+    ]);
+    let bookmark: Value = serde_json::from_str(
+        out.lines()
+            .find(|l| l.contains("BOOKMARK"))
+            .unwrap_or_else(|| panic!("no bookmark in {out}")),
+    )
+    .unwrap();
+    assert_eq!(bookmark["object"]["kind"], "ConfigMap");
+    assert!(bookmark["object"]["metadata"]["resourceVersion"].is_string());
 }
 
 fn rand_suffix() -> u128 {
@@ -921,4 +938,96 @@ fn rand_suffix() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos()
+}
+
+#[test]
+fn a_watch_whose_client_does_not_read_is_closed() {
+    use plimsoll::server::api::{pki::Pki, Prepared, ServerConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = TempDir::new("api-slow-watch");
+    let data = dir.0.join("data");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut config = ServerConfig::new(&data, "127.0.0.1:0".parse().unwrap());
+        config.options.watch_send_timeout = Duration::from_secs(1);
+        let prepared = Prepared::new(config).await.unwrap();
+        let addr = prepared.addr;
+        let kubeconfig = prepared.kubeconfig.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(prepared.serve(async {
+            let _ = stopped.await;
+        }));
+        let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+        let pki = Pki::load_or_create(&data, &[]).unwrap();
+        let connector = tokio_rustls::TlsConnector::from(pki.client_config());
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let req = format!(
+            "GET /api/v1/namespaces/default/configmaps?watch=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+            token.trim()
+        );
+        tls.write_all(req.as_bytes()).await.unwrap();
+        // 300 objects of 60 KB (18 MB of events) while the watcher reads nothing.
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+        let client = kube::Client::try_from(
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let big = "x".repeat(60_000);
+        let mut tasks = Vec::new();
+        for t in 0..6 {
+            let client = client.clone();
+            let big = big.clone();
+            tasks.push(tokio::spawn(async move {
+                let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+                    kube::Api::namespaced(client, "default");
+                for i in 0..50 {
+                    let mut cm = k8s_openapi::api::core::v1::ConfigMap::default();
+                    cm.metadata.name = Some(format!("big-{t}-{i}"));
+                    cm.data = Some([("x".to_string(), big.clone())].into());
+                    cms.create(&Default::default(), &cm).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Now read: the stream ends (closed by the server) well before 18 MB.
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let ended = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(n) => {
+                        got.extend_from_slice(&buf[..n]);
+                        if got.ends_with(b"\r\n0\r\n\r\n") {
+                            return true;
+                        }
+                    }
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        assert!(ended, "the watch of a client that did not read stayed open");
+        assert!(
+            got.len() < 9_000_000,
+            "{} bytes were buffered for a client that did not read",
+            got.len()
+        );
+        // The server serves on.
+        let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client, "default");
+        assert_eq!(cms.list(&Default::default()).await.unwrap().items.len(), 300);
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    });
 }

@@ -32,6 +32,8 @@ pub struct ApiOptions {
     pub default_watch_timeout: Duration,
     /// Longest watch a client may ask for.
     pub max_watch_timeout: Duration,
+    /// How long a watch waits for a client that does not read before closing it.
+    pub watch_send_timeout: Duration,
     /// The address clients reach the server at (legacy discovery reports it).
     pub server_address: String,
 }
@@ -44,6 +46,7 @@ impl Default for ApiOptions {
             bookmark_interval: Duration::from_secs(60),
             default_watch_timeout: Duration::from_secs(1800),
             max_watch_timeout: Duration::from_secs(3600),
+            watch_send_timeout: Duration::from_secs(10),
             server_address: String::new(),
         }
     }

@@ -3,8 +3,9 @@
 //! events), filtered by label and field selectors, with bookmarks when the client allows
 //! them, until `timeoutSeconds`.
 //!
-//! Nothing is buffered without bound: the store closes a watcher whose channel is full,
-//! and the response channel is small, so a client that does not read ends its own watch.
+//! Nothing is buffered without bound: the response channel is small, a watch whose client
+//! has not taken a line for `watch_send_timeout` with that channel full is closed, and the
+//! store closes a watcher whose own channel fills up meanwhile.
 //! An object that stops matching a selector is reported as DELETED, one that starts
 //! matching as ADDED, for the objects this watch has seen match (a watch resumed from a
 //! resourceVersion has not seen the objects that matched before it; their later changes
@@ -37,6 +38,16 @@ impl futures_core::Stream for LineStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.0.poll_recv(cx).map(|o| o.map(Ok))
     }
+}
+
+/// Hands a line to the response; false if the client is gone or has not taken a line for
+/// `timeout` with the response buffer full (the watch is then closed, so that a client
+/// that does not read holds no more than the buffer and what arrives meanwhile).
+async fn deliver(tx: &mpsc::Sender<Bytes>, line: Bytes, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, tx.send(line)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Starts a watch and returns its streaming response.
@@ -92,6 +103,7 @@ pub(crate) async fn watch(
         .map_err(|e| store_error(rt, "", e))?;
     let (tx, rx) = mpsc::channel::<Bytes>(RESPONSE_BUFFER);
     let bookmark_every = api.options.bookmark_interval;
+    let send_timeout = api.options.watch_send_timeout;
     let kind = rt.kind;
     let api_version = rt.api_version();
     tokio::spawn(async move {
@@ -127,7 +139,7 @@ pub(crate) async fn watch(
             if filter.matches(&obj) {
                 seen.insert(e.key.clone());
                 let line = send("ADDED", obj, &mut first);
-                if tx.send(line).await.is_err() {
+                if !deliver(&tx, line, send_timeout).await {
                     return;
                 }
             }
@@ -142,7 +154,7 @@ pub(crate) async fn watch(
                         "metadata": {"resourceVersion": last_rev.to_string()}});
                     let mut line = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default();
                     line.push(b'\n');
-                    if tx.send(Bytes::from(line)).await.is_err() {
+                    if !deliver(&tx, Bytes::from(line), send_timeout).await {
                         return;
                     }
                 }
@@ -175,7 +187,7 @@ pub(crate) async fn watch(
                     };
                     meta_mut(&mut obj).insert("resourceVersion".into(), json!(entry.mod_revision.to_string()));
                     let line = send(ty, obj, &mut first);
-                    if tx.send(line).await.is_err() {
+                    if !deliver(&tx, line, send_timeout).await {
                         return;
                     }
                 }
