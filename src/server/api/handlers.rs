@@ -1,17 +1,19 @@
-//! The HTTP side of the API server: paths to resources, authentication and authorisation,
-//! body decoding, content negotiation (JSON, Tables), and each verb on the store.
+//! The verbs on the store (get, list, create, delete, bind, …) and what every request
+//! shares: the server's state and options, targets, selectors, field validation, the
+//! mapping of store errors to Status codes, body reading within limits. Routing and
+//! content negotiation are in `routes`, updates and patches in `patch`, watches in
+//! `watch`.
 
 use super::auth::{self, Attributes, Tokens, User};
 use super::kinds::{self, ResourceType};
 use super::objects::{self, meta, meta_mut, meta_str};
 use super::selector::{FieldSelector, LabelSelector};
-use super::status::{self, ApiError};
+use super::status::ApiError;
 use super::table::{self, IncludeObject};
-use super::{discovery, patch, protobuf, watch};
 use crate::server::store::{Entry, Store, StoreError};
 use axum::body::Bytes;
-use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{json, Value};
@@ -55,7 +57,7 @@ impl Default for ApiOptions {
 /// Shared state of the request handlers.
 pub struct Api {
     pub(crate) store: Arc<dyn Store>,
-    tokens: Tokens,
+    pub(crate) tokens: Tokens,
     pub(crate) options: ApiOptions,
 }
 
@@ -79,11 +81,6 @@ impl Api {
             .await
             .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
-}
-
-/// The router: every path goes through [`dispatch`].
-pub fn router(api: Arc<Api>) -> axum::Router {
-    axum::Router::new().fallback(dispatch).with_state(api)
 }
 
 /// Maps a store error for an object of `rt` named `name`.
@@ -127,21 +124,6 @@ pub(crate) fn encode(obj: &Value) -> Vec<u8> {
     serde_json::to_vec(&o).unwrap_or_default()
 }
 
-/// What the path names.
-#[derive(Debug)]
-enum Route {
-    Health,
-    Version,
-    Api,
-    Apis,
-    Group(String),
-    Resources(String, String),
-    OpenApiV3,
-    OpenApiV3Group(String),
-    OpenApiV2,
-    Object(Target),
-}
-
 /// A resource request: the resource, namespace (empty: all or cluster-scoped), name and
 /// subresource.
 #[derive(Debug)]
@@ -152,65 +134,7 @@ pub(crate) struct Target {
     pub sub: Option<String>,
 }
 
-fn parse_route(path: &str) -> Result<Route, ApiError> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
-        ["healthz" | "readyz" | "livez", ..] => return Ok(Route::Health),
-        ["version"] => return Ok(Route::Version),
-        ["api"] => return Ok(Route::Api),
-        ["apis"] => return Ok(Route::Apis),
-        ["apis", g] => return Ok(Route::Group(g.to_string())),
-        ["openapi", "v3"] => return Ok(Route::OpenApiV3),
-        ["openapi", "v3", rest @ ..] => return Ok(Route::OpenApiV3Group(rest.join("/"))),
-        ["openapi", "v2"] => return Ok(Route::OpenApiV2),
-        ["api", v] => return Ok(Route::Resources(String::new(), v.to_string())),
-        ["apis", g, v] => return Ok(Route::Resources(g.to_string(), v.to_string())),
-        ["api", v, rest @ ..] => ("", *v, rest),
-        ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return Err(ApiError::no_route()),
-    };
-    let find = |plural: &str| kinds::find(group, version, plural).ok_or_else(ApiError::no_route);
-    let t = |rt, ns: &str, name: Option<&&str>, sub: Option<&&str>| {
-        Route::Object(Target {
-            rt,
-            namespace: ns.to_string(),
-            name: name.map(|s| s.to_string()),
-            sub: sub.map(|s| s.to_string()),
-        })
-    };
-    let route = match rest {
-        // /api/v1/namespaces/{ns}/status is the namespace's own subresource.
-        ["namespaces", name, sub @ "status"] => t(find("namespaces")?, "", Some(name), Some(sub)),
-        ["namespaces", ns, plural, tail @ ..] if tail.len() <= 2 => {
-            let rt = find(plural)?;
-            if !rt.namespaced {
-                return Err(ApiError::no_route());
-            }
-            t(rt, ns, tail.first(), tail.get(1))
-        }
-        [plural, tail @ ..] if tail.len() <= 2 => {
-            let rt = find(plural)?;
-            t(rt, "", tail.first(), tail.get(1))
-        }
-        _ => return Err(ApiError::no_route()),
-    };
-    if let Route::Object(target) = &route {
-        if target.name.as_deref() == Some("") {
-            return Err(ApiError::no_route());
-        }
-        if let Some(sub) = &target.sub {
-            if !target.rt.has_subresource(sub) {
-                return Err(ApiError::no_route());
-            }
-        }
-        if target.rt.namespaced && target.name.is_some() && target.namespace.is_empty() {
-            return Err(ApiError::no_route());
-        }
-    }
-    Ok(route)
-}
-
-fn json_response(code: u16, v: &Value) -> Response {
+pub(crate) fn json_response(code: u16, v: &Value) -> Response {
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
     let mut resp = (code, serde_json::to_vec(v).unwrap_or_default()).into_response();
     resp.headers_mut().insert(
@@ -229,149 +153,6 @@ pub(crate) enum As {
     Table(IncludeObject),
     /// `PartialObjectMetadata(List)`.
     Metadata,
-}
-
-fn negotiate(headers: &HeaderMap, q: &HashMap<String, String>) -> Result<As, ApiError> {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let include = q
-        .get("includeObject")
-        .map(|s| {
-            IncludeObject::parse(s)
-                .ok_or_else(|| ApiError::bad_request(format!("invalid includeObject: {s}")))
-        })
-        .transpose()?
-        .unwrap_or_default();
-    let mut plain = false;
-    for media in accept.split(',') {
-        let params: Vec<&str> = media.split(';').map(str::trim).collect();
-        let ty = params[0];
-        let is_meta = params.contains(&"g=meta.k8s.io")
-            && (params.contains(&"v=v1") || params.contains(&"v=v1beta1"));
-        if is_meta && params.contains(&"as=Table") {
-            return Ok(As::Table(include));
-        }
-        if is_meta
-            && (params.contains(&"as=PartialObjectMetadata")
-                || params.contains(&"as=PartialObjectMetadataList"))
-        {
-            return Ok(As::Metadata);
-        }
-        if params.iter().any(|p| p.starts_with("as=")) {
-            continue;
-        }
-        if matches!(
-            ty,
-            "application/json" | "*/*" | "application/*" | "application/yaml" | ""
-        ) {
-            plain = true;
-        }
-    }
-    if plain {
-        Ok(As::Json)
-    } else {
-        Err(ApiError::not_acceptable(format!(
-            "only the following media types are accepted: application/json, application/yaml; got {accept}"
-        )))
-    }
-}
-
-/// Every request enters here.
-async fn dispatch(State(api): State<Arc<Api>>, req: Request) -> Response {
-    match handle(api, req).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn handle(api: Arc<Api>, req: Request) -> Result<Response, ApiError> {
-    let route = parse_route(req.uri().path());
-    if matches!(route, Ok(Route::Health)) {
-        return Ok((StatusCode::OK, "ok").into_response());
-    }
-    let user = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| api.tokens.authenticate(h))
-        .ok_or_else(ApiError::unauthorized)?;
-    // The body is read before anything can fail, so that an error answer never leaves
-    // a client writing into a connection about to close.
-    let req = if matches!(*req.method(), Method::GET | Method::HEAD) {
-        req
-    } else {
-        let (parts, body) = req.into_parts();
-        let (_, bytes) = read_body(&api, Request::from_parts(parts.clone(), body)).await?;
-        Request::from_parts(parts, axum::body::Body::from(bytes))
-    };
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let get_only = |r: Response| -> Result<Response, ApiError> {
-        if req.method() == Method::GET {
-            Ok(r)
-        } else {
-            Err(ApiError::method_not_allowed(format!(
-                "{} is not supported here",
-                req.method()
-            )))
-        }
-    };
-    match route? {
-        Route::Health => unreachable!("handled above"),
-        Route::Version => get_only(json_response(200, &discovery::version())),
-        Route::Api | Route::Apis if discovery::wants_aggregated(&accept) => {
-            let core = matches!(parse_route(req.uri().path()), Ok(Route::Api));
-            let mut r = json_response(200, &discovery::aggregated(core));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE),
-            );
-            get_only(r)
-        }
-        Route::Api => get_only(json_response(
-            200,
-            &discovery::api_versions(&api.options.server_address),
-        )),
-        Route::Apis => get_only(json_response(200, &discovery::api_group_list())),
-        Route::Group(g) => get_only(json_response(
-            200,
-            &discovery::api_group(&g).ok_or_else(ApiError::no_route)?,
-        )),
-        Route::Resources(g, v) => get_only(json_response(
-            200,
-            &discovery::api_resource_list(&g, &v).ok_or_else(ApiError::no_route)?,
-        )),
-        Route::OpenApiV3 => get_only(json_response(200, &discovery::openapi_index())),
-        Route::OpenApiV3Group(p) => get_only(json_response(
-            200,
-            &discovery::openapi_group(&p).ok_or_else(ApiError::no_route)?,
-        )),
-        Route::OpenApiV2 => Err(ApiError::no_route()),
-        Route::Object(target) => resource(api, user, target, req).await,
-    }
-}
-
-/// The request's verb, as authorisation names it.
-fn verb(method: &Method, target: &Target, q: &HashMap<String, String>) -> &'static str {
-    let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
-    match (method.as_str(), target.name.is_some()) {
-        ("GET", _) if watching => "watch",
-        ("GET", true) => "get",
-        ("GET", false) => "list",
-        ("POST", true) if target.sub.is_none() => "unknown",
-        ("POST", _) => "create",
-        ("PUT", true) => "update",
-        ("PATCH", true) => "patch",
-        ("DELETE", true) => "delete",
-        ("DELETE", false) => "deletecollection",
-        _ => "unknown",
-    }
 }
 
 /// A request's body, read within the size and time limits.
@@ -418,37 +199,6 @@ pub(crate) async fn read_body(api: &Api, req: Request) -> Result<(HeaderMap, Byt
     Ok((parts.headers, bytes))
 }
 
-/// The media type of a body, without parameters.
-fn content_type(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
-/// Decodes a create/update body (JSON, YAML or Kubernetes protobuf).
-fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    match content_type(headers).as_str() {
-        "application/json" | "" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}"))),
-        "application/yaml" => yaml_value(body),
-        "application/vnd.kubernetes.protobuf" => protobuf::decode(body).map_err(|e| match e {
-            protobuf::ProtobufError::UnsupportedKind { .. } => {
-                ApiError::unsupported_media_type(e.to_string())
-            }
-            other => ApiError::bad_request(format!("error decoding protobuf body: {other}")),
-        }),
-        other => Err(ApiError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
-        ))),
-    }
-}
-
 /// YAML (or JSON, which is YAML) into a JSON value; YAML-only values (non-string keys,
 /// tags) are errors naming the line.
 pub(crate) fn yaml_value(body: &[u8]) -> Result<Value, ApiError> {
@@ -456,13 +206,6 @@ pub(crate) fn yaml_value(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))?;
     serde_json::to_value(y)
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
-}
-
-/// The query parameters of a request.
-fn query(req: &Request) -> Result<HashMap<String, String>, ApiError> {
-    Query::<HashMap<String, String>>::try_from_uri(req.uri())
-        .map(|q| q.0)
-        .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))
 }
 
 /// `fieldValidation`: how unknown fields are treated.
@@ -476,7 +219,7 @@ pub(crate) enum FieldValidation {
     Strict,
 }
 
-fn field_validation(q: &HashMap<String, String>) -> Result<FieldValidation, ApiError> {
+pub(crate) fn field_validation(q: &HashMap<String, String>) -> Result<FieldValidation, ApiError> {
     match q.get("fieldValidation").map(String::as_str) {
         None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
         Some("Ignore") => Ok(FieldValidation::Ignore),
@@ -528,17 +271,7 @@ pub(crate) fn check_fields(
     }
 }
 
-fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
-    for w in warnings {
-        let text = format!("299 - \"{}\"", w.replace('"', "\\\""));
-        if let Ok(v) = HeaderValue::from_str(&text) {
-            resp.headers_mut().append("warning", v);
-        }
-    }
-    resp
-}
-
-fn is_dry_run(q: &HashMap<String, String>) -> Result<bool, ApiError> {
+pub(crate) fn is_dry_run(q: &HashMap<String, String>) -> Result<bool, ApiError> {
     match q.get("dryRun").map(String::as_str) {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
@@ -587,104 +320,6 @@ pub(crate) fn authorize(
     })
 }
 
-async fn resource(
-    api: Arc<Api>,
-    user: User,
-    target: Target,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let q = query(&req)?;
-    let verb = verb(req.method(), &target, &q);
-    let name = target.name.clone().unwrap_or_default();
-    // Reads are authorised up front; writes once the objects involved are known.
-    if matches!(verb, "get" | "list" | "watch") {
-        authorize(&user, &target, verb, &name, None, None)?;
-    }
-    let sub = target.sub.clone().unwrap_or_default();
-    match (verb, sub.as_str()) {
-        ("get", "log") => pod_log(&api, &target).await,
-        ("get", "scale") => {
-            let as_ = negotiate(req.headers(), &q)?;
-            let _ = as_;
-            let obj = get_object(&api, &target).await?;
-            Ok(json_response(200, &scale_of(&obj)))
-        }
-        ("get", _) => {
-            let as_ = negotiate(req.headers(), &q)?;
-            let obj = get_object(&api, &target).await?;
-            Ok(json_response(200, &render_one(target.rt, obj, as_)))
-        }
-        ("list", "") => {
-            let as_ = negotiate(req.headers(), &q)?;
-            list(&api, &target, &q, as_).await
-        }
-        ("watch", "") => {
-            let as_ = negotiate(req.headers(), &q)?;
-            watch::watch(api.clone(), &target, &q, as_).await
-        }
-        ("create", "") => {
-            let (headers, body) = read_body(&api, req).await?;
-            let mut obj = decode_body(&headers, &body)?;
-            authorize(
-                &user,
-                &target,
-                verb,
-                meta_str(&obj, "name"),
-                None,
-                Some(&obj),
-            )?;
-            let mut warnings = Vec::new();
-            let created = create(&api, &target, &mut obj, &q, &mut warnings).await?;
-            Ok(with_warnings(json_response(201, &created), &warnings))
-        }
-        ("create", "binding") => {
-            let (headers, body) = read_body(&api, req).await?;
-            let binding = decode_body(&headers, &body)?;
-            let existing = get_object(&api, &target).await?;
-            authorize(&user, &target, verb, &name, Some(&existing), Some(&binding))?;
-            bind(&api, &target, &binding, &q).await?;
-            Ok(json_response(201, &status::success(201, None)))
-        }
-        ("update", _) => {
-            let (headers, body) = read_body(&api, req).await?;
-            let obj = decode_body(&headers, &body)?;
-            let mut warnings = Vec::new();
-            let updated = patch::update(&api, &user, &target, obj, &q, &mut warnings).await?;
-            Ok(with_warnings(json_response(200, &updated), &warnings))
-        }
-        ("patch", _) => {
-            let (headers, body) = read_body(&api, req).await?;
-            let ct = content_type(&headers);
-            let mut warnings = Vec::new();
-            let (code, obj) =
-                patch::patch(&api, &user, &target, &ct, &body, &q, &mut warnings).await?;
-            Ok(with_warnings(json_response(code, &obj), &warnings))
-        }
-        ("delete", "") => {
-            let (_, body) = read_body(&api, req).await?;
-            let existing = get_object(&api, &target).await?;
-            authorize(&user, &target, verb, &name, Some(&existing), None)?;
-            let opts = delete_options(&body, &q)?;
-            let (code, v) = delete(&api, &target, &opts).await?;
-            Ok(json_response(code, &v))
-        }
-        ("deletecollection", "") => {
-            let (_, body) = read_body(&api, req).await?;
-            authorize(&user, &target, verb, "", None, None)?;
-            let opts = delete_options(&body, &q)?;
-            delete_collection(&api, &target, &q, &opts).await
-        }
-        _ => Err(ApiError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource ({verb} {})",
-            if sub.is_empty() {
-                target.rt.plural.to_string()
-            } else {
-                format!("{}/{sub}", target.rt.plural)
-            }
-        ))),
-    }
-}
-
 /// GET of one object.
 pub(crate) async fn get_object(api: &Api, target: &Target) -> Result<Value, ApiError> {
     let name = target.name.clone().unwrap_or_default();
@@ -697,25 +332,11 @@ pub(crate) async fn get_object(api: &Api, target: &Target) -> Result<Value, ApiE
     decode_entry(&entry)
 }
 
-/// One object in the representation asked for.
-fn render_one(rt: &ResourceType, obj: Value, as_: As) -> Value {
-    match as_ {
-        As::Json => obj,
-        As::Table(include) => {
-            let rv = meta_str(&obj, "resourceVersion").to_string();
-            let mut t = table::table(rt.kind, &[obj], now(), include);
-            t["metadata"] = json!({"resourceVersion": rv});
-            t
-        }
-        As::Metadata => partial_metadata(&obj),
-    }
-}
-
 pub(crate) fn now() -> k8s_openapi::jiff::Timestamp {
     k8s_openapi::jiff::Timestamp::now()
 }
 
-fn partial_metadata(obj: &Value) -> Value {
+pub(crate) fn partial_metadata(obj: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta(obj)})
 }
 
@@ -800,7 +421,7 @@ fn decode_continue(token: &str) -> Result<String, ApiError> {
         .ok_or_else(bad)
 }
 
-async fn list(
+pub(crate) async fn list(
     api: &Api,
     target: &Target,
     q: &HashMap<String, String>,
@@ -1084,7 +705,7 @@ pub(crate) fn scale_of(obj: &Value) -> Value {
 }
 
 /// POST pods/NAME/binding: assigns the pod to a node, once.
-async fn bind(
+pub(crate) async fn bind(
     api: &Api,
     target: &Target,
     binding: &Value,
@@ -1175,7 +796,7 @@ async fn bind(
 
 /// GET pods/NAME/log: the node agent serves container logs; until one runs the pod, the
 /// answer is what kube-apiserver says for a pod that has not started.
-async fn pod_log(api: &Api, target: &Target) -> Result<Response, ApiError> {
+pub(crate) async fn pod_log(api: &Api, target: &Target) -> Result<Response, ApiError> {
     let pod = get_object(api, target).await?;
     let name = target.name.clone().unwrap_or_default();
     let node = objects::path(&pod, "spec.nodeName")
@@ -1207,7 +828,10 @@ pub(crate) struct DeleteOptions {
     dry_run: bool,
 }
 
-fn delete_options(body: &[u8], q: &HashMap<String, String>) -> Result<DeleteOptions, ApiError> {
+pub(crate) fn delete_options(
+    body: &[u8],
+    q: &HashMap<String, String>,
+) -> Result<DeleteOptions, ApiError> {
     let mut o = DeleteOptions::default();
     if !body.iter().all(u8::is_ascii_whitespace) {
         let v: Value = serde_json::from_slice(body)
@@ -1450,7 +1074,7 @@ async fn delete_namespace(
     Ok((200, decode_entry(&e)?))
 }
 
-async fn delete_collection(
+pub(crate) async fn delete_collection(
     api: &Api,
     target: &Target,
     q: &HashMap<String, String>,
@@ -1490,66 +1114,6 @@ async fn delete_collection(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_resolve_to_resources() {
-        let Route::Object(t) = parse_route("/api/v1/namespaces/default/pods/p/status").unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(
-            (
-                t.rt.plural,
-                t.namespace.as_str(),
-                t.name.as_deref(),
-                t.sub.as_deref()
-            ),
-            ("pods", "default", Some("p"), Some("status"))
-        );
-        let Route::Object(t) = parse_route("/api/v1/namespaces/kube-system").unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            (t.rt.plural, t.name.as_deref()),
-            ("namespaces", Some("kube-system"))
-        );
-        let Route::Object(t) = parse_route("/apis/apps/v1/deployments").unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            (t.rt.plural, t.namespace.as_str(), t.name),
-            ("deployments", "", None)
-        );
-        assert!(parse_route("/api/v1/namespaces/default/nodes").is_err());
-        assert!(parse_route("/api/v1/namespaces/default/pods/p/exec").is_err());
-        assert!(parse_route("/apis/apps/v2/deployments").is_err());
-        assert!(parse_route("/api/v1/pods/p").is_err());
-        assert!(matches!(parse_route("/healthz").unwrap(), Route::Health));
-        assert!(
-            matches!(parse_route("/openapi/v3/apis/apps/v1").unwrap(), Route::OpenApiV3Group(p) if p == "apis/apps/v1")
-        );
-    }
-
-    #[test]
-    fn accept_headers_choose_the_representation() {
-        let mut h = HeaderMap::new();
-        let q = HashMap::new();
-        h.insert(header::ACCEPT, HeaderValue::from_static("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"));
-        assert_eq!(
-            negotiate(&h, &q).unwrap(),
-            As::Table(IncludeObject::Metadata)
-        );
-        h.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/vnd.kubernetes.protobuf, */*"),
-        );
-        assert_eq!(negotiate(&h, &q).unwrap(), As::Json);
-        h.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/vnd.kubernetes.protobuf"),
-        );
-        assert_eq!(negotiate(&h, &q).unwrap_err().code, 406);
-    }
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {

@@ -19,13 +19,15 @@ pub mod objects;
 mod patch;
 pub mod pki;
 pub mod protobuf;
+mod routes;
 pub mod selector;
 pub mod status;
 pub mod strategic;
 pub mod table;
 mod watch;
 
-pub use handlers::{router, Api, ApiOptions};
+pub use handlers::{Api, ApiOptions};
+pub use routes::router;
 
 use super::store::{EmbeddedStore, Store, StoreError};
 use std::net::SocketAddr;

@@ -12,8 +12,8 @@
 
 use super::auth::User;
 use super::handlers::{
-    check_fields, create, encode, get_object, scale_of, store_error, yaml_value, Api,
-    FieldValidation, Target,
+    check_fields, create, encode, field_validation, get_object, is_dry_run, scale_of, store_error,
+    yaml_value, Api, FieldValidation, Target,
 };
 use super::kinds::{self, ResourceType};
 use super::objects::{self, meta, meta_mut, meta_str};
@@ -22,27 +22,6 @@ use super::strategic;
 use crate::server::store::StoreError;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-
-fn fv(q: &HashMap<String, String>) -> Result<FieldValidation, ApiError> {
-    match q.get("fieldValidation").map(String::as_str) {
-        None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
-        Some("Ignore") => Ok(FieldValidation::Ignore),
-        Some("Strict") => Ok(FieldValidation::Strict),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "fieldValidation parameter unsupported: {other}, must be one of Ignore, Warn or Strict"
-        ))),
-    }
-}
-
-fn dry_run(q: &HashMap<String, String>) -> Result<bool, ApiError> {
-    match q.get("dryRun").map(String::as_str) {
-        None | Some("") => Ok(false),
-        Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "Invalid dryRun value: {other}: supported values: \"All\""
-        ))),
-    }
-}
 
 fn invalid_patch(msg: impl std::fmt::Display) -> ApiError {
     ApiError {
@@ -253,8 +232,8 @@ pub(crate) async fn update(
     let rt = target.rt;
     let name = target.name.clone().unwrap_or_default();
     let sub = target.sub.as_deref();
-    let fv = fv(q)?;
-    let dry = dry_run(q)?;
+    let fv = field_validation(q)?;
+    let dry = is_dry_run(q)?;
     match sub {
         Some("scale") => {
             kinds::scale_unknown_fields(&body)
@@ -311,8 +290,8 @@ pub(crate) async fn patch(
     let rt = target.rt;
     let name = target.name.clone().unwrap_or_default();
     let sub = target.sub.as_deref();
-    let fv = fv(q)?;
-    let dry = dry_run(q)?;
+    let fv = field_validation(q)?;
+    let dry = is_dry_run(q)?;
     if content_type == "application/apply-patch+yaml" {
         return apply(api, user, target, body, q, warnings).await;
     }
@@ -579,8 +558,8 @@ async fn apply(
         json!({"manager": manager, "operation": "Apply", "apiVersion": rt.api_version(),
             "time": objects::now_rfc3339(), "fieldsType": "FieldsV1", "fieldsV1": fields})
     };
-    let fv = fv(q)?;
-    let dry = dry_run(q)?;
+    let fv = field_validation(q)?;
+    let dry = is_dry_run(q)?;
     for _ in 0..5 {
         let existing = match get_object(api, target).await {
             Ok(o) => o,
