@@ -1,4 +1,4 @@
-//! The API server: Kubernetes' REST API over HTTPS, on a [`Store`](super::store::Store),
+//! The API server: Kubernetes' REST API over HTTPS, on a [`Store`],
 //! for the kinds in [`kinds`], so that the real `kubectl` (and kube-rs, client-go) work
 //! against it.
 //!

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The router: every path goes through [`dispatch`].
+/// The router: every path goes through one dispatcher (routing, authentication, verbs).
 pub fn router(api: Arc<Api>) -> axum::Router {
     axum::Router::new().fallback(dispatch).with_state(api)
 }
