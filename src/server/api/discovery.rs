@@ -318,6 +318,7 @@ mod tests {
                 "apps",
                 "batch",
                 "coordination.k8s.io",
+                "scheduling.k8s.io",
                 "scheduling.x-k8s.io"
             ]
         );
