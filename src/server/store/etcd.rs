@@ -50,9 +50,21 @@ fn entry(kv: &KeyValue) -> Result<Entry, StoreError> {
 /// The etcd store (see the module docs).
 pub struct EtcdStore {
     client: Client,
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    rt: Option<tokio::runtime::Runtime>,
     /// The highest compaction point this store made or an etcd watch reported.
     compacted: Arc<AtomicU64>,
+}
+
+impl Drop for EtcdStore {
+    /// The store's runtime is shut down in the background: dropping a runtime blocks,
+    /// which tokio forbids where the last owner of the store may be (a task of the API
+    /// server's runtime).
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -62,6 +74,12 @@ impl std::fmt::Debug for EtcdStore {
 }
 
 impl EtcdStore {
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.rt
+            .as_ref()
+            .expect("the runtime lives until the store is dropped")
+    }
+
     /// Connects to the etcd cluster at `endpoints` (`http://host:port`).
     pub fn connect(endpoints: &[String]) -> Result<Self, StoreError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -74,7 +92,7 @@ impl EtcdStore {
             .map_err(backend)?;
         Ok(EtcdStore {
             client,
-            rt,
+            rt: Some(rt),
             compacted: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -95,7 +113,7 @@ impl EtcdStore {
     ) -> Result<(i64, Vec<TxnOpResponse>), StoreError> {
         let mut c = self.client.clone();
         let txn = Txn::new().when(when).and_then(vec![op]);
-        let r = self.rt.block_on(c.txn(txn)).map_err(backend)?;
+        let r = self.runtime().block_on(c.txn(txn)).map_err(backend)?;
         if r.succeeded() {
             let rev = r.header().map_or(0, |h| h.revision());
             return Ok((rev, r.op_responses()));
@@ -118,7 +136,7 @@ impl Store for EtcdStore {
     fn revision(&self) -> Result<u64, StoreError> {
         let mut c = self.client.clone();
         let r = self
-            .rt
+            .runtime()
             .block_on(c.get("\0", Some(GetOptions::new().with_count_only())))
             .map_err(backend)?;
         Ok(r.header().map_or(0, |h| h.revision()) as u64)
@@ -126,7 +144,7 @@ impl Store for EtcdStore {
 
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         let mut c = self.client.clone();
-        let r = self.rt.block_on(c.get(key, None)).map_err(backend)?;
+        let r = self.runtime().block_on(c.get(key, None)).map_err(backend)?;
         r.kvs().first().map(entry).transpose()
     }
 
@@ -150,7 +168,7 @@ impl Store for EtcdStore {
                 opts = opts.with_revision(r);
             }
             let r = self
-                .rt
+                .runtime()
                 .block_on(c.get(from.clone(), Some(opts)))
                 .map_err(backend)?;
             revision.get_or_insert(r.header().map_or(0, |h| h.revision()));
@@ -245,7 +263,7 @@ impl Store for EtcdStore {
             let probe = GetOptions::new()
                 .with_revision(from as i64 + 1)
                 .with_count_only();
-            if let Err(e) = self.rt.block_on(c.get("\0", Some(probe))) {
+            if let Err(e) = self.runtime().block_on(c.get("\0", Some(probe))) {
                 if e.to_string().contains("compacted") {
                     let compacted = self.compacted.load(Ordering::SeqCst).max(from + 1);
                     return Err(StoreError::Compacted {
@@ -265,12 +283,12 @@ impl Store for EtcdStore {
             opts.with_prefix()
         };
         let mut stream = self
-            .rt
+            .runtime()
             .block_on(c.watch(prefix, Some(opts)))
             .map_err(backend)?;
         // The first response says whether the watch was created or refused as compacted.
         let first = self
-            .rt
+            .runtime()
             .block_on(stream.message())
             .map_err(backend)?
             .ok_or_else(|| backend("etcd closed the watch"))?;
@@ -284,7 +302,7 @@ impl Store for EtcdStore {
         }
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let mut pending = Some(first);
-        self.rt.spawn(async move {
+        self.runtime().spawn(async move {
             loop {
                 let resp = match pending.take() {
                     Some(r) => r,
@@ -333,7 +351,7 @@ impl Store for EtcdStore {
             return Ok(());
         }
         let mut c = self.client.clone();
-        match self.rt.block_on(c.compact(revision as i64, None)) {
+        match self.runtime().block_on(c.compact(revision as i64, None)) {
             Ok(_) => {}
             // Already compacted further by someone else.
             Err(e) if e.to_string().contains("compacted") => {}
