@@ -1031,3 +1031,52 @@ fn a_watch_whose_client_does_not_read_is_closed() {
         server.await.unwrap().unwrap();
     });
 }
+
+#[test]
+fn lists_are_paged_with_continue_tokens() {
+    let s = Server::start("pages", &[]);
+    for i in 0..5 {
+        s.ok(&[
+            "create",
+            "configmap",
+            &format!("p{i}"),
+            &format!("--from-literal=i={i}"),
+        ]);
+    }
+    s.ok(&["label", "cm", "p1", "p3", "odd=yes"]);
+    // kubectl follows the continue tokens.
+    let out = s.ok(&["get", "cm", "--chunk-size=2", "-o", "name"]);
+    assert_eq!(out.lines().count(), 5, "{out}");
+    let page = |q: &str| -> Value {
+        serde_json::from_str(&s.ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/default/configmaps?{q}"),
+        ]))
+        .unwrap()
+    };
+    let first = page("limit=2");
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    assert_eq!(first["metadata"]["remainingItemCount"], 3);
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    let second = page(&format!("limit=2&continue={token}"));
+    let names: Vec<&str> = second["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["p2", "p3"]);
+    // Under a selector the count of what remains is not known.
+    let sel = page("limit=1&labelSelector=odd%3Dyes");
+    assert_eq!(sel["items"][0]["metadata"]["name"], "p1");
+    assert!(sel["metadata"]["continue"].is_string());
+    assert!(sel["metadata"].get("remainingItemCount").is_none());
+    // A Table page as kubectl asks for it.
+    let out = s.ok(&["get", "cm", "--chunk-size=1"]);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with('p')).count(),
+        5,
+        "{out}"
+    );
+}

@@ -465,39 +465,54 @@ pub(crate) async fn list(
         // (only `metadata` is parsed, to add the resourceVersion); anything else works
         // on parsed objects.
         let raw = as_ == As::Json && !filter.has_fields();
-        let mut raw_items: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut items: Vec<(String, Value)> = Vec::new();
-        let mut more = false;
-        let mut remaining = 0usize;
-        for e in entries
+        // Decoding and filtering run in parallel (rayon), in key order.
+        use rayon::prelude::*;
+        let candidates: Vec<&Entry> = entries
             .iter()
             .filter(|e| start.as_deref().is_none_or(|s| e.key.as_str() > s))
-        {
-            let count = if raw { raw_items.len() } else { items.len() };
+            .collect();
+        let decode = |e: &&Entry| -> Result<Option<Listed>, ApiError> {
             if raw {
                 let (bytes, metadata) = raw_with_rv(e)?;
-                if !filter.matches_labels(&metadata) {
-                    continue;
-                }
-                if limit > 0 && count as i64 >= limit {
-                    more = true;
-                    remaining += 1;
-                    continue;
-                }
-                raw_items.push((e.key.clone(), bytes));
+                Ok(filter
+                    .matches_labels(&metadata)
+                    .then_some(Listed::Raw(bytes)))
             } else {
                 let obj = decode_entry(e)?;
-                if !filter.matches(&obj) {
-                    continue;
+                Ok(filter.matches(&obj).then_some(Listed::Object(obj)))
+            }
+        };
+        let mut raw_items: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut items: Vec<(String, Value)> = Vec::new();
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let full = |n: usize| limit > 0 && n >= limit;
+        // Candidates are decoded a page at a time (the whole list without a limit), so a
+        // paged list decodes about one page per request.
+        let mut pos = 0;
+        while pos < candidates.len() && !full(raw_items.len() + items.len()) {
+            let want = if limit > 0 {
+                (limit - raw_items.len() - items.len()).max(64)
+            } else {
+                candidates.len()
+            };
+            let chunk = &candidates[pos..(pos + want).min(candidates.len())];
+            let decoded: Vec<_> = chunk.par_iter().map(decode).collect::<Result<_, _>>()?;
+            for (e, d) in chunk.iter().zip(decoded) {
+                if full(raw_items.len() + items.len()) {
+                    break;
                 }
-                if limit > 0 && count as i64 >= limit {
-                    more = true;
-                    remaining += 1;
-                    continue;
+                pos += 1;
+                match d {
+                    Some(Listed::Object(o)) => items.push((e.key.clone(), o)),
+                    Some(Listed::Raw(bytes)) => raw_items.push((e.key.clone(), bytes)),
+                    None => {}
                 }
-                items.push((e.key.clone(), obj));
             }
         }
+        // Whether more may follow (the next page can turn out empty under a selector);
+        // how many, only without selectors, as kube-apiserver reports it.
+        let more = pos < candidates.len();
+        let remaining = (filter.is_empty() && more).then(|| candidates.len() - pos);
         let mut metadata = json!({"resourceVersion": rev.to_string()});
         let last_key = raw_items
             .last()
@@ -505,7 +520,9 @@ pub(crate) async fn list(
             .or(items.last().map(|(k, _)| k));
         if let (true, Some(last_key)) = (more, last_key) {
             metadata["continue"] = json!(encode_continue(rev, last_key));
-            metadata["remainingItemCount"] = json!(remaining);
+            if let Some(r) = remaining {
+                metadata["remainingItemCount"] = json!(r);
+            }
         }
         if raw {
             let mut out =
@@ -537,7 +554,20 @@ pub(crate) async fn list(
                 "items": objs,
             }),
             As::Table(include) => {
-                let mut t = table::table(rt.kind, &objs, now(), include);
+                let at = now();
+                let parts: Vec<Value> = objs
+                    .par_chunks(512)
+                    .map(|c| table::table(rt.kind, c, at, include))
+                    .collect();
+                let mut t = table::table(rt.kind, &[], at, include);
+                let rows: Vec<Value> = parts
+                    .into_iter()
+                    .flat_map(|mut p| match p["rows"].take() {
+                        Value::Array(r) => r,
+                        _ => Vec::new(),
+                    })
+                    .collect();
+                t["rows"] = Value::Array(rows);
                 t["metadata"] = metadata;
                 t
             }
@@ -558,6 +588,12 @@ pub(crate) async fn list(
         HeaderValue::from_static("application/json"),
     );
     Ok(resp)
+}
+
+/// A listed object: its bytes (JSON lists), or parsed.
+enum Listed {
+    Raw(Vec<u8>),
+    Object(Value),
 }
 
 /// A stored object's bytes with its `resourceVersion` added, parsing only its top level
