@@ -205,6 +205,28 @@ fn expected_rv(v: &Value) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// The stored object's revision; a Conflict if the client named another one.
+fn current_revision(
+    rt: &ResourceType,
+    name: &str,
+    existing: &Value,
+    explicit: Option<u64>,
+) -> Result<u64, ApiError> {
+    let current: u64 = meta_str(existing, "resourceVersion").parse().unwrap_or(0);
+    match explicit {
+        Some(expected) if expected != current => Err(store_error(
+            rt,
+            name,
+            StoreError::Conflict {
+                key: String::new(),
+                expected,
+                actual: current,
+            },
+        )),
+        _ => Ok(current),
+    }
+}
+
 fn check_uid(rt: &ResourceType, existing: &Value, incoming: &Value) -> Result<(), ApiError> {
     let uid = meta_str(incoming, "uid");
     if !uid.is_empty() && uid != meta_str(existing, "uid") {
@@ -250,18 +272,7 @@ pub(crate) async fn update(
         let existing = get_object(api, target).await?;
         super::handlers::authorize(user, target, "update", &name, Some(&existing), Some(&body))?;
         check_uid(rt, &existing, &body)?;
-        let current: u64 = meta_str(&existing, "resourceVersion").parse().unwrap_or(0);
-        if explicit.is_some_and(|e| e != current) {
-            return Err(store_error(
-                rt,
-                &name,
-                StoreError::Conflict {
-                    key: String::new(),
-                    expected: explicit.unwrap_or(0),
-                    actual: current,
-                },
-            ));
-        }
+        let current = current_revision(rt, &name, &existing, explicit)?;
         let new = merge_for_write(rt, sub, &existing, &body)?;
         match write_back(api, target, new, current, dry).await {
             Ok(v) if sub == Some("scale") => return Ok(scale_of(&v)),
@@ -324,18 +335,7 @@ pub(crate) async fn patch(
     for _ in 0..5 {
         let existing = get_object(api, target).await?;
         super::handlers::authorize(user, target, "patch", &name, Some(&existing), None)?;
-        let current: u64 = meta_str(&existing, "resourceVersion").parse().unwrap_or(0);
-        if explicit.is_some_and(|e| e != current) {
-            return Err(store_error(
-                rt,
-                &name,
-                StoreError::Conflict {
-                    key: String::new(),
-                    expected: explicit.unwrap_or(0),
-                    actual: current,
-                },
-            ));
-        }
+        let current = current_revision(rt, &name, &existing, explicit)?;
         let base = if sub == Some("scale") {
             scale_of(&existing)
         } else {
