@@ -113,6 +113,12 @@ pub(crate) fn store_error(rt: &ResourceType, name: &str, e: StoreError) -> ApiEr
 pub(crate) fn decode_entry(e: &Entry) -> Result<Value, ApiError> {
     let mut v: Value = serde_json::from_slice(&e.value)
         .map_err(|err| ApiError::internal(format!("stored object {} is corrupt: {err}", e.key)))?;
+    if !v.is_object() || v.get("metadata").is_some_and(|m| !m.is_object()) {
+        return Err(ApiError::internal(format!(
+            "stored object {} is corrupt: not an object with object metadata",
+            e.key
+        )));
+    }
     meta_mut(&mut v).insert("resourceVersion".into(), json!(e.mod_revision.to_string()));
     Ok(v)
 }
@@ -1284,6 +1290,14 @@ mod tests {
             ..e
         };
         assert_eq!(raw_with_rv(&e2).unwrap_err().code, 500);
+        // Values written by someone else (etcd is shared) never panic a request.
+        for bad in [&b"[1]"[..], b"7", b"{\"metadata\":3}", b"not json"] {
+            let e3 = Entry {
+                value: bad.to_vec(),
+                ..e2.clone()
+            };
+            assert_eq!(decode_entry(&e3).unwrap_err().code, 500);
+        }
     }
 
     #[test]
