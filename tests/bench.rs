@@ -1,6 +1,8 @@
 //! Benchmark suites end to end through the `plimsoll bench` command, suite-file errors,
 //! and the LP bound against brute force and every policy.
 
+mod support;
+
 use plimsoll::bench::{run_suite, RunOptions, Suite, SuiteBase};
 use plimsoll::datasets::synthetic::{self, SyntheticConfig};
 use plimsoll::model::{
@@ -12,7 +14,6 @@ use plimsoll::place::validate::validate;
 use plimsoll::place::{policy_by_name, PolicyOptions, POLICY_NAMES};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::PathBuf;
 use std::process::Command;
 
 fn plimsoll(args: &[&str]) -> (i32, String, String) {
@@ -27,10 +28,9 @@ fn plimsoll(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("plimsoll-bench-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory of the test's own, removed when the guard drops.
+fn temp_dir(name: &str) -> support::TempDir {
+    support::TempDir::new(&format!("bench-{name}"))
 }
 
 #[test]
@@ -203,7 +203,7 @@ fn user_suite_resolves_manifests_relative_to_its_file() {
     )
     .unwrap();
     let suite = Suite::load(suite_path.to_str().unwrap()).unwrap();
-    assert_eq!(suite.base, SuiteBase::Dir(dir.clone()));
+    assert_eq!(suite.base, SuiteBase::Dir(dir.0.clone()));
     let report = run_suite(&suite, &RunOptions::default()).unwrap();
     assert_eq!(report.version, 3);
     let case = &report.cases[0];

@@ -17,8 +17,7 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("plimsoll-store-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("plimsoll-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -26,6 +25,13 @@ impl TempDir {
 
     pub fn file(&self) -> PathBuf {
         self.0.join("store.redb")
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
     }
 }
 
