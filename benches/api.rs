@@ -35,6 +35,9 @@
 //! a tiny smoke run. `API_PODS`, `API_CLIENTS`, `API_WATCHERS`, `API_WRITES`, `API_LISTS`
 //! override the sizes; `API_STORES=embedded` (or `etcd`) runs one store.
 
+mod stats;
+use stats::{env, pct};
+
 use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -46,19 +49,6 @@ use std::time::{Duration, Instant};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The `p` quantile of sorted durations, in ms.
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i].as_secs_f64() * 1e3
-}
 
 /// The `p` quantile of sorted signed delays in seconds, in ms.
 fn pct_signed(sorted: &[f64], p: f64) -> f64 {

@@ -7,22 +7,13 @@
 //! does a tiny smoke run. `STORE_PODS`, `STORE_CLIENTS`, `STORE_WATCHERS` override.
 
 #[cfg(feature = "etcd")]
+mod stats;
+use stats::{env, pct};
+
 use plimsoll::server::store::EtcdStore;
 use plimsoll::server::store::{EmbeddedStore, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i].as_secs_f64() * 1e3
-}
 
 /// A pod object of about the size kubectl creates (1.5 KB of JSON).
 fn pod(i: usize) -> Vec<u8> {
