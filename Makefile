@@ -3,7 +3,7 @@
 #   make test   formatting, the core-alone check (make core), clippy, rustdoc warnings, the whole
 #               test suite and every example, in release mode
 #   make fuzz   the cargo-fuzz targets of fuzz/ one after another (not part of `make test`; see RELIABILITY.md)
-# Both first run `deps`, which installs cmake, libclang, protoc and etcd only if they are missing.
+# Both first run `deps`, which installs cmake, libclang, protoc, etcd and prometheus only if they are missing.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -18,8 +18,9 @@ all: build
 # libclang with clang's headers (Debian's libclang-dev; without dpkg, any
 # /usr/lib/llvm-*/lib/libclang*.so*). The etcd store's client needs protoc
 # (protobuf-compiler) with protobuf's well-known .proto files (libprotobuf-dev, only
-# recommended by protobuf-compiler) and its tests start a real etcd (etcd-server). Nothing is installed
-# when they are already present.
+# recommended by protobuf-compiler) and its tests start a real etcd (etcd-server). The
+# /metrics test scrapes the API server with a real Prometheus (prometheus). Nothing is
+# installed when they are already present.
 deps:
 	@set -euo pipefail; \
 	missing=""; \
@@ -31,10 +32,12 @@ deps:
 	if ! command -v protoc >/dev/null 2>&1; then missing="$$missing protobuf-compiler"; fi; \
 	if [ ! -f /usr/include/google/protobuf/descriptor.proto ]; then missing="$$missing libprotobuf-dev"; fi; \
 	if ! command -v etcd >/dev/null 2>&1; then missing="$$missing etcd-server"; fi; \
-	if [ -z "$$missing" ]; then echo "deps: cmake, a C++ compiler, libclang, protoc and etcd are present"; exit 0; fi; \
+	if ! command -v prometheus >/dev/null 2>&1; then missing="$$missing prometheus"; fi; \
+	if [ -z "$$missing" ]; then echo "deps: cmake, a C++ compiler, libclang, protoc, etcd and prometheus are present"; exit 0; fi; \
 	echo "deps: missing:$$missing"; \
 	echo "deps: HiGHS, the MILP solver, is built from source (highs-sys): it needs cmake and a C++ compiler, and bindgen needs libclang;"; \
-	echo "deps: the etcd store's client (etcd-client) compiles etcd's protobuf with protoc, and its tests start a real etcd."; \
+	echo "deps: the etcd store's client (etcd-client) compiles etcd's protobuf with protoc, and its tests start a real etcd;"; \
+	echo "deps: the /metrics test (tests/prometheus.rs) scrapes the API server with a real Prometheus."; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; \
 	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
 	else echo "deps: not root and no sudo: please run 'apt-get install$$missing' as root" >&2; exit 1; fi; \

@@ -14,6 +14,8 @@ pub mod milp;
 mod objective;
 pub mod online;
 pub mod plugin;
+#[cfg(feature = "milp")]
+pub mod preempt;
 pub mod registry;
 pub mod scheduler;
 pub mod score;

@@ -6,4 +6,9 @@
 //! agent are the next steps (see the README's roadmap).
 
 pub mod api;
+pub mod control;
+pub mod controllers;
+pub mod leader;
+pub mod metrics;
+pub mod scheduling;
 pub mod store;

@@ -7,6 +7,7 @@
 
 mod balance;
 mod bench;
+mod control;
 mod demo;
 mod experiment;
 mod extender;
@@ -58,6 +59,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run the reference orchestrator's API server (HTTPS; writes DATA_DIR/admin.kubeconfig).
     Server(server::ServerArgs),
+    /// Run the orchestrator's scheduling loop against an API server (kubeconfig).
+    Scheduler(control::StandaloneSchedulerArgs),
+    /// Run the orchestrator's controllers against an API server (kubeconfig).
+    Controllers(control::StandaloneControllersArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -116,6 +121,8 @@ fn main() -> ExitCode {
         Command::Extender(args) => extender::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Server(args) => server::run(&args),
+        Command::Scheduler(args) => control::run_scheduler(&args),
+        Command::Controllers(args) => control::run_controllers(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -1,10 +1,13 @@
 //! `plimsoll server`: the reference orchestrator's API server (HTTPS, kubeconfig, tokens)
 //! on the embedded store or on etcd.
 
+use crate::control::{ControllerArgs, LeaderArgs, SchedulerArgs};
 use crate::Status;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use plimsoll::server::api::{self, ServerConfig, StoreChoice};
+use plimsoll::server::control::{self, ControlPlaneConfig};
+use plimsoll::server::controllers::context::OrchClock;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -50,6 +53,18 @@ pub struct ServerArgs {
     /// Worker threads of the runtime (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Do not run the controllers in this process.
+    #[arg(long)]
+    pub no_controllers: bool,
+    /// Do not run the scheduler in this process.
+    #[arg(long)]
+    pub no_scheduler: bool,
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
+    #[command(flatten)]
+    pub controllers: ControllerArgs,
+    #[command(flatten)]
+    pub leader: LeaderArgs,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -68,6 +83,18 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Status> {
     config.options.bookmark_interval =
         std::time::Duration::from_secs(args.bookmark_interval.max(1));
     config.compact_interval = std::time::Duration::from_secs(args.compact_interval.max(1));
+    // Several servers on one etcd elect the one that runs the controllers and scheduler.
+    let plane = ControlPlaneConfig {
+        controllers: (!args.no_controllers)
+            .then(|| args.controllers.config())
+            .transpose()?,
+        scheduler: (!args.no_scheduler)
+            .then(|| args.scheduler.config())
+            .transpose()?,
+        leader_election: args
+            .leader
+            .config("plimsoll-control-plane", args.store == StoreArg::Etcd)?,
+    };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if args.threads > 0 {
         rt.worker_threads(args.threads);
@@ -85,15 +112,23 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Status> {
             prepared.addr,
             prepared.kubeconfig.display()
         );
+        // The controllers and the scheduler reach this server as any client does, through
+        // its kubeconfig (their watches retry until it listens).
+        let client = control::client_from_kubeconfig(&prepared.kubeconfig).await?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let plane = tokio::spawn(control::run(
+            client,
+            plane,
+            OrchClock::wall(),
+            prepared.metrics(),
+            stop_rx,
+        ));
         prepared
-            .serve(async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("installing the SIGTERM handler");
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+            .serve(async move {
+                crate::control::signalled().await;
+                // Stop (and give up the Lease) while the API still answers.
+                let _ = stop_tx.send(true);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(10), plane).await;
             })
             .await
             .context("serving")

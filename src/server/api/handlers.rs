@@ -10,6 +10,7 @@ use super::objects::{self, meta, meta_mut, meta_str};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::table::{self, IncludeObject};
+use crate::server::metrics::Metrics;
 use crate::server::store::{Entry, Store, StoreError};
 use axum::body::Bytes;
 use axum::extract::Request;
@@ -59,16 +60,30 @@ pub struct Api {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) tokens: Tokens,
     pub(crate) options: ApiOptions,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Api {
-    /// An API over `store`, authenticating with `tokens`.
+    /// An API over `store`, authenticating with `tokens`, with a registry of its own
+    /// (see [`Api::with_metrics`]).
     pub fn new(store: Arc<dyn Store>, tokens: Tokens, options: ApiOptions) -> Self {
         Self {
             store,
             tokens,
             options,
+            metrics: Metrics::new(),
         }
+    }
+
+    /// The same API, counting its requests, objects and watches in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The registry this API counts in (and serves on `/metrics`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Runs a store call off the async threads.

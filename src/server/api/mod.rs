@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod handlers;
 pub mod kinds;
 pub mod listen;
+mod object_count;
 pub mod objects;
 mod patch;
 pub mod pki;
@@ -29,6 +30,7 @@ mod watch;
 pub use handlers::{Api, ApiOptions};
 pub use routes::router;
 
+use super::metrics::Metrics;
 use super::store::{EmbeddedStore, Store, StoreError};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -66,6 +68,10 @@ pub struct ServerConfig {
     /// How often the store's event history is compacted (to the revision of the
     /// previous compaction tick, as kube-apiserver compacts etcd every 5 minutes).
     pub compact_interval: Duration,
+    /// The registry to count in and serve on `/metrics`; `None` for a fresh one. Pass
+    /// the registry of the in-process scheduler and controllers to serve theirs too
+    /// (or take the server's from [`Prepared::metrics`]).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl ServerConfig {
@@ -80,6 +86,7 @@ impl ServerConfig {
             options: ApiOptions::default(),
             limits: listen::ListenLimits::default(),
             compact_interval: Duration::from_secs(300),
+            metrics: None,
         }
     }
 }
@@ -209,6 +216,7 @@ pub struct Prepared {
     tokens: auth::Tokens,
     pki: pki::Pki,
     listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
     /// The address actually bound.
     pub addr: SocketAddr,
     /// The admin kubeconfig.
@@ -273,15 +281,24 @@ impl Prepared {
             "admin",
             &token,
         )?;
+        let metrics = config.metrics.clone().unwrap_or_else(Metrics::new);
         Ok(Self {
             config,
             store,
             tokens,
             pki,
             listener,
+            metrics,
             addr,
             kubeconfig,
         })
+    }
+
+    /// The registry the server counts in and serves on `GET /metrics`: hand it to the
+    /// scheduler and controllers running in the same process so that one scrape has
+    /// everything.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// Serves until `shutdown` resolves.
@@ -291,10 +308,16 @@ impl Prepared {
     ) -> std::io::Result<()> {
         let mut options = self.config.options.clone();
         options.server_address = self.addr.to_string();
-        let api = Arc::new(Api::new(self.store.clone(), self.tokens, options));
+        let api = Arc::new(
+            Api::new(self.store.clone(), self.tokens, options).with_metrics(self.metrics.clone()),
+        );
         let compactor = tokio::spawn(compact_loop(
             self.store.clone(),
             self.config.compact_interval,
+        ));
+        let counter = tokio::spawn(object_count::keep_counts(
+            self.store.clone(),
+            self.metrics.clone(),
         ));
         let result = listen::serve_tls(
             self.listener,
@@ -305,6 +328,7 @@ impl Prepared {
         )
         .await;
         compactor.abort();
+        counter.abort();
         result
     }
 }

@@ -35,6 +35,7 @@ enum Route {
     OpenApiV3,
     OpenApiV3Group(String),
     OpenApiV2,
+    Metrics,
     Object(Target),
 }
 
@@ -43,6 +44,7 @@ fn parse_route(path: &str) -> Result<Route, ApiError> {
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
         ["healthz" | "readyz" | "livez", ..] => return Ok(Route::Health),
         ["version"] => return Ok(Route::Version),
+        ["metrics"] => return Ok(Route::Metrics),
         ["api"] => return Ok(Route::Api),
         ["apis"] => return Ok(Route::Apis),
         ["apis", g] => return Ok(Route::Group(g.to_string())),
@@ -143,12 +145,77 @@ fn negotiate(headers: &HeaderMap, q: &HashMap<String, String>) -> Result<As, Api
     }
 }
 
-/// Every request enters here.
+/// Every request enters here, and is counted in `apiserver_request_total` (and its
+/// duration, to the response's headers, in `apiserver_request_duration_seconds`).
 async fn dispatch(State(api): State<Arc<Api>>, req: Request) -> Response {
-    match handle(api, req).await {
+    let start = std::time::Instant::now();
+    let (verb, resource) = request_labels(&req);
+    let resp = match handle(api.clone(), req).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
+    };
+    api.metrics
+        .api
+        .observe_request(verb, resource, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+/// The verb (as kube's metrics name it) and resource (the plural; empty for paths that
+/// are not resources) of a request.
+fn request_labels(req: &Request) -> (&'static str, &'static str) {
+    let method = req.method();
+    let Ok(Route::Object(target)) = parse_route(req.uri().path()) else {
+        return (method_name(method), "");
+    };
+    let verb = match query(req) {
+        Ok(q) => match verb(method, &target, &q) {
+            "get" => "GET",
+            "list" => "LIST",
+            "watch" => "WATCH",
+            "create" => "POST",
+            "update" => "PUT",
+            "patch" => "PATCH",
+            "delete" => "DELETE",
+            "deletecollection" => "DELETECOLLECTION",
+            _ => method_name(method),
+        },
+        Err(_) => method_name(method),
+    };
+    (verb, target.rt.plural)
+}
+
+/// The method's name, or `OTHER` for methods not in HTTP/1.1 (labels stay bounded).
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
     }
+}
+
+/// `GET /metrics`: every metric of the process, as OpenMetrics text. Any authenticated
+/// user may read it but a node identity: in Kubernetes `/metrics` takes a
+/// non-resource-URL grant that the `system:node` role does not have.
+fn metrics(api: &Api, user: &User) -> Result<Response, ApiError> {
+    if user.node_name().is_some() {
+        return Err(ApiError::forbidden(format!(
+            "forbidden: User \"{}\" cannot get path \"/metrics\"",
+            user.name
+        )));
+    }
+    let mut r = (StatusCode::OK, api.metrics.encode()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::server::metrics::OPENMETRICS_CONTENT_TYPE),
+    );
+    Ok(r)
 }
 
 async fn handle(api: Arc<Api>, req: Request) -> Result<Response, ApiError> {
@@ -218,6 +285,7 @@ async fn handle(api: Arc<Api>, req: Request) -> Result<Response, ApiError> {
             &discovery::openapi_group(&p).ok_or_else(ApiError::no_route)?,
         )),
         Route::OpenApiV2 => Err(ApiError::no_route()),
+        Route::Metrics => get_only(metrics(&api, &user)?),
         Route::Object(target) => resource(api, user, target, req).await,
     }
 }

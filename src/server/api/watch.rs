@@ -106,7 +106,10 @@ pub(crate) async fn watch(
     let send_timeout = api.options.watch_send_timeout;
     let kind = rt.kind;
     let api_version = rt.api_version();
+    // Counted in apiserver_registered_watchers until this task ends, however it ends.
+    let watcher = api.metrics.api.watcher(rt.plural);
     tokio::spawn(async move {
+        let _watcher = watcher;
         let mut seen: HashSet<String> = HashSet::new();
         let mut last_rev = from;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -149,6 +152,9 @@ pub(crate) async fn watch(
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return,
+                // The client is gone (its response body dropped): stop now, not at the
+                // next event or the deadline.
+                _ = tx.closed() => return,
                 _ = ticker.tick(), if bookmarks => {
                     let obj = json!({"kind": kind, "apiVersion": api_version,
                         "metadata": {"resourceVersion": last_rev.to_string()}});
