@@ -40,6 +40,8 @@ impl Server {
             .args(["server", "--data-dir"])
             .arg(dir.join("data"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            // The API server alone: the control plane has its own tests.
+            .args(["--no-controllers", "--no-scheduler"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -34,7 +34,8 @@ pub async fn register_node_with(
 ) {
     let nodes: Api<Node> = Api::all(client.clone());
     let now = jiff::Timestamp::now().to_string();
-    let capacity = json!({"cpu": cpu.to_string(), "memory": format!("{mem_gib}Gi"), "pods": pods.to_string()});
+    let capacity =
+        json!({"cpu": cpu.to_string(), "memory": format!("{mem_gib}Gi"), "pods": pods.to_string()});
     let node: Node = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": labels},
@@ -57,8 +58,11 @@ pub async fn register_node_with(
 /// Creates or renews `kube-node-lease/<node>`.
 pub async fn renew_lease(client: &kube::Client, node: &str) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    let patch = json!({"spec": {"renewTime": now, "holderIdentity": node, "leaseDurationSeconds": 40}});
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let patch =
+        json!({"spec": {"renewTime": now, "holderIdentity": node, "leaseDurationSeconds": 40}});
     if leases
         .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -181,7 +185,9 @@ async fn play_pods(client: &kube::Client, nodes: &[String]) {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
         if pod.metadata.deletion_timestamp.is_some() {
-            let _ = api.delete(&name, &DeleteParams::default().grace_period(0)).await;
+            let _ = api
+                .delete(&name, &DeleteParams::default().grace_period(0))
+                .await;
             continue;
         }
         let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
@@ -201,7 +207,11 @@ async fn play_pods(client: &kube::Client, nodes: &[String]) {
             .and_then(|s| s.containers.first())
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
-        let ip = format!("10.244.{}.{}", name.len() % 250, (name.bytes().map(u32::from).sum::<u32>() % 250) + 2);
+        let ip = format!(
+            "10.244.{}.{}",
+            name.len() % 250,
+            (name.bytes().map(u32::from).sum::<u32>() % 250) + 2
+        );
         let status = match exit_code(&pod) {
             Some(code) => json!({
                 "phase": if code == 0 { "Succeeded" } else { "Failed" },
@@ -221,7 +231,11 @@ async fn play_pods(client: &kube::Client, nodes: &[String]) {
             }),
         };
         let _ = api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": status})))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": status})),
+            )
             .await;
     }
 }
