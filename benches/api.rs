@@ -36,7 +36,7 @@
 //! override the sizes; `API_STORES=embedded` (or `etcd`) runs one store.
 
 mod stats;
-use stats::{env, pct};
+use stats::{env, pct, Etcd};
 
 use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -118,61 +118,6 @@ impl Drop for Server {
         if let Some(rt) = self.rt.take() {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A real etcd on loopback ports of its own, killed (by its pid) and its directory removed
-/// when dropped.
-struct Etcd {
-    child: std::process::Child,
-    dir: PathBuf,
-    client: String,
-}
-
-impl Etcd {
-    /// `None` if there is no `etcd` to run.
-    fn start(dir: PathBuf) -> Option<Etcd> {
-        let port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let client = format!("http://127.0.0.1:{}", port());
-        let peer = format!("http://127.0.0.1:{}", port());
-        let child = std::process::Command::new("etcd")
-            .args(["--name", "bench", "--data-dir"])
-            .arg(dir.join("etcd"))
-            .args(["--listen-client-urls", &client])
-            .args(["--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("bench={peer}")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        let etcd = Etcd { child, dir, client };
-        // Ready when a client connects and reads the revision.
-        use plimsoll::server::store::{EtcdStore, Store};
-        for _ in 0..100 {
-            if let Ok(s) = EtcdStore::connect(std::slice::from_ref(&etcd.client)) {
-                if s.revision().is_ok() {
-                    return Some(etcd);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("etcd did not start on {}", etcd.client);
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -66,7 +66,7 @@
 //! | `bench` | `bench`: benchmark suites with the LP bound (implies `milp`) |
 //! | `experiment` | `experiment`: the saturation and overcommit experiments |
 //! | `extender` | `extender`: the kube-scheduler extender's HTTP server (axum, tokio) |
-//! | `server` | `server::store`: the reference orchestrator's durable store (redb) |
+//! | `server` | `server`: the reference orchestrator's store (redb), API server, controllers, scheduling loop, leader election and metrics |
 //! | `etcd` | `server::store::EtcdStore`: the same store on etcd (etcd-client) |
 //! | `cli` | the `plimsoll` binary and everything above |
 #![deny(missing_docs)]

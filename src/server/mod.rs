@@ -1,9 +1,12 @@
 //! The reference orchestrator's control plane (feature `server`).
 //!
 //! The durable store ([`store`]): the key–value store with revisions, conditional writes
-//! and watches that the API server keeps Kubernetes objects in; and the API server
-//! ([`api`]) that the real `kubectl` uses. Controllers, the scheduling loop and the node
-//! agent are the next steps (see the README's roadmap).
+//! and watches that the API server keeps Kubernetes objects in; the API server ([`api`])
+//! that the real `kubectl` uses; the [`controllers`] (Deployment, ReplicaSet, Job,
+//! garbage collection, node lifecycle, Endpoints) and Plimsoll's [`scheduling`] loop,
+//! which act through the API like any client and run together under [`control`], in the
+//! holder of a Lease when several could ([`leader`]); and one [`metrics`] registry for
+//! all of them. The node agent is the next step (see the README).
 
 pub mod api;
 pub mod control;

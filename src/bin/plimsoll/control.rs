@@ -96,7 +96,7 @@ pub struct ControllerArgs {
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration> {
-    if !(v.is_finite() && v >= 0.0 && v < 1e9) {
+    if !(v.is_finite() && (0.0..1e9).contains(&v)) {
         bail!("invalid option --{name}: {v} is not a number of seconds");
     }
     Ok(Duration::from_secs_f64(v))

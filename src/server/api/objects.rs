@@ -181,8 +181,15 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         }
         "Job" => {
             if let Some(spec) = obj_at(obj, "spec") {
+                // As kube's SetDefaults_Job: both 1 when neither is set; a Job with only
+                // a parallelism keeps no completions (a work queue: done when one pod
+                // succeeds and none is active).
+                let neither = spec.get("completions").is_none_or(Value::is_null)
+                    && spec.get("parallelism").is_none_or(Value::is_null);
+                if neither {
+                    set_default(spec, "completions", json!(1));
+                }
                 set_default(spec, "parallelism", json!(1));
-                set_default(spec, "completions", json!(1));
                 set_default(spec, "backoffLimit", json!(6));
                 set_default(spec, "completionMode", json!("NonIndexed"));
                 set_default(spec, "suspend", json!(false));

@@ -1317,11 +1317,13 @@ mod tests {
 
     #[test]
     fn hash_is_stable_and_safe() {
-        let mut t = PodTemplateSpec::default();
-        t.metadata = Some(ObjectMeta {
-            labels: Some([("app".to_string(), "a".to_string())].into()),
+        let t = PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some([("app".to_string(), "a".to_string())].into()),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         let h = template_hash(&t, None);
         assert_eq!(h, template_hash(&t, None));
         assert_ne!(h, template_hash(&t, Some(1)));
@@ -1339,11 +1341,13 @@ mod tests {
 
     #[test]
     fn new_rs_grows_within_surge() {
-        let mut d = Deployment::default();
-        d.spec = Some(k8s_openapi::api::apps::v1::DeploymentSpec {
-            replicas: Some(4),
+        let d = Deployment {
+            spec: Some(k8s_openapi::api::apps::v1::DeploymentSpec {
+                replicas: Some(4),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         let rs = |n| ReplicaSet {
             spec: Some(ReplicaSetSpec {
                 replicas: Some(n),

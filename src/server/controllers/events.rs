@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 /// Events remembered for aggregation; past this the memory is cleared.
 const REMEMBERED: usize = 4096;
 
+/// An event written earlier: its namespace, name and count.
+type Recorded = (String, String, i32);
+
 /// `Normal` or `Warning`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -38,7 +41,7 @@ pub struct Recorder {
     client: kube::Client,
     component: String,
     clock: OrchClock,
-    seen: Arc<Mutex<HashMap<String, (String, String, i32)>>>,
+    seen: Arc<Mutex<HashMap<String, Recorded>>>,
 }
 
 impl std::fmt::Debug for Recorder {

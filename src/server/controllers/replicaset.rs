@@ -668,13 +668,13 @@ mod tests {
 
     #[test]
     fn deletion_order_unscheduled_notready_newest() {
-        let mut pods = vec![
+        let mut pods = [
             pod("old-ready", Some("n"), Some(100), 10),
             pod("new-ready", Some("n"), Some(200), 20),
             pod("running-notready", Some("n"), None, 5),
             pod("unscheduled", None, None, 1),
         ];
-        pods.sort_by(|a, b| deletion_rank(a).cmp(&deletion_rank(b)));
+        pods.sort_by_key(deletion_rank);
         let names: Vec<_> = pods.iter().map(|p| p.name_any()).collect();
         assert_eq!(
             names,

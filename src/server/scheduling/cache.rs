@@ -40,6 +40,9 @@ impl PolicyState {
     }
 }
 
+/// Where a pod of a batch went: its node's name and GPU devices.
+pub type Placed = (String, Vec<u32>);
+
 /// A bound (or assumed) pod as the cache holds it.
 #[derive(Debug, Clone)]
 pub struct BoundPod {
@@ -294,7 +297,7 @@ impl Cache {
         &mut self,
         policy: &str,
         pods: Vec<(String, Pod)>,
-    ) -> Result<(Vec<Option<(String, Vec<u32>)>>, BatchDecision), SchedulerError> {
+    ) -> Result<(Vec<Option<Placed>>, BatchDecision), SchedulerError> {
         self.ensure_policy(policy)?;
         let (uids, models): (Vec<String>, Vec<Pod>) = pods.into_iter().unzip();
         let st = self.policies.get_mut(policy).expect("ensured above");
