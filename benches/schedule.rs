@@ -88,7 +88,16 @@ async fn run(policy: &str, store: &[String], nodes: usize, pods: usize) -> Figur
         .args(["--policy", policy, "--no-controllers"])
         .args(store)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // `SCHED_SERVER_LOG=FILE` keeps the server's log (appended).
+        .stderr(match std::env::var("SCHED_SERVER_LOG") {
+            Ok(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+            Err(_) => Stdio::null(),
+        })
         .spawn()
         .expect("starting plimsoll server");
     let server = Server { child, dir };

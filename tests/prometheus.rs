@@ -300,6 +300,26 @@ fn prometheus_scrapes_requests_objects_and_watchers() {
             >= 1.0
     );
 
+    // The in-process scheduler's own series: the pods have no node to go to, so each was
+    // judged unschedulable at least once and is still pending.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let attempts = query(
+            prom_port,
+            r#"sum(scheduler_schedule_attempts_total{result="unschedulable"})"#,
+        )
+        .unwrap_or(0.0);
+        let pending = query(prom_port, "scheduler_pending_pods").unwrap_or(0.0);
+        if attempts >= PODS as f64 && pending == PODS as f64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scheduler series: {attempts} unschedulable attempts, {pending} pending"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
     // The watch ends (timeoutSeconds), and so does its count; so do deleted pods.
     rt.block_on(async {
         pods.delete("p0", &Default::default()).await.unwrap();

@@ -5,7 +5,7 @@
 //!
 //! Every part acts through the API with a kube-rs client, the same way in-process or not.
 
-use super::controllers::context::OrchClock;
+use super::clock::OrchClock;
 use super::controllers::{self, ControllersConfig};
 use super::leader::{run_elected, LeaderConfig};
 use super::metrics::Metrics;

@@ -11,7 +11,7 @@
 //! `resourceVersion`, so two candidates can never both win. On shutdown the leader gives
 //! the Lease up (empty holder), so a follower takes over without waiting.
 
-use crate::server::controllers::context::OrchClock;
+use crate::server::clock::OrchClock;
 use crate::server::metrics::{LeaseLabel, Metrics};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};

@@ -6,8 +6,8 @@ use crate::Status;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use plimsoll::server::api::{self, ServerConfig, StoreChoice};
+use plimsoll::server::clock::OrchClock;
 use plimsoll::server::control::{self, ControlPlaneConfig};
-use plimsoll::server::controllers::context::OrchClock;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

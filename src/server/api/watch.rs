@@ -15,7 +15,7 @@ use super::handlers::{decode_entry, store_error, Api, As, Filter, Target};
 use super::objects::{meta, meta_mut};
 use super::status::ApiError;
 use super::table;
-use crate::server::store::{EventKind, WatchEvent};
+use crate::server::store::{EventKind, StoreError, WatchEvent};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -97,10 +97,26 @@ pub(crate) async fn watch(
         (Vec::new(), from)
     };
     let p = prefix.clone();
-    let store_watch = api
-        .run(move |s| s.watch(&p, from))
-        .await
-        .map_err(|e| store_error(rt, "", e))?;
+    let store_watch = match api.run(move |s| s.watch(&p, from)).await {
+        Ok(w) => w,
+        // As kube-apiserver answers a watch from a compacted revision: 200, then one ERROR
+        // event carrying the 410 Expired Status — what client-go's reflector and
+        // kube-rs's watcher take as "relist" (an HTTP 410 would make kube-rs retry the
+        // same revision forever).
+        Err(e @ StoreError::Compacted { .. }) => {
+            let status = store_error(rt, "", e).to_status();
+            let mut line =
+                serde_json::to_vec(&json!({"type": "ERROR", "object": status})).unwrap_or_default();
+            line.push(b'\n');
+            let mut resp = (StatusCode::OK, line).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Ok(resp);
+        }
+        Err(e) => return Err(store_error(rt, "", e)),
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(RESPONSE_BUFFER);
     let bookmark_every = api.options.bookmark_interval;
     let send_timeout = api.options.watch_send_timeout;

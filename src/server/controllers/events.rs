@@ -3,7 +3,7 @@
 //! (same object, type, reason and message) within the recorder's memory bumps `count`
 //! and `lastTimestamp` of the existing Event instead of creating another.
 
-use super::context::OrchClock;
+use crate::server::clock::OrchClock;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams, PostParams};

@@ -12,8 +12,8 @@ pub mod nodes;
 pub mod replicaset;
 pub mod runtime;
 
+use crate::server::clock::OrchClock;
 use crate::server::metrics::{ControllerMetrics, Metrics};
-use context::OrchClock;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;

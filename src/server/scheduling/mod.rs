@@ -28,7 +28,7 @@ use crate::manifest::{POD_GROUP_LABEL, POD_GROUP_LABEL_LEGACY};
 use crate::model::{Gang, Pod as ModelPod, Problem};
 use crate::place::explain::explain;
 use crate::place::PolicyOptions;
-use crate::server::controllers::context::OrchClock;
+use crate::server::clock::OrchClock;
 use crate::server::controllers::events::{reference, EventType, Recorder};
 use crate::server::metrics::{Metrics, PolicyLabel, ResultLabel};
 use cache::Cache;
