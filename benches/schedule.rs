@@ -27,7 +27,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "../tests/support/kubelet.rs"]
-#[allow(dead_code)]
 mod kubelet;
 
 struct Server {

@@ -699,3 +699,87 @@ fn leader_killed_hands_over_on_etcd() {
         "a pod bound twice: {seen:?}"
     );
 }
+
+/// A child process killed (by its pid) when the guard drops.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `plimsoll scheduler` and `plimsoll controllers` on their own, with the server's
+/// kubeconfig, against a server that runs neither.
+#[test]
+fn standalone_scheduler_and_controllers() {
+    let mut c = Cluster::start(
+        "split",
+        Store::Embedded,
+        1,
+        &["--no-controllers", "--no-scheduler"],
+    );
+    c.nodes(&[("s1", 4, 8)]);
+    c.apply(&deployment("web:v1", 2));
+    std::thread::sleep(Duration::from_secs(1));
+    let rs = c.json(&["get", "rs"]);
+    assert!(
+        rs["items"].as_array().unwrap().is_empty(),
+        "no controllers yet"
+    );
+    let kubeconfig = c.kubeconfig();
+    let metrics = free_port();
+    let start = |what: &str, extra: &[&str]| {
+        Proc(
+            Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+                .arg(what)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting a standalone part"),
+        )
+    };
+    let _scheduler = start(
+        "scheduler",
+        &[
+            "--leader-elect=false",
+            "--batch-window",
+            "50",
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics}"),
+        ],
+    );
+    let _controllers = start(
+        "controllers",
+        &[
+            "--leader-elect-lease-duration",
+            "4",
+            "--leader-elect-renew-deadline",
+            "3",
+            "--leader-elect-retry-period",
+            "1",
+        ],
+    );
+    eventually(60, "2 ready pods", || {
+        (c.pods("app=web").iter().filter(|p| is_ready(p)).count() == 2).then_some(())
+    });
+    let lease = c.json(&["get", "lease", "-n", "kube-system", "plimsoll-controllers"]);
+    assert!(lease["spec"]["holderIdentity"].is_string(), "{lease}");
+    let text = eventually(10, "the scheduler's metrics", || {
+        let out = Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{metrics}/metrics")])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("scheduler_schedule_attempts_total{result=\"scheduled\"} 2")
+            .then_some(text)
+    });
+    assert!(
+        text.contains("plimsoll_scheduler_placements_total{policy=\"best-fit\"} 2"),
+        "{text}"
+    );
+}
