@@ -222,6 +222,36 @@ fn node_of(p: &Value) -> Option<&str> {
     p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty())
 }
 
+/// Waits until exactly `n` `app=web` pods exist, all ready and running `image` (terminating
+/// old pods leave once their kubelet has stopped them).
+fn all_ready_with(c: &Cluster, n: usize, image: &str) {
+    eventually(60, &format!("{n} ready {image} pods"), || {
+        let pods = c.pods("app=web");
+        (pods.len() == n
+            && pods
+                .iter()
+                .all(|p| is_ready(p) && p["spec"]["containers"][0]["image"] == image))
+        .then_some(())
+    });
+}
+
+/// Checks from the `Scheduled` events that no pod was bound twice; returns how many
+/// pods were bound.
+fn scheduled_once(c: &Cluster) -> usize {
+    let events = c.json(&["get", "events", "--field-selector", "reason=Scheduled"]);
+    let mut seen = std::collections::BTreeMap::new();
+    for e in events["items"].as_array().unwrap() {
+        *seen
+            .entry(e["involvedObject"]["uid"].as_str().unwrap().to_string())
+            .or_insert(0) += e["count"].as_i64().unwrap_or(1);
+    }
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "a pod bound twice: {seen:?}"
+    );
+    seen.len()
+}
+
 fn deployment(image: &str, replicas: u32) -> String {
     format!(
         r#"
@@ -312,15 +342,7 @@ fn deployment_story(c: &mut Cluster) {
         min >= 5,
         "maxUnavailable 1 of 6: only {min} pods were ready at one moment"
     );
-    // Terminating old pods leave once their kubelet has stopped them.
-    eventually(30, "only v2 pods", || {
-        let pods = c.pods("app=web");
-        (pods.len() == 6
-            && pods
-                .iter()
-                .all(|p| is_ready(p) && p["spec"]["containers"][0]["image"] == "web:v2"))
-        .then_some(())
-    });
+    all_ready_with(c, 6, "web:v2");
     let d = c.json(&["get", "deployment", "web"]);
     assert_eq!(
         d["status"]["observedGeneration"],
@@ -333,14 +355,7 @@ fn deployment_story(c: &mut Cluster) {
     assert!(history.contains('1') && history.contains('2'), "{history}");
     c.ok(&["rollout", "undo", "deployment/web"]);
     c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    eventually(60, "v1 pods back", || {
-        let pods = c.pods("app=web");
-        (pods.len() == 6
-            && pods
-                .iter()
-                .all(|p| is_ready(p) && p["spec"]["containers"][0]["image"] == "web:v1"))
-        .then_some(())
-    });
+    all_ready_with(c, 6, "web:v1");
     assert_eq!(
         c.json(&["get", "rs", "-l", "app=web"])["items"]
             .as_array()
@@ -349,17 +364,9 @@ fn deployment_story(c: &mut Cluster) {
         2
     );
     // Every pod was placed by the scheduler, each exactly once.
-    let events = c.json(&["get", "events", "--field-selector", "reason=Scheduled"]);
-    let mut seen = std::collections::BTreeMap::new();
-    for e in events["items"].as_array().unwrap() {
-        *seen
-            .entry(e["involvedObject"]["uid"].as_str().unwrap().to_string())
-            .or_insert(0) += e["count"].as_i64().unwrap_or(1);
-    }
-    assert!(seen.len() >= 10, "scheduled events: {}", seen.len());
     assert!(
-        seen.values().all(|&n| n == 1),
-        "a pod bound twice: {seen:?}"
+        scheduled_once(c) >= 10,
+        "every pod was placed by the scheduler"
     );
     // Garbage collection: deleting the Deployment removes its ReplicaSets and pods.
     c.ok(&["delete", "deployment", "web"]);
@@ -679,25 +686,8 @@ fn leader_killed_hands_over_on_etcd() {
     assert_ne!(first, second);
     let status = c.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
     assert!(status.contains("successfully rolled out"), "{status}");
-    eventually(30, "only v2 pods", || {
-        let pods = c.pods("app=web");
-        (pods.len() == 6
-            && pods
-                .iter()
-                .all(|p| is_ready(p) && p["spec"]["containers"][0]["image"] == "web:v2"))
-        .then_some(())
-    });
-    let events = c.json(&["get", "events", "--field-selector", "reason=Scheduled"]);
-    let mut seen = std::collections::BTreeMap::new();
-    for e in events["items"].as_array().unwrap() {
-        *seen
-            .entry(e["involvedObject"]["uid"].as_str().unwrap().to_string())
-            .or_insert(0) += e["count"].as_i64().unwrap_or(1);
-    }
-    assert!(
-        seen.values().all(|&n| n == 1),
-        "a pod bound twice: {seen:?}"
-    );
+    all_ready_with(&c, 6, "web:v2");
+    scheduled_once(&c);
 }
 
 /// A child process killed (by its pid) when the guard drops.
