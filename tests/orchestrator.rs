@@ -447,6 +447,40 @@ spec:
     assert_eq!(cond["status"], "False");
     assert_eq!(cond["reason"], "Unschedulable");
     c.ok(&["delete", "pod", "huge"]);
+    // A pod may name its policy; a policy that does not exist is said so, and a pod of
+    // another scheduler is left alone.
+    c.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: by-fgd, annotations: {plimsoll.io/policy: fgd}}
+spec: {containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: by-nope, annotations: {plimsoll.io/policy: nope}}
+spec: {containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: not-ours}
+spec: {schedulerName: volcano, containers: [{name: c, image: x}]}
+"#,
+    );
+    eventually(30, "the fgd pod bound", || {
+        node_of(&c.json(&["get", "pod", "by-fgd"])).map(|_| ())
+    });
+    let describe = eventually(30, "the unknown policy reported", || {
+        let d = c.ok(&["describe", "pod", "by-nope"]);
+        d.contains("FailedScheduling").then_some(d)
+    });
+    assert!(describe.contains("unknown policy \"nope\""), "{describe}");
+    let p = c.json(&["get", "pod", "not-ours"]);
+    assert!(
+        node_of(&p).is_none() && p["status"]["conditions"].is_null(),
+        "{p}"
+    );
+    c.ok(&["delete", "pod", "by-fgd", "by-nope", "not-ours"]);
 }
 
 /// A gang of 4 where only 3 fit stays pending as a whole; a fourth node lets it all in.

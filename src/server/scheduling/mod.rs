@@ -140,9 +140,16 @@ fn model_of(pod: &Pod) -> Result<ModelPod, String> {
             }
         }
     }
-    // The scheduler's own fields are not the manifest reader's business.
+    // The scheduler's own fields are not the manifest reader's business (the policy
+    // annotation is read by `policy_of`).
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
         spec.remove("nodeName");
+    }
+    if let Some(a) = v
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove(POLICY_ANNOTATION);
     }
     if let Some(obj) = v.as_object_mut() {
         obj.remove("status");
@@ -906,6 +913,11 @@ mod tests {
         }));
         let m = model_of(&p).unwrap();
         assert_eq!(m.key(), "ml/w");
+        // The policy annotation is the scheduler's, not the manifest reader's.
+        let mut q = p.clone();
+        q.metadata.annotations = Some([(POLICY_ANNOTATION.to_string(), "fgd".to_string())].into());
+        assert_eq!(model_of(&q).unwrap().key(), "ml/w");
+        assert_eq!(policy_of(&q, "best-fit").as_deref(), Some("fgd"));
         assert_eq!(m.requests.cpu_milli, 500);
         assert_eq!(m.labels.get(POD_GROUP_LABEL).map(String::as_str), Some("g"));
         assert_eq!(group_of(&p).as_deref(), Some("g"));
