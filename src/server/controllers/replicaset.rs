@@ -425,18 +425,18 @@ async fn manage_replicas(
                                 .await;
                             Ok(())
                         }
-                        Err(e) => {
-                            state.forget_expectation(key, &name);
-                            ctx.recorder
-                                .record(
-                                    rs,
-                                    EventType::Warning,
-                                    "FailedCreate",
-                                    &format!("Error creating: {e}"),
-                                )
-                                .await;
-                            Err(Error::api(e, &format!("pod {ns}/{name}")))
-                        }
+                        Err(e) => Err(state
+                            .failed(
+                                ctx,
+                                rs,
+                                key,
+                                &ns,
+                                &name,
+                                "FailedCreate",
+                                "Error creating",
+                                e,
+                            )
+                            .await),
                     }
                 }
             })
@@ -480,18 +480,18 @@ async fn manage_replicas(
                             Ok(())
                         }
                         Err(e) if is_status(&e, 404) => Ok(()),
-                        Err(e) => {
-                            state.forget_expectation(key, &name);
-                            ctx.recorder
-                                .record(
-                                    rs,
-                                    EventType::Warning,
-                                    "FailedDelete",
-                                    &format!("Error deleting: {e}"),
-                                )
-                                .await;
-                            Err(Error::api(e, &format!("pod {ns}/{name}")))
-                        }
+                        Err(e) => Err(state
+                            .failed(
+                                ctx,
+                                rs,
+                                key,
+                                &ns,
+                                &name,
+                                "FailedDelete",
+                                "Error deleting",
+                                e,
+                            )
+                            .await),
                     }
                 }
             })
@@ -504,6 +504,27 @@ async fn manage_replicas(
 }
 
 impl State {
+    /// A pod create or delete failed: it is no longer expected, the ReplicaSet gets a
+    /// Warning event (`reason`, "`what`: error"), and the error goes back to the queue.
+    #[allow(clippy::too_many_arguments)]
+    async fn failed(
+        &self,
+        ctx: &Context,
+        rs: &ReplicaSet,
+        key: &ObjectKey,
+        ns: &str,
+        name: &str,
+        reason: &str,
+        what: &str,
+        e: kube::Error,
+    ) -> Error {
+        self.forget_expectation(key, name);
+        ctx.recorder
+            .record(rs, EventType::Warning, reason, &format!("{what}: {e}"))
+            .await;
+        Error::api(e, &format!("pod {ns}/{name}"))
+    }
+
     fn forget_expectation(&self, key: &ObjectKey, name: &str) {
         let mut all = self.expectations.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(exp) = all.get_mut(key) {
