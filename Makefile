@@ -19,8 +19,10 @@ all: build
 # /usr/lib/llvm-*/lib/libclang*.so*). The etcd store's client needs protoc
 # (protobuf-compiler) with protobuf's well-known .proto files (libprotobuf-dev, only
 # recommended by protobuf-compiler) and its tests start a real etcd (etcd-server). The
-# /metrics test scrapes the API server with a real Prometheus (prometheus). Nothing is
-# installed when they are already present.
+# /metrics test scrapes the API server with a real Prometheus (prometheus). The node
+# agent's tests make their images (root filesystems, OCI archives, `docker import`) from
+# a statically linked /bin/busybox (busybox-static; Debian's dynamic busybox package
+# would be replaced by it). Nothing is installed when they are already present.
 deps:
 	@set -euo pipefail; \
 	missing=""; \
@@ -33,11 +35,13 @@ deps:
 	if [ ! -f /usr/include/google/protobuf/descriptor.proto ]; then missing="$$missing libprotobuf-dev"; fi; \
 	if ! command -v etcd >/dev/null 2>&1; then missing="$$missing etcd-server"; fi; \
 	if ! command -v prometheus >/dev/null 2>&1; then missing="$$missing prometheus"; fi; \
-	if [ -z "$$missing" ]; then echo "deps: cmake, a C++ compiler, libclang, protoc, etcd and prometheus are present"; exit 0; fi; \
+	if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then missing="$$missing busybox-static"; fi; \
+	if [ -z "$$missing" ]; then echo "deps: cmake, a C++ compiler, libclang, protoc, etcd, prometheus and a static busybox are present"; exit 0; fi; \
 	echo "deps: missing:$$missing"; \
 	echo "deps: HiGHS, the MILP solver, is built from source (highs-sys): it needs cmake and a C++ compiler, and bindgen needs libclang;"; \
 	echo "deps: the etcd store's client (etcd-client) compiles etcd's protobuf with protoc, and its tests start a real etcd;"; \
-	echo "deps: the /metrics test (tests/prometheus.rs) scrapes the API server with a real Prometheus."; \
+	echo "deps: the /metrics test (tests/prometheus.rs) scrapes the API server with a real Prometheus;"; \
+	echo "deps: the node agent's tests build their container images from a static /bin/busybox (busybox-static)."; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; \
 	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
 	else echo "deps: not root and no sudo: please run 'apt-get install$$missing' as root" >&2; exit 1; fi; \
@@ -64,7 +68,8 @@ test: deps
 # must build and pass its own tests without them.
 CORE_FORBIDDEN := tokio axum hyper clap anyhow indicatif tracing-subscriber plotters \
 	highs highs-sys good_lp linfa linfa-svm kiddo ndarray redb etcd-client tonic \
-	rustls k8s-openapi k8s-pb rcgen json-patch kube kube-runtime prometheus-client futures
+	rustls k8s-openapi k8s-pb rcgen json-patch kube kube-runtime prometheus-client futures \
+	nix cgroups-rs bollard tar flate2
 core-deps:
 	@set -euo pipefail; \
 	tree=$$($(CARGO) tree --no-default-features -e normal,build --prefix none --format '{p}' | awk '{print $$1}' | sort -u); \

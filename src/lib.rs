@@ -71,6 +71,8 @@
 //! | `cli` | the `plimsoll` binary and everything above |
 #![deny(missing_docs)]
 
+#[cfg(feature = "agent")]
+pub mod agent;
 #[cfg(feature = "balance")]
 pub mod balance;
 #[cfg(feature = "bench")]

@@ -16,3 +16,4 @@ pub mod leader;
 pub mod metrics;
 pub mod scheduling;
 pub mod store;
+pub mod usage;

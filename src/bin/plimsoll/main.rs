@@ -5,12 +5,14 @@
 //! (a bug: the violations are printed); 2 bad input or bad usage (the error names the
 //! file, document or option).
 
+mod agent;
 mod balance;
 mod bench;
 mod control;
 mod demo;
 mod experiment;
 mod extender;
+mod image;
 mod options;
 mod output;
 mod place;
@@ -63,6 +65,10 @@ enum Command {
     Scheduler(control::StandaloneSchedulerArgs),
     /// Run the orchestrator's controllers against an API server (kubeconfig).
     Controllers(control::StandaloneControllersArgs),
+    /// Run the node agent: register a Node and run the pods bound to it in containers.
+    Agent(agent::AgentArgs),
+    /// Manage the node agent's image store (import OCI / docker save archives).
+    Image(image::ImageArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -123,6 +129,8 @@ fn main() -> ExitCode {
         Command::Server(args) => server::run(&args),
         Command::Scheduler(args) => control::run_scheduler(&args),
         Command::Controllers(args) => control::run_controllers(&args),
+        Command::Agent(args) => agent::run(&args),
+        Command::Image(args) => image::run(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

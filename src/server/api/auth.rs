@@ -11,7 +11,8 @@
 //! authenticated user may do everything, except node identities, which get a simplified
 //! form of Kubernetes' Node authorizer and NodeRestriction admission plugin (a node may
 //! read everything, but write only its own Node, its own Lease, the status of pods bound
-//! to it, and events). Group `system:masters` may always do everything.
+//! to it, and events). Group `system:masters` may always do everything. The API
+//! server's own credential for node agents ([`KUBELET_CLIENT_USER`]) may do nothing.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -27,6 +28,9 @@ pub const GROUP_NODES: &str = "system:nodes";
 pub const NODE_USER_PREFIX: &str = "system:node:";
 /// The namespace that holds node heartbeat leases.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+/// The user the API server is to node agents (the bearer token it sends them with
+/// `kubectl logs` requests; see `logs`). It may do nothing against the API itself.
+pub const KUBELET_CLIENT_USER: &str = "system:kube-apiserver-kubelet-client";
 
 /// An authenticated user, as Kubernetes' `user.Info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -392,8 +396,13 @@ fn json_str<'v>(value: Option<&'v serde_json::Value>, pointer: &str) -> Option<&
 ///   no node; may create, get, update and patch the Lease `NAME` in `kube-node-lease`
 ///   and write no other lease; may update and patch `pods/status` only of pods whose
 ///   stored `spec.nodeName` is `NAME`; may delete such pods; may create and patch
-///   events (core and `events.k8s.io`). Every other write is denied. A node identity
-///   without a name writes nothing;
+///   events (core and `events.k8s.io`); may create TokenReviews
+///   (`authentication.k8s.io`, to check the bearer token of a request to its agent); may
+///   update its own `nodeusage` (`plimsoll.io`; which pods it may report is
+///   [`node_may_report_pod`]'s). Every other write is denied. A node identity without a
+///   name writes nothing;
+/// - the API server's own agent client ([`KUBELET_CLIENT_USER`]): nothing at all — its
+///   token is a credential for agents, which they check with a TokenReview;
 /// - every other authenticated user: everything. There is no RBAC; only node
 ///   identities are restricted.
 pub fn authorize(
@@ -405,9 +414,30 @@ pub fn authorize(
     if user.in_group(GROUP_MASTERS) {
         return Ok(());
     }
+    if user.name == KUBELET_CLIENT_USER {
+        return Err(format!(
+            "user {KUBELET_CLIENT_USER:?} is the API server's credential for node agents and may not use the API"
+        ));
+    }
     match user.node_name() {
         None => Ok(()),
         Some(node) => authorize_node(user, node, attrs, existing, incoming),
+    }
+}
+
+/// Whether `user` may report usage of a pod whose stored `spec.nodeName` is `bound`
+/// (`""`: unbound): a node identity only of pods bound to itself, other users of any pod.
+/// `Err(reason)` as [`authorize`] gives it.
+pub fn node_may_report_pod(user: &User, bound: &str) -> Result<(), String> {
+    if user.in_group(GROUP_MASTERS) {
+        return Ok(());
+    }
+    match user.node_name() {
+        None => Ok(()),
+        Some(node) if !node.is_empty() && node == bound => Ok(()),
+        Some(node) => Err(format!(
+            "node {node:?} can only report usage of pods with spec.nodeName set to itself"
+        )),
     }
 }
 
@@ -504,6 +534,17 @@ fn authorize_node(
         },
         ("" | "events.k8s.io", "events", "") => match verb {
             "create" | "patch" => Ok(()),
+            _ => generic(),
+        },
+        ("authentication.k8s.io", "tokenreviews", "") => match verb {
+            "create" => Ok(()),
+            _ => generic(),
+        },
+        ("plimsoll.io", "nodeusage", "") => match verb {
+            "update" if target == node => Ok(()),
+            "update" => Err(format!(
+                "node {node:?} is not allowed to report usage for node {target:?}"
+            )),
             _ => generic(),
         },
         _ => generic(),
@@ -833,6 +874,43 @@ mod tests {
                 let a = attrs(verb, group, "events", "", "default", "e");
                 assert!(authorize(&n, &a, None, None).is_err(), "{group} {verb}");
             }
+        }
+    }
+
+    #[test]
+    fn nodes_may_review_tokens_and_report_their_own_usage() {
+        let n = node("a");
+        let a = attrs("create", "authentication.k8s.io", "tokenreviews", "", "", "");
+        assert!(authorize(&n, &a, None, None).is_ok());
+        let a = attrs("update", "plimsoll.io", "nodeusage", "", "", "a");
+        assert!(authorize(&n, &a, None, None).is_ok());
+        let a = attrs("update", "plimsoll.io", "nodeusage", "", "", "b");
+        assert_eq!(
+            authorize(&n, &a, None, None).unwrap_err(),
+            "node \"a\" is not allowed to report usage for node \"b\""
+        );
+        assert!(node_may_report_pod(&n, "a").is_ok());
+        assert_eq!(
+            node_may_report_pod(&n, "b").unwrap_err(),
+            "node \"a\" can only report usage of pods with spec.nodeName set to itself"
+        );
+        assert!(node_may_report_pod(&n, "").is_err());
+        assert!(node_may_report_pod(&user("kubelet", &[GROUP_NODES]), "").is_err());
+        assert!(node_may_report_pod(&user("bob", &[]), "b").is_ok());
+    }
+
+    #[test]
+    fn the_agent_client_may_not_use_the_api() {
+        let k = user(KUBELET_CLIENT_USER, &[GROUP_AUTHENTICATED]);
+        for (verb, group, resource) in [
+            ("get", "", "pods"),
+            ("list", "", "secrets"),
+            ("create", "authentication.k8s.io", "tokenreviews"),
+            ("delete", "", "nodes"),
+        ] {
+            let a = attrs(verb, group, resource, "", "", "x");
+            let err = authorize(&k, &a, None, None).unwrap_err();
+            assert!(err.contains("credential for node agents"), "{err}");
         }
     }
 

@@ -41,6 +41,65 @@ pub fn wants_aggregated(accept: &str) -> bool {
     })
 }
 
+/// A resource served outside the store (by `usage_api` and `tokenreview`), listed in
+/// discovery so that clients find it: `kubectl top` looks for `metrics.k8s.io/v1beta1`.
+struct ExtraResource {
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    verbs: &'static [&'static str],
+}
+
+/// metrics.k8s.io as metrics-server serves it; TokenReview as kube-apiserver does.
+const EXTRA: &[ExtraResource] = &[
+    ExtraResource {
+        group: "metrics.k8s.io",
+        version: "v1beta1",
+        plural: "nodes",
+        kind: "NodeMetrics",
+        namespaced: false,
+        verbs: &["get", "list"],
+    },
+    ExtraResource {
+        group: "metrics.k8s.io",
+        version: "v1beta1",
+        plural: "pods",
+        kind: "PodMetrics",
+        namespaced: true,
+        verbs: &["get", "list"],
+    },
+    ExtraResource {
+        group: "authentication.k8s.io",
+        version: "v1",
+        plural: "tokenreviews",
+        kind: "TokenReview",
+        namespaced: false,
+        verbs: &["create"],
+    },
+];
+
+/// Every group version served: the store's kinds', then the extra ones.
+fn all_groups() -> Vec<(&'static str, &'static str)> {
+    let mut out = kinds::groups();
+    for r in EXTRA {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
+fn extra_in<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ExtraResource> + 'a {
+    EXTRA
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
+}
+
 fn subresource_kind(r: &ResourceType, sub: &str) -> (Value, Vec<&'static str>) {
     match sub {
         "scale" => (
@@ -92,15 +151,24 @@ fn discovery_resource(r: &ResourceType) -> Value {
 
 /// The aggregated discovery document of `/api` (core group) or `/apis` (the others).
 pub fn aggregated(core: bool) -> Value {
-    let items: Vec<Value> = kinds::groups()
+    let items: Vec<Value> = all_groups()
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
         .map(|(group, version)| {
-            let resources: Vec<Value> = RESOURCES
+            let mut resources: Vec<Value> = RESOURCES
                 .iter()
                 .filter(|r| r.group == group && r.version == version)
                 .map(discovery_resource)
                 .collect();
+            resources.extend(extra_in(group, version).map(|r| {
+                json!({
+                    "resource": r.plural,
+                    "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                    "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                    "singularResource": "",
+                    "verbs": r.verbs,
+                })
+            }));
             let mut metadata = json!({"creationTimestamp": null});
             if !group.is_empty() {
                 metadata["name"] = json!(group);
@@ -130,7 +198,7 @@ pub fn api_versions(server_address: &str) -> Value {
 
 /// Legacy `GET /apis`.
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = kinds::groups()
+    let groups: Vec<Value> = all_groups()
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, v)| {
@@ -143,7 +211,7 @@ pub fn api_group_list() -> Value {
 
 /// Legacy `GET /apis/GROUP` (one group).
 pub fn api_group(group: &str) -> Option<Value> {
-    let (g, v) = kinds::groups()
+    let (g, v) = all_groups()
         .into_iter()
         .find(|(g, _)| *g == group && !g.is_empty())?;
     let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
@@ -180,6 +248,12 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
             }
             resources.push(sv);
         }
+    }
+    for r in extra_in(group, version) {
+        resources.push(json!({
+            "name": r.plural, "singularName": "", "namespaced": r.namespaced,
+            "kind": r.kind, "verbs": r.verbs,
+        }));
     }
     if resources.is_empty() {
         return None;
@@ -319,9 +393,26 @@ mod tests {
                 "batch",
                 "coordination.k8s.io",
                 "scheduling.k8s.io",
-                "scheduling.x-k8s.io"
+                "scheduling.x-k8s.io",
+                "metrics.k8s.io",
+                "authentication.k8s.io"
             ]
         );
+        let metrics = &apis["items"][5]["versions"][0];
+        assert_eq!(metrics["version"], "v1beta1");
+        assert_eq!(
+            metrics["resources"][1]["responseKind"]["kind"],
+            "PodMetrics"
+        );
+        let list = api_resource_list("metrics.k8s.io", "v1beta1").unwrap();
+        assert_eq!(list["resources"][0]["name"], "nodes");
+        assert_eq!(list["resources"][0]["verbs"], json!(["get", "list"]));
+        assert!(api_group("authentication.k8s.io").is_some());
+        assert!(api_group_list()["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "metrics.k8s.io"));
         let list = api_resource_list("apps", "v1").unwrap();
         assert!(list["resources"]
             .as_array()

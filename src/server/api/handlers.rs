@@ -39,6 +39,10 @@ pub struct ApiOptions {
     pub watch_send_timeout: Duration,
     /// The address clients reach the server at (legacy discovery reports it).
     pub server_address: String,
+    /// Usage samples kept per pod (default 360: one hour of 10 s reports).
+    pub usage_samples: usize,
+    /// How long a pod or node that is no longer reported keeps its usage (default 5 min).
+    pub usage_retention: Duration,
 }
 
 impl Default for ApiOptions {
@@ -51,6 +55,8 @@ impl Default for ApiOptions {
             max_watch_timeout: Duration::from_secs(3600),
             watch_send_timeout: Duration::from_secs(10),
             server_address: String::new(),
+            usage_samples: crate::server::usage::DEFAULT_SAMPLES,
+            usage_retention: crate::server::usage::DEFAULT_RETENTION,
         }
     }
 }
@@ -61,17 +67,37 @@ pub struct Api {
     pub(crate) tokens: Tokens,
     pub(crate) options: ApiOptions,
     pub(crate) metrics: Arc<Metrics>,
+    /// Node agents' usage reports (`usage_api`).
+    pub(crate) usage: std::sync::Mutex<crate::server::usage::UsageStore>,
+    /// The client for node agents (`kubectl logs`).
+    pub(crate) kubelet: super::logs::KubeletClient,
 }
 
 impl Api {
     /// An API over `store`, authenticating with `tokens`, with a registry of its own
-    /// (see [`Api::with_metrics`]).
-    pub fn new(store: Arc<dyn Store>, tokens: Tokens, options: ApiOptions) -> Self {
+    /// (see [`Api::with_metrics`]). A fresh token for the server's own client of node
+    /// agents (user [`auth::KUBELET_CLIENT_USER`]) is added to `tokens`.
+    pub fn new(store: Arc<dyn Store>, mut tokens: Tokens, options: ApiOptions) -> Self {
+        let kubelet = super::logs::KubeletClient::new();
+        // A random 256-bit token cannot collide with another; should it, log requests
+        // to agents fail authentication there and say so.
+        if let Err(e) = tokens.insert(
+            kubelet.token().to_string(),
+            super::logs::KubeletClient::user(),
+        ) {
+            tracing::error!("the API server's agent client has no token: {e}");
+        }
+        let usage = crate::server::usage::UsageStore::new(
+            options.usage_samples,
+            options.usage_retention,
+        );
         Self {
             store,
             tokens,
             options,
             metrics: Metrics::new(),
+            usage: std::sync::Mutex::new(usage),
+            kubelet,
         }
     }
 
@@ -960,30 +986,6 @@ pub(crate) async fn bind(
         &name,
         "too many concurrent changes",
     ))
-}
-
-/// GET pods/NAME/log: the node agent serves container logs; until one runs the pod, the
-/// answer is what kube-apiserver says for a pod that has not started.
-pub(crate) async fn pod_log(api: &Api, target: &Target) -> Result<Response, ApiError> {
-    let pod = get_object(api, target).await?;
-    let name = target.name.clone().unwrap_or_default();
-    let node = objects::path(&pod, "spec.nodeName")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if node.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "pod {name} does not have a host assigned"
-        )));
-    }
-    let container = objects::path(&pod, "spec.containers")
-        .and_then(Value::as_array)
-        .and_then(|c| c.first())
-        .and_then(|c| c.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    Err(ApiError::bad_request(format!(
-        "container \"{container}\" in pod \"{name}\" is waiting to start: no node agent serves node \"{node}\""
-    )))
 }
 
 /// DeleteOptions from the body (if any) and the query.

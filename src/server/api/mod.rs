@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod handlers;
 pub mod kinds;
 pub mod listen;
+pub mod logs;
 mod object_count;
 pub mod objects;
 mod patch;
@@ -25,6 +26,8 @@ pub mod selector;
 pub mod status;
 pub mod strategic;
 pub mod table;
+mod tokenreview;
+mod usage_api;
 mod watch;
 
 pub use handlers::{Api, ApiOptions};

@@ -201,10 +201,11 @@ fn method_name(method: &Method) -> &'static str {
 }
 
 /// `GET /metrics`: every metric of the process, as OpenMetrics text. Any authenticated
-/// user may read it but a node identity: in Kubernetes `/metrics` takes a
-/// non-resource-URL grant that the `system:node` role does not have.
+/// user may read it but a node identity (in Kubernetes `/metrics` takes a
+/// non-resource-URL grant that the `system:node` role does not have) and the server's
+/// own agent client.
 fn metrics(api: &Api, user: &User) -> Result<Response, ApiError> {
-    if user.node_name().is_some() {
+    if user.node_name().is_some() || user.name == super::auth::KUBELET_CLIENT_USER {
         return Err(ApiError::forbidden(format!(
             "forbidden: User \"{}\" cannot get path \"/metrics\"",
             user.name
@@ -244,6 +245,13 @@ async fn handle(api: Arc<Api>, req: Request) -> Result<Response, ApiError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    // Served outside the store: usage reports and history, metrics.k8s.io, TokenReviews.
+    if let Some(r) = super::usage_api::UsageRoute::parse(req.uri().path()) {
+        return super::usage_api::handle(&api, &user, r, req).await;
+    }
+    if super::tokenreview::serves(req.uri().path()) {
+        return super::tokenreview::handle(&api, &user, req).await;
+    }
     let get_only = |r: Response| -> Result<Response, ApiError> {
         if req.method() == Method::GET {
             Ok(r)
@@ -370,7 +378,7 @@ async fn resource(
     }
     let sub = target.sub.clone().unwrap_or_default();
     match (verb, sub.as_str()) {
-        ("get", "log") => pod_log(&api, &target).await,
+        ("get", "log") => super::logs::pod_log(&api, &target, &q).await,
         ("get", "scale") => {
             let as_ = negotiate(req.headers(), &q)?;
             let _ = as_;

@@ -1,0 +1,1313 @@
+//! The Docker runtime: containers on the local Docker Engine, through its API (bollard).
+//!
+//! Every container this runtime makes carries labels that say whose it is
+//! ([`LABEL_NODE`], [`LABEL_NAMESPACE`], [`LABEL_POD`], [`LABEL_UID`], [`LABEL_CONTAINER`],
+//! [`LABEL_KIND`], [`LABEL_ATTEMPT`], [`LABEL_LOG_PATH`], …); they are the runtime's only
+//! state, so a new [`DockerRuntime`] (after the agent restarts) finds the containers of its
+//! node again with [`Runtime::list`]. Containers are named
+//! `plimsoll_<node>_<namespace>_<pod>_<container>_<attempt>_<uid prefix>`, reduced to
+//! Docker's name characters.
+//!
+//! Command semantics are Kubernetes': `command` replaces the image's `Entrypoint`, `args`
+//! its `Cmd`; a `command` without `args` runs with no arguments; neither keeps the image's.
+//! Resources become the container's cgroup limits (memory with an equal memory+swap limit,
+//! so that going over it OOM-kills instead of swapping; a CFS quota from the CPU limit;
+//! CPU shares from the request, as the kubelet computes them). Docker never restarts a
+//! container (restart policy `no`): restarts are the agent's.
+//!
+//! Logs: Docker keeps each container's output in its own `json-file` log; a copier task per
+//! container follows it through the API (`logs?follow&timestamps`) and writes every line
+//! to the container's [`ContainerSpec::log_path`] in the CRI format with rotation
+//! ([`crate::agent::logfile::LogWriter`]). The copier ends when the container has ended and
+//! its log is drained. When a runtime meets a container it did not start (the agent
+//! restarted), [`Runtime::list`] (or [`DockerRuntime::resume_logs`]) starts a copier that
+//! resumes after the last line already in the file, so nothing is written twice or lost
+//! (as long as Docker still holds the lines: its own log is capped at
+//! [`DOCKER_LOG_MAX_FILES`] files of at least [`DOCKER_LOG_MIN_BYTES`]).
+//!
+//! Images are never pulled (there is no registry): an image that is not on the Engine is
+//! [`RuntimeError::ImageNotPresent`].
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use bollard::container::LogOutput;
+use bollard::errors::Error as DockerError;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig,
+    HostConfigLogConfig, Mount as DockerMount, MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StartContainerOptions, StatsOptionsBuilder,
+    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+
+use crate::agent::logfile::{LogStream, LogWriter};
+use crate::agent::runtime::{
+    BoxFuture, ContainerInfo, ContainerKind, ContainerSpec, ContainerState, ContainerStats,
+    ExecOutput, Exit, PodRef, Runtime, RuntimeError,
+};
+
+/// Label: the node whose agent made the container.
+pub const LABEL_NODE: &str = "io.plimsoll.node";
+/// Label: the pod's namespace.
+pub const LABEL_NAMESPACE: &str = "io.plimsoll.pod.namespace";
+/// Label: the pod's name.
+pub const LABEL_POD: &str = "io.plimsoll.pod.name";
+/// Label: the pod's uid.
+pub const LABEL_UID: &str = "io.plimsoll.pod.uid";
+/// Label: the container's name in the pod spec.
+pub const LABEL_CONTAINER: &str = "io.plimsoll.container";
+/// Label: `init` or `regular`.
+pub const LABEL_KIND: &str = "io.plimsoll.kind";
+/// Label: the attempt ([`ContainerSpec::attempt`]).
+pub const LABEL_ATTEMPT: &str = "io.plimsoll.attempt";
+/// Label: the CRI log file the copier writes.
+pub const LABEL_LOG_PATH: &str = "io.plimsoll.log-path";
+/// Label: the log file's rotation size ([`ContainerSpec::log_max_bytes`]).
+pub const LABEL_LOG_MAX_BYTES: &str = "io.plimsoll.log-max-bytes";
+/// Label: how many rotated log files are kept ([`ContainerSpec::log_max_files`]).
+pub const LABEL_LOG_MAX_FILES: &str = "io.plimsoll.log-max-files";
+
+/// Docker's own (`json-file`) log of a container is capped at this many files …
+pub const DOCKER_LOG_MAX_FILES: u32 = 2;
+/// … of `max(log_max_bytes, this)` bytes each: enough for the copier to catch up after
+/// an agent restart without letting Docker's copy grow without bound.
+pub const DOCKER_LOG_MIN_BYTES: u64 = 10 * 1024 * 1024;
+
+/// The oldest Engine API this runtime speaks (one-shot stats appeared in 1.41, Docker 20.10).
+const MIN_API: (u64, u64) = (1, 41);
+/// Exec output is cut here.
+const EXEC_OUTPUT_LIMIT: usize = 10 * 1024;
+/// The kubelet's log rotation, for a container whose labels lack it.
+const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+const DEFAULT_LOG_MAX_FILES: u32 = 5;
+/// How long to wait for an answer besides a stop's grace period.
+const STOP_MARGIN: Duration = Duration::from_secs(60);
+
+/// The Docker runtime (see the module docs).
+pub struct DockerRuntime {
+    docker: Docker,
+    node: String,
+    network: Option<String>,
+    /// Log copiers by container id; a finished one stays until [`Runtime::remove`], so a
+    /// container's log is copied once per runtime.
+    copiers: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// Containers this runtime killed at the end of a stop's grace period (their exit
+    /// code 128+n is a signal, not a code the process chose).
+    killed: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for DockerRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerRuntime")
+            .field("node", &self.node)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for DockerRuntime {
+    fn drop(&mut self) {
+        for (_, copier) in lock(&self.copiers).drain() {
+            copier.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The HTTP status of a Docker error answer, if it was one.
+fn status(e: &DockerError) -> Option<u16> {
+    match e {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// A Docker error about container `id` as a [`RuntimeError`] (404 → `NotFound`).
+fn container_error(op: &str, id: &str, e: DockerError) -> RuntimeError {
+    if status(&e) == Some(404) {
+        RuntimeError::NotFound(id.to_string())
+    } else {
+        RuntimeError::Other(format!("docker {op} of container {id}: {e}"))
+    }
+}
+
+/// Docker's names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; anything else becomes `-`.
+fn sanitise(part: &str) -> String {
+    part.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// The container's Docker name.
+pub fn container_name(node: &str, spec: &ContainerSpec) -> String {
+    let uid: String = spec.pod.uid.chars().filter(|c| *c != '-').take(8).collect();
+    format!(
+        "plimsoll_{}_{}_{}_{}_{}_{}",
+        sanitise(node),
+        sanitise(&spec.pod.namespace),
+        sanitise(&spec.pod.name),
+        sanitise(&spec.name),
+        spec.attempt,
+        sanitise(&uid)
+    )
+}
+
+/// A Docker time (`2024-05-01T12:00:00.123456789Z`); Docker's zero time
+/// (`0001-01-01T00:00:00Z`, never) and anything unparsable are `None`.
+fn parse_time(s: &str) -> Option<SystemTime> {
+    let ts: jiff::Timestamp = s.parse().ok()?;
+    if ts.as_second() <= 0 {
+        return None;
+    }
+    Some(SystemTime::from(ts))
+}
+
+/// The CPU shares of a CPU request, as the kubelet computes them.
+fn cpu_shares(request_millis: u64) -> i64 {
+    let shares = request_millis.saturating_mul(1024) / 1000;
+    i64::try_from(shares.max(2)).unwrap_or(i64::MAX)
+}
+
+/// The CFS period the kubelet uses (100 ms), and the quota of a CPU limit for it (at least
+/// 1 ms, the kernel's minimum).
+const CFS_PERIOD_US: i64 = 100_000;
+fn cpu_quota(limit_millis: u64) -> i64 {
+    let quota = limit_millis.saturating_mul(CFS_PERIOD_US as u64) / 1000;
+    i64::try_from(quota.max(1000)).unwrap_or(i64::MAX)
+}
+
+/// Kubernetes' `command`/`args` as Docker's `(Entrypoint, Cmd)`; `None` keeps the image's.
+#[allow(clippy::type_complexity)]
+fn entrypoint_and_cmd(
+    command: Option<&[String]>,
+    args: Option<&[String]>,
+) -> (Option<Vec<String>>, Option<Vec<String>>) {
+    // An empty list is the same as none, as in Kubernetes.
+    let command = command.filter(|c| !c.is_empty());
+    let args = args.filter(|a| !a.is_empty());
+    match (command, args) {
+        (Some(c), Some(a)) => (Some(c.to_vec()), Some(a.to_vec())),
+        // With an Entrypoint given, Docker does not fall back to the image's Cmd; an
+        // explicit empty Cmd says so.
+        (Some(c), None) => (Some(c.to_vec()), Some(Vec::new())),
+        (None, Some(a)) => (None, Some(a.to_vec())),
+        (None, None) => (None, None),
+    }
+}
+
+/// Where the copier of a log file resumes: the last timestamp in the file and how many
+/// lines at its end carry it (Docker's `since` has whole seconds, so the lines of that
+/// second come again and are skipped up to and including these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ResumePoint {
+    last: SystemTime,
+    lines_at_last: usize,
+}
+
+/// The timestamp of one CRI log line (`TIMESTAMP STREAM P|F TEXT`).
+fn cri_line_time(line: &[u8]) -> Option<SystemTime> {
+    let end = line.iter().position(|b| *b == b' ')?;
+    let ts = std::str::from_utf8(&line[..end]).ok()?;
+    parse_time(ts)
+}
+
+/// The resume point of the CRI log at `path` (its live file, else the newest rotated one
+/// when the live one is empty); `None` when neither has a line.
+fn resume_point(path: &Path) -> std::io::Result<Option<ResumePoint>> {
+    let rotated = PathBuf::from(format!("{}.1", path.display()));
+    for candidate in [path, rotated.as_path()] {
+        if let Some(point) = resume_point_of(candidate)? {
+            return Ok(Some(point));
+        }
+    }
+    Ok(None)
+}
+
+fn resume_point_of(path: &Path) -> std::io::Result<Option<ResumePoint>> {
+    const TAIL: u64 = 256 * 1024;
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(TAIL);
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    let mut lines: Vec<&[u8]> = tail
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    if start > 0 && !lines.is_empty() {
+        // The first piece may be the end of a line cut by the seek.
+        lines.remove(0);
+    }
+    let mut point: Option<ResumePoint> = None;
+    for line in lines.iter().rev() {
+        let Some(ts) = cri_line_time(line) else {
+            continue;
+        };
+        match point.as_mut() {
+            None => {
+                point = Some(ResumePoint {
+                    last: ts,
+                    lines_at_last: 1,
+                })
+            }
+            Some(p) if p.last == ts => p.lines_at_last += 1,
+            Some(_) => break,
+        }
+    }
+    Ok(point)
+}
+
+/// Skips what a resumed copier has already written, and remembers what it writes.
+#[derive(Debug)]
+struct Skipper {
+    /// Messages up to this point were written before this pass; `None` once past it.
+    point: Option<ResumePoint>,
+    seen_at_last: usize,
+    /// The newest message written so far (where the next pass resumes).
+    written: Option<ResumePoint>,
+}
+
+impl Skipper {
+    fn new(point: Option<ResumePoint>) -> Self {
+        Skipper {
+            point,
+            seen_at_last: 0,
+            written: point,
+        }
+    }
+
+    /// A new pass over Docker's log, resuming after everything written so far.
+    fn next_pass(&mut self) {
+        self.point = self.written;
+        self.seen_at_last = 0;
+    }
+
+    /// Whether a message of time `ts` was already written (messages come in time order).
+    fn skip(&mut self, ts: SystemTime) -> bool {
+        let Some(point) = self.point else {
+            return false;
+        };
+        if ts < point.last {
+            return true;
+        }
+        if ts == point.last && self.seen_at_last < point.lines_at_last {
+            self.seen_at_last += 1;
+            return true;
+        }
+        // Past the resume point: everything from here on is new.
+        self.point = None;
+        false
+    }
+
+    /// Records that a message of time `ts` was written.
+    fn wrote(&mut self, ts: SystemTime) {
+        match self.written.as_mut() {
+            Some(w) if w.last == ts => w.lines_at_last += 1,
+            _ => {
+                self.written = Some(ResumePoint {
+                    last: ts,
+                    lines_at_last: 1,
+                })
+            }
+        }
+    }
+
+    /// Docker's `since` for the next pass (whole seconds: the skip does the rest).
+    fn since(&self) -> Option<i32> {
+        let secs = self
+            .point?
+            .last
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        Some(i32::try_from(secs).unwrap_or(i32::MAX))
+    }
+}
+
+/// Writes one Docker log message (`TIMESTAMP TEXT`, where `TEXT` ends in a newline unless
+/// Docker split a long line or the output ended without one) to the CRI log.
+fn write_message(
+    writer: &mut LogWriter,
+    stream: LogStream,
+    message: &[u8],
+    skipper: &mut Skipper,
+) -> std::io::Result<()> {
+    let (ts, text) = match message.iter().position(|b| *b == b' ') {
+        Some(space) => match std::str::from_utf8(&message[..space])
+            .ok()
+            .and_then(parse_time)
+        {
+            Some(ts) => (ts, &message[space + 1..]),
+            None => (SystemTime::now(), message),
+        },
+        None => (SystemTime::now(), message),
+    };
+    if skipper.skip(ts) {
+        return Ok(());
+    }
+    let mut rest = text;
+    while !rest.is_empty() {
+        match rest.iter().position(|b| *b == b'\n') {
+            Some(nl) => {
+                writer.write(stream, ts, &rest[..nl], false)?;
+                rest = &rest[nl + 1..];
+            }
+            None => {
+                writer.write(stream, ts, rest, true)?;
+                rest = &[];
+            }
+        }
+    }
+    skipper.wrote(ts);
+    Ok(())
+}
+
+/// Where a container's output goes, from its labels.
+#[derive(Debug, Clone)]
+struct LogTarget {
+    path: PathBuf,
+    max_bytes: u64,
+    max_files: u32,
+}
+
+/// Follows a container's Docker log into its CRI log until the container has ended and
+/// the log is drained.
+async fn copy_logs(docker: Docker, id: String, target: Option<LogTarget>, resume: bool) {
+    let target = match target {
+        Some(target) => target,
+        None => match docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(inspect) => match log_target(&inspect) {
+                Some(target) => target,
+                None => {
+                    tracing::warn!(container = %id, "log copier: the container has no {LABEL_LOG_PATH} label");
+                    return;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(container = %id, "log copier: docker inspect: {e}");
+                return;
+            }
+        },
+    };
+    if let Err(e) = copy_logs_inner(&docker, &id, &target, resume).await {
+        tracing::warn!(container = %id, path = %target.path.display(), "log copier: {e}");
+    }
+}
+
+/// The log file and rotation of an inspected container, from its labels.
+fn log_target(inspect: &ContainerInspectResponse) -> Option<LogTarget> {
+    let labels = inspect.config.as_ref()?.labels.as_ref()?;
+    Some(LogTarget {
+        path: PathBuf::from(labels.get(LABEL_LOG_PATH)?),
+        max_bytes: labels
+            .get(LABEL_LOG_MAX_BYTES)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_LOG_MAX_BYTES),
+        max_files: labels
+            .get(LABEL_LOG_MAX_FILES)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_LOG_MAX_FILES),
+    })
+}
+
+async fn copy_logs_inner(
+    docker: &Docker,
+    id: &str,
+    target: &LogTarget,
+    resume: bool,
+) -> Result<(), String> {
+    let path = &target.path;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let point = if resume {
+        resume_point(path).map_err(|e| format!("reading {}: {e}", path.display()))?
+    } else {
+        None
+    };
+    let mut skipper = Skipper::new(point);
+    let mut writer = LogWriter::open(path, target.max_bytes, target.max_files)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    // Follow while the container runs. Docker 20.10's follower can end at the container's
+    // exit before its last message is read (an output that ends without a newline), and a
+    // follow can break off (the daemon restarting): so after each follow, look at the
+    // container; while it runs, follow again; once it has ended, read what is left once.
+    let mut follow = true;
+    loop {
+        let mut options = LogsOptionsBuilder::new()
+            .follow(follow)
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .tail("all");
+        if let Some(since) = skipper.since() {
+            options = options.since(since);
+        }
+        let mut stream = docker.logs(id, Some(options.build()));
+        while let Some(item) = stream.next().await {
+            let item = match item {
+                Ok(item) => item,
+                Err(e) if status(&e) == Some(404) => return Ok(()),
+                Err(e) => {
+                    tracing::debug!(container = %id, "docker logs broke off: {e}");
+                    break;
+                }
+            };
+            let (kind, message) = match item {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    (LogStream::Stdout, message)
+                }
+                LogOutput::StdErr { message } => (LogStream::Stderr, message),
+                LogOutput::StdIn { .. } => continue,
+            };
+            write_message(&mut writer, kind, &message, &mut skipper)
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        }
+        if !follow {
+            return Ok(());
+        }
+        skipper.next_pass();
+        match docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(inspect) => {
+                let state = inspect.state.as_ref();
+                if state.and_then(|s| s.running) == Some(true) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                } else {
+                    follow = false;
+                }
+            }
+            Err(e) if status(&e) == Some(404) => return Ok(()),
+            Err(e) => return Err(format!("docker inspect: {e}")),
+        }
+    }
+}
+
+impl DockerRuntime {
+    /// Connects to the local Docker Engine (`DOCKER_HOST`, else `/var/run/docker.sock`),
+    /// negotiates the API version with it (bollard speaks 1.49; older daemons answer at
+    /// their own version, at least 1.41) and checks that `network` exists when one is
+    /// given (`None`: Docker's default bridge).
+    pub async fn connect(node_name: &str, network: Option<String>) -> Result<Self, RuntimeError> {
+        if node_name.is_empty() {
+            return Err(RuntimeError::Other(
+                "docker runtime: the node name is empty".into(),
+            ));
+        }
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| RuntimeError::Other(format!("connecting to the Docker Engine: {e}")))?
+            .negotiate_version()
+            .await
+            .map_err(|e| RuntimeError::Other(format!("the Docker Engine does not answer: {e}")))?;
+        let version = docker
+            .version()
+            .await
+            .map_err(|e| RuntimeError::Other(format!("docker version: {e}")))?;
+        let api = version.api_version.clone().unwrap_or_default();
+        let parsed = api.split_once('.').and_then(|(major, minor)| {
+            Some((major.parse::<u64>().ok()?, minor.parse::<u64>().ok()?))
+        });
+        match parsed {
+            Some(v) if v >= MIN_API => {}
+            _ => {
+                return Err(RuntimeError::Other(format!(
+                    "the Docker Engine speaks API {api:?}; this runtime needs {}.{} or newer",
+                    MIN_API.0, MIN_API.1
+                )))
+            }
+        }
+        if let Some(net) = &network {
+            docker
+                .inspect_network(net, None::<InspectNetworkOptions>)
+                .await
+                .map_err(|e| RuntimeError::Other(format!("docker network {net:?}: {e}")))?;
+        }
+        Ok(Self {
+            docker,
+            node: node_name.to_string(),
+            network,
+            copiers: Mutex::new(HashMap::new()),
+            killed: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The Docker client (for callers that need more of the API).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Starts copying a container's Docker log into its CRI log file, resuming after the
+    /// last line already there, unless this runtime already copies (or copied) it.
+    /// [`Runtime::list`] does this for every container it finds; call it directly for a
+    /// container known otherwise. The file and its rotation come from the container's
+    /// labels (`info.log_path` is the same file).
+    pub fn resume_logs(&self, info: &ContainerInfo) {
+        self.ensure_copier(&info.id, None, true);
+    }
+
+    /// Starts the log copier of container `id` unless this runtime has one. Without a
+    /// `target`, the copier reads it from the container's labels.
+    fn ensure_copier(&self, id: &str, target: Option<LogTarget>, resume: bool) {
+        let mut copiers = lock(&self.copiers);
+        if copiers.contains_key(id) {
+            return;
+        }
+        let task = tokio::spawn(copy_logs(
+            self.docker.clone(),
+            id.to_string(),
+            target,
+            resume,
+        ));
+        copiers.insert(id.to_string(), task);
+    }
+
+    /// Waits until this runtime's log copier of container `id` has finished (the
+    /// container ended and its output is all in the file); `false` when there is no copier
+    /// or `timeout` passed first.
+    pub async fn wait_logs(&self, id: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match lock(&self.copiers).get(id) {
+                None => return false,
+                Some(task) if task.is_finished() => return true,
+                Some(_) => {}
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn labels(&self, spec: &ContainerSpec) -> Result<HashMap<String, String>, RuntimeError> {
+        let log_path = spec.log_path.to_str().ok_or_else(|| {
+            RuntimeError::Start(format!("log path {:?} is not UTF-8", spec.log_path))
+        })?;
+        let kind = match spec.kind {
+            ContainerKind::Init => "init",
+            ContainerKind::Regular => "regular",
+        };
+        Ok(HashMap::from([
+            (LABEL_NODE.to_string(), self.node.clone()),
+            (LABEL_NAMESPACE.to_string(), spec.pod.namespace.clone()),
+            (LABEL_POD.to_string(), spec.pod.name.clone()),
+            (LABEL_UID.to_string(), spec.pod.uid.clone()),
+            (LABEL_CONTAINER.to_string(), spec.name.clone()),
+            (LABEL_KIND.to_string(), kind.to_string()),
+            (LABEL_ATTEMPT.to_string(), spec.attempt.to_string()),
+            (LABEL_LOG_PATH.to_string(), log_path.to_string()),
+            (
+                LABEL_LOG_MAX_BYTES.to_string(),
+                spec.log_max_bytes.to_string(),
+            ),
+            (
+                LABEL_LOG_MAX_FILES.to_string(),
+                spec.log_max_files.to_string(),
+            ),
+        ]))
+    }
+
+    fn create_body(&self, spec: &ContainerSpec) -> Result<ContainerCreateBody, RuntimeError> {
+        let (entrypoint, cmd) = entrypoint_and_cmd(spec.command.as_deref(), spec.args.as_deref());
+        let mut mounts = Vec::with_capacity(spec.mounts.len());
+        for m in &spec.mounts {
+            let source = m.host_path.to_str().ok_or_else(|| {
+                RuntimeError::Start(format!("volume path {:?} is not UTF-8", m.host_path))
+            })?;
+            if !m.container_path.starts_with('/') {
+                return Err(RuntimeError::Start(format!(
+                    "mount path {:?} is not absolute",
+                    m.container_path
+                )));
+            }
+            mounts.push(DockerMount {
+                target: Some(m.container_path.clone()),
+                source: Some(source.to_string()),
+                typ: Some(MountTypeEnum::BIND),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            });
+        }
+        let r = &spec.resources;
+        let memory = r
+            .memory_limit_bytes
+            .map(|b| {
+                i64::try_from(b).map_err(|_| {
+                    RuntimeError::Start(format!("memory limit {b} bytes is out of range"))
+                })
+            })
+            .transpose()?;
+        let docker_log_bytes = spec.log_max_bytes.max(DOCKER_LOG_MIN_BYTES);
+        let host_config = HostConfig {
+            mounts: Some(mounts),
+            memory,
+            memory_swap: memory,
+            cpu_period: r.cpu_limit_millis.map(|_| CFS_PERIOD_US),
+            cpu_quota: r.cpu_limit_millis.map(cpu_quota),
+            cpu_shares: r.cpu_request_millis.map(cpu_shares),
+            network_mode: Some(self.network.clone().unwrap_or_else(|| "bridge".to_string())),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".to_string()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), docker_log_bytes.to_string()),
+                    ("max-file".to_string(), DOCKER_LOG_MAX_FILES.to_string()),
+                ])),
+            }),
+            ..Default::default()
+        };
+        Ok(ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint,
+            cmd,
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: spec.working_dir.clone().filter(|d| !d.is_empty()),
+            hostname: Some(spec.hostname.clone()).filter(|h| !h.is_empty()),
+            labels: Some(self.labels(spec)?),
+            attach_stdout: Some(false),
+            attach_stderr: Some(false),
+            tty: Some(false),
+            open_stdin: Some(false),
+            host_config: Some(host_config),
+            ..Default::default()
+        })
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerInspectResponse, RuntimeError> {
+        self.docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| container_error("inspect", id, e))
+    }
+
+    /// Whether an inspected container is one of this node's.
+    fn is_ours(&self, inspect: &ContainerInspectResponse) -> bool {
+        let labels = inspect.config.as_ref().and_then(|c| c.labels.as_ref());
+        labels.and_then(|l| l.get(LABEL_NODE)).map(String::as_str) == Some(self.node.as_str())
+    }
+
+    /// An inspected container as [`ContainerInfo`] (`None` when its labels are not a
+    /// complete set of this runtime's).
+    fn info(&self, inspect: &ContainerInspectResponse) -> Option<(ContainerInfo, LogTarget)> {
+        let id = inspect.id.clone()?;
+        let config = inspect.config.as_ref()?;
+        let labels = config.labels.as_ref()?;
+        let label = |k: &str| labels.get(k).cloned();
+        let kind = match label(LABEL_KIND)?.as_str() {
+            "init" => ContainerKind::Init,
+            _ => ContainerKind::Regular,
+        };
+        let target = log_target(inspect)?;
+        let log_path = target.path.clone();
+        let state = inspect.state.as_ref();
+        let started_at = state
+            .and_then(|s| s.started_at.as_deref())
+            .and_then(parse_time);
+        let info = ContainerInfo {
+            pod: PodRef {
+                namespace: label(LABEL_NAMESPACE)?,
+                name: label(LABEL_POD)?,
+                uid: label(LABEL_UID)?,
+            },
+            name: label(LABEL_CONTAINER)?,
+            kind,
+            attempt: label(LABEL_ATTEMPT)?.parse().ok()?,
+            image: config.image.clone().unwrap_or_default(),
+            image_id: inspect.image.clone().unwrap_or_default(),
+            started_at,
+            state: self.state(&id, inspect),
+            log_path,
+            pid: state
+                .filter(|s| s.running == Some(true))
+                .and_then(|s| s.pid)
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 0),
+            id,
+        };
+        Some((info, target))
+    }
+
+    fn state(&self, id: &str, inspect: &ContainerInspectResponse) -> ContainerState {
+        let Some(state) = inspect.state.as_ref() else {
+            return ContainerState::Unknown("Docker reports no state".into());
+        };
+        match state.status {
+            Some(ContainerStateStatusEnum::CREATED) => ContainerState::Created,
+            Some(ContainerStateStatusEnum::RUNNING) => ContainerState::Running,
+            Some(ContainerStateStatusEnum::EXITED) | Some(ContainerStateStatusEnum::DEAD) => {
+                let exit_code = state
+                    .exit_code
+                    .and_then(|c| i32::try_from(c).ok())
+                    .unwrap_or(-1);
+                let oom_killed = state.oom_killed == Some(true);
+                let signal = if oom_killed && exit_code == 137 {
+                    Some(9)
+                } else if exit_code > 128 && lock(&self.killed).contains(id) {
+                    Some(exit_code - 128)
+                } else {
+                    None
+                };
+                ContainerState::Exited(Exit {
+                    exit_code,
+                    signal,
+                    oom_killed,
+                    finished_at: state
+                        .finished_at
+                        .as_deref()
+                        .and_then(parse_time)
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                })
+            }
+            Some(other) => {
+                let error = state.error.clone().filter(|e| !e.is_empty());
+                ContainerState::Unknown(match error {
+                    Some(error) => format!("Docker state {other}: {error}"),
+                    None => format!("Docker state {other}"),
+                })
+            }
+            None => ContainerState::Unknown("Docker reports no state".into()),
+        }
+    }
+
+    async fn start_inner(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        // Never pull: an absent image is the pod's ErrImageNeverPull.
+        match self.docker.inspect_image(&spec.image).await {
+            Ok(_) => {}
+            Err(e) if status(&e) == Some(404) => {
+                return Err(RuntimeError::ImageNotPresent(spec.image.clone()))
+            }
+            Err(e) => {
+                return Err(RuntimeError::Other(format!(
+                    "docker image {:?}: {e}",
+                    spec.image
+                )))
+            }
+        }
+        if let Some(dir) = spec.log_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                RuntimeError::Start(format!("creating the log directory {}: {e}", dir.display()))
+            })?;
+        }
+        let body = self.create_body(spec)?;
+        let name = container_name(&self.node, spec);
+        let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        let id = match self.docker.create_container(Some(options), body).await {
+            Ok(created) => created.id,
+            Err(e) if status(&e) == Some(409) => {
+                // Made by an earlier call for the same attempt (a repeated start).
+                let existing = self.inspect(&name).await?;
+                let same = self.info(&existing).is_some_and(|(info, _)| {
+                    self.is_ours(&existing)
+                        && info.pod == spec.pod
+                        && info.name == spec.name
+                        && info.attempt == spec.attempt
+                });
+                if !same {
+                    return Err(RuntimeError::Start(format!(
+                        "a container named {name} exists and is not this one: {e}"
+                    )));
+                }
+                let id = existing.id.clone().unwrap_or(name.clone());
+                if !matches!(self.state(&id, &existing), ContainerState::Created) {
+                    let (_, target) = self.info(&existing).ok_or_else(|| {
+                        RuntimeError::Other(format!("container {id} lost its labels"))
+                    })?;
+                    self.ensure_copier(&id, Some(target), true);
+                    return Ok(id);
+                }
+                id
+            }
+            Err(e) => {
+                return Err(RuntimeError::Start(format!(
+                    "creating container {name}: {e}"
+                )))
+            }
+        };
+        if let Err(e) = self
+            .docker
+            .start_container(&id, None::<StartContainerOptions>)
+            .await
+        {
+            // Leave nothing half-made behind: the next attempt is a new container.
+            let _ = self
+                .docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                )
+                .await;
+            return Err(RuntimeError::Start(format!(
+                "starting container {name}: {e}"
+            )));
+        }
+        let target = LogTarget {
+            path: spec.log_path.clone(),
+            max_bytes: spec.log_max_bytes,
+            max_files: spec.log_max_files,
+        };
+        self.ensure_copier(&id, Some(target), false);
+        Ok(id)
+    }
+
+    async fn list_inner(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_NODE}={}", self.node)],
+        )]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| RuntimeError::Other(format!("docker list containers: {e}")))?;
+        let mut out = Vec::with_capacity(summaries.len());
+        for summary in summaries {
+            let Some(id) = summary.id else { continue };
+            let inspect = match self.inspect(&id).await {
+                Ok(inspect) => inspect,
+                // Removed between the list and the inspect.
+                Err(RuntimeError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            if !self.is_ours(&inspect) {
+                continue;
+            }
+            let Some((info, target)) = self.info(&inspect) else {
+                tracing::warn!(container = %id, "a container with this node's label but not the others");
+                continue;
+            };
+            // Met for the first time by this runtime (the agent restarted): its log copier.
+            if !matches!(info.state, ContainerState::Created) {
+                self.ensure_copier(&info.id, Some(target), true);
+            }
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    async fn stop_inner(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
+        let t = i32::try_from(secs).unwrap_or(i32::MAX);
+        let before = self.inspect(id).await?;
+        let was_running = before.state.as_ref().and_then(|s| s.running) == Some(true);
+        let started = Instant::now();
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(Duration::from_secs(secs) + STOP_MARGIN);
+        docker
+            .stop_container(id, Some(StopContainerOptionsBuilder::new().t(t).build()))
+            .await
+            .map_err(|e| container_error("stop", id, e))?;
+        let mut wait = docker.wait_container(
+            id,
+            Some(
+                WaitContainerOptionsBuilder::new()
+                    .condition("not-running")
+                    .build(),
+            ),
+        );
+        match wait.next().await {
+            None | Some(Ok(_)) | Some(Err(DockerError::DockerContainerWaitError { .. })) => {}
+            Some(Err(e)) if status(&e) == Some(404) => {}
+            Some(Err(e)) => return Err(container_error("wait", id, e)),
+        }
+        if was_running && started.elapsed() >= Duration::from_secs(secs) {
+            // The grace period ran out: Docker sent SIGKILL.
+            let after = self.inspect(id).await?;
+            if after.state.as_ref().and_then(|s| s.exit_code) == Some(137) {
+                lock(&self.killed).insert(id.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_inner(&self, id: &str) -> Result<(), RuntimeError> {
+        let inspect = match self.inspect(id).await {
+            Ok(inspect) => inspect,
+            Err(RuntimeError::NotFound(_)) => {
+                self.forget(id);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if inspect.state.as_ref().and_then(|s| s.running) == Some(true) {
+            return Err(RuntimeError::Other(format!(
+                "container {id} is running: stop it before removing it"
+            )));
+        }
+        // Let the copier take the last lines before Docker's log goes with the container.
+        let _ = self.wait_logs(id, Duration::from_secs(5)).await;
+        match self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) => return Err(container_error("remove", id, e)),
+        }
+        self.forget(id);
+        Ok(())
+    }
+
+    fn forget(&self, id: &str) {
+        if let Some(task) = lock(&self.copiers).remove(id) {
+            task.abort();
+        }
+        lock(&self.killed).remove(id);
+    }
+
+    async fn stats_inner(&self, id: &str) -> Result<ContainerStats, RuntimeError> {
+        let options = StatsOptionsBuilder::new()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stream = self.docker.stats(id, Some(options));
+        let stats = match stream.next().await {
+            Some(Ok(stats)) => stats,
+            Some(Err(e)) => return Err(container_error("stats", id, e)),
+            None => {
+                return Err(RuntimeError::Other(format!(
+                    "docker stats of {id}: no answer"
+                )))
+            }
+        };
+        let cpu_usage_ns = stats
+            .cpu_stats
+            .as_ref()
+            .and_then(|c| c.cpu_usage.as_ref())
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0);
+        let memory = stats.memory_stats.as_ref();
+        let usage = memory.and_then(|m| m.usage).unwrap_or(0);
+        let inactive = memory
+            .and_then(|m| m.stats.as_ref())
+            .and_then(|s| {
+                s.get("total_inactive_file")
+                    .or_else(|| s.get("inactive_file"))
+                    .copied()
+            })
+            .unwrap_or(0);
+        Ok(ContainerStats {
+            cpu_usage_ns,
+            memory_working_set_bytes: usage.saturating_sub(inactive),
+            timestamp: SystemTime::now(),
+        })
+    }
+
+    async fn exec_inner(
+        &self,
+        id: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, RuntimeError> {
+        if command.is_empty() {
+            return Err(RuntimeError::Other(format!("exec in {id}: empty command")));
+        }
+        let deadline = Instant::now() + timeout;
+        let exec = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(command.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| container_error("exec", id, e))?;
+        let started = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| container_error("exec start", id, e))?;
+        let StartExecResults::Attached { mut output, .. } = started else {
+            return Err(RuntimeError::Other(format!(
+                "exec in {id}: Docker did not attach"
+            )));
+        };
+        let mut buf: Vec<u8> = Vec::new();
+        let read = async {
+            while let Some(chunk) = output.next().await {
+                let chunk = chunk.map_err(|e| container_error("exec output", id, e))?;
+                let room = EXEC_OUTPUT_LIMIT.saturating_sub(buf.len());
+                let bytes = chunk.into_bytes();
+                buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            Ok::<(), RuntimeError>(())
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let timed_out = match tokio::time::timeout(remaining, read).await {
+            Ok(result) => {
+                result?;
+                false
+            }
+            Err(_) => true,
+        };
+        let mut exit_code = None;
+        if !timed_out {
+            // The output ends just before the exec is recorded as ended.
+            loop {
+                let inspect = self
+                    .docker
+                    .inspect_exec(&exec.id)
+                    .await
+                    .map_err(|e| container_error("exec inspect", id, e))?;
+                if inspect.running != Some(true) {
+                    exit_code = inspect.exit_code.and_then(|c| i32::try_from(c).ok());
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let mut output = String::from_utf8_lossy(&buf).into_owned();
+        if output.len() > EXEC_OUTPUT_LIMIT {
+            let mut cut = EXEC_OUTPUT_LIMIT;
+            while !output.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            output.truncate(cut);
+        }
+        Ok(ExecOutput { exit_code, output })
+    }
+
+    async fn address_inner(&self, id: &str) -> Result<IpAddr, RuntimeError> {
+        let inspect = self.inspect(id).await?;
+        let settings = inspect.network_settings.as_ref();
+        let network = self.network.as_deref().unwrap_or("bridge");
+        let on_network = settings
+            .and_then(|s| s.networks.as_ref())
+            .and_then(|n| n.get(network))
+            .and_then(|e| e.ip_address.clone())
+            .filter(|a| !a.is_empty());
+        let address = on_network
+            .or_else(|| {
+                settings
+                    .and_then(|s| s.ip_address.clone())
+                    .filter(|a| !a.is_empty())
+            })
+            .ok_or_else(|| {
+                RuntimeError::Other(format!(
+                    "container {id} has no address on network {network} (is it running?)"
+                ))
+            })?;
+        address.parse().map_err(|e| {
+            RuntimeError::Other(format!("container {id}: Docker address {address:?}: {e}"))
+        })
+    }
+}
+
+impl Runtime for DockerRuntime {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn version(&self) -> BoxFuture<'_, Result<String, RuntimeError>> {
+        Box::pin(async move {
+            let version = self
+                .docker
+                .version()
+                .await
+                .map_err(|e| RuntimeError::Other(format!("docker version: {e}")))?;
+            Ok(format!(
+                "docker://{}",
+                version.version.unwrap_or_else(|| "unknown".into())
+            ))
+        })
+    }
+
+    fn has_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<bool, RuntimeError>> {
+        Box::pin(async move {
+            match self.docker.inspect_image(image).await {
+                Ok(_) => Ok(true),
+                Err(e) if status(&e) == Some(404) => Ok(false),
+                Err(e) => Err(RuntimeError::Other(format!("docker image {image:?}: {e}"))),
+            }
+        })
+    }
+
+    fn images(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>, RuntimeError>> {
+        Box::pin(async move {
+            let images = self
+                .docker
+                .list_images(Some(ListImagesOptionsBuilder::new().all(false).build()))
+                .await
+                .map_err(|e| RuntimeError::Other(format!("docker list images: {e}")))?;
+            let mut out = Vec::new();
+            for image in images {
+                let size = u64::try_from(image.size).unwrap_or(0);
+                let tags: Vec<String> = image
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect();
+                if tags.is_empty() {
+                    out.push((image.id, size));
+                } else {
+                    out.extend(tags.into_iter().map(|t| (t, size)));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn start<'a>(&'a self, spec: &'a ContainerSpec) -> BoxFuture<'a, Result<String, RuntimeError>> {
+        Box::pin(self.start_inner(spec))
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<ContainerInfo>, RuntimeError>> {
+        Box::pin(self.list_inner())
+    }
+
+    fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(self.stop_inner(id, grace))
+    }
+
+    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(self.remove_inner(id))
+    }
+
+    fn stats<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<ContainerStats, RuntimeError>> {
+        Box::pin(self.stats_inner(id))
+    }
+
+    fn exec<'a>(
+        &'a self,
+        id: &'a str,
+        command: &'a [String],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, RuntimeError>> {
+        Box::pin(self.exec_inner(id, command, timeout))
+    }
+
+    fn address<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<IpAddr, RuntimeError>> {
+        Box::pin(self.address_inner(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_semantics_are_kubernetes() {
+        let c = vec!["/bin/sh".to_string(), "-c".to_string()];
+        let a = vec!["echo hi".to_string()];
+        assert_eq!(
+            entrypoint_and_cmd(Some(&c), Some(&a)),
+            (Some(c.clone()), Some(a.clone()))
+        );
+        assert_eq!(
+            entrypoint_and_cmd(Some(&c), None),
+            (Some(c.clone()), Some(vec![]))
+        );
+        assert_eq!(entrypoint_and_cmd(None, Some(&a)), (None, Some(a.clone())));
+        assert_eq!(entrypoint_and_cmd(None, None), (None, None));
+        assert_eq!(entrypoint_and_cmd(Some(&[]), Some(&[])), (None, None));
+    }
+
+    #[test]
+    fn cpu_shares_and_quota_as_the_kubelet() {
+        assert_eq!(cpu_shares(0), 2);
+        assert_eq!(cpu_shares(1), 2);
+        assert_eq!(cpu_shares(250), 256);
+        assert_eq!(cpu_shares(1000), 1024);
+        assert_eq!(cpu_quota(200), 20_000);
+        assert_eq!(cpu_quota(1), 1000);
+        assert_eq!(cpu_quota(2500), 250_000);
+    }
+
+    #[test]
+    fn names_use_docker_characters() {
+        assert_eq!(sanitise("a.b-c_d"), "a.b-c_d");
+        assert_eq!(sanitise("x/y:z é"), "x-y-z--");
+    }
+
+    #[test]
+    fn docker_zero_time_is_none() {
+        assert_eq!(parse_time("0001-01-01T00:00:00Z"), None);
+        assert_eq!(parse_time("garbage"), None);
+        let t = parse_time("2024-05-01T12:00:00.123456789Z").unwrap();
+        let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(d.as_secs(), 1_714_564_800);
+        assert_eq!(d.subsec_nanos(), 123_456_789);
+    }
+
+    #[test]
+    fn skipper_skips_up_to_and_including_the_resume_point() {
+        let t = |n: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(7) + Duration::from_nanos(n);
+        let mut s = Skipper::new(Some(ResumePoint {
+            last: t(100),
+            lines_at_last: 2,
+        }));
+        assert_eq!(s.since(), Some(7));
+        assert!(s.skip(t(50)));
+        assert!(s.skip(t(100)));
+        assert!(s.skip(t(100)));
+        assert!(!s.skip(t(100)));
+        s.wrote(t(100));
+        assert!(!s.skip(t(200)));
+        s.wrote(t(200));
+        // The next pass starts after the newest message written.
+        s.next_pass();
+        assert_eq!(
+            s.written,
+            Some(ResumePoint {
+                last: t(200),
+                lines_at_last: 1
+            })
+        );
+        assert!(s.skip(t(100)));
+        assert!(s.skip(t(200)));
+        assert!(!s.skip(t(200)));
+        let mut none = Skipper::new(None);
+        assert_eq!(none.since(), None);
+        assert!(!none.skip(t(1)));
+    }
+}

@@ -1,0 +1,264 @@
+//! The node agent (`plimsoll agent`): the kubelet of the reference orchestrator.
+//!
+//! It registers its Node ([`node`]), renews its Lease, turns the pods bound to its node
+//! into running containers through a [`runtime::Runtime`] — isolated processes
+//! ([`process`]) or the Docker Engine ([`docker`]) — and reports their status as the
+//! kubelet does ([`pods`]), serves their logs to the API server ([`logserver`]), and
+//! reports what they really use ([`usage`]) so that the control plane's predictors can
+//! learn from it.
+//!
+//! Everything goes through the API server with the agent's own identity
+//! (`system:node:NAME`): the server's node authorizer lets it write only its own Node,
+//! Lease and the pods bound to it.
+
+pub mod docker;
+pub mod image;
+pub mod logfile;
+pub mod logserver;
+pub mod node;
+pub mod pods;
+pub mod probes;
+pub mod process;
+pub mod runtime;
+pub mod usage;
+pub mod volumes;
+
+use crate::server::clock::OrchClock;
+use crate::server::controllers::events::Recorder;
+use runtime::Runtime;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A taint given on the command line (`key=value:Effect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaintSpec {
+    /// The key.
+    pub key: String,
+    /// The value (may be empty).
+    pub value: String,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    pub effect: String,
+}
+
+impl std::str::FromStr for TaintSpec {
+    type Err = String;
+
+    /// Parses `key=value:Effect` or `key:Effect`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kv, effect) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("taint {s:?}: expected KEY[=VALUE]:EFFECT"))?;
+        if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+            return Err(format!(
+                "taint {s:?}: effect {effect:?} is not one of NoSchedule, PreferNoSchedule, NoExecute"
+            ));
+        }
+        let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
+        if key.is_empty() {
+            return Err(format!("taint {s:?}: empty key"));
+        }
+        Ok(TaintSpec {
+            key: key.to_string(),
+            value: value.to_string(),
+            effect: effect.to_string(),
+        })
+    }
+}
+
+/// How the agent runs (see `plimsoll agent --help` for the command-line form).
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The node's name.
+    pub node_name: String,
+    /// Where pod directories (volumes, logs) live; the process runtime keeps its
+    /// container records under it too.
+    pub state_dir: PathBuf,
+    /// Labels of the Node (besides `kubernetes.io/hostname`, `kubernetes.io/os`,
+    /// `kubernetes.io/arch`).
+    pub labels: BTreeMap<String, String>,
+    /// Taints the Node is registered with.
+    pub taints: Vec<TaintSpec>,
+    /// CPU capacity in millicores; `None`: the host's CPUs.
+    pub cpu_millis: Option<u64>,
+    /// Memory capacity in bytes; `None`: the host's memory.
+    pub memory_bytes: Option<u64>,
+    /// Maximum pods on the node (kubelet: 110).
+    pub max_pods: u32,
+    /// Where the agent's HTTPS endpoint (logs, health) listens; port 0 picks one.
+    pub listen: SocketAddr,
+    /// The node's address (`InternalIP`), at which the API server reaches the agent.
+    pub address: IpAddr,
+    /// How often the Lease is renewed (kubelet: 10 s).
+    pub lease_interval: Duration,
+    /// How often the Node's status (conditions, heartbeat) is written (kubelet: 10 s).
+    pub status_interval: Duration,
+    /// How often each pod is synced even when nothing was heard about it.
+    pub sync_interval: Duration,
+    /// How often usage is sampled and reported (10 s).
+    pub usage_interval: Duration,
+    /// Rotate a container log past this size (kubelet: 10 MiB).
+    pub log_max_bytes: u64,
+    /// Log files kept per container, live one included (kubelet: 5).
+    pub log_max_files: u32,
+    /// `MemoryPressure` when available memory falls below this (kubelet: 100 MiB).
+    pub memory_pressure_bytes: u64,
+    /// `DiskPressure` when the state directory's file system has less than this
+    /// fraction free (kubelet: 10 %).
+    pub disk_pressure_fraction: f64,
+    /// The clock.
+    pub clock: OrchClock,
+}
+
+impl AgentConfig {
+    /// kubelet's defaults for node `node_name`, state under `state_dir`, listening on
+    /// `127.0.0.1:0`.
+    pub fn new(node_name: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        AgentConfig {
+            node_name: node_name.into(),
+            state_dir: state_dir.into(),
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            cpu_millis: None,
+            memory_bytes: None,
+            max_pods: 110,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            address: IpAddr::from([127, 0, 0, 1]),
+            lease_interval: Duration::from_secs(10),
+            status_interval: Duration::from_secs(10),
+            sync_interval: Duration::from_secs(1),
+            usage_interval: Duration::from_secs(10),
+            log_max_bytes: 10 << 20,
+            log_max_files: 5,
+            memory_pressure_bytes: 100 << 20,
+            disk_pressure_fraction: 0.10,
+            clock: OrchClock::wall(),
+        }
+    }
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The API server refused or failed a request the agent cannot go on without.
+    #[error("{what}: {source}")]
+    Api {
+        /// What the agent was doing.
+        what: String,
+        /// The error.
+        source: kube::Error,
+    },
+    /// The runtime failed in a way the agent cannot go on from.
+    #[error("runtime: {0}")]
+    Runtime(#[from] runtime::RuntimeError),
+    /// A file or directory of the agent's own.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Anything else (bad configuration).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// What every part of the agent shares.
+pub(crate) struct Shared {
+    pub(crate) client: kube::Client,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) config: AgentConfig,
+    pub(crate) recorder: Recorder,
+    /// The port the agent's HTTPS endpoint listens on.
+    pub(crate) port: u16,
+}
+
+/// Runs the agent until `shutdown` resolves: registers the node, then renews its Lease,
+/// reports its status, runs its pods, serves their logs and reports their usage.
+///
+/// Containers are left running when the agent stops (as the kubelet leaves them): a
+/// restarted agent finds them again through the runtime.
+pub async fn run(
+    client: kube::Client,
+    runtime: Arc<dyn Runtime>,
+    config: AgentConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| AgentError::Io {
+        path: config.state_dir.clone(),
+        source,
+    })?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (listener, tls) = logserver::bind(&config).await?;
+    let port = listener
+        .local_addr()
+        .map_err(|source| AgentError::Io {
+            path: PathBuf::from(config.listen.to_string()),
+            source,
+        })?
+        .port();
+    let recorder = Recorder::new(client.clone(), "kubelet", config.clock.clone());
+    let shared = Arc::new(Shared {
+        client,
+        runtime,
+        config,
+        recorder,
+        port,
+    });
+    node::register(&shared).await?;
+    tracing::info!(node = %shared.config.node_name, port, runtime = shared.runtime.name(), "node registered");
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(node::heartbeat(shared.clone(), stop_rx.clone()));
+    tasks.spawn(usage::report_loop(shared.clone(), stop_rx.clone()));
+    tasks.spawn(pods::run(shared.clone(), stop_rx.clone()));
+    {
+        let mut stop = stop_rx.clone();
+        let router = logserver::router(shared.clone());
+        tasks.spawn(async move {
+            let done = async move {
+                stopped(&mut stop).await;
+            };
+            if let Err(e) = crate::server::api::listen::serve_tls(
+                listener,
+                tls,
+                router,
+                Default::default(),
+                done,
+            )
+            .await
+            {
+                tracing::error!(error = %e, "agent endpoint failed");
+            }
+            Ok(())
+        });
+    }
+    let mut result = Ok(());
+    tokio::select! {
+        () = shutdown => {}
+        Some(r) = tasks.join_next() => {
+            result = match r {
+                Ok(r) => r,
+                Err(e) => Err(AgentError::Config(format!("agent task failed: {e}"))),
+            };
+        }
+    }
+    let _ = stop_tx.send(true);
+    let grace = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            _ = &mut grace => break,
+            next = tasks.join_next() => if next.is_none() { break },
+        }
+    }
+    result
+}
+
+/// Resolves once `stop` turns `true` (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
