@@ -325,9 +325,30 @@ async fn output_goes_to_the_cri_log_with_kubernetes_command_semantics() {
     let (_, lines) = run_to_end(&rt, &spec).await;
     assert_eq!(stdout(&lines), ["", "no newline"]);
 
+    // Both streams interleaved fast (Docker stamps them apart and may append them out of
+    // time order): each line once, each stream in order.
+    let spec = fx.spec(
+        "interleaved",
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 300 ]; do echo o$i; echo e$i >&2; i=$((i+1)); done",
+        ],
+        None,
+    );
+    let (_, lines) = run_to_end(&rt, &spec).await;
+    let want = |p: &str| (0..300).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    assert_eq!(stdout(&lines), want("o"));
+    let stderr: Vec<&str> = lines
+        .iter()
+        .filter(|(s, _)| s == "stderr")
+        .map(|(_, t)| t.as_str())
+        .collect();
+    assert_eq!(stderr, want("e"));
+
     // The labels bring everything back.
     let list = rt.list().await.unwrap();
-    assert_eq!(list.len(), 5);
+    assert_eq!(list.len(), 6);
     let main = list.iter().find(|c| c.name == "main").unwrap();
     assert_eq!(main.pod.name, "pod-main");
     assert_eq!(main.kind, ContainerKind::Regular);
@@ -340,7 +361,7 @@ async fn output_goes_to_the_cri_log_with_kubernetes_command_semantics() {
     // Removing forgets; removing again is fine.
     rt.remove(&main.id).await.unwrap();
     rt.remove(&main.id).await.unwrap();
-    assert_eq!(rt.list().await.unwrap().len(), 4);
+    assert_eq!(rt.list().await.unwrap().len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

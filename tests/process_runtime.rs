@@ -854,3 +854,120 @@ async fn destroy_all_cleans_everything() {
     assert!(!procs_file.exists());
     assert!(fx.rt.list().await.unwrap().is_empty());
 }
+
+/// The "agent" of [`containers_survive_the_agent_being_killed`]: a separate process
+/// (this test binary run again) that starts a container, prints its id, and waits to be
+/// killed. Does nothing unless run by that test.
+#[test]
+#[ignore = "run by containers_survive_the_agent_being_killed as its agent process"]
+fn agent_process_for_the_kill_test() {
+    let (Ok(dir), Ok(node)) = (
+        std::env::var("PLIMSOLL_TEST_AGENT_DIR"),
+        std::env::var("PLIMSOLL_TEST_AGENT_NODE"),
+    ) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let rt = ProcessRuntime::new(
+        dir.join("state"),
+        ImageStore::open(dir.join("images")).unwrap(),
+        &node,
+        ShimCommand::plimsoll(env!("CARGO_BIN_EXE_plimsoll")),
+    )
+    .unwrap();
+    let tokio_rt = tokio::runtime::Runtime::new().unwrap();
+    let mut spec = ContainerSpec {
+        pod: PodRef {
+            namespace: "default".into(),
+            name: "survivor".into(),
+            uid: "uid-survivor".into(),
+        },
+        name: "survivor".into(),
+        kind: ContainerKind::Regular,
+        attempt: 0,
+        image: "busybox".into(),
+        command: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "while true; do echo alive; sleep 0.2; done".into(),
+        ]),
+        args: None,
+        env: vec![],
+        working_dir: None,
+        mounts: vec![],
+        hostname: "survivor".into(),
+        resources: Resources::default(),
+        log_path: dir.join("logs/survivor.log"),
+        log_max_bytes: 10 << 20,
+        log_max_files: 5,
+    };
+    spec.resources.memory_limit_bytes = Some(64 << 20);
+    let id = tokio_rt.block_on(rt.start(&spec)).unwrap();
+    println!("CONTAINER={id}");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_survive_the_agent_being_killed() {
+    use std::io::BufRead;
+    require_root!();
+    let fx = Fixture::new("kill9");
+    let mut agent = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "agent_process_for_the_kill_test",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PLIMSOLL_TEST_AGENT_DIR", &fx.dir)
+        .env("PLIMSOLL_TEST_AGENT_NODE", &fx.node)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = None;
+    for line in std::io::BufReader::new(agent.stdout.take().unwrap()).lines() {
+        if let Some((_, v)) = line.unwrap().split_once("CONTAINER=") {
+            id = Some(v.to_string());
+            break;
+        }
+    }
+    // kill -9 the agent: its shim was its child.
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let id = id.expect("the agent process started a container");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let listed = fx.rt.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].id.as_str(), &listed[0].state),
+        (id.as_str(), &ContainerState::Running)
+    );
+    // Its output is still being logged (the shim lives on).
+    let lines = |_: ()| {
+        String::from_utf8(
+            logfile::read_logs(&fx.dir.join("logs/survivor.log"), &LogOptions::default()).unwrap(),
+        )
+        .unwrap()
+        .lines()
+        .count()
+    };
+    let before = lines(());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(lines(()) > before);
+    let out = fx
+        .rt
+        .exec(&id, &["hostname".to_string()], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.exit_code, out.output.as_str()),
+        (Some(0), "survivor\n")
+    );
+    fx.rt.stop(&id, Duration::from_millis(500)).await.unwrap();
+    assert!(matches!(
+        state_of(&fx.rt, &id).await,
+        ContainerState::Exited(Exit { exit_code: 137, .. })
+    ));
+    fx.rt.remove(&id).await.unwrap();
+}

@@ -216,39 +216,116 @@ fn entrypoint_and_cmd(
     }
 }
 
-/// Where the copier of a log file resumes: the last timestamp in the file and how many
-/// lines at its end carry it (Docker's `since` has whole seconds, so the lines of that
-/// second come again and are skipped up to and including these).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ResumePoint {
-    last: SystemTime,
-    lines_at_last: usize,
+/// How far apart in time Docker may write two messages out of order. Its stdout and
+/// stderr copiers stamp a message when they read it and append it afterwards, so the
+/// file is in time order only up to a few milliseconds; resuming re-reads this much
+/// before the newest message written and skips what was written already.
+const REORDER_WINDOW: Duration = Duration::from_secs(2);
+
+/// One log entry's identity: time, stream, content (without its newline), partial.
+fn entry_key(ts: SystemTime, stream: LogStream, content: &[u8], partial: bool) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ts.hash(&mut h);
+    matches!(stream, LogStream::Stderr).hash(&mut h);
+    content.hash(&mut h);
+    partial.hash(&mut h);
+    h.finish()
 }
 
-/// The timestamp of one CRI log line (`TIMESTAMP STREAM P|F TEXT`).
-fn cri_line_time(line: &[u8]) -> Option<SystemTime> {
-    let end = line.iter().position(|b| *b == b' ')?;
-    let ts = std::str::from_utf8(&line[..end]).ok()?;
-    parse_time(ts)
+/// What a log copier has written: the newest message's time and the entries of the last
+/// [`REORDER_WINDOW`] before it, so that a pass that reads Docker's log again (after an
+/// agent restart, or after a follow that ended early) writes every message exactly once.
+#[derive(Debug, Default)]
+struct Dedup {
+    /// The newest time written.
+    newest: Option<SystemTime>,
+    /// Entries written within the window before `newest`, oldest first.
+    recent: std::collections::VecDeque<(SystemTime, u64)>,
+    /// This pass's copy of `recent` (entry → how many times), consumed as they come again.
+    pass: HashMap<u64, usize>,
 }
 
-/// The resume point of the CRI log at `path` (its live file, else the newest rotated one
-/// when the live one is empty); `None` when neither has a line.
-fn resume_point(path: &Path) -> std::io::Result<Option<ResumePoint>> {
-    let rotated = PathBuf::from(format!("{}.1", path.display()));
-    for candidate in [path, rotated.as_path()] {
-        if let Some(point) = resume_point_of(candidate)? {
-            return Ok(Some(point));
+impl Dedup {
+    /// Starts a pass over Docker's log; answers its `since` (whole seconds).
+    fn next_pass(&mut self) -> Option<i32> {
+        self.pass.clear();
+        for (_, key) in &self.recent {
+            *self.pass.entry(*key).or_insert(0) += 1;
+        }
+        let from = self.newest?.checked_sub(REORDER_WINDOW)?;
+        let secs = from.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+        Some(i32::try_from(secs).unwrap_or(i32::MAX))
+    }
+
+    /// Whether an entry was written before this pass.
+    fn seen(&mut self, ts: SystemTime, key: u64) -> bool {
+        let Some(newest) = self.newest else {
+            return false;
+        };
+        if ts + REORDER_WINDOW < newest {
+            return true;
+        }
+        match self.pass.get_mut(&key) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
         }
     }
-    Ok(None)
+
+    /// Records a written entry.
+    fn wrote(&mut self, ts: SystemTime, key: u64) {
+        let newest = self.newest.map_or(ts, |n| n.max(ts));
+        self.newest = Some(newest);
+        self.recent.push_back((ts, key));
+        while self
+            .recent
+            .front()
+            .is_some_and(|(t, _)| *t + REORDER_WINDOW < newest)
+        {
+            self.recent.pop_front();
+        }
+    }
 }
 
-fn resume_point_of(path: &Path) -> std::io::Result<Option<ResumePoint>> {
-    const TAIL: u64 = 256 * 1024;
+/// One CRI log line (`TIMESTAMP STREAM P|F CONTENT`) as `(time, key)`.
+fn parse_cri_line(line: &[u8]) -> Option<(SystemTime, u64)> {
+    let mut parts = line.splitn(4, |b| *b == b' ');
+    let ts = parse_time(std::str::from_utf8(parts.next()?).ok()?)?;
+    let stream = match parts.next()? {
+        b"stdout" => LogStream::Stdout,
+        b"stderr" => LogStream::Stderr,
+        _ => return None,
+    };
+    let partial = match parts.next()? {
+        b"P" => true,
+        b"F" => false,
+        _ => return None,
+    };
+    let content = parts.next().unwrap_or_default();
+    Some((ts, entry_key(ts, stream, content, partial)))
+}
+
+/// What the CRI log at `path` already holds, from the end of its live file (or of the
+/// newest rotated one when the live one is empty).
+fn written_before(path: &Path) -> std::io::Result<Dedup> {
+    let rotated = PathBuf::from(format!("{}.1", path.display()));
+    for candidate in [path, rotated.as_path()] {
+        let dedup = written_in(candidate)?;
+        if dedup.newest.is_some() {
+            return Ok(dedup);
+        }
+    }
+    Ok(Dedup::default())
+}
+
+fn written_in(path: &Path) -> std::io::Result<Dedup> {
+    const TAIL: u64 = 1024 * 1024;
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Dedup::default()),
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
@@ -256,107 +333,28 @@ fn resume_point_of(path: &Path) -> std::io::Result<Option<ResumePoint>> {
     file.seek(SeekFrom::Start(start))?;
     let mut tail = Vec::new();
     file.read_to_end(&mut tail)?;
-    let mut lines: Vec<&[u8]> = tail
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
+    let mut lines: Vec<&[u8]> = tail.split(|b| *b == b'\n').collect();
+    // The last piece is what follows the final newline (nothing, or half an entry); the
+    // first may be the end of an entry cut by the seek.
+    lines.pop();
     if start > 0 && !lines.is_empty() {
-        // The first piece may be the end of a line cut by the seek.
         lines.remove(0);
     }
-    let mut point: Option<ResumePoint> = None;
-    for line in lines.iter().rev() {
-        let Some(ts) = cri_line_time(line) else {
-            continue;
-        };
-        match point.as_mut() {
-            None => {
-                point = Some(ResumePoint {
-                    last: ts,
-                    lines_at_last: 1,
-                })
-            }
-            Some(p) if p.last == ts => p.lines_at_last += 1,
-            Some(_) => break,
-        }
+    let mut dedup = Dedup::default();
+    for (ts, key) in lines.into_iter().filter_map(parse_cri_line) {
+        dedup.wrote(ts, key);
     }
-    Ok(point)
-}
-
-/// Skips what a resumed copier has already written, and remembers what it writes.
-#[derive(Debug)]
-struct Skipper {
-    /// Messages up to this point were written before this pass; `None` once past it.
-    point: Option<ResumePoint>,
-    seen_at_last: usize,
-    /// The newest message written so far (where the next pass resumes).
-    written: Option<ResumePoint>,
-}
-
-impl Skipper {
-    fn new(point: Option<ResumePoint>) -> Self {
-        Skipper {
-            point,
-            seen_at_last: 0,
-            written: point,
-        }
-    }
-
-    /// A new pass over Docker's log, resuming after everything written so far.
-    fn next_pass(&mut self) {
-        self.point = self.written;
-        self.seen_at_last = 0;
-    }
-
-    /// Whether a message of time `ts` was already written (messages come in time order).
-    fn skip(&mut self, ts: SystemTime) -> bool {
-        let Some(point) = self.point else {
-            return false;
-        };
-        if ts < point.last {
-            return true;
-        }
-        if ts == point.last && self.seen_at_last < point.lines_at_last {
-            self.seen_at_last += 1;
-            return true;
-        }
-        // Past the resume point: everything from here on is new.
-        self.point = None;
-        false
-    }
-
-    /// Records that a message of time `ts` was written.
-    fn wrote(&mut self, ts: SystemTime) {
-        match self.written.as_mut() {
-            Some(w) if w.last == ts => w.lines_at_last += 1,
-            _ => {
-                self.written = Some(ResumePoint {
-                    last: ts,
-                    lines_at_last: 1,
-                })
-            }
-        }
-    }
-
-    /// Docker's `since` for the next pass (whole seconds: the skip does the rest).
-    fn since(&self) -> Option<i32> {
-        let secs = self
-            .point?
-            .last
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .ok()?
-            .as_secs();
-        Some(i32::try_from(secs).unwrap_or(i32::MAX))
-    }
+    Ok(dedup)
 }
 
 /// Writes one Docker log message (`TIMESTAMP TEXT`, where `TEXT` ends in a newline unless
-/// Docker split a long line or the output ended without one) to the CRI log.
+/// Docker split a long line or the output ended without one) to the CRI log, unless it
+/// was written before.
 fn write_message(
     writer: &mut LogWriter,
     stream: LogStream,
     message: &[u8],
-    skipper: &mut Skipper,
+    dedup: &mut Dedup,
 ) -> std::io::Result<()> {
     let (ts, text) = match message.iter().position(|b| *b == b' ') {
         Some(space) => match std::str::from_utf8(&message[..space])
@@ -368,23 +366,16 @@ fn write_message(
         },
         None => (SystemTime::now(), message),
     };
-    if skipper.skip(ts) {
+    let (content, partial) = match text.strip_suffix(b"\n") {
+        Some(content) => (content, false),
+        None => (text, true),
+    };
+    let key = entry_key(ts, stream, content, partial);
+    if dedup.seen(ts, key) {
         return Ok(());
     }
-    let mut rest = text;
-    while !rest.is_empty() {
-        match rest.iter().position(|b| *b == b'\n') {
-            Some(nl) => {
-                writer.write(stream, ts, &rest[..nl], false)?;
-                rest = &rest[nl + 1..];
-            }
-            None => {
-                writer.write(stream, ts, rest, true)?;
-                rest = &[];
-            }
-        }
-    }
-    skipper.wrote(ts);
+    writer.write(stream, ts, content, partial)?;
+    dedup.wrote(ts, key);
     Ok(())
 }
 
@@ -449,12 +440,11 @@ async fn copy_logs_inner(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
-    let point = if resume {
-        resume_point(path).map_err(|e| format!("reading {}: {e}", path.display()))?
+    let mut dedup = if resume {
+        written_before(path).map_err(|e| format!("reading {}: {e}", path.display()))?
     } else {
-        None
+        Dedup::default()
     };
-    let mut skipper = Skipper::new(point);
     let mut writer = LogWriter::open(path, target.max_bytes, target.max_files)
         .map_err(|e| format!("opening {}: {e}", path.display()))?;
     // Follow while the container runs. Docker 20.10's follower can end at the container's
@@ -469,7 +459,7 @@ async fn copy_logs_inner(
             .stderr(true)
             .timestamps(true)
             .tail("all");
-        if let Some(since) = skipper.since() {
+        if let Some(since) = dedup.next_pass() {
             options = options.since(since);
         }
         let mut stream = docker.logs(id, Some(options.build()));
@@ -489,13 +479,12 @@ async fn copy_logs_inner(
                 LogOutput::StdErr { message } => (LogStream::Stderr, message),
                 LogOutput::StdIn { .. } => continue,
             };
-            write_message(&mut writer, kind, &message, &mut skipper)
+            write_message(&mut writer, kind, &message, &mut dedup)
                 .map_err(|e| format!("writing {}: {e}", path.display()))?;
         }
         if !follow {
             return Ok(());
         }
-        skipper.next_pass();
         match docker
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
@@ -1280,34 +1269,44 @@ mod tests {
     }
 
     #[test]
-    fn skipper_skips_up_to_and_including_the_resume_point() {
-        let t = |n: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(7) + Duration::from_nanos(n);
-        let mut s = Skipper::new(Some(ResumePoint {
-            last: t(100),
-            lines_at_last: 2,
-        }));
-        assert_eq!(s.since(), Some(7));
-        assert!(s.skip(t(50)));
-        assert!(s.skip(t(100)));
-        assert!(s.skip(t(100)));
-        assert!(!s.skip(t(100)));
-        s.wrote(t(100));
-        assert!(!s.skip(t(200)));
-        s.wrote(t(200));
-        // The next pass starts after the newest message written.
-        s.next_pass();
+    fn dedup_skips_what_was_written_even_out_of_order() {
+        let t =
+            |ms: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(100) + Duration::from_millis(ms);
+        let k = |n: u64| n * 7919;
+        let mut d = Dedup::default();
+        assert_eq!(d.next_pass(), None);
+        assert!(!d.seen(t(0), k(1)));
+        // Written in file order: a later stdout entry before an earlier stderr one.
+        d.wrote(t(0), k(1));
+        d.wrote(t(1020), k(2));
+        d.wrote(t(1010), k(3));
+        d.wrote(t(2500), k(4));
+        assert_eq!(d.newest, Some(t(2500)));
+        // t(0) fell out of the window; the others are kept.
+        assert_eq!(d.recent.len(), 3);
+        // A new pass from the start of the window (whole seconds).
+        assert_eq!(d.next_pass(), Some(100));
+        assert!(d.seen(t(0), k(1)), "older than the window: written");
+        assert!(d.seen(t(1020), k(2)) && d.seen(t(1010), k(3)) && d.seen(t(2500), k(4)));
+        // Each written entry is skipped once; new ones, even older than the newest, are not.
+        assert!(!d.seen(t(2500), k(4)));
+        assert!(!d.seen(t(2400), k(5)));
+        assert!(!d.seen(t(2501), k(6)));
+    }
+
+    #[test]
+    fn cri_lines_and_docker_messages_have_the_same_keys() {
+        let ts = parse_time("2026-12-06T04:22:04.092147640Z").unwrap();
+        let line = b"2026-12-06T04:22:04.092147640Z stdout P no newline";
         assert_eq!(
-            s.written,
-            Some(ResumePoint {
-                last: t(200),
-                lines_at_last: 1
-            })
+            parse_cri_line(line),
+            Some((ts, entry_key(ts, LogStream::Stdout, b"no newline", true)))
         );
-        assert!(s.skip(t(100)));
-        assert!(s.skip(t(200)));
-        assert!(!s.skip(t(200)));
-        let mut none = Skipper::new(None);
-        assert_eq!(none.since(), None);
-        assert!(!none.skip(t(1)));
+        let empty = b"2026-12-06T04:22:04.092147640Z stderr F ";
+        assert_eq!(
+            parse_cri_line(empty),
+            Some((ts, entry_key(ts, LogStream::Stderr, b"", false)))
+        );
+        assert_eq!(parse_cri_line(b"garbage"), None);
     }
 }

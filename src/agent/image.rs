@@ -1305,6 +1305,9 @@ fn pick_platform(
     }
 }
 
+/// Top-level descriptors of one image: its name and `(position in index.json, descriptor)`.
+type NamedDescriptors = (Option<String>, Vec<(usize, Descriptor)>);
+
 fn oci_plans(index: &ArchiveIndex, ctx: &Ctx, name: Option<&str>) -> Result<Vec<Plan>, ImageError> {
     if index.lookup("oci-layout").is_some() {
         let bytes = index.read_small("oci-layout", ctx, 1 << 20)?;
@@ -1325,7 +1328,7 @@ fn oci_plans(index: &ArchiveIndex, ctx: &Ctx, name: Option<&str>) -> Result<Vec<
         return Err(ctx.err("index.json", "lists no manifest"));
     }
     // Group the top-level descriptors by the image they name.
-    let mut groups: Vec<(Option<String>, Vec<(usize, Descriptor)>)> = Vec::new();
+    let mut groups: Vec<NamedDescriptors> = Vec::new();
     for (i, d) in top.manifests.iter().enumerate() {
         let key = if name.is_some() {
             None
@@ -1432,6 +1435,11 @@ impl Unpacker<'_> {
     fn err(&self, entry: &str, reason: impl std::fmt::Display) -> ImageError {
         self.ctx
             .err(self.part, format!("entry {entry:?}: {reason}"))
+    }
+
+    /// `entry "NAME" escapes the root`, `entry "/x" is an absolute path`.
+    fn refuse(&self, entry: &str, reason: impl std::fmt::Display) -> ImageError {
+        self.ctx.err(self.part, format!("entry {entry:?} {reason}"))
     }
 
     /// The directory `parent` (components below the root), resolved inside the root;
@@ -1545,18 +1553,19 @@ impl Unpacker<'_> {
             {
                 continue;
             }
-            let comps = clean_entry_path(&raw).map_err(|r| self.err(&shown, r))?;
+            let comps = clean_entry_path(&raw).map_err(|r| self.refuse(&shown, r))?;
             let header = entry.header();
-            let mode = header
-                .mode()
-                .map_err(|e| self.err(&shown, format!("mode: {e}")))?
-                & 0o7777;
-            let uid = header
-                .uid()
-                .map_err(|e| self.err(&shown, format!("uid: {e}")))?;
-            let gid = header
-                .gid()
-                .map_err(|e| self.err(&shown, format!("gid: {e}")))?;
+            // An empty numeric field (some writers leave them blank) reads as 0.
+            let blank = |f: &[u8]| f.iter().all(|&b| b == 0 || b == b' ');
+            let old = header.as_old();
+            let numeric = |v: io::Result<u64>, field: &[u8], what: &str| match v {
+                Ok(v) => Ok(v),
+                Err(_) if blank(field) => Ok(0),
+                Err(e) => Err(self.err(&shown, format!("{what}: {e}"))),
+            };
+            let mode = numeric(header.mode().map(u64::from), &old.mode, "mode")? as u32 & 0o7777;
+            let uid = numeric(header.uid(), &old.uid, "uid")?;
+            let gid = numeric(header.gid(), &old.gid, "gid")?;
             let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
                 return Err(self.err(&shown, format!("owner {uid}:{gid} out of range")));
             };
@@ -1646,9 +1655,8 @@ impl Unpacker<'_> {
                         .link_name_bytes()
                         .ok_or_else(|| self.err(&shown, "hardlink without a target"))?;
                     let tshown = String::from_utf8_lossy(&target).into_owned();
-                    let tcomps = clean_entry_path(&target).map_err(|r| {
-                        self.err(&shown, format!("hardlink target {tshown:?}: {r}"))
-                    })?;
+                    let tcomps = clean_entry_path(&target)
+                        .map_err(|r| self.err(&shown, format!("hardlink target {tshown:?} {r}")))?;
                     let Some((tname, tparent)) = tcomps.split_last() else {
                         return Err(self.err(&shown, "hardlink to the root"));
                     };

@@ -57,9 +57,15 @@ pub(crate) async fn bind(
     Ok((listener, Arc::new(tls)))
 }
 
+/// A refusal: the status and the message.
+type Refusal = (StatusCode, String);
+/// A cached token review: when it was made and its verdict.
+type Review = (Instant, Result<(), Refusal>);
+
 struct LogState {
     shared: Arc<Shared>,
-    reviews: Mutex<HashMap<String, (Instant, Result<(), (StatusCode, String)>)>>,
+    /// Token reviews by token: when, and the verdict.
+    reviews: Mutex<HashMap<String, Review>>,
 }
 
 /// The endpoint's routes.
@@ -79,7 +85,7 @@ fn text(code: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 /// Checks the caller's bearer token with a TokenReview.
-async fn authenticate(state: &LogState, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+async fn authenticate(state: &LogState, headers: &HeaderMap) -> Result<(), Refusal> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -153,14 +159,14 @@ fn flag(q: &HashMap<String, String>, name: &str) -> bool {
 fn number<T: std::str::FromStr>(
     q: &HashMap<String, String>,
     name: &str,
-) -> Result<Option<T>, Response> {
+) -> Result<Option<T>, Box<Response>> {
     match q.get(name) {
         None => Ok(None),
         Some(v) => v.parse::<T>().map(Some).map_err(|_| {
-            text(
+            Box::new(text(
                 StatusCode::BAD_REQUEST,
                 format!("{name}: {v:?} is not a valid number"),
-            )
+            ))
         }),
     }
 }
@@ -173,7 +179,7 @@ fn pick(
     pod: &str,
     container: &str,
     previous: bool,
-) -> Result<ContainerInfo, Response> {
+) -> Result<ContainerInfo, Box<Response>> {
     let mut mine: Vec<&ContainerInfo> = list
         .iter()
         .filter(|c| c.pod.namespace == ns && c.pod.name == pod && c.name == container)
@@ -191,7 +197,7 @@ fn pick(
         mine.last().copied()
     };
     chosen.cloned().ok_or_else(|| {
-        if previous {
+        Box::new(if previous {
             text(
                 StatusCode::BAD_REQUEST,
                 format!("previous terminated container {container:?} in pod {pod:?} not found"),
@@ -201,7 +207,7 @@ fn pick(
                 StatusCode::NOT_FOUND,
                 format!("container {container:?} in pod {pod:?} is not available"),
             )
-        }
+        })
     })
 }
 
@@ -216,15 +222,15 @@ async fn container_logs(
     }
     let tail: Option<i64> = match number(&q, "tailLines") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let since_seconds: Option<u64> = match number(&q, "sinceSeconds") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let limit: Option<u64> = match number(&q, "limitBytes") {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let since = match (since_seconds, q.get("sinceTime")) {
         (Some(s), _) => SystemTime::now().checked_sub(Duration::from_secs(s)),
@@ -247,7 +253,7 @@ async fn container_logs(
     };
     let chosen = match pick(&list, &ns, &pod, &container, flag(&q, "previous")) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let path = chosen.log_path.clone();
     if !flag(&q, "follow") || chosen.state != ContainerState::Running {

@@ -70,8 +70,8 @@ pub fn host_info(state_dir: &Path) -> HostInfo {
     let (total, available) = meminfo();
     let (disk, disk_free) = nix::sys::statvfs::statvfs(state_dir)
         .map(|s| {
-            let frag = s.fragment_size() as u64;
-            (s.blocks() as u64 * frag, s.blocks_available() as u64 * frag)
+            let frag = s.fragment_size();
+            (s.blocks() * frag, s.blocks_available() * frag)
         })
         .unwrap_or((0, 0));
     let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();

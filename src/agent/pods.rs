@@ -43,6 +43,8 @@ use tokio::sync::watch;
 pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
 /// The longest restart back-off (kubelet: 5 min).
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// How long a failed pull shows as `ErrImagePull` before `ImagePullBackOff`.
+const PULL_ERROR_SHOWN: Duration = Duration::from_secs(5);
 /// A container that ran this long before ending restarts without back-off.
 pub const BACKOFF_RESET: Duration = Duration::from_secs(600);
 
@@ -83,10 +85,7 @@ pub(crate) async fn run(
         r = store.wait_until_ready() => if r.is_err() { return Ok(()) },
     }
     tracing::info!("pods of this node listed; syncing");
-    let mut workers: HashMap<
-        String,
-        (watch::Sender<Option<Arc<Pod>>>, tokio::task::JoinHandle<()>),
-    > = HashMap::new();
+    let mut workers: HashMap<String, Worker> = HashMap::new();
     let mut tick = tokio::time::interval(shared.config.sync_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -106,13 +105,15 @@ pub(crate) async fn run(
         for (uid, pod) in &pods {
             match workers.get(uid) {
                 Some((tx, _)) => {
+                    // The worker always gets the latest object, but is woken only by
+                    // changes of the spec or deletion, not by its own status writes.
                     tx.send_if_modified(|old| {
-                        let changed = old.as_ref().map(|o| o.metadata.resource_version.clone())
-                            != Some(pod.metadata.resource_version.clone());
-                        if changed {
-                            *old = Some(pod.clone());
-                        }
-                        changed
+                        let wake = old.as_ref().is_none_or(|o| {
+                            o.spec != pod.spec
+                                || o.metadata.deletion_timestamp != pod.metadata.deletion_timestamp
+                        });
+                        *old = Some(pod.clone());
+                        wake
                     });
                 }
                 None => {
@@ -147,6 +148,9 @@ pub(crate) async fn run(
     }
     Ok(())
 }
+
+/// A pod worker: the latest pod object (`None` once it left the API) and its task.
+type Worker = (watch::Sender<Option<Arc<Pod>>>, tokio::task::JoinHandle<()>);
 
 /// Why a container is not running, as its `waiting` state shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -416,18 +420,13 @@ async fn start(
             "IfNotPresent"
         },
     );
-    match shared.runtime.has_image(&image).await {
+    let present = shared.runtime.has_image(&image).await;
+    match present {
         Ok(true) => {
             let msg = format!("Container image {image:?} already present on machine");
+            let key = Some(format!("pulled/{}/{attempt}", c.name));
             state
-                .tell(
-                    shared,
-                    pod,
-                    EventType::Normal,
-                    "Pulled",
-                    &msg,
-                    Some(format!("pulled/{}/{attempt}", c.name)),
-                )
+                .tell(shared, pod, EventType::Normal, "Pulled", &msg, key)
                 .await;
         }
         Ok(false) if policy == "Never" => {
@@ -439,6 +438,7 @@ async fn start(
                     message: msg.clone(),
                 },
             );
+            let key = Some(format!("neverpull/{}", c.name));
             state
                 .tell(
                     shared,
@@ -446,15 +446,20 @@ async fn start(
                     EventType::Warning,
                     "ErrImageNeverPull",
                     &msg,
-                    Some(format!("neverpull/{}", c.name)),
+                    key,
                 )
                 .await;
             return;
         }
-        Ok(false) => {
+        Ok(false) | Err(_) => {
             let now = Instant::now();
             let entry = state.pull_backoff.get(&image).copied();
-            if let Some((next, _)) = entry {
+            if let Some((next, delay)) = entry {
+                // The failed pull shows as ErrImagePull for a few seconds (the kubelet's
+                // next sync), then as ImagePullBackOff until the next try.
+                if now < next && now < next - delay + PULL_ERROR_SHOWN {
+                    return;
+                }
                 if now < next {
                     let msg = format!("Back-off pulling image {image:?}");
                     state.waiting.insert(
@@ -464,15 +469,9 @@ async fn start(
                             message: msg.clone(),
                         },
                     );
+                    let key = Some(format!("pullbackoff/{image}/{next:?}"));
                     state
-                        .tell(
-                            shared,
-                            pod,
-                            EventType::Normal,
-                            "BackOff",
-                            &msg,
-                            Some(format!("pullbackoff/{image}/{next:?}")),
-                        )
+                        .tell(shared, pod, EventType::Normal, "BackOff", &msg, key)
                         .await;
                     return;
                 }
@@ -481,10 +480,14 @@ async fn start(
             state
                 .pull_backoff
                 .insert(image.clone(), (now + delay, delay));
-            let msg = format!(
-                "failed to pull image {image:?}: the image is not on node {} and no registry is reachable from it (import it: plimsoll image import, or docker load)",
-                shared.config.node_name
-            );
+            let why = match present {
+                Err(e) => e.to_string(),
+                _ => format!(
+                    "the image is not on node {} and no registry is reachable from it (import it: plimsoll image import, or docker load)",
+                    shared.config.node_name
+                ),
+            };
+            let msg = format!("failed to pull image {image:?}: {why}");
             state.waiting.insert(
                 c.name.clone(),
                 Waiting {
@@ -492,26 +495,10 @@ async fn start(
                     message: msg.clone(),
                 },
             );
+            let event = format!("Failed to pull image {image:?}: {msg}");
             state
-                .tell(
-                    shared,
-                    pod,
-                    EventType::Warning,
-                    "Failed",
-                    &format!("Failed to pull image {image:?}: {msg}"),
-                    None,
-                )
+                .tell(shared, pod, EventType::Warning, "Failed", &event, None)
                 .await;
-            return;
-        }
-        Err(e) => {
-            state.waiting.insert(
-                c.name.clone(),
-                Waiting {
-                    reason: "ErrImagePull".into(),
-                    message: e.to_string(),
-                },
-            );
             return;
         }
     }
@@ -796,33 +783,31 @@ async fn sync(
             None if !terminal => start(shared, pod, c, ContainerKind::Regular, 0, state).await,
             None => {}
             Some(l) => match exit_of(l) {
-                Some(e) => {
-                    if !terminal && restarts(&policy, ContainerKind::Regular, &e) {
-                        let due = restart_due(l, &e);
-                        if now >= due {
-                            start(shared, pod, c, ContainerKind::Regular, l.attempt + 1, state)
-                                .await;
-                        } else {
-                            s.backoff_until = Some(due);
-                            let secs = restart_backoff(l.attempt, Duration::ZERO).as_secs();
-                            let msg = format!(
-                                "Back-off restarting failed container {} in pod {}",
-                                c.name,
-                                pod_label(pod)
-                            );
-                            state
-                                .tell(
-                                    shared,
-                                    pod,
-                                    EventType::Warning,
-                                    "BackOff",
-                                    &msg,
-                                    Some(format!("backoff/{}/{}/{secs}", c.name, l.attempt)),
-                                )
-                                .await;
-                        }
+                Some(e) if !terminal && restarts(&policy, ContainerKind::Regular, &e) => {
+                    let due = restart_due(l, &e);
+                    if now >= due {
+                        start(shared, pod, c, ContainerKind::Regular, l.attempt + 1, state).await;
+                    } else {
+                        s.backoff_until = Some(due);
+                        let secs = restart_backoff(l.attempt, Duration::ZERO).as_secs();
+                        let msg = format!(
+                            "Back-off restarting failed container {} in pod {}",
+                            c.name,
+                            pod_label(pod)
+                        );
+                        state
+                            .tell(
+                                shared,
+                                pod,
+                                EventType::Warning,
+                                "BackOff",
+                                &msg,
+                                Some(format!("backoff/{}/{}/{secs}", c.name, l.attempt)),
+                            )
+                            .await;
                     }
                 }
+                Some(_) => {}
                 None if l.state == ContainerState::Running => {
                     s.started = true;
                     let (ready, live) = run_probes(shared, pod, c, l, state).await;

@@ -1,7 +1,7 @@
 //! Usage sampling: every `usage_interval` (10 s) the CPU and memory of every running
 //! container are read from the runtime (its cgroup, or Docker's stats), turned into
 //! rates over the window, and sent to the control plane as a
-//! [`NodeUsageReport`](crate::server::usage::NodeUsageReport) (`PUT
+//! [`NodeUsageReport`] (`PUT
 //! /apis/plimsoll.io/v1/nodeusage/NODE`), which serves them to `kubectl top` and to the
 //! predictors.
 //!

@@ -253,6 +253,9 @@ pub struct SchedulerMetrics {
     pub preemption_victims: Counter,
     /// `plimsoll_scheduler_batch_size`: pods placed together in one round (1 to 8192).
     pub batch_size: Histogram,
+    /// `plimsoll_scheduler_usage_predicted_pods`: pods (bound or pending) charged their
+    /// predicted usage instead of their requests (`--usage-aware`; 0 otherwise).
+    pub usage_predicted_pods: Gauge,
 }
 
 impl Default for SchedulerMetrics {
@@ -266,6 +269,7 @@ impl Default for SchedulerMetrics {
             milp_solve_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
             preemption_victims: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            usage_predicted_pods: Gauge::default(),
         }
     }
 }
@@ -312,6 +316,11 @@ impl SchedulerMetrics {
             "plimsoll_scheduler_batch_size",
             "Pods placed together in one scheduling round",
             self.batch_size.clone(),
+        );
+        registry.register(
+            "plimsoll_scheduler_usage_predicted_pods",
+            "Pods charged their predicted usage instead of their requests",
+            self.usage_predicted_pods.clone(),
         );
     }
 }

@@ -13,13 +13,90 @@ use std::process::Command;
 
 /// The busybox applets linked in `/bin` of [`busybox_rootfs`].
 pub const APPLETS: &[&str] = &[
-    "sh", "ash", "ls", "cat", "echo", "sleep", "httpd", "wget", "ps", "top", "yes", "head", "tail", "dd",
-    "grep", "env", "id", "hostname", "mkdir", "rm", "touch", "true", "false", "kill", "nc", "printf", "test",
-    "[", "wc", "cp", "mv", "ln", "chmod", "chown", "date", "df", "du", "find", "free", "mount", "umount",
-    "seq", "sort", "uniq", "tr", "cut", "sed", "awk", "xargs", "tee", "pwd", "uname", "whoami", "stat",
-    "timeout", "nslookup", "ping", "ifconfig", "ip", "netstat", "vi", "md5sum", "sha256sum", "base64",
-    "gzip", "gunzip", "tar", "pidof", "pgrep", "pkill", "nproc", "usleep", "watch", "basename", "dirname",
-    "readlink", "realpath", "which", "expr", "less", "more", "uptime", "dmesg", "init",
+    "sh",
+    "ash",
+    "ls",
+    "cat",
+    "echo",
+    "sleep",
+    "httpd",
+    "wget",
+    "ps",
+    "top",
+    "yes",
+    "head",
+    "tail",
+    "dd",
+    "grep",
+    "env",
+    "id",
+    "hostname",
+    "mkdir",
+    "rm",
+    "touch",
+    "true",
+    "false",
+    "kill",
+    "nc",
+    "printf",
+    "test",
+    "[",
+    "wc",
+    "cp",
+    "mv",
+    "ln",
+    "chmod",
+    "chown",
+    "date",
+    "df",
+    "du",
+    "find",
+    "free",
+    "mount",
+    "umount",
+    "seq",
+    "sort",
+    "uniq",
+    "tr",
+    "cut",
+    "sed",
+    "awk",
+    "xargs",
+    "tee",
+    "pwd",
+    "uname",
+    "whoami",
+    "stat",
+    "timeout",
+    "nslookup",
+    "ping",
+    "ifconfig",
+    "ip",
+    "netstat",
+    "vi",
+    "md5sum",
+    "sha256sum",
+    "base64",
+    "gzip",
+    "gunzip",
+    "tar",
+    "pidof",
+    "pgrep",
+    "pkill",
+    "nproc",
+    "usleep",
+    "watch",
+    "basename",
+    "dirname",
+    "readlink",
+    "realpath",
+    "which",
+    "expr",
+    "less",
+    "more",
+    "uptime",
+    "dmesg",
+    "init",
 ];
 
 /// Writes a minimal root filesystem into `dir` (created if missing): `/bin/busybox`
@@ -27,7 +104,9 @@ pub const APPLETS: &[&str] = &[
 /// `/etc/group` (root and nobody), `/tmp` (1777), empty `/proc`, `/dev`, `/sys`, `/root`,
 /// `/var`, `/home`.
 pub fn busybox_rootfs(dir: &Path) {
-    for d in ["bin", "etc", "tmp", "proc", "dev", "sys", "root", "var", "home", "usr/bin"] {
+    for d in [
+        "bin", "etc", "tmp", "proc", "dev", "sys", "root", "var", "home", "usr/bin",
+    ] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -175,12 +254,19 @@ pub fn host_arch() -> &'static str {
 /// manifest, the config and the layers (gzip ones typed `tar+gzip`) under
 /// `blobs/sha256/`. Returned as `(path, content)` so that tests can tamper with them
 /// before [`write_tar`].
-pub fn oci_layout_files(name: Option<&str>, config: &serde_json::Value, layers: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
+pub fn oci_layout_files(
+    name: Option<&str>,
+    config: &serde_json::Value,
+    layers: &[Vec<u8>],
+) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
     let blob = |files: &mut Vec<(String, Vec<u8>)>, bytes: Vec<u8>| -> (String, usize) {
         let hex = sha256_hex(&bytes);
         let len = bytes.len();
-        if !files.iter().any(|(p, _)| *p == format!("blobs/sha256/{hex}")) {
+        if !files
+            .iter()
+            .any(|(p, _)| *p == format!("blobs/sha256/{hex}"))
+        {
             files.push((format!("blobs/sha256/{hex}"), bytes));
         }
         (format!("sha256:{hex}"), len)
@@ -213,7 +299,10 @@ pub fn oci_layout_files(name: Option<&str>, config: &serde_json::Value, layers: 
         desc["annotations"] = serde_json::json!({ "org.opencontainers.image.ref.name": n });
     }
     let index = serde_json::json!({ "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [desc] });
-    files.push(("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()));
+    files.push((
+        "oci-layout".into(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    ));
     files.push(("index.json".into(), serde_json::to_vec(&index).unwrap()));
     files
 }
@@ -226,6 +315,8 @@ pub fn write_tar(out: &Path, files: &[(String, Vec<u8>)]) {
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, path, data.as_slice()).unwrap();
     }
@@ -258,16 +349,22 @@ pub fn busybox_layers(name: &str, spec: &ImageSpec) -> Vec<Vec<u8>> {
     h.set_size(name.len() as u64 + 1);
     h.set_mode(0o644);
     h.set_mtime(1_700_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
     h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, "etc/plimsoll-image", format!("{name}\n").as_bytes()).unwrap();
+    b.append_data(&mut h, "etc/plimsoll-image", format!("{name}\n").as_bytes())
+        .unwrap();
     let wd = spec.working_dir.trim_matches('/');
     if !wd.is_empty() {
         let mut h = tar::Header::new_gnu();
         h.set_size(0);
         h.set_mode(0o755);
         h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_entry_type(tar::EntryType::Directory);
-        b.append_data(&mut h, format!("{wd}/"), std::io::empty()).unwrap();
+        b.append_data(&mut h, format!("{wd}/"), std::io::empty())
+            .unwrap();
     }
     vec![base, b.into_inner().unwrap()]
 }
@@ -280,7 +377,9 @@ pub struct DockerImage {
 
 impl Drop for DockerImage {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", "-f", &self.tag]).output();
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.tag])
+            .output();
     }
 }
 
@@ -312,10 +411,19 @@ pub fn docker_import_busybox_with(tag: &str, spec: &ImageSpec) -> DockerImage {
     let mut cmd = Command::new("docker");
     cmd.arg("import");
     if !spec.entrypoint.is_empty() {
-        cmd.args(["--change", &format!("ENTRYPOINT {}", serde_json::to_string(&spec.entrypoint).unwrap())]);
+        cmd.args([
+            "--change",
+            &format!(
+                "ENTRYPOINT {}",
+                serde_json::to_string(&spec.entrypoint).unwrap()
+            ),
+        ]);
     }
     if !spec.cmd.is_empty() {
-        cmd.args(["--change", &format!("CMD {}", serde_json::to_string(&spec.cmd).unwrap())]);
+        cmd.args([
+            "--change",
+            &format!("CMD {}", serde_json::to_string(&spec.cmd).unwrap()),
+        ]);
     }
     for e in &spec.env {
         cmd.args(["--change", &format!("ENV {e}")]);
@@ -323,8 +431,14 @@ pub fn docker_import_busybox_with(tag: &str, spec: &ImageSpec) -> DockerImage {
     if !spec.working_dir.is_empty() {
         cmd.args(["--change", &format!("WORKDIR {}", spec.working_dir)]);
     }
-    let out = cmd.arg(&archive).arg(tag).output().expect("running docker import");
-    let image = DockerImage { tag: tag.to_string() };
+    let out = cmd
+        .arg(&archive)
+        .arg(tag)
+        .output()
+        .expect("running docker import");
+    let image = DockerImage {
+        tag: tag.to_string(),
+    };
     assert!(
         out.status.success(),
         "docker import {tag}: {}",

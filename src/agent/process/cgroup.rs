@@ -32,8 +32,19 @@ pub(crate) fn cpu_weight(shares: u64) -> u64 {
 
 /// Creates the cgroup at `path` and applies `res` to it.
 pub(crate) fn create(path: &str, res: &Resources) -> Result<Cgroup, String> {
-    let cg = Cgroup::new(hierarchies::auto(), path)
-        .map_err(|e| format!("creating cgroup {path}: {e}"))?;
+    // A cleanup removing the empty `plimsoll` parent at the same moment
+    // (`remove_if_childless`) can make one attempt fail: try again.
+    let mut attempt = 0;
+    let cg = loop {
+        match Cgroup::new(hierarchies::auto(), path) {
+            Ok(cg) => break cg,
+            Err(_) if attempt < 3 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("creating cgroup {path}: {e}")),
+        }
+    };
     let v2 = cg.v2();
     if let Some(cpu) = cg.controller_of::<CpuController>() {
         if let Some(millis) = res.cpu_request_millis {

@@ -544,10 +544,12 @@ impl ProcessRuntime {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 // The shim may have written its verdict just before exiting.
-                if dir.join(EXIT_FILE).exists()
-                    || dir.join(STATE_FILE).exists() && !dir.join(START_ERROR_FILE).exists()
-                {
-                    continue;
+                if dir.join(EXIT_FILE).exists() {
+                    break Ok(());
+                }
+                let state = read_json::<ShimState>(&dir.join(STATE_FILE))?;
+                if state.is_some_and(|s| s.container_pid.is_some()) {
+                    break Ok(());
                 }
                 if let Ok(msg) = std::fs::read_to_string(dir.join(START_ERROR_FILE)) {
                     break Err(RuntimeError::Start(msg.trim().to_string()));

@@ -13,6 +13,7 @@ use plimsoll::server::controllers::ControllersConfig;
 use plimsoll::server::leader::{default_identity, LeaderConfig};
 use plimsoll::server::metrics::{serve_metrics, Metrics};
 use plimsoll::server::scheduling::queue::Backoff;
+use plimsoll::server::scheduling::usage::{UsageAwareConfig, UsageModel};
 use plimsoll::server::scheduling::SchedulerConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +43,22 @@ pub struct SchedulerArgs {
     /// Never preempt lower-priority pods.
     #[arg(long)]
     pub no_preemption: bool,
+    /// Place by predicted peak usage (from the node agents' usage history) instead of
+    /// requests: a pod with history, or whose workload has history, is charged
+    /// min(request, predicted peak) of CPU.
+    #[arg(long = "usage-aware")]
+    pub usage_aware: bool,
+    /// The predictor of `--usage-aware`: knn or svr (learned, with a calibrated margin,
+    /// once there is enough history; max of the window × 1.25 until then), or max.
+    #[arg(long = "usage-model", value_name = "MODEL", default_value = "knn")]
+    pub usage_model: String,
+    /// Seconds between two reads of the usage history (`--usage-aware`).
+    #[arg(long = "usage-refresh", value_name = "SECS", default_value_t = 10.0)]
+    pub usage_refresh: f64,
+    /// Charge memory by its prediction too (`--usage-aware`; memory is not compressible,
+    /// so by default it stays by request).
+    #[arg(long = "usage-memory")]
+    pub usage_memory: bool,
 }
 
 impl SchedulerArgs {
@@ -58,6 +75,19 @@ impl SchedulerArgs {
         }
         plimsoll::place::policy_by_name(&self.policy, &PolicyOptions::default())
             .with_context(|| format!("invalid option --policy {}", self.policy))?;
+        let model = UsageModel::from_name(&self.usage_model)
+            .map_err(|e| anyhow::anyhow!("invalid option --usage-model: {e}"))?;
+        if !(self.usage_refresh.is_finite() && (0.1..=3600.0).contains(&self.usage_refresh)) {
+            bail!(
+                "invalid option --usage-refresh: {} is not a number of seconds in [0.1, 3600]",
+                self.usage_refresh
+            );
+        }
+        let usage_aware = self.usage_aware.then(|| UsageAwareConfig {
+            model,
+            refresh: Duration::from_secs_f64(self.usage_refresh),
+            memory: self.usage_memory,
+        });
         Ok(SchedulerConfig {
             policy: self.policy.clone(),
             options: PolicyOptions {
@@ -70,6 +100,7 @@ impl SchedulerArgs {
             bind_concurrency: self.bind_concurrency.max(1),
             backoff: Backoff::default(),
             preemption: !self.no_preemption,
+            usage_aware,
         })
     }
 }

@@ -67,16 +67,31 @@ pub fn run(args: &ImageArgs) -> anyhow::Result<Status> {
             let store = open(&a.store)?;
             let images = store.import(&a.archive, a.name.as_deref())?;
             for img in images {
-                println!("imported {} ({}, {})", img.reference, short_id(&img.id), human_size(img.size));
+                println!(
+                    "imported {} ({}, {})",
+                    img.reference,
+                    short_id(&img.id),
+                    human_size(img.size)
+                );
             }
         }
         ImageCommand::Ls(a) => {
             let store = open(a)?;
             let images = store.list()?;
-            let width = images.iter().map(|i| i.reference.len()).max().unwrap_or(0).max("REFERENCE".len());
+            let width = images
+                .iter()
+                .map(|i| i.reference.len())
+                .max()
+                .unwrap_or(0)
+                .max("REFERENCE".len());
             println!("{:<width$}  {:<12}  SIZE", "REFERENCE", "ID");
             for img in images {
-                println!("{:<width$}  {:<12}  {}", img.reference, short_id(&img.id), human_size(img.size));
+                println!(
+                    "{:<width$}  {:<12}  {}",
+                    img.reference,
+                    short_id(&img.id),
+                    human_size(img.size)
+                );
             }
         }
         ImageCommand::Rm(a) => {
@@ -84,14 +99,18 @@ pub fn run(args: &ImageArgs) -> anyhow::Result<Status> {
             if !store.remove(&a.reference)? {
                 bail!("no image {:?} in {}", a.reference, store.dir().display());
             }
-            println!("removed {}", plimsoll::agent::image::normalize(&a.reference)?);
+            println!(
+                "removed {}",
+                plimsoll::agent::image::normalize(&a.reference)?
+            );
         }
     }
     Ok(Status::Ok)
 }
 
 fn open(args: &StoreArgs) -> anyhow::Result<ImageStore> {
-    ImageStore::open(&args.image_dir).with_context(|| format!("image store {}", args.image_dir.display()))
+    ImageStore::open(&args.image_dir)
+        .with_context(|| format!("image store {}", args.image_dir.display()))
 }
 
 /// The first 12 hex digits of an id (`sha256:abcd…` → `abcd…`), as Docker shows them.

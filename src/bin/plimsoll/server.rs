@@ -50,6 +50,13 @@ pub struct ServerArgs {
     /// Seconds between compactions of the store's event history.
     #[arg(long, default_value_t = 300)]
     pub compact_interval: u64,
+    /// Usage samples kept per pod (what agents report; the usage-aware scheduler and
+    /// `plimsoll balance --kubeconfig` predict from them). At least 1.
+    #[arg(long, default_value_t = 360)]
+    pub usage_samples: usize,
+    /// Seconds after which a pod or node no longer reported leaves the usage history.
+    #[arg(long, default_value_t = 300)]
+    pub usage_retention: u64,
     /// Worker threads of the runtime (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -83,6 +90,8 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Status> {
     config.options.bookmark_interval =
         std::time::Duration::from_secs(args.bookmark_interval.max(1));
     config.compact_interval = std::time::Duration::from_secs(args.compact_interval.max(1));
+    config.options.usage_samples = args.usage_samples.max(1);
+    config.options.usage_retention = std::time::Duration::from_secs(args.usage_retention.max(1));
     // Several servers on one etcd elect the one that runs the controllers and scheduler.
     let plane = ControlPlaneConfig {
         controllers: (!args.no_controllers)

@@ -21,7 +21,7 @@
 //! that can take over the node's address can impersonate the agent and see the
 //! request (the bearer token and the log options). The API server authenticates to the
 //! agent with `Authorization: Bearer <token>`, a random token created at every start for
-//! the user [`KUBELET_CLIENT_USER`](super::auth::KUBELET_CLIENT_USER) and registered in
+//! the user [`KUBELET_CLIENT_USER`] and registered in
 //! the server's own tokens, so that an agent checks it with a TokenReview. That user may
 //! do nothing else against the API (see [`auth`](super::auth)).
 //!

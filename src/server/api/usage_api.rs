@@ -15,9 +15,11 @@
 //! - `metrics.k8s.io/v1beta1`, as metrics-server serves it: `GET …/nodes`,
 //!   `…/nodes/{name}`, `…/pods`, `…/namespaces/{ns}/pods`, `…/namespaces/{ns}/pods/{name}`
 //!   with `labelSelector` (labels as of the latest report) and, for pods, `fieldSelector`
-//!   on `metadata.name`/`metadata.namespace`; the latest sample only; 404 (`pods
-//!   "ns/name" not found`, `nodes "name" not found`, metrics-server's messages) for what
-//!   has no current metrics; no watch. Discovery lists the group (see `discovery`).
+//!   on `metadata.name`/`metadata.namespace`; the latest sample only; no watch. A
+//!   404 for what has no current metrics: `pods "x" not found` (`nodes "x" …`) if the
+//!   object is not in the store either, else `podmetrics.metrics.k8s.io "ns/x" not
+//!   found` (`nodemetrics.metrics.k8s.io "x" …`). Discovery lists the group (see
+//!   `discovery`).
 //!
 //! The plimsoll.io paths are not in discovery: they are the agents' and the scheduler's
 //! interface, not resources for kubectl.
@@ -197,7 +199,7 @@ pub(crate) async fn handle(
                 "",
                 name.as_deref().unwrap_or(""),
             )?;
-            node_metrics(api, name.as_deref(), &q)
+            node_metrics(api, name.as_deref(), &q).await
         }
         (UsageRoute::PodMetrics(ns, name), Method::GET) => {
             accepts_json(&req)?;
@@ -210,7 +212,7 @@ pub(crate) async fn handle(
                 &ns,
                 name.as_deref().unwrap_or(""),
             )?;
-            pod_metrics(api, &ns, name.as_deref(), &q)
+            pod_metrics(api, &ns, name.as_deref(), &q).await
         }
         (_, m) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"
@@ -575,23 +577,41 @@ fn pod_metric(p: &PodRecord) -> Value {
     })
 }
 
+/// The 404 for an object without metrics: the object's own (`pods "x" not found`) if
+/// it is not in the store either, else `podmetrics.metrics.k8s.io "ns/x" not found`.
+async fn no_metrics(api: &Api, plural: &str, kind: &str, ns: &str, name: &str) -> ApiError {
+    let Some(rt) = kinds::find("", "v1", plural) else {
+        return ApiError::no_route();
+    };
+    let key = rt.key(ns, name);
+    match api.run(move |s| s.get(&key)).await {
+        Ok(None) => ApiError::not_found(plural, name),
+        _ if ns.is_empty() => ApiError::not_found(&format!("{kind}.metrics.k8s.io"), name),
+        _ => ApiError::not_found(&format!("{kind}.metrics.k8s.io"), &format!("{ns}/{name}")),
+    }
+}
+
 /// `…/nodes` and `…/nodes/{name}`.
-fn node_metrics(
+async fn node_metrics(
     api: &Api,
     name: Option<&str>,
     q: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let labels = label_selector(q)?;
     let fields = field_selector(q, &["metadata.name"])?;
+    if let Some(name) = name {
+        let found = {
+            let mut store = api.usage.lock().unwrap_or_else(|e| e.into_inner());
+            store.sweep(std::time::Instant::now());
+            store.nodes().get(name).map(|rec| node_metric(name, rec))
+        };
+        return match found {
+            Some(v) => Ok(json_response(200, &v)),
+            None => Err(no_metrics(api, "nodes", "nodemetrics", "", name).await),
+        };
+    }
     let mut store = api.usage.lock().unwrap_or_else(|e| e.into_inner());
     store.sweep(std::time::Instant::now());
-    if let Some(name) = name {
-        let rec = store
-            .nodes()
-            .get(name)
-            .ok_or_else(|| ApiError::not_found("nodes", name))?;
-        return Ok(json_response(200, &node_metric(name, rec)));
-    }
     let items: Vec<Value> = store
         .nodes()
         .iter()
@@ -611,7 +631,7 @@ fn node_metrics(
 }
 
 /// `…/pods`, `…/namespaces/{ns}/pods`, `…/namespaces/{ns}/pods/{name}`.
-fn pod_metrics(
+async fn pod_metrics(
     api: &Api,
     ns: &str,
     name: Option<&str>,
@@ -619,15 +639,23 @@ fn pod_metrics(
 ) -> Result<Response, ApiError> {
     let labels = label_selector(q)?;
     let fields = field_selector(q, &["metadata.name", "metadata.namespace"])?;
+    if let Some(name) = name {
+        let found = {
+            let mut store = api.usage.lock().unwrap_or_else(|e| e.into_inner());
+            store.sweep(std::time::Instant::now());
+            let found = store
+                .current_pods()
+                .find(|p| p.namespace == ns && p.name == name)
+                .map(pod_metric);
+            found
+        };
+        return match found {
+            Some(v) => Ok(json_response(200, &v)),
+            None => Err(no_metrics(api, "pods", "podmetrics", ns, name).await),
+        };
+    }
     let mut store = api.usage.lock().unwrap_or_else(|e| e.into_inner());
     store.sweep(std::time::Instant::now());
-    if let Some(name) = name {
-        let p = store
-            .current_pods()
-            .find(|p| p.namespace == ns && p.name == name)
-            .ok_or_else(|| ApiError::not_found("pods", &format!("{ns}/{name}")))?;
-        return Ok(json_response(200, &pod_metric(p)));
-    }
     let mut pods: Vec<&PodRecord> = store
         .current_pods()
         .filter(|p| ns.is_empty() || p.namespace == ns)

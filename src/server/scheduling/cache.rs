@@ -349,6 +349,51 @@ impl Cache {
         Ok((out, decision))
     }
 
+    /// The uids of the bound (and assumed) pods.
+    pub fn bound_uids(&self) -> Vec<String> {
+        self.bound.keys().cloned().collect()
+    }
+
+    /// The model a bound (or assumed) pod is held with (its requests as charged).
+    pub fn bound_model(&self, uid: &str) -> Option<&Pod> {
+        self.bound_models.get(uid).map(|(p, _)| p)
+    }
+
+    /// Charges a bound (or assumed) pod `requests` instead of what it is held with, on
+    /// the same node and devices in every policy's view (usage-aware scheduling).
+    /// `Ok(true)` if the charge changed, `Ok(false)` if it was already that; an error if
+    /// the pod is not held or the new charge does not fit its node (the old one stays).
+    pub fn set_requests(
+        &mut self,
+        uid: &str,
+        requests: crate::model::Resources,
+    ) -> Result<bool, String> {
+        let (old, devices) = self
+            .bound_models
+            .get(uid)
+            .cloned()
+            .ok_or_else(|| format!("pod {uid} is not bound"))?;
+        if old.requests == requests {
+            return Ok(false);
+        }
+        let b = self
+            .bound
+            .get(uid)
+            .cloned()
+            .ok_or_else(|| format!("pod {uid} is not bound"))?;
+        let mut new = old.clone();
+        new.requests = requests;
+        self.unbind(uid);
+        match self.bind(uid, new, &b.node, devices.clone(), b.assumed) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.bind(uid, old, &b.node, devices, b.assumed)
+                    .map_err(|e2| format!("{e}; and the old charge no longer fits: {e2}"))?;
+                Err(e)
+            }
+        }
+    }
+
     /// The uid of the bound pod `namespace/name`.
     pub fn uid_of(&self, key: &str) -> Option<&str> {
         self.uid_of_key.get(key).map(String::as_str)

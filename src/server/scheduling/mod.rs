@@ -19,9 +19,14 @@
 //! victims (fewest, then lowest priority) are chosen by a MILP
 //! ([`crate::place::preempt`]), deleted, and the pod nominated
 //! (`status.nominatedNodeName`); it is placed when they are gone.
+//!
+//! With [`SchedulerConfig::usage_aware`] (`--usage-aware`), pods are charged their
+//! predicted peak usage instead of their requests where the agents' usage history
+//! allows it (see [`usage`]).
 
 pub mod cache;
 pub mod queue;
+pub mod usage;
 
 use crate::extender::convert::{nodes_from_json, pod_from_json};
 use crate::manifest::{POD_GROUP_LABEL, POD_GROUP_LABEL_LEGACY};
@@ -68,6 +73,8 @@ pub struct SchedulerConfig {
     pub backoff: Backoff,
     /// Whether higher-priority pods may preempt lower-priority ones.
     pub preemption: bool,
+    /// Place by predicted peak usage instead of requests (`None`: by requests).
+    pub usage_aware: Option<usage::UsageAwareConfig>,
 }
 
 impl Default for SchedulerConfig {
@@ -83,6 +90,7 @@ impl Default for SchedulerConfig {
             bind_concurrency: 64,
             backoff: Backoff::default(),
             preemption: true,
+            usage_aware: None,
         }
     }
 }
@@ -230,6 +238,7 @@ struct Loop {
     groups_synced: bool,
     relist_nodes: Option<HashSet<String>>,
     relist_pods: Option<HashSet<String>>,
+    usage: Option<usage::UsageState>,
 }
 
 /// Runs the scheduling loop until `shutdown` resolves.
@@ -247,6 +256,12 @@ pub async fn run(
         Duration::from_secs_f64(config.options.time_limit_seconds.max(0.0)),
     )?;
     let (bind_tx, mut bind_rx) = mpsc::unbounded_channel();
+    let (usage_tx, mut usage_rx) = mpsc::channel::<usage::Predictions>(1);
+    let usage_state = config.usage_aware.clone().map(usage::UsageState::new);
+    let usage_task = config
+        .usage_aware
+        .clone()
+        .map(|c| tokio::spawn(usage::poll(client.clone(), c, usage_tx.clone())));
     let recorder = Recorder::new(client.clone(), COMPONENT, clock.clone());
     let mut lp = Loop {
         binds: Arc::new(Semaphore::new(config.bind_concurrency.max(1))),
@@ -267,6 +282,7 @@ pub async fn run(
         groups_synced: false,
         relist_nodes: None,
         relist_pods: None,
+        usage: usage_state,
     };
     let wc = watcher::Config::default();
     let mut pods = watcher(Api::<Pod>::all(client.clone()), wc.clone())
@@ -294,6 +310,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             Some((job, outcome)) = bind_rx.recv() => lp.on_bind(job, outcome),
+            Some(p) = usage_rx.recv() => lp.on_predictions(p),
             Some(ev) = pods.next() => match ev {
                 Ok(ev) => lp.on_pod_event(ev),
                 Err(e) => tracing::warn!(error = %e, "pod watch"),
@@ -322,6 +339,10 @@ pub async fn run(
             .pending_pods
             .set(lp.waiting.len() as i64);
     }
+    if let Some(t) = usage_task {
+        t.abort();
+    }
+    drop(usage_tx);
     Ok(())
 }
 
@@ -449,6 +470,9 @@ impl Loop {
             Event::Delete(p) => {
                 let u = uid(&p.metadata);
                 self.forget(&u);
+                if let Some(us) = &mut self.usage {
+                    us.forget(&u);
+                }
                 if self.cache.unbind(&u) {
                     self.changed = true;
                 }
@@ -465,6 +489,9 @@ impl Loop {
         let u = uid(&pod.metadata);
         if is_terminal(&pod) {
             self.forget(&u);
+            if let Some(us) = &mut self.usage {
+                us.forget(&u);
+            }
             if self.cache.unbind(&u) {
                 self.changed = true;
             }
@@ -481,6 +508,13 @@ impl Loop {
                 Some(b) if b.node == node => self.cache.confirm(&u),
                 _ => match model_of(&pod) {
                     Ok(m) => {
+                        let m = match &mut self.usage {
+                            Some(us) => {
+                                us.observe(&u, &pod, &m);
+                                us.adjust(&u, m)
+                            }
+                            None => m,
+                        };
                         if let Err(e) = self.cache.bind(&u, m, &node, Vec::new(), false) {
                             tracing::warn!(pod = %u, %node, error = %e, "bound pod not held in the scheduler's view");
                         }
@@ -507,6 +541,9 @@ impl Loop {
             return;
         }
         let model = model_of(&obj);
+        if let (Some(us), Ok(m)) = (&mut self.usage, &model) {
+            us.observe(&u, &obj, m);
+        }
         let group = group_of(&obj);
         self.waiting.insert(
             u.clone(),
@@ -548,7 +585,10 @@ impl Loop {
                 continue;
             };
             let mut model = match &w.model {
-                Ok(m) => m.clone(),
+                Ok(m) => match &self.usage {
+                    Some(us) => us.adjust(&u, m.clone()),
+                    None => m.clone(),
+                },
                 Err(e) => {
                     let msg = format!("the pod cannot be scheduled: {e}");
                     self.unschedulable(&u, msg, now);
@@ -646,6 +686,21 @@ impl Loop {
                 self.maybe_preempt(&u, &m, policy);
             }
             self.unschedulable(&u, msg, now);
+        }
+    }
+
+    /// New usage predictions: re-charge the bound pods, and retry the parked ones if
+    /// what the scheduler sees changed.
+    fn on_predictions(&mut self, p: usage::Predictions) {
+        let Some(us) = &mut self.usage else { return };
+        let pending: HashSet<String> = self.waiting.keys().cloned().collect();
+        let (changed, predicted) = us.refresh(p, &mut self.cache, &pending);
+        self.metrics
+            .scheduler
+            .usage_predicted_pods
+            .set(predicted as i64);
+        if changed {
+            self.changed = true;
         }
     }
 
