@@ -70,7 +70,7 @@ pub struct Api {
     /// Node agents' usage reports (`usage_api`).
     pub(crate) usage: std::sync::Mutex<crate::server::usage::UsageStore>,
     /// The client for node agents (`kubectl logs`).
-    pub(crate) kubelet: super::logs::KubeletClient,
+    pub(crate) kubelet: super::kubelet::KubeletClient,
 }
 
 impl Api {
@@ -78,19 +78,17 @@ impl Api {
     /// (see [`Api::with_metrics`]). A fresh token for the server's own client of node
     /// agents (user [`auth::KUBELET_CLIENT_USER`]) is added to `tokens`.
     pub fn new(store: Arc<dyn Store>, mut tokens: Tokens, options: ApiOptions) -> Self {
-        let kubelet = super::logs::KubeletClient::new();
+        let kubelet = super::kubelet::KubeletClient::new();
         // A random 256-bit token cannot collide with another; should it, log requests
         // to agents fail authentication there and say so.
         if let Err(e) = tokens.insert(
             kubelet.token().to_string(),
-            super::logs::KubeletClient::user(),
+            super::kubelet::KubeletClient::user(),
         ) {
             tracing::error!("the API server's agent client has no token: {e}");
         }
-        let usage = crate::server::usage::UsageStore::new(
-            options.usage_samples,
-            options.usage_retention,
-        );
+        let usage =
+            crate::server::usage::UsageStore::new(options.usage_samples, options.usage_retention);
         Self {
             store,
             tokens,

@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod handlers;
 pub mod kinds;
 pub mod listen;
+pub mod kubelet;
 pub mod logs;
 mod object_count;
 pub mod objects;
