@@ -224,7 +224,10 @@ async fn read_live(kubeconfig: &Path, model: UsageModel) -> Result<Live> {
         .context("listing nodes")?
         .items;
     if nodes.is_empty() {
-        anyhow::bail!("{}: the cluster has no nodes: nothing to balance", kubeconfig.display());
+        anyhow::bail!(
+            "{}: the cluster has no nodes: nothing to balance",
+            kubeconfig.display()
+        );
     }
     let pods = Api::<Pod>::all(client.clone())
         .list(&ListParams::default())
@@ -234,9 +237,10 @@ async fn read_live(kubeconfig: &Path, model: UsageModel) -> Result<Live> {
     let history = fetch_history(&client)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let predictions = tokio::task::spawn_blocking(move || UsagePredictor::new(model).predict(&history))
-        .await
-        .context("predicting usage")?;
+    let predictions =
+        tokio::task::spawn_blocking(move || UsagePredictor::new(model).predict(&history))
+            .await
+            .context("predicting usage")?;
     let cluster = live_cluster(&nodes, &pods, &predictions).map_err(|e| anyhow::anyhow!("{e}"))?;
     let grace = pods
         .iter()
@@ -512,7 +516,11 @@ fn print_table(r: &Report) {
                     "{}: {}{}",
                     a.pod,
                     if a.ok { &a.action } else { "failed" },
-                    if a.ok { String::new() } else { format!(": {}", a.message) }
+                    if a.ok {
+                        String::new()
+                    } else {
+                        format!(": {}", a.message)
+                    }
                 );
             }
             println!("(the replacements are placed by the scheduler, not necessarily on the plan's targets)");

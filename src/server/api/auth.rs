@@ -880,7 +880,14 @@ mod tests {
     #[test]
     fn nodes_may_review_tokens_and_report_their_own_usage() {
         let n = node("a");
-        let a = attrs("create", "authentication.k8s.io", "tokenreviews", "", "", "");
+        let a = attrs(
+            "create",
+            "authentication.k8s.io",
+            "tokenreviews",
+            "",
+            "",
+            "",
+        );
         assert!(authorize(&n, &a, None, None).is_ok());
         let a = attrs("update", "plimsoll.io", "nodeusage", "", "", "a");
         assert!(authorize(&n, &a, None, None).is_ok());

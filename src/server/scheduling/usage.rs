@@ -22,6 +22,9 @@
 //!   `--usage-model max`): the maximum of the pod's samples (at most the server's hour)
 //!   times [`WINDOW_FACTOR`] (1.25), for a pod with at least [`MIN_SAMPLES`] (3)
 //!   samples (`Method::Window`).
+//! - A pod's **first sample** is left out everywhere ([`steady`]): it covers the
+//!   container's start, a short window that often holds a start-up burst. So a pod has
+//!   an estimate from its 4th sample (40 s at the agents' 10 s, 8 s at 2 s).
 //! - **Memory** is always the window rule (max × 1.25): a learned memory model would
 //!   need its own training, and memory is not compressible.
 //! - **Workloads.** A workload's estimate (namespace, owner kind and name, the owner
@@ -48,7 +51,8 @@ use k8s_openapi::api::core::v1::Pod;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-/// Fewest samples of its own for a pod to have an estimate.
+/// Fewest samples of its own (after its first, see [`steady`]) for a pod to have an
+/// estimate.
 pub const MIN_SAMPLES: usize = 3;
 /// The window fallback charges the maximum seen times this factor.
 pub const WINDOW_FACTOR: f64 = 1.25;
@@ -188,7 +192,7 @@ pub type WorkloadKey = (String, WorkloadOwner);
 /// Estimates of one poll of the usage history.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Predictions {
-    /// Per pod uid (pods with at least [`MIN_SAMPLES`] samples).
+    /// Per pod uid (pods with at least [`MIN_SAMPLES`] steady samples).
     pub by_uid: HashMap<String, Estimate>,
     /// Per workload: the largest estimate of its pods.
     pub by_workload: HashMap<WorkloadKey, Estimate>,
@@ -220,11 +224,16 @@ impl Predictions {
     }
 }
 
-/// A pod's CPU samples as `(unix seconds, cores)` and the median interval, if it has
-/// any usable sample.
+/// A pod's samples without its first: that one covers the pod's start (a window cut
+/// short by the container's start time, often a start-up burst, e.g. 0.5 core over
+/// 0.2 s), which says little of the steady usage to come.
+pub fn steady(p: &PodHistory) -> &[crate::server::usage::UsageSample] {
+    p.samples.get(1..).unwrap_or_default()
+}
+
+/// A pod's steady CPU samples as `(unix seconds, cores)` and the median interval.
 fn samples_of(p: &PodHistory) -> (Vec<(i64, f64)>, i64) {
-    let pts: Vec<(i64, f64)> = p
-        .samples
+    let pts: Vec<(i64, f64)> = steady(p)
         .iter()
         .filter_map(|s| Some((s.timestamp().ok()?.as_millisecond(), s.cpu)))
         .filter(|(_, c)| c.is_finite())
@@ -246,15 +255,14 @@ fn samples_of(p: &PodHistory) -> (Vec<(i64, f64)>, i64) {
     )
 }
 
-/// The window rule: max of the samples × [`WINDOW_FACTOR`] (CPU and memory).
+/// The window rule: max of the steady samples × [`WINDOW_FACTOR`] (CPU and memory).
 fn window_estimate(p: &PodHistory) -> Estimate {
-    let cpu = p
-        .samples
+    let cpu = steady(p)
         .iter()
         .map(|s| s.cpu)
         .filter(|c| c.is_finite())
         .fold(0.0, f64::max);
-    let memory = p.samples.iter().map(|s| s.memory).max().unwrap_or(0);
+    let memory = steady(p).iter().map(|s| s.memory).max().unwrap_or(0);
     Estimate {
         cpu: cpu * WINDOW_FACTOR,
         memory: (memory as f64 * WINDOW_FACTOR).min(u64::MAX as f64) as u64,
@@ -363,7 +371,7 @@ impl UsagePredictor {
         }
     }
 
-    /// The estimates of every pod with at least [`MIN_SAMPLES`] samples and of their
+    /// The estimates of every pod with at least [`MIN_SAMPLES`] steady samples and of their
     /// workloads (see the module docs).
     pub fn predict(&mut self, history: &UsageHistory) -> Predictions {
         let mut out = Predictions::default();
@@ -371,7 +379,7 @@ impl UsagePredictor {
         let series: HashMap<&str, crate::predict::Series> = history
             .pods
             .iter()
-            .filter(|p| p.samples.len() >= MIN_SAMPLES)
+            .filter(|p| steady(p).len() >= MIN_SAMPLES)
             .filter_map(|p| {
                 let (pts, step) = samples_of(p);
                 Some((p.uid.as_str(), learned::series(&p.uid, &pts, step)?))
@@ -405,7 +413,7 @@ impl UsagePredictor {
         #[cfg(not(feature = "predict"))]
         let _ = samples_of;
         for p in &history.pods {
-            if p.samples.len() < MIN_SAMPLES {
+            if steady(p).len() < MIN_SAMPLES {
                 continue;
             }
             let mut e = window_estimate(p);
@@ -672,7 +680,8 @@ impl UsageState {
         pending: &HashSet<String>,
     ) -> (bool, usize) {
         self.predictions = predictions;
-        let bound = cache.bound_uids();
+        let mut bound = cache.bound_uids();
+        bound.sort_unstable();
         let live: HashSet<&str> = bound
             .iter()
             .map(String::as_str)
@@ -691,7 +700,10 @@ impl UsageState {
                 Ok(false) => {}
                 Err(e) => tracing::debug!(pod = %uid, error = %e, "not re-charged"),
             }
-            if cache.bound_model(uid).is_some_and(|m| m.requests != f.requests) {
+            if cache
+                .bound_model(uid)
+                .is_some_and(|m| m.requests != f.requests)
+            {
                 predicted += 1;
             }
         }
@@ -853,18 +865,29 @@ mod tests {
         };
         let p = UsagePredictor::new(UsageModel::Knn).predict(&h);
         let e = p.by_uid["u1"];
-        assert_eq!(e.method, Method::Window, "12 samples: too few for the model");
+        assert_eq!(
+            e.method,
+            Method::Window,
+            "12 samples: too few for the model"
+        );
         assert!((e.cpu - 0.2 * WINDOW_FACTOR).abs() < 1e-9, "{e:?}");
         assert_eq!(e.memory, (8u64 << 20) * 5 / 4);
         let pod = burner("b-1", "u1", Some("b-abc12"));
         let mut s = state(&[("u1", &pod)]);
         s.predictions = p;
         let r = s.requests_for("u1").unwrap();
-        assert_eq!(r.cpu_milli, 250, "0.2 cores × 1.25, well under the request of 1");
-        assert_eq!(r.memory_bytes, 64 << 20, "memory stays by request by default");
-        // Fewer than MIN_SAMPLES samples: no estimate.
+        assert_eq!(
+            r.cpu_milli, 250,
+            "0.2 cores × 1.25, well under the request of 1"
+        );
+        assert_eq!(
+            r.memory_bytes,
+            64 << 20,
+            "memory stays by request by default"
+        );
+        // Fewer than MIN_SAMPLES samples after the first: no estimate.
         let h = UsageHistory {
-            pods: vec![history("u2", "x", None, &[0.2; MIN_SAMPLES - 1])],
+            pods: vec![history("u2", "x", None, &[0.2; MIN_SAMPLES])],
         };
         assert!(UsagePredictor::new(UsageModel::Max)
             .predict(&h)
@@ -898,8 +921,9 @@ mod tests {
     fn pods_without_history_use_their_workload_or_keep_their_requests() {
         let h = UsageHistory {
             pods: vec![
-                history("u1", "b-abc12-x", Some("b"), &[0.1, 0.2, 0.15]),
-                history("u2", "b-abc12-y", Some("b"), &[0.3, 0.1, 0.1]),
+                // The first samples (start-up bursts) are left out.
+                history("u1", "b-abc12-x", Some("b"), &[0.9, 0.1, 0.2, 0.15]),
+                history("u2", "b-abc12-y", Some("b"), &[0.9, 0.3, 0.1, 0.1]),
             ],
         };
         let p = UsagePredictor::new(UsageModel::Max).predict(&h);
@@ -960,7 +984,10 @@ mod tests {
             cpu_limit: None,
             ..facts
         };
-        assert_eq!(effective_requests(&best_effort, &e(2.0, 5), true).cpu_milli, 0);
+        assert_eq!(
+            effective_requests(&best_effort, &e(2.0, 5), true).cpu_milli,
+            0
+        );
         assert_eq!(
             limits_of(&burner("p", "u", None)),
             (Some(1000), Some(128 << 20))
@@ -981,10 +1008,16 @@ mod tests {
             .map(|i| burner(&format!("b-abc12-{i}"), &format!("u{i}"), Some("b-abc12")))
             .collect();
         let mut s = state(&[("u0", &pods[0]), ("u1", &pods[1]), ("u2", &pods[2])]);
-        for i in 0..2 {
-            let m = super::super::model_of(&pods[i]).unwrap();
+        for (i, pod) in pods.iter().enumerate().take(2) {
+            let m = super::super::model_of(pod).unwrap();
             cache
-                .bind(&format!("u{i}"), s.adjust(&format!("u{i}"), m), "n1", vec![], false)
+                .bind(
+                    &format!("u{i}"),
+                    s.adjust(&format!("u{i}"), m),
+                    "n1",
+                    vec![],
+                    false,
+                )
                 .unwrap();
         }
         let pending: HashSet<String> = ["u2".to_string()].into();
@@ -996,7 +1029,14 @@ mod tests {
         assert_eq!(placed, vec![None]);
         let h = UsageHistory {
             pods: (0..2)
-                .map(|i| history(&format!("u{i}"), &format!("b-abc12-{i}"), Some("b"), &[0.2; 5]))
+                .map(|i| {
+                    history(
+                        &format!("u{i}"),
+                        &format!("b-abc12-{i}"),
+                        Some("b"),
+                        &[0.2; 5],
+                    )
+                })
                 .collect(),
         };
         let p = UsagePredictor::new(UsageModel::Max).predict(&h);
@@ -1012,8 +1052,7 @@ mod tests {
         assert_eq!(placed[0].as_ref().unwrap().0, "n1");
         // Predictions gone: the bound pods go back to their requests where they fit;
         // the others keep their last charge (the node holds them already).
-        let (changed, predicted) =
-            s.refresh(Predictions::default(), &mut cache, &HashSet::new());
+        let (changed, predicted) = s.refresh(Predictions::default(), &mut cache, &HashSet::new());
         assert!(changed);
         assert_eq!(predicted, 2);
         assert_eq!(cache.bound_model("u0").unwrap().requests.cpu_milli, 1000);
