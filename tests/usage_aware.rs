@@ -305,7 +305,7 @@ fn usage_aware_scheduling_runs_more_burners_without_overloading_nodes() {
     // History of their own (at least 3 samples each) before planning.
     let deadline = Instant::now() + Duration::from_secs(90);
     let plan = loop {
-        let plan = balance(&c, &["--high", "0.12"]);
+        let plan = balance(&c, &["--high", "0.05"]);
         let n = plan["live"]["predicted"].as_object().map_or(0, |m| m.len());
         if n == 6 && plan["moves"].as_array().is_some_and(|m| !m.is_empty()) {
             break plan;
@@ -317,7 +317,7 @@ fn usage_aware_scheduling_runs_more_burners_without_overloading_nodes() {
         std::thread::sleep(Duration::from_secs(2));
     };
     eprintln!("dry-run plan: {plan}");
-    let applied = balance(&c, &["--high", "0.12", "--apply"]);
+    let applied = balance(&c, &["--high", "0.05", "--apply"]);
     let moves: Vec<String> = applied["moves"]
         .as_array()
         .unwrap()

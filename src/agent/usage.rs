@@ -53,19 +53,20 @@ impl Sampler {
                 continue;
             };
             seen.insert(c.id.clone());
-            let (prev_cpu, prev_t) = self
+            // A rate needs two readings (as metrics-server): a container read for the
+            // first time is reported from the next window on.
+            let Some((prev_cpu, prev_t)) = self
                 .last
-                .get(&c.id)
-                .copied()
-                .unwrap_or((0, c.started_at.unwrap_or(stats.timestamp)));
+                .insert(c.id.clone(), (stats.cpu_usage_ns, stats.timestamp))
+            else {
+                continue;
+            };
             let dt = stats.timestamp.duration_since(prev_t).unwrap_or_default();
             let nanocores = if dt.is_zero() {
                 0
             } else {
                 (stats.cpu_usage_ns.saturating_sub(prev_cpu) as f64 / dt.as_secs_f64()) as u64
             };
-            self.last
-                .insert(c.id.clone(), (stats.cpu_usage_ns, stats.timestamp));
             cpu_sum += nanocores;
             mem_sum += stats.memory_working_set_bytes;
             pods.entry((
