@@ -170,6 +170,18 @@ fn port_of(c: &Container, port: &IntOrString) -> Result<u16, String> {
     }
 }
 
+/// The host a network probe dials: its `host`, else the container's address.
+async fn probe_host(runtime: &dyn Runtime, id: &str, host: Option<&str>) -> Result<String, String> {
+    match host.filter(|h| !h.is_empty()) {
+        Some(h) => Ok(h.to_string()),
+        None => runtime
+            .address(id)
+            .await
+            .map(|a| a.to_string())
+            .map_err(|e| e.to_string()),
+    }
+}
+
 /// Runs one probe; `Err` carries the kubelet-style failure message.
 pub async fn probe_once(
     runtime: &dyn Runtime,
@@ -195,14 +207,7 @@ pub async fn probe_once(
     }
     if let Some(http) = &probe.http_get {
         let port = port_of(c, &http.port)?;
-        let host = match http.host.as_deref().filter(|h| !h.is_empty()) {
-            Some(h) => h.to_string(),
-            None => runtime
-                .address(id)
-                .await
-                .map_err(|e| e.to_string())?
-                .to_string(),
-        };
+        let host = probe_host(runtime, id, http.host.as_deref()).await?;
         if http
             .scheme
             .as_deref()
@@ -232,14 +237,7 @@ pub async fn probe_once(
     }
     if let Some(tcp) = &probe.tcp_socket {
         let port = port_of(c, &tcp.port)?;
-        let host = match tcp.host.as_deref().filter(|h| !h.is_empty()) {
-            Some(h) => h.to_string(),
-            None => runtime
-                .address(id)
-                .await
-                .map_err(|e| e.to_string())?
-                .to_string(),
-        };
+        let host = probe_host(runtime, id, tcp.host.as_deref()).await?;
         return match tokio::time::timeout(
             timeout,
             tokio::net::TcpStream::connect((host.as_str(), port)),
