@@ -292,7 +292,7 @@ fn kubectl_apply_get_describe_scale_delete() {
     }
     let out = s.ok(&["get", "svc", "web"]);
     assert!(
-        out.contains("LoadBalancer") && out.contains("<pending>") && out.contains("80/TCP"),
+        out.contains("LoadBalancer") && out.contains("<pending>") && out.contains(" 80:3"),
         "{out}"
     );
     let out = s.ok(&["describe", "deploy", "web"]);

@@ -9,6 +9,7 @@
 //! all of them. The node agent is the next step (see the README).
 
 pub mod api;
+pub mod cidr;
 pub mod clock;
 pub mod control;
 pub mod controllers;

@@ -9,6 +9,8 @@ use clap::Args;
 use plimsoll::place::PolicyOptions;
 use plimsoll::server::clock::OrchClock;
 use plimsoll::server::control::{self, ControlPlaneConfig};
+use plimsoll::server::cidr::Ipv4Cidr;
+use plimsoll::server::controllers::ipam::IpamConfig;
 use plimsoll::server::controllers::ControllersConfig;
 use plimsoll::server::leader::{default_identity, LeaderConfig};
 use plimsoll::server::metrics::{serve_metrics, Metrics};
@@ -124,6 +126,14 @@ pub struct ControllerArgs {
     /// Workers per controller.
     #[arg(long = "controller-workers", default_value_t = 4)]
     pub workers: usize,
+    /// Give every Node a pod CIDR (`spec.podCIDR`) from this IPv4 range, as
+    /// kube-controller-manager's `--allocate-node-cidrs`. Without it pods share their
+    /// node's network.
+    #[arg(long = "cluster-cidr", value_name = "CIDR")]
+    pub cluster_cidr: Option<String>,
+    /// Prefix length of each Node's pod CIDR (with `--cluster-cidr`).
+    #[arg(long = "node-cidr-mask-size", value_name = "BITS", default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration> {
@@ -141,6 +151,17 @@ impl ControllerArgs {
             node_grace: secs("node-grace", self.node_grace)?,
             eviction_timeout: secs("eviction-timeout", self.eviction_timeout)?,
             job_backoff_base: secs("job-backoff", self.job_backoff)?,
+            node_ipam: self
+                .cluster_cidr
+                .as_deref()
+                .map(|c| {
+                    let cidr: Ipv4Cidr = c
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("invalid option --cluster-cidr: {e}"))?;
+                    IpamConfig::new(cidr, self.node_cidr_mask_size)
+                        .map_err(|e| anyhow::anyhow!("invalid option: {e}"))
+                })
+                .transpose()?,
         })
     }
 }

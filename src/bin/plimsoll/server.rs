@@ -57,6 +57,16 @@ pub struct ServerArgs {
     /// Seconds after which a pod or node no longer reported leaves the usage history.
     #[arg(long, default_value_t = 300)]
     pub usage_retention: u64,
+    /// IPv4 range Services get their cluster IPs from (k3s's default).
+    #[arg(long = "service-cidr", value_name = "CIDR", default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// Ports NodePort and LoadBalancer Services get their node ports from.
+    #[arg(
+        long = "service-node-port-range",
+        value_name = "LOW-HIGH",
+        default_value = "30000-32767"
+    )]
+    pub service_node_port_range: String,
     /// Worker threads of the runtime (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -92,6 +102,16 @@ pub fn run(args: &ServerArgs) -> anyhow::Result<Status> {
     config.compact_interval = std::time::Duration::from_secs(args.compact_interval.max(1));
     config.options.usage_samples = args.usage_samples.max(1);
     config.options.usage_retention = std::time::Duration::from_secs(args.usage_retention.max(1));
+    config.options.services = api::services::ServiceNetwork {
+        cidr: args
+            .service_cidr
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid option --service-cidr: {e}"))?,
+        node_ports: args
+            .service_node_port_range
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid option --service-node-port-range: {e}"))?,
+    };
     // Several servers on one etcd elect the one that runs the controllers and scheduler.
     let plane = ControlPlaneConfig {
         controllers: (!args.no_controllers)

@@ -10,9 +10,11 @@
 //! **Authorisation**: [`authorize`] is deliberately small. There is no RBAC: every
 //! authenticated user may do everything, except node identities, which get a simplified
 //! form of Kubernetes' Node authorizer and NodeRestriction admission plugin (a node may
-//! read everything, but write only its own Node, its own Lease, the status of pods bound
-//! to it, and events). Group `system:masters` may always do everything. The API
-//! server's own credential for node agents ([`KUBELET_CLIENT_USER`]) may do nothing.
+//! read everything but Secrets and ConfigMaps, which it may only `get`, and only those a
+//! pod bound to it references ([`node_read_needs_pods`], [`authorize_node_read`]); it
+//! may write only its own Node, its own Lease, the status of pods bound to it, and
+//! events). Group `system:masters` may always do everything. The API server's own
+//! credential for node agents ([`KUBELET_CLIENT_USER`]) may do nothing.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -391,7 +393,10 @@ fn json_str<'v>(value: Option<&'v serde_json::Value>, pointer: &str) -> Option<&
 /// The policy:
 /// - group `system:masters`: everything;
 /// - a node identity (user `system:node:NAME` or group `system:nodes`, see
-///   [`User::node_name`]): may read (get, list, watch) everything; may create, update
+///   [`User::node_name`]): may read (get, list, watch) everything but Secrets and
+///   ConfigMaps, which it may not list or watch and may get only when a pod bound to it
+///   references them (checked by [`authorize_node_read`], since it needs the pods;
+///   this function allows the `get`); may create, update
 ///   and patch its own Node `NAME` and its `nodes/status`, but no other node, and delete
 ///   no node; may create, get, update and patch the Lease `NAME` in `kube-node-lease`
 ///   and write no other lease; may update and patch `pods/status` only of pods whose
@@ -441,6 +446,103 @@ pub fn node_may_report_pod(user: &User, bound: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a read that [`authorize`] allowed still needs [`authorize_node_read`]: a node
+/// identity's `get` of a Secret or ConfigMap.
+pub fn node_read_needs_pods(user: &User, attrs: &Attributes) -> bool {
+    !user.in_group(GROUP_MASTERS)
+        && user.node_name().is_some()
+        && attrs.verb == "get"
+        && attrs.group.is_empty()
+        && matches!(attrs.resource, "secrets" | "configmaps")
+}
+
+/// Kubernetes' Node authorizer for the `get` [`node_read_needs_pods`] names: allowed only
+/// if one of `pods` (the pods of the object's namespace) is bound to the node
+/// (`spec.nodeName`) and references the object ([`pod_references`]). `Err(reason)` as
+/// [`authorize`] gives it.
+pub fn authorize_node_read<'p>(
+    user: &User,
+    attrs: &Attributes,
+    pods: impl IntoIterator<Item = &'p serde_json::Value>,
+) -> Result<(), String> {
+    if !node_read_needs_pods(user, attrs) {
+        return Ok(());
+    }
+    let node = user.node_name().unwrap_or("");
+    let related = !node.is_empty()
+        && pods.into_iter().any(|p| {
+            json_str(Some(p), "/spec/nodeName") == Some(node)
+                && pod_references(p, attrs.resource, attrs.name)
+        });
+    if related {
+        Ok(())
+    } else {
+        Err(format!(
+            "no relationship found between node '{node}' and this object"
+        ))
+    }
+}
+
+/// Whether `pod` references the Secret or ConfigMap (`resource` `secrets` or
+/// `configmaps`) `name`: through a volume (`secret`, `configMap`, `projected` sources,
+/// the `secretRef`s of other volume types, CSI's `nodePublishSecretRef`), an
+/// `env[].valueFrom` key reference or an `envFrom` of any container (init and ephemeral
+/// too), or, for Secrets, `imagePullSecrets` — the edges of Kubernetes' node graph.
+pub fn pod_references(pod: &serde_json::Value, resource: &str, name: &str) -> bool {
+    use serde_json::Value;
+    let secret = resource == "secrets";
+    let is = |v: Option<&Value>| v.and_then(Value::as_str) == Some(name);
+    let spec = pod.get("spec");
+    let list = |v: Option<&Value>, key: &str| -> Vec<Value> {
+        v.and_then(|s| s.get(key))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    if secret
+        && list(spec, "imagePullSecrets")
+            .iter()
+            .any(|r| is(r.get("name")))
+    {
+        return true;
+    }
+    for vol in list(spec, "volumes") {
+        let Some(sources) = vol.as_object() else {
+            continue;
+        };
+        for (kind, src) in sources {
+            let hit = match (kind.as_str(), secret) {
+                ("secret", true) => is(src.get("secretName")),
+                ("configMap", false) => is(src.get("name")),
+                ("projected", _) => list(Some(src), "sources").iter().any(|s| {
+                    is(s.pointer(if secret { "/secret/name" } else { "/configMap/name" }))
+                }),
+                ("csi", true) => is(src.pointer("/nodePublishSecretRef/name")),
+                ("azureFile", true) => is(src.get("secretName")),
+                (_, true) => is(src.pointer("/secretRef/name")),
+                _ => false,
+            };
+            if hit {
+                return true;
+            }
+        }
+    }
+    let (key_ref, from_ref) = if secret {
+        ("/valueFrom/secretKeyRef/name", "/secretRef/name")
+    } else {
+        ("/valueFrom/configMapKeyRef/name", "/configMapRef/name")
+    };
+    ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|k| list(spec, k))
+        .any(|c| {
+            list(Some(&c), "env").iter().any(|e| is(e.pointer(key_ref)))
+                || list(Some(&c), "envFrom")
+                    .iter()
+                    .any(|e| is(e.pointer(from_ref)))
+        })
+}
+
 fn authorize_node(
     user: &User,
     node: &str,
@@ -450,7 +552,16 @@ fn authorize_node(
 ) -> Result<(), String> {
     let verb = attrs.verb;
     if is_read(verb) {
-        return Ok(());
+        return match (attrs.group, attrs.resource) {
+            // Kubernetes' Node authorizer: only named objects, through the graph.
+            ("", "secrets" | "configmaps") if verb != "get" || attrs.name.is_empty() => {
+                Err("No Object name found".into())
+            }
+            ("", "secrets" | "configmaps") if node.is_empty() || !attrs.subresource.is_empty() => {
+                Err(format!("no relationship found between node '{node}' and this object"))
+            }
+            _ => Ok(()),
+        };
     }
     // The reason only: callers prefix the request (`User "…" cannot create resource …`).
     let generic = || {
@@ -753,14 +864,72 @@ mod tests {
     }
 
     #[test]
-    fn nodes_may_read_everything() {
+    fn nodes_may_read_everything_but_secrets_and_configmaps() {
         let n = node("a");
         for verb in ["get", "list", "watch"] {
-            for (group, resource) in [("", "secrets"), ("", "nodes"), ("apps", "deployments")] {
+            for (group, resource) in [("", "pods"), ("", "nodes"), ("apps", "deployments")] {
                 let a = attrs(verb, group, resource, "", "default", "");
                 assert!(authorize(&n, &a, None, None).is_ok(), "{verb} {resource}");
             }
         }
+        for resource in ["secrets", "configmaps"] {
+            for verb in ["list", "watch"] {
+                let a = attrs(verb, "", resource, "", "default", "");
+                assert_eq!(
+                    authorize(&n, &a, None, None).unwrap_err(),
+                    "No Object name found"
+                );
+            }
+            // A get passes here and needs the pods.
+            let a = attrs("get", "", resource, "", "default", "s");
+            assert!(authorize(&n, &a, None, None).is_ok());
+            assert!(node_read_needs_pods(&n, &a));
+            assert!(!node_read_needs_pods(&user("admin", &[]), &a));
+        }
+    }
+
+    #[test]
+    fn a_node_gets_only_what_its_pods_reference() {
+        let n = node("a");
+        let mut mine = pod_on("a");
+        mine["spec"]["volumes"] = json!([
+            {"name": "v", "secret": {"secretName": "vol-secret"}},
+            {"name": "c", "configMap": {"name": "vol-cm"}},
+            {"name": "p", "projected": {"sources": [{"secret": {"name": "proj-secret"}},
+                {"configMap": {"name": "proj-cm"}}]}},
+            {"name": "r", "rbd": {"secretRef": {"name": "rbd-secret"}}}]);
+        mine["spec"]["imagePullSecrets"] = json!([{"name": "pull"}]);
+        mine["spec"]["containers"] = json!([{"name": "c", "env": [
+            {"name": "A", "valueFrom": {"secretKeyRef": {"name": "env-secret", "key": "k"}}},
+            {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "env-cm", "key": "k"}}}]}]);
+        mine["spec"]["initContainers"] = json!([{"name": "i", "envFrom": [
+            {"secretRef": {"name": "from-secret"}}, {"configMapRef": {"name": "from-cm"}}]}]);
+        let mut theirs = pod_on("b");
+        theirs["spec"]["imagePullSecrets"] = json!([{"name": "other"}]);
+        let pods = [mine, theirs];
+        for s in ["vol-secret", "proj-secret", "rbd-secret", "pull", "env-secret", "from-secret"] {
+            let a = attrs("get", "", "secrets", "", "default", s);
+            assert!(authorize_node_read(&n, &a, &pods).is_ok(), "{s}");
+            let cm = attrs("get", "", "configmaps", "", "default", s);
+            assert!(authorize_node_read(&n, &cm, &pods).is_err(), "{s} as a configmap");
+        }
+        for c in ["vol-cm", "proj-cm", "env-cm", "from-cm"] {
+            let a = attrs("get", "", "configmaps", "", "default", c);
+            assert!(authorize_node_read(&n, &a, &pods).is_ok(), "{c}");
+        }
+        // Referenced by a pod on another node only, or by nothing.
+        for s in ["other", "nothing"] {
+            let a = attrs("get", "", "secrets", "", "default", s);
+            assert_eq!(
+                authorize_node_read(&n, &a, &pods).unwrap_err(),
+                "no relationship found between node 'a' and this object"
+            );
+        }
+        // Other users and other resources are not its business.
+        let a = attrs("get", "", "secrets", "", "default", "other");
+        assert!(authorize_node_read(&user("admin", &[]), &a, &pods).is_ok());
+        let a = attrs("get", "", "pods", "", "default", "p");
+        assert!(authorize_node_read(&n, &a, &pods).is_ok());
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct ApiOptions {
     pub usage_samples: usize,
     /// How long a pod or node that is no longer reported keeps its usage (default 5 min).
     pub usage_retention: Duration,
+    /// Where Services get cluster IPs and node ports (`--service-cidr`,
+    /// `--service-node-port-range`).
+    pub services: super::services::ServiceNetwork,
 }
 
 impl Default for ApiOptions {
@@ -57,6 +60,7 @@ impl Default for ApiOptions {
             server_address: String::new(),
             usage_samples: crate::server::usage::DEFAULT_SAMPLES,
             usage_retention: crate::server::usage::DEFAULT_RETENTION,
+            services: super::services::ServiceNetwork::default(),
         }
     }
 }
@@ -71,6 +75,9 @@ pub struct Api {
     pub(crate) usage: std::sync::Mutex<crate::server::usage::UsageStore>,
     /// The client for node agents (`kubectl logs`).
     pub(crate) kubelet: super::kubelet::KubeletClient,
+    /// Held from listing the Services to storing one, so two writes never hand out the
+    /// same cluster IP or node port (see `services`).
+    pub(crate) service_alloc: tokio::sync::Mutex<()>,
 }
 
 impl Api {
@@ -96,6 +103,7 @@ impl Api {
             metrics: Metrics::new(),
             usage: std::sync::Mutex::new(usage),
             kubelet,
+            service_alloc: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -334,35 +342,79 @@ pub(crate) fn authorize(
     existing: Option<&Value>,
     incoming: Option<&Value>,
 ) -> Result<(), ApiError> {
-    let attrs = Attributes {
+    let attrs = attributes(target, verb, name);
+    auth::authorize(user, &attrs, existing, incoming)
+        .map_err(|why| forbidden(user, target, verb, name, &why))
+}
+
+fn attributes<'a>(target: &'a Target, verb: &'a str, name: &'a str) -> Attributes<'a> {
+    Attributes {
         verb,
         group: target.rt.group,
         resource: target.rt.plural,
         subresource: target.sub.as_deref().unwrap_or(""),
         namespace: &target.namespace,
         name,
+    }
+}
+
+/// The 403 for a request `auth` refused, worded as kube-apiserver's.
+fn forbidden(user: &User, target: &Target, verb: &str, name: &str, why: &str) -> ApiError {
+    let sub = target
+        .sub
+        .as_deref()
+        .map(|s| format!("/{s}"))
+        .unwrap_or_default();
+    let scope = if target.namespace.is_empty() {
+        "at the cluster scope".to_string()
+    } else {
+        format!("in the namespace \"{}\"", target.namespace)
     };
-    auth::authorize(user, &attrs, existing, incoming).map_err(|why| {
-        let sub = target
-            .sub
-            .as_deref()
-            .map(|s| format!("/{s}"))
-            .unwrap_or_default();
-        let scope = if target.namespace.is_empty() {
-            "at the cluster scope".to_string()
-        } else {
-            format!("in the namespace \"{}\"", target.namespace)
-        };
-        let group = if target.rt.group.is_empty() {
-            "\"\"".to_string()
-        } else {
-            format!("\"{}\"", target.rt.group)
-        };
-        ApiError::forbidden(format!(
-            "{}{sub} \"{name}\" is forbidden: User \"{}\" cannot {verb} resource \"{}{sub}\" in API group {group} {scope}: {why}",
-            target.rt.plural, user.name, target.rt.plural
-        ))
-    })
+    let group = if target.rt.group.is_empty() {
+        "\"\"".to_string()
+    } else {
+        format!("\"{}\"", target.rt.group)
+    };
+    let what = if name.is_empty() {
+        format!("{}{sub}", target.rt.plural)
+    } else {
+        format!("{}{sub} \"{name}\"", target.rt.plural)
+    };
+    ApiError::forbidden(format!(
+        "{what} is forbidden: User \"{}\" cannot {verb} resource \"{}{sub}\" in API group {group} {scope}: {why}",
+        user.name, target.rt.plural
+    ))
+}
+
+/// The Node authorizer's part that needs the store: a node identity may `get` a Secret
+/// or ConfigMap only if a pod bound to it references it (see
+/// [`auth::authorize_node_read`]); other reads pass.
+pub(crate) async fn authorize_node_read(
+    api: &Api,
+    user: &User,
+    target: &Target,
+    verb: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    let attrs = attributes(target, verb, name);
+    if !auth::node_read_needs_pods(user, &attrs) {
+        return Ok(());
+    }
+    let pods_rt = kinds::find("", "v1", "pods").expect("pods are served");
+    let prefix = pods_rt.namespace_prefix(&target.namespace);
+    let (entries, _) = api
+        .run(move |s| s.list(&prefix))
+        .await
+        .map_err(|e| store_error(pods_rt, "", e))?;
+    // Only pods whose bytes mention the name can reference it.
+    let needle = name.as_bytes();
+    let pods: Vec<Value> = entries
+        .iter()
+        .filter(|e| !needle.is_empty() && e.value.windows(needle.len()).any(|w| w == needle))
+        .filter_map(|e| decode_entry(e).ok())
+        .collect();
+    auth::authorize_node_read(user, &attrs, &pods)
+        .map_err(|why| forbidden(user, target, verb, name, &why))
 }
 
 /// GET of one object.
@@ -784,6 +836,12 @@ pub(crate) async fn create(
             )));
         }
     }
+    // Cluster IP and node ports; the guard is held until the Service is stored.
+    let _allocated = if rt.kind == "Service" {
+        Some(super::services::admit(api, &target.namespace, &name, None, obj).await?)
+    } else {
+        None
+    };
     if dry_run {
         return Ok(obj.clone());
     }

@@ -24,6 +24,7 @@ pub mod pki;
 pub mod protobuf;
 mod routes;
 pub mod selector;
+pub mod services;
 pub mod status;
 pub mod strategic;
 pub mod table;

@@ -195,6 +195,24 @@ async fn write_back(
     Ok(out)
 }
 
+/// The Service hook of an update (see `services`): keeps the allocated cluster IP and
+/// node ports, allocates what a type change needs. The guard is held until the object
+/// is stored.
+async fn admit_service<'a>(
+    api: &'a Api,
+    target: &Target,
+    existing: &Value,
+    new: &mut Value,
+) -> Result<Option<tokio::sync::MutexGuard<'a, ()>>, ApiError> {
+    if target.rt.kind != "Service" || target.sub.is_some() {
+        return Ok(None);
+    }
+    let name = meta_str(existing, "name");
+    super::services::admit(api, &target.namespace, name, Some(existing), new)
+        .await
+        .map(Some)
+}
+
 fn expected_rv(v: &Value) -> Result<Option<u64>, ApiError> {
     match meta_str(v, "resourceVersion") {
         "" => Ok(None),
@@ -273,7 +291,8 @@ pub(crate) async fn update(
         super::handlers::authorize(user, target, "update", &name, Some(&existing), Some(&body))?;
         check_uid(rt, &existing, &body)?;
         let current = current_revision(rt, &name, &existing, explicit)?;
-        let new = merge_for_write(rt, sub, &existing, &body)?;
+        let mut new = merge_for_write(rt, sub, &existing, &body)?;
+        let _allocated = admit_service(api, target, &existing, &mut new).await?;
         match write_back(api, target, new, current, dry).await {
             Ok(v) if sub == Some("scale") => return Ok(scale_of(&v)),
             Ok(v) => return Ok(v),
@@ -382,7 +401,8 @@ pub(crate) async fn patch(
             check_fields(rt, &patched, fv, &tolerated, warnings)?;
         }
         check_uid(rt, &existing, &patched)?;
-        let new = merge_for_write(rt, sub, &existing, &patched)?;
+        let mut new = merge_for_write(rt, sub, &existing, &patched)?;
+        let _allocated = admit_service(api, target, &existing, &mut new).await?;
         match write_back(api, target, new, current, dry).await {
             Ok(v) if sub == Some("scale") => return Ok((200, scale_of(&v))),
             Ok(v) => return Ok((200, v)),
@@ -613,7 +633,8 @@ async fn apply(
         meta_mut(&mut merged).insert("managedFields".into(), json!(managed));
         let tolerated = rt.unknown_fields(&existing).unwrap_or_default();
         check_fields(rt, &merged, fv, &tolerated, warnings)?;
-        let new = merge_for_write(rt, target.sub.as_deref(), &existing, &merged)?;
+        let mut new = merge_for_write(rt, target.sub.as_deref(), &existing, &merged)?;
+        let _allocated = admit_service(api, target, &existing, &mut new).await?;
         match write_back(api, target, new, current, dry).await {
             Ok(v) => return Ok((200, v)),
             Err(StoreError::Conflict { .. }) => continue,

@@ -375,6 +375,7 @@ async fn resource(
     // Reads are authorised up front; writes once the objects involved are known.
     if matches!(verb, "get" | "list" | "watch") {
         authorize(&user, &target, verb, &name, None, None)?;
+        authorize_node_read(&api, &user, &target, verb, &name).await?;
     }
     let sub = target.sub.clone().unwrap_or_default();
     match (verb, sub.as_str()) {

@@ -7,10 +7,12 @@ pub mod deployment;
 pub mod endpoints;
 pub mod events;
 pub mod gc;
+pub mod ipam;
 pub mod job;
 pub mod nodes;
 pub mod replicaset;
 pub mod runtime;
+pub mod servicelb;
 
 use crate::server::clock::OrchClock;
 use crate::server::metrics::{ControllerMetrics, Metrics};
@@ -30,6 +32,9 @@ pub struct ControllersConfig {
     pub eviction_timeout: Duration,
     /// First delay before a Job recreates a failed pod (10 s, doubling to 6 min).
     pub job_backoff_base: Duration,
+    /// Pod CIDRs for Nodes (`--cluster-cidr`, `--node-cidr-mask-size`); `None`: no node
+    /// IPAM, pods share their node's network.
+    pub node_ipam: Option<ipam::IpamConfig>,
 }
 
 impl Default for ControllersConfig {
@@ -39,12 +44,14 @@ impl Default for ControllersConfig {
             node_grace: Duration::from_secs(40),
             eviction_timeout: Duration::from_secs(300),
             job_backoff_base: Duration::from_secs(10),
+            node_ipam: None,
         }
     }
 }
 
 /// Runs every controller until `stop` turns `true`: ReplicaSet, Deployment, Job, garbage
-/// collection, node lifecycle and Endpoints, each with its own watches and work queue,
+/// collection, node lifecycle, Endpoints, ServiceLB status and (when configured) node
+/// IPAM, each with its own watches and work queue,
 /// sharing one client, clock and metrics registry, each recording events under its kube
 /// component name.
 pub async fn run(
@@ -103,7 +110,19 @@ pub async fn run(
     tasks.spawn(endpoints::run(
         ctx("endpoint-controller"),
         endpoints::EndpointsConfig { workers: w },
-        stopped(stop),
+        stopped(stop.clone()),
     ));
+    tasks.spawn(servicelb::run(
+        ctx("service-lb-controller"),
+        w,
+        stopped(stop.clone()),
+    ));
+    if let Some(ipam_config) = config.node_ipam {
+        tasks.spawn(ipam::run(
+            ctx("node-ipam-controller"),
+            ipam_config,
+            stopped(stop),
+        ));
+    }
     while tasks.join_next().await.is_some() {}
 }
