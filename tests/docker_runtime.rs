@@ -143,6 +143,7 @@ impl Fixture {
             log_path: self.dir.join("logs").join(format!("{name}.log")),
             log_max_bytes: 10 * 1024 * 1024,
             log_max_files: 5,
+            network: None,
         }
     }
 

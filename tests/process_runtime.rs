@@ -118,6 +118,7 @@ impl Fixture {
             log_path: self.dir.join("logs").join(format!("{name}.log")),
             log_max_bytes: 10 << 20,
             log_max_files: 5,
+            network: None,
         }
     }
 
@@ -900,6 +901,7 @@ fn agent_process_for_the_kill_test() {
         log_path: dir.join("logs/survivor.log"),
         log_max_bytes: 10 << 20,
         log_max_files: 5,
+        network: None,
     };
     spec.resources.memory_limit_bytes = Some(64 << 20);
     let id = tokio_rt.block_on(rt.start(&spec)).unwrap();

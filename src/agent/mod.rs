@@ -15,6 +15,7 @@ pub mod docker;
 pub mod image;
 pub mod logfile;
 pub mod logserver;
+pub mod network;
 pub mod node;
 pub mod pods;
 pub mod probes;
@@ -108,8 +109,37 @@ pub struct AgentConfig {
     /// `DiskPressure` when the state directory's file system has less than this
     /// fraction free (kubelet: 10 %).
     pub disk_pressure_fraction: f64,
+    /// Whether pods get their own network (see [`PodNetworkMode`]).
+    pub pod_network: PodNetworkMode,
     /// The clock.
     pub clock: OrchClock,
+}
+
+/// Whether the agent gives pods their own network namespace and address
+/// ([`network`]) or runs them on the host's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodNetworkMode {
+    /// A pod network when the control plane gives the node a pod CIDR (`plimsoll server
+    /// --cluster-cidr`): waits a few seconds for it after registering, then runs pods
+    /// on the host's network if none came.
+    Auto,
+    /// Always: waits for the pod CIDR however long it takes.
+    On,
+    /// Never: every pod shares the host's network.
+    Off,
+}
+
+impl std::str::FromStr for PodNetworkMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(PodNetworkMode::Auto),
+            "on" => Ok(PodNetworkMode::On),
+            "off" => Ok(PodNetworkMode::Off),
+            _ => Err(format!("pod network mode {s:?}: expected auto, on or off")),
+        }
+    }
 }
 
 impl AgentConfig {
@@ -134,6 +164,7 @@ impl AgentConfig {
             log_max_files: 5,
             memory_pressure_bytes: 100 << 20,
             disk_pressure_fraction: 0.10,
+            pod_network: PodNetworkMode::Auto,
             clock: OrchClock::wall(),
         }
     }
@@ -174,6 +205,8 @@ pub(crate) struct Shared {
     pub(crate) recorder: Recorder,
     /// The port the agent's HTTPS endpoint listens on.
     pub(crate) port: u16,
+    /// The node's pod network, once set up (unset: pods share the host's network).
+    pub(crate) network: std::sync::OnceLock<Arc<network::PodNetwork>>,
 }
 
 /// Runs the agent until `shutdown` resolves: registers the node, then renews its Lease,
@@ -207,11 +240,17 @@ pub async fn run(
         config,
         recorder,
         port,
+        network: std::sync::OnceLock::new(),
     });
     node::register(&shared).await?;
     tracing::info!(node = %shared.config.node_name, port, runtime = shared.runtime.name(), "node registered");
 
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(net) = network_setup(&shared).await? {
+        let net = Arc::new(net);
+        let _ = shared.network.set(net.clone());
+        tasks.spawn(network_routes(shared.clone(), net, stop_rx.clone()));
+    }
     tasks.spawn(node::heartbeat(shared.clone(), stop_rx.clone()));
     tasks.spawn(usage::report_loop(shared.clone(), stop_rx.clone()));
     tasks.spawn(pods::run(shared.clone(), stop_rx.clone()));
@@ -261,4 +300,106 @@ pub async fn run(
 /// Resolves once `stop` turns `true` (or its sender is gone).
 pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The node's pod CIDR and address, once the control plane has allocated it, per
+/// [`AgentConfig::pod_network`]; then the pod network set up on it.
+async fn network_setup(shared: &Shared) -> Result<Option<network::PodNetwork>, AgentError> {
+    let c = &shared.config;
+    if c.pod_network == PodNetworkMode::Off {
+        return Ok(None);
+    }
+    let address = match c.address {
+        std::net::IpAddr::V4(a) => a,
+        std::net::IpAddr::V6(_) => {
+            return match c.pod_network {
+                PodNetworkMode::On => Err(AgentError::Config(
+                    "the pod network is IPv4 only and the node's address is IPv6".into(),
+                )),
+                _ => Ok(None),
+            }
+        }
+    };
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(shared.client.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let cidr = loop {
+        let node = nodes.get(&c.node_name).await.map_err(|source| AgentError::Api {
+            what: format!("reading node {}", c.node_name),
+            source,
+        })?;
+        if let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.clone()) {
+            break cidr;
+        }
+        if c.pod_network == PodNetworkMode::Auto && tokio::time::Instant::now() >= deadline {
+            tracing::info!(
+                "the node has no pod CIDR (the server runs without --cluster-cidr): pods share the host's network"
+            );
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let cidr = network::Ipv4Cidr::parse(&cidr)
+        .map_err(|e| AgentError::Config(format!("node {}: spec.podCIDR: {e}", c.node_name)))?;
+    let net = network::PodNetwork::setup(&c.node_name, cidr, address, &c.state_dir)
+        .await
+        .map_err(|e| AgentError::Config(format!("setting up the pod network on {cidr}: {e}")))?;
+    Ok(Some(net))
+}
+
+/// Keeps the routes to the other nodes' pods: every node's pod CIDR through its
+/// `InternalIP`, refreshed from a watch of the Nodes.
+async fn network_routes(
+    shared: Arc<Shared>,
+    net: Arc<network::PodNetwork>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), AgentError> {
+    use futures::StreamExt;
+    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(shared.client.clone());
+    let watched = crate::server::controllers::runtime::watch(api, Default::default());
+    let store = watched.store;
+    let mut stream = watched.stream;
+    let (poke_tx, mut poke_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    tokio::spawn(async move {
+        while stream.next().await.is_some() {
+            if poke_tx.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error = String::new();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => return Ok(()),
+            _ = tick.tick() => {}
+            Some(()) = poke_rx.recv() => while poke_rx.try_recv().is_ok() {},
+        }
+        let mut peers = Vec::new();
+        for node in store.state() {
+            let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()) else {
+                continue;
+            };
+            let Ok(cidr) = network::Ipv4Cidr::parse(cidr) else {
+                continue;
+            };
+            let ip = node
+                .status
+                .as_ref()
+                .and_then(|s| s.addresses.as_ref())
+                .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+                .and_then(|a| a.address.parse::<std::net::Ipv4Addr>().ok());
+            if let Some(ip) = ip {
+                peers.push((cidr, ip));
+            }
+        }
+        match net.sync_routes(&peers).await {
+            Ok(()) => last_error.clear(),
+            Err(e) if e != last_error => {
+                tracing::warn!(error = %e, "routes to other nodes' pods");
+                last_error = e;
+            }
+            Err(_) => {}
+        }
+    }
 }

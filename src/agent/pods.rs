@@ -23,7 +23,8 @@
 
 use super::probes::{ProbeKind, ProbeTracker};
 use super::runtime::{
-    ContainerInfo, ContainerKind, ContainerSpec, ContainerState, Exit, PodRef, Resources,
+    ContainerInfo, ContainerKind, ContainerSpec, ContainerState, Exit, PodNetworkRef, PodRef,
+    Resources,
 };
 use super::volumes;
 use super::{AgentError, Shared};
@@ -132,9 +133,15 @@ pub(crate) async fn run(
         }
         match shared.runtime.list().await {
             Ok(list) => {
+                let attached = shared
+                    .network
+                    .get()
+                    .map(|n| n.attachments())
+                    .unwrap_or_default();
                 let orphans: std::collections::BTreeSet<String> = list
                     .iter()
                     .map(|c| c.pod.uid.clone())
+                    .chain(attached.into_iter().map(|a| a.uid))
                     .filter(|uid| !pods.contains_key(uid) && !workers.contains_key(uid))
                     .collect();
                 for uid in orphans {
@@ -199,7 +206,7 @@ async fn worker(
                     .as_ref()
                     .and_then(|p| p.metadata.deletion_grace_period_seconds)
                     .unwrap_or(0);
-                if teardown(&shared, &uid, &containers, grace).await {
+                if teardown(&shared, &uid, &containers, grace, last_pod.as_deref()).await {
                     return;
                 }
             }
@@ -222,7 +229,7 @@ async fn worker(
                         .tell(&shared, &p, EventType::Normal, "Killing", &msg, None)
                         .await;
                 }
-                if teardown(&shared, &uid, &containers, grace).await {
+                if teardown(&shared, &uid, &containers, grace, Some(&*p)).await {
                     let api: Api<Pod> = Api::namespaced(
                         shared.client.clone(),
                         p.metadata.namespace.as_deref().unwrap_or("default"),
@@ -261,14 +268,93 @@ async fn worker(
     }
 }
 
+/// Runs container `c`'s `preStop` hook, if it has one, for at most `grace`.
+async fn pre_stop(shared: &Shared, c: &ContainerInfo, pod: Option<&Pod>, grace: Duration) {
+    let Some(hook) = pod
+        .and_then(|p| p.spec.as_ref())
+        .and_then(|s| s.containers.iter().find(|x| x.name == c.name))
+        .and_then(|x| x.lifecycle.as_ref())
+        .and_then(|l| l.pre_stop.as_ref())
+    else {
+        return;
+    };
+    if let Some(sleep) = &hook.sleep {
+        let secs = Duration::from_secs(sleep.seconds.max(0) as u64).min(grace);
+        tracing::debug!(container = %c.name, ?secs, "preStop sleep");
+        tokio::time::sleep(secs).await;
+    } else if let Some(exec) = hook.exec.as_ref().and_then(|e| e.command.as_ref()) {
+        match shared.runtime.exec(&c.id, exec, grace).await {
+            Ok(out) if out.exit_code == Some(0) => {}
+            Ok(out) => tracing::warn!(container = %c.name, code = ?out.exit_code, output = %out.output, "preStop hook failed"),
+            Err(e) => tracing::warn!(container = %c.name, error = %e, "preStop hook failed"),
+        }
+    } else {
+        tracing::warn!(container = %c.name, "preStop hook: only sleep and exec are supported; skipped");
+    }
+}
+
+/// The pod's place on the node's pod network (attaching it on first use), or `None`
+/// when the node has none or the pod asks for the host's network.
+async fn pod_network(shared: &Shared, pod: &Pod) -> Result<Option<PodNetworkRef>, String> {
+    let Some(net) = shared.network.get() else {
+        return Ok(None);
+    };
+    if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+        return Ok(None);
+    }
+    let pod_ref = PodRef {
+        namespace: pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+    };
+    let a = net.attach(&pod_ref).await?;
+    Ok(Some(PodNetworkRef {
+        netns: a.netns,
+        ip: a.ip,
+    }))
+}
+
+/// The pod's address: on the pod network if the node has one (none yet before the pod
+/// is attached), else the node's.
+fn pod_ip(shared: &Shared, pod: &Pod) -> Option<String> {
+    match shared.network.get() {
+        Some(net) if pod.spec.as_ref().and_then(|s| s.host_network) != Some(true) => net
+            .lookup(pod.metadata.uid.as_deref()?)
+            .map(|a| a.ip.to_string()),
+        _ => Some(shared.config.address.to_string()),
+    }
+}
+
 /// Stops every container of pod `uid` (grace in seconds) and removes them and the pod's
 /// directory; `true` when all is gone.
-async fn teardown(shared: &Shared, uid: &str, containers: &[ContainerInfo], grace: i64) -> bool {
+///
+/// A running container with a `lifecycle.preStop` hook runs it first (`sleep`, or `exec`
+/// in the container; `httpGet` is not supported and is skipped with a warning), within
+/// the grace period, which the stop then gets what is left of: what lets a server finish
+/// its requests while the Service's endpoints forget it.
+async fn teardown(
+    shared: &Shared,
+    uid: &str,
+    containers: &[ContainerInfo],
+    grace: i64,
+    pod: Option<&Pod>,
+) -> bool {
     let grace = Duration::from_secs(grace.max(0) as u64);
     let stops = containers
         .iter()
         .filter(|c| matches!(c.state, ContainerState::Running | ContainerState::Created))
-        .map(|c| shared.runtime.stop(&c.id, grace));
+        .map(|c| async move {
+            let started = Instant::now();
+            if c.state == ContainerState::Running && c.kind == ContainerKind::Regular {
+                pre_stop(shared, c, pod, grace).await;
+            }
+            let left = grace.saturating_sub(started.elapsed());
+            shared.runtime.stop(&c.id, left).await
+        });
     let mut ok = true;
     for r in futures::future::join_all(stops).await {
         if let Err(e) = r {
@@ -283,6 +369,12 @@ async fn teardown(shared: &Shared, uid: &str, containers: &[ContainerInfo], grac
         if let Err(e) = shared.runtime.remove(&c.id).await {
             tracing::warn!(%uid, error = %e, "removing a container failed");
             ok = false;
+        }
+    }
+    if let Some(net) = shared.network.get() {
+        if let Err(e) = net.detach(uid).await {
+            tracing::warn!(%uid, error = %e, "taking the pod off the network failed");
+            return false;
         }
     }
     let dir = volumes::pod_dir(&shared.config.state_dir, uid);
@@ -572,7 +664,32 @@ async fn start(
         );
         return;
     }
+    let network = match pod_network(shared, pod).await {
+        Ok(n) => n,
+        Err(e) => {
+            let message = format!("setting up the pod's network: {e}");
+            state.waiting.insert(
+                c.name.clone(),
+                Waiting {
+                    reason: "CreateContainerError".into(),
+                    message: message.clone(),
+                },
+            );
+            state
+                .tell(
+                    shared,
+                    pod,
+                    EventType::Warning,
+                    "FailedCreatePodSandBox",
+                    &format!("Failed to create pod sandbox: {message}"),
+                    Some(format!("net/{message}")),
+                )
+                .await;
+            return;
+        }
+    };
     let spec = ContainerSpec {
+        network,
         pod: PodRef {
             namespace: pod
                 .metadata
@@ -1142,17 +1259,20 @@ async fn write_status(
             conditions.push(serde_json::to_value(o).unwrap_or(Value::Null));
         }
     }
-    let ip = shared.config.address.to_string();
+    let host_ip = shared.config.address.to_string();
+    let ip = pod_ip(shared, pod);
     let mut status = json!({
         "phase": phase,
         "conditions": conditions,
-        "hostIP": ip,
-        "hostIPs": [{"ip": ip}],
-        "podIP": ip,
-        "podIPs": [{"ip": ip}],
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
         "startTime": state.start_time,
         "containerStatuses": statuses,
     });
+    if let Some(ip) = ip {
+        status["podIP"] = json!(ip);
+        status["podIPs"] = json!([{ "ip": ip }]);
+    }
     if !init.is_empty() {
         status["initContainerStatuses"] = json!(init);
     }

@@ -103,6 +103,19 @@ pub struct ContainerSpec {
     pub log_max_bytes: u64,
     /// Keep this many rotated files besides the live one (kubelet: 5 in all).
     pub log_max_files: u32,
+    /// The pod's own network (its namespace and address), when the node has a pod
+    /// network; `None`: the container shares the host's network.
+    #[serde(default)]
+    pub network: Option<PodNetworkRef>,
+}
+
+/// Where a pod is on the node's pod network ([`crate::agent::network`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PodNetworkRef {
+    /// The network namespace file every container of the pod joins.
+    pub netns: PathBuf,
+    /// The pod's address.
+    pub ip: std::net::Ipv4Addr,
 }
 
 /// How a container ended.
@@ -250,7 +263,7 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<ExecOutput, RuntimeError>>;
 
     /// The address at which the container's ports are reached from the host (HTTP and
-    /// TCP probes): `127.0.0.1` for the process runtime (containers share the host's
-    /// network until pod networking), the container's address on its Docker network.
+    /// TCP probes): the pod's address on the pod network, `127.0.0.1` for a process-runtime
+    /// container on the host's network, the container's address on its Docker network.
     fn address<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<IpAddr, RuntimeError>>;
 }

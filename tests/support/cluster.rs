@@ -10,6 +10,9 @@
 //! removes its directories and images.
 #![allow(dead_code)]
 
+#[path = "hosts.rs"]
+pub mod hosts;
+
 use crate::images;
 use crate::support::{free_port, TempDir};
 use serde_json::Value;
@@ -43,6 +46,11 @@ pub struct Cluster {
     _docker_image: Option<images::DockerImage>,
     /// Extra arguments of `plimsoll server`.
     pub server_args: Vec<String>,
+    /// The test network when every agent runs as a host of its own
+    /// ([`Cluster::start_on_hosts`]); `None`: all on this machine's loopback.
+    pub net: Option<hosts::TestNet>,
+    /// Extra arguments of every `plimsoll agent`.
+    pub agent_args: Vec<String>,
 }
 
 impl Cluster {
@@ -59,6 +67,35 @@ impl Cluster {
         runtime: Runtime,
         nodes: &[&str],
         server_args: &[&str],
+    ) -> Cluster {
+        Cluster::build(name, runtime, nodes, server_args, &[], None)
+    }
+
+    /// A cluster whose agents each run as a host of their own (a network namespace on
+    /// a test network, see [`hosts`]), with a pod network (`--cluster-cidr
+    /// 10.244.0.0/16`); the server listens on the test network's first address.
+    pub fn start_on_hosts(
+        name: &str,
+        nodes: &[&str],
+        server_args: &[&str],
+        agent_args: &[&str],
+    ) -> Cluster {
+        let mut net = hosts::TestNet::new();
+        for n in nodes {
+            net.add_host(n);
+        }
+        let mut args = vec!["--policy", "kube-default", "--cluster-cidr", "10.244.0.0/16"];
+        args.extend_from_slice(server_args);
+        Cluster::build(name, Runtime::Process, nodes, &args, agent_args, Some(net))
+    }
+
+    fn build(
+        name: &str,
+        runtime: Runtime,
+        nodes: &[&str],
+        server_args: &[&str],
+        agent_args: &[&str],
+        net: Option<hosts::TestNet>,
     ) -> Cluster {
         let dir = TempDir::new(&format!("agent-{name}"));
         let tokens: String = nodes
@@ -110,6 +147,8 @@ impl Cluster {
             image,
             _docker_image: docker_image,
             server_args: server_args.iter().map(|s| s.to_string()).collect(),
+            net,
+            agent_args: agent_args.iter().map(|s| s.to_string()).collect(),
         };
         c.start_server();
         for n in nodes {
@@ -140,7 +179,7 @@ impl Cluster {
         let child = Command::new(BIN)
             .args(["server", "--data-dir"])
             .arg(self.dir.join("data"))
-            .args(["--listen", &format!("127.0.0.1:{}", self.port), "--tokens"])
+            .args(["--listen", &format!("{}:{}", self.server_ip(), self.port), "--tokens"])
             .arg(self.dir.join("tokens.csv"))
             .args([
                 "--node-grace",
@@ -165,6 +204,31 @@ impl Cluster {
             }
             assert!(Instant::now() < deadline, "the server did not become ready");
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn server_ip(&self) -> String {
+        self.net
+            .as_ref()
+            .map(|n| n.gateway())
+            .unwrap_or_else(|| "127.0.0.1".into())
+    }
+
+    /// The host of node `node` (clusters on hosts only).
+    pub fn host(&self, node: &str) -> hosts::Host {
+        self.net
+            .as_ref()
+            .expect("a cluster on hosts")
+            .host(node)
+            .clone()
+    }
+
+    /// A command running `BIN` where node `node`'s agent runs.
+    fn node_command(&self, node: &str) -> Command {
+        match &self.net {
+            Some(net) => net.host(node).command(BIN),
+            None => Command::new(BIN),
         }
     }
 
@@ -201,7 +265,15 @@ impl Cluster {
             Runtime::Process => "process",
             Runtime::Docker => "docker",
         };
-        let child = Command::new(BIN)
+        let (listen, address) = match &self.net {
+            Some(net) => {
+                let ip = net.host(node).ip.clone();
+                (format!("{ip}:10250"), ip)
+            }
+            None => ("127.0.0.1:0".to_string(), "127.0.0.1".to_string()),
+        };
+        let child = self
+            .node_command(node)
             .args(["-v", "agent", "--kubeconfig"])
             .arg(&kubeconfig)
             .args(["--node-name", node, "--runtime", runtime, "--state-dir"])
@@ -214,12 +286,15 @@ impl Cluster {
                 "--memory",
                 "2Gi",
                 "--listen",
-                "127.0.0.1:0",
+                &listen,
+                "--address",
+                &address,
                 "--usage-interval",
                 "2",
                 "--lease-interval",
                 "1",
             ])
+            .args(&self.agent_args)
             .stdout(Stdio::null())
             .stderr(
                 std::fs::OpenOptions::new()
@@ -334,7 +409,8 @@ impl Drop for Cluster {
         for n in &self.nodes {
             match self.runtime {
                 Runtime::Process => {
-                    let _ = Command::new(BIN)
+                    let _ = self
+                        .node_command(n)
                         .args(["agent", "cleanup", "--node-name", n, "--state-dir"])
                         .arg(self.state_dir(n))
                         .arg("--image-dir")

@@ -64,7 +64,7 @@ pub use shim::shim_main;
 use crate::agent::image::{ImageConfig, ImageStore};
 use crate::agent::runtime::{
     BoxFuture, ContainerInfo, ContainerSpec, ContainerState, ContainerStats, ExecOutput, Exit,
-    Runtime, RuntimeError,
+    Resources, Runtime, RuntimeError,
 };
 
 /// `PATH` when neither the image nor the spec sets one (containerd's default).
@@ -227,7 +227,7 @@ fn kill(pid: u32, signal: nix::sys::signal::Signal) {
 }
 
 /// A name usable as one path component of a cgroup (`[A-Za-z0-9._-]`, others as `_`).
-fn path_component(s: &str) -> String {
+pub(crate) fn path_component(s: &str) -> String {
     let s: String = s
         .chars()
         .map(|c| {
@@ -296,6 +296,7 @@ pub struct ProcessRuntime {
     node: String,
     shim: ShimCommand,
     rootfs_copy: bool,
+    node_cpu_millis: Option<u64>,
 }
 
 impl ProcessRuntime {
@@ -319,7 +320,17 @@ impl ProcessRuntime {
             node: node.to_string(),
             shim,
             rootfs_copy: false,
+            node_cpu_millis: None,
         })
+    }
+
+    /// Caps the CPU of all the node's containers together at `millis` (a CFS quota on
+    /// the node's cgroup `plimsoll/<node>`), as the kubelet enforces the node's
+    /// allocatable CPU on its `kubepods` cgroup: pods on a node declared with 1 CPU
+    /// share 1 CPU even on a bigger host.
+    pub fn with_node_cpu_limit(mut self, millis: Option<u64>) -> Self {
+        self.node_cpu_millis = millis;
+        self
     }
 
     /// Copy each image's root filesystem into the container's state directory instead of
@@ -485,6 +496,15 @@ impl ProcessRuntime {
                 "hostname {:?}: must be 1 to 64 bytes",
                 spec.hostname
             )));
+        }
+        if let Some(millis) = self.node_cpu_millis {
+            // Again at every start: the node's cgroup goes when its last pod does.
+            let node_cgroup = format!("plimsoll/{}", path_component(&self.node));
+            let limit = Resources {
+                cpu_limit_millis: Some(millis),
+                ..Default::default()
+            };
+            cgroup::create(&node_cgroup, &limit).map_err(RuntimeError::Start)?;
         }
         let id = new_id();
         let dir = self.state_dir.join("containers").join(&id);
@@ -988,8 +1008,12 @@ impl Runtime for ProcessRuntime {
 
     fn address<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<IpAddr, RuntimeError>> {
         Box::pin(async move {
-            self.container_dir(id)?;
-            Ok(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            let dir = self.container_dir(id)?;
+            let spec = read_json::<ShimSpec>(&dir.join(SPEC_FILE))?;
+            Ok(IpAddr::V4(
+                spec.and_then(|s| s.container.network.map(|n| n.ip))
+                    .unwrap_or(Ipv4Addr::LOCALHOST),
+            ))
         })
     }
 }

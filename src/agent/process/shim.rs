@@ -177,6 +177,13 @@ fn child_setup(
         _ => return Err("the shim went away before the container started".into()),
     }
     drop(go_r);
+    // The pod's network namespace (shared by its containers), made by the agent.
+    if let Some(net) = &spec.container.network {
+        let ns = std::fs::File::open(&net.netns)
+            .map_err(|e| format!("the pod's network namespace {}: {e}", net.netns.display()))?;
+        nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("joining the pod's network namespace: {e}"))?;
+    }
     nix::sched::unshare(
         CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC,
     )

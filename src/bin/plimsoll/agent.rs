@@ -44,7 +44,10 @@ pub struct AgentArgs {
     /// Where pods' volumes, logs and (process runtime) containers' records live.
     #[arg(long, default_value = "/var/lib/plimsoll/agent")]
     state_dir: PathBuf,
-    /// CPU capacity to report (a quantity: `4`, `2500m`); default: the host's CPUs.
+    /// CPU capacity to report (a quantity: `4`, `2500m`); default: the host's CPUs. With
+    /// the process runtime it is also enforced: all the node's containers together get
+    /// at most this much CPU (a quota on the node's cgroup, as the kubelet enforces
+    /// allocatable CPU on `kubepods`).
     #[arg(long)]
     cpu: Option<String>,
     /// Memory capacity to report (`8Gi`); default: the host's memory.
@@ -75,6 +78,11 @@ pub struct AgentArgs {
     /// Seconds between Lease renewals.
     #[arg(long, default_value_t = 10)]
     lease_interval: u64,
+    /// Pods' own network namespaces and addresses from the node's pod CIDR: `auto` when
+    /// the control plane allocates pod CIDRs (`plimsoll server --cluster-cidr`), `on`
+    /// (wait for one), `off` (every pod on the host's network).
+    #[arg(long, default_value = "auto")]
+    pod_network: agent::PodNetworkMode,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,7 +105,8 @@ enum Internal {
         command: Vec<String>,
     },
     /// Stop and remove every container the process runtime recorded under
-    /// `--state-dir` (for tearing a node down; the Node object is left alone).
+    /// `--state-dir`, and the node's pod network (its bridge, pods' namespaces and veth
+    /// pairs), for tearing a node down; the Node object is left alone.
     Cleanup {
         /// The agent's state directory.
         #[arg(long, default_value = "/var/lib/plimsoll/agent")]
@@ -148,7 +157,11 @@ pub fn run(args: &AgentArgs) -> Result<Status> {
             image_dir,
         }) => {
             let rt = process_runtime(state_dir, image_dir, node_name)?;
-            runtime()?.block_on(rt.destroy_all()).context("cleanup")?;
+            let tokio_rt = runtime()?;
+            tokio_rt.block_on(rt.destroy_all()).context("cleanup")?;
+            tokio_rt
+                .block_on(agent::network::destroy_all(node_name, state_dir))
+                .map_err(|e| anyhow::anyhow!("cleanup of the pod network: {e}"))?;
             return Ok(Status::Ok);
         }
         None => {}
@@ -189,14 +202,14 @@ pub fn run(args: &AgentArgs) -> Result<Status> {
     }
     config.usage_interval = Duration::from_secs(args.usage_interval);
     config.lease_interval = Duration::from_secs(args.lease_interval);
+    config.pod_network = args.pod_network;
     runtime()?.block_on(async {
         let client = client(kubeconfig, args.server.as_deref()).await?;
         let rt: Arc<dyn agent::runtime::Runtime> = match args.runtime {
-            RuntimeChoice::Process => Arc::new(process_runtime(
-                &args.state_dir,
-                &args.image_dir,
-                &node_name,
-            )?),
+            RuntimeChoice::Process => Arc::new(
+                process_runtime(&args.state_dir, &args.image_dir, &node_name)?
+                    .with_node_cpu_limit(config.cpu_millis),
+            ),
             RuntimeChoice::Docker => Arc::new(
                 agent::docker::DockerRuntime::connect(&node_name, args.docker_network.clone())
                     .await
