@@ -57,7 +57,8 @@ impl Server {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if self.kubeconfig().exists() && self.kubectl(&["get", "--raw", "/readyz"]).status.success()
+            if self.kubeconfig().exists()
+                && self.kubectl(&["get", "--raw", "/readyz"]).status.success()
             {
                 return;
             }
@@ -240,7 +241,10 @@ fn nodes_get_the_lowest_free_pod_cidr_and_keep_it() {
     assert_eq!(ev[0]["message"], "Node n5 status is now: CIDRNotAvailable");
     assert_eq!(pod_cidr(&s, "n5"), None);
     // A node that brings a pod CIDR outside the range keeps it, with an event.
-    let out = s.create("n6.yaml", &node("n6", "10.0.0.6", true, "", Some("10.9.0.0/24")));
+    let out = s.create(
+        "n6.yaml",
+        &node("n6", "10.0.0.6", true, "", Some("10.9.0.0/24")),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     s.eventually(20, "InvalidPodCIDR on n6", || {
         (!events_for(&s, "n6", "InvalidPodCIDR").is_empty()).then_some(())
@@ -294,7 +298,10 @@ fn services_get_unique_cluster_ips_and_node_ports() {
         let addr: std::net::Ipv4Addr = ip.parse().unwrap();
         let o = addr.octets();
         assert_eq!((o[0], o[1]), (10, 43), "{ip}");
-        assert!(!(o[2] == 0 && o[3] <= 1) && !(o[2] == 255 && o[3] == 255), "{ip}");
+        assert!(
+            !(o[2] == 0 && o[3] <= 1) && !(o[2] == 255 && o[3] == 255),
+            "{ip}"
+        );
         assert_eq!(svc["spec"]["clusterIPs"], serde_json::json!([ip]));
         assert_eq!(svc["spec"]["ipFamilies"], serde_json::json!(["IPv4"]));
         assert_eq!(svc["spec"]["ipFamilyPolicy"], "SingleStack");
@@ -319,7 +326,9 @@ fn services_get_unique_cluster_ips_and_node_ports() {
     let out = s.create("far.yaml", &service("far", "  clusterIP: 10.99.0.1\n"));
     let err = stderr(&out);
     assert!(
-        err.contains("provided IP is not in the valid range. The range of valid IPs is 10.43.0.0/16"),
+        err.contains(
+            "provided IP is not in the valid range. The range of valid IPs is 10.43.0.0/16"
+        ),
         "{err}"
     );
     // The Status carries Kubernetes' causes (kubectl -v=8 logs the response body).
@@ -351,7 +360,9 @@ fn services_get_unique_cluster_ips_and_node_ports() {
         r#"{"spec":{"clusterIP":"10.43.0.51","clusterIPs":["10.43.0.51"]}}"#,
     ]);
     assert!(
-        err.contains(r#"spec.clusterIPs[0]: Invalid value: []string{"10.43.0.51"}: may not change once set"#),
+        err.contains(
+            r#"spec.clusterIPs[0]: Invalid value: []string{"10.43.0.51"}: may not change once set"#
+        ),
         "{err}"
     );
     let mut obj = s.json(&["get", "svc", "req"]);
@@ -400,7 +411,9 @@ fn services_get_unique_cluster_ips_and_node_ports() {
     assert!(out.status.success(), "{}", stderr(&out));
     let np4 = node_ports(&s, "np4");
     assert!(
-        np4.iter().all(|p| (30000..=32767).contains(p) && *p != 30080) && np4[0] != np4[1],
+        np4.iter()
+            .all(|p| (30000..=32767).contains(p) && *p != 30080)
+            && np4[0] != np4[1],
         "{np4:?}"
     );
     // kubectl get svc: CLUSTER-IP and PORT(S) with the node ports.
@@ -409,14 +422,24 @@ fn services_get_unique_cluster_ips_and_node_ports() {
         out.contains("CLUSTER-IP") && out.contains("EXTERNAL-IP") && out.contains("PORT(S)"),
         "{out}"
     );
-    assert!(out.contains("NodePort") && out.contains("80:30080/TCP"), "{out}");
+    assert!(
+        out.contains("NodePort") && out.contains("80:30080/TCP"),
+        "{out}"
+    );
     assert!(
         out.contains(&format!("80:{}/TCP,443:{}/TCP", np4[0], np4[1])),
         "{out}"
     );
     assert!(out.contains(&cluster_ip(&s, "np1")), "{out}");
     // Back to ClusterIP releases the node ports: 30080 can be had again.
-    s.ok(&["patch", "svc", "np1", "--type=merge", "-p", r#"{"spec":{"type":"ClusterIP"}}"#]);
+    s.ok(&[
+        "patch",
+        "svc",
+        "np1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"type":"ClusterIP"}}"#,
+    ]);
     assert_eq!(node_ports(&s, "np1"), [0]);
     let out = s.create(
         "np2.yaml",
@@ -436,8 +459,15 @@ fn apply_twice_keeps_the_allocated_addresses() {
     let out = s.apply("web.yaml", manifest, &[]);
     assert!(out.contains("service/web unchanged"), "{out}");
     // A changed manifest: a strategic merge patch, which must keep them.
-    let changed = manifest.replace("metadata: {name: web}", "metadata: {name: web, labels: {tier: front}}")
-        .replace("[{name: http, port: 80, targetPort: 8080}]", "[{name: http, port: 80, targetPort: 8080}, {name: admin, port: 9000}]");
+    let changed = manifest
+        .replace(
+            "metadata: {name: web}",
+            "metadata: {name: web, labels: {tier: front}}",
+        )
+        .replace(
+            "[{name: http, port: 80, targetPort: 8080}]",
+            "[{name: http, port: 80, targetPort: 8080}, {name: admin, port: 9000}]",
+        );
     let out = s.apply("web.yaml", &changed, &[]);
     assert!(out.contains("service/web configured"), "{out}");
     assert_eq!(cluster_ip(&s, "web"), ip);
@@ -449,7 +479,11 @@ fn apply_twice_keeps_the_allocated_addresses() {
     s.apply("ssa.yaml", ssa, &["--server-side"]);
     let (ip2, np2) = (cluster_ip(&s, "ssa"), node_ports(&s, "ssa"));
     assert!(!ip2.is_empty() && ip2 != ip && np2[0] > 0);
-    s.apply("ssa.yaml", &ssa.replace("{app: ssa}", "{app: ssa2}"), &["--server-side"]);
+    s.apply(
+        "ssa.yaml",
+        &ssa.replace("{app: ssa}", "{app: ssa2}"),
+        &["--server-side"],
+    );
     assert_eq!((cluster_ip(&s, "ssa"), node_ports(&s, "ssa")), (ip2, np2));
     let svc = s.json(&["get", "svc", "ssa"]);
     assert_eq!(svc["spec"]["selector"]["app"], "ssa2");
@@ -458,7 +492,11 @@ fn apply_twice_keeps_the_allocated_addresses() {
 #[test]
 fn load_balancer_ingress_follows_ready_nodes_and_the_enablelb_label() {
     let s = Server::start("servicelb", &["--node-grace", "3600"]);
-    for (name, ip, ready) in [("a", "10.0.0.3", true), ("b", "10.0.0.1", true), ("c", "10.0.0.2", false)] {
+    for (name, ip, ready) in [
+        ("a", "10.0.0.3", true),
+        ("b", "10.0.0.1", true),
+        ("c", "10.0.0.2", false),
+    ] {
         let out = s.create(&format!("{name}.yaml"), &node(name, ip, ready, "", None));
         assert!(out.status.success(), "{}", stderr(&out));
     }
@@ -477,10 +515,22 @@ fn load_balancer_ingress_follows_ready_nodes_and_the_enablelb_label() {
         serde_json::json!([{"ip": "10.0.0.1", "ipMode": "VIP"}, {"ip": "10.0.0.3", "ipMode": "VIP"}])
     );
     // Only the labelled node once one is labelled.
-    s.ok(&["label", "node", "a", "svccontroller.k3s.cattle.io/enablelb=true"]);
-    s.eventually(20, "only the labelled node", || (external(&s) == "10.0.0.3").then_some(()));
+    s.ok(&[
+        "label",
+        "node",
+        "a",
+        "svccontroller.k3s.cattle.io/enablelb=true",
+    ]);
+    s.eventually(20, "only the labelled node", || {
+        (external(&s) == "10.0.0.3").then_some(())
+    });
     // A node becoming Ready joins (the label rule still applies: c is not labelled).
-    s.ok(&["label", "node", "c", "svccontroller.k3s.cattle.io/enablelb=true"]);
+    s.ok(&[
+        "label",
+        "node",
+        "c",
+        "svccontroller.k3s.cattle.io/enablelb=true",
+    ]);
     s.ok(&[
         "patch",
         "node",
@@ -494,7 +544,14 @@ fn load_balancer_ingress_follows_ready_nodes_and_the_enablelb_label() {
         (external(&s) == "10.0.0.2,10.0.0.3").then_some(())
     });
     // No longer a LoadBalancer: cleared.
-    s.ok(&["patch", "svc", "lb", "--type=merge", "-p", r#"{"spec":{"type":"ClusterIP"}}"#]);
+    s.ok(&[
+        "patch",
+        "svc",
+        "lb",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"type":"ClusterIP"}}"#,
+    ]);
     s.eventually(20, "the ingress to go", || {
         let svc = s.json(&["get", "svc", "lb"]);
         svc["status"]["loadBalancer"]
@@ -518,7 +575,11 @@ fn nodes_get_only_the_secrets_and_configmaps_of_their_pods() {
         "node-authz",
         &["--no-controllers", "--tokens", tokens.to_str().unwrap()],
     );
-    for (kind, name) in [("secret", "mine"), ("secret", "theirs"), ("secret", "nobodys")] {
+    for (kind, name) in [
+        ("secret", "mine"),
+        ("secret", "theirs"),
+        ("secret", "nobodys"),
+    ] {
         s.ok(&["create", kind, "generic", name, "--from-literal=k=v"]);
     }
     s.ok(&["create", "configmap", "my-config", "--from-literal=k=v"]);

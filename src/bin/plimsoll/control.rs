@@ -7,9 +7,9 @@ use crate::Status;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use plimsoll::place::PolicyOptions;
+use plimsoll::server::cidr::Ipv4Cidr;
 use plimsoll::server::clock::OrchClock;
 use plimsoll::server::control::{self, ControlPlaneConfig};
-use plimsoll::server::cidr::Ipv4Cidr;
 use plimsoll::server::controllers::ipam::IpamConfig;
 use plimsoll::server::controllers::ControllersConfig;
 use plimsoll::server::leader::{default_identity, LeaderConfig};
@@ -132,7 +132,11 @@ pub struct ControllerArgs {
     #[arg(long = "cluster-cidr", value_name = "CIDR")]
     pub cluster_cidr: Option<String>,
     /// Prefix length of each Node's pod CIDR (with `--cluster-cidr`).
-    #[arg(long = "node-cidr-mask-size", value_name = "BITS", default_value_t = 24)]
+    #[arg(
+        long = "node-cidr-mask-size",
+        value_name = "BITS",
+        default_value_t = 24
+    )]
     pub node_cidr_mask_size: u8,
 }
 

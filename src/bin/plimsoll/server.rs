@@ -58,7 +58,11 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 300)]
     pub usage_retention: u64,
     /// IPv4 range Services get their cluster IPs from (k3s's default).
-    #[arg(long = "service-cidr", value_name = "CIDR", default_value = "10.43.0.0/16")]
+    #[arg(
+        long = "service-cidr",
+        value_name = "CIDR",
+        default_value = "10.43.0.0/16"
+    )]
     pub service_cidr: String,
     /// Ports NodePort and LoadBalancer Services get their node ports from.
     #[arg(

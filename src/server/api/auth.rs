@@ -515,7 +515,11 @@ pub fn pod_references(pod: &serde_json::Value, resource: &str, name: &str) -> bo
                 ("secret", true) => is(src.get("secretName")),
                 ("configMap", false) => is(src.get("name")),
                 ("projected", _) => list(Some(src), "sources").iter().any(|s| {
-                    is(s.pointer(if secret { "/secret/name" } else { "/configMap/name" }))
+                    is(s.pointer(if secret {
+                        "/secret/name"
+                    } else {
+                        "/configMap/name"
+                    }))
                 }),
                 ("csi", true) => is(src.pointer("/nodePublishSecretRef/name")),
                 ("azureFile", true) => is(src.get("secretName")),
@@ -558,7 +562,9 @@ fn authorize_node(
                 Err("No Object name found".into())
             }
             ("", "secrets" | "configmaps") if node.is_empty() || !attrs.subresource.is_empty() => {
-                Err(format!("no relationship found between node '{node}' and this object"))
+                Err(format!(
+                    "no relationship found between node '{node}' and this object"
+                ))
             }
             _ => Ok(()),
         };
@@ -907,11 +913,21 @@ mod tests {
         let mut theirs = pod_on("b");
         theirs["spec"]["imagePullSecrets"] = json!([{"name": "other"}]);
         let pods = [mine, theirs];
-        for s in ["vol-secret", "proj-secret", "rbd-secret", "pull", "env-secret", "from-secret"] {
+        for s in [
+            "vol-secret",
+            "proj-secret",
+            "rbd-secret",
+            "pull",
+            "env-secret",
+            "from-secret",
+        ] {
             let a = attrs("get", "", "secrets", "", "default", s);
             assert!(authorize_node_read(&n, &a, &pods).is_ok(), "{s}");
             let cm = attrs("get", "", "configmaps", "", "default", s);
-            assert!(authorize_node_read(&n, &cm, &pods).is_err(), "{s} as a configmap");
+            assert!(
+                authorize_node_read(&n, &cm, &pods).is_err(),
+                "{s} as a configmap"
+            );
         }
         for c in ["vol-cm", "proj-cm", "env-cm", "from-cm"] {
             let a = attrs("get", "", "configmaps", "", "default", c);

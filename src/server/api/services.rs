@@ -202,8 +202,14 @@ fn carry_over(old: &Value, new: &mut Value) {
     set_cluster_ips(new, &nip, &nips);
     // Fields of a type the Service is leaving, unless the client changed them.
     for (field, keep) in [
-        ("externalTrafficPolicy", matches!(service_type(new), "NodePort" | "LoadBalancer")),
-        ("allocateLoadBalancerNodePorts", service_type(new) == "LoadBalancer"),
+        (
+            "externalTrafficPolicy",
+            matches!(service_type(new), "NodePort" | "LoadBalancer"),
+        ),
+        (
+            "allocateLoadBalancerNodePorts",
+            service_type(new) == "LoadBalancer",
+        ),
     ] {
         if !keep && path(old, &format!("spec.{field}")) == path(new, &format!("spec.{field}")) {
             spec_mut(new).remove(field);
@@ -327,7 +333,10 @@ fn validate(old: Option<&Value>, svc: &Value, net: &ServiceNetwork) -> FieldErro
             if !oips.is_empty() && ips.first() != oips.first() {
                 errs.push((
                     "spec.clusterIPs[0]".into(),
-                    format!("Invalid value: {}: may not change once set", go_strings(&ips)),
+                    format!(
+                        "Invalid value: {}: may not change once set",
+                        go_strings(&ips)
+                    ),
                 ));
             }
         }
@@ -473,7 +482,9 @@ fn allocate(
         let held = old.is_some_and(|o| needs_cluster_ip(o) && cluster_ips(o).contains(&ip));
         if ip.is_empty() {
             let a = pick_ip(&net.cidr, &taken.ips)
-                .ok_or(AllocError::Full("failed to allocate a serviceIP: range is full"))?
+                .ok_or(AllocError::Full(
+                    "failed to allocate a serviceIP: range is full",
+                ))?
                 .to_string();
             set_cluster_ips(svc, &a, std::slice::from_ref(&a));
         } else if ip != "None" && !held {
@@ -528,7 +539,12 @@ fn allocate(
         let mut by_port: BTreeMap<i64, i64> = ports(svc)
             .iter()
             .filter(|p| node_port(p) != 0)
-            .map(|p| (p.get("port").and_then(Value::as_i64).unwrap_or(0), node_port(p)))
+            .map(|p| {
+                (
+                    p.get("port").and_then(Value::as_i64).unwrap_or(0),
+                    node_port(p),
+                )
+            })
             .collect();
         for p in ports_mut(svc).into_iter().flatten() {
             if node_port(p) != 0 {
@@ -539,8 +555,9 @@ fn allocate(
                 Some(&np) => np,
                 None => {
                     let all: HashSet<i64> = taken.ports.union(&mine).copied().collect();
-                    let np = pick_port(&net.node_ports, &all)
-                        .ok_or(AllocError::Full("failed to allocate a nodePort: range is full"))?;
+                    let np = pick_port(&net.node_ports, &all).ok_or(AllocError::Full(
+                        "failed to allocate a nodePort: range is full",
+                    ))?;
                     mine.insert(np);
                     by_port.insert(number, np);
                     np
@@ -755,7 +772,10 @@ mod tests {
             got.push(ip.to_string());
         }
         // .0 network, .1 reserved, .7 broadcast.
-        assert_eq!(got, ["10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5", "10.9.0.6"]);
+        assert_eq!(
+            got,
+            ["10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5", "10.9.0.6"]
+        );
         let mut ports = HashSet::new();
         while let Some(p) = pick_port(&tiny.node_ports, &ports) {
             ports.insert(p);

@@ -198,7 +198,11 @@ impl IpamController {
     }
 
     async fn report(&self, node: &Node, kind: EventType, reason: &str, message: &str) {
-        let key = (node.uid().unwrap_or_default(), reason.to_string(), message.to_string());
+        let key = (
+            node.uid().unwrap_or_default(),
+            reason.to_string(),
+            message.to_string(),
+        );
         let fresh = self
             .reported
             .lock()
@@ -353,14 +357,26 @@ mod tests {
         }
         assert_eq!(
             got,
-            ["10.200.0.0/24", "10.200.1.0/24", "10.200.2.0/24", "10.200.3.0/24", "full"]
+            [
+                "10.200.0.0/24",
+                "10.200.1.0/24",
+                "10.200.2.0/24",
+                "10.200.3.0/24",
+                "full"
+            ]
         );
         // A hole left by a deleted node is filled first.
         others.retain(|(n, _)| n != "n1");
-        assert_eq!(plan(&cfg(), &[], &others), Plan::Assign(block("10.200.1.0/24")));
+        assert_eq!(
+            plan(&cfg(), &[], &others),
+            Plan::Assign(block("10.200.1.0/24"))
+        );
         // A foreign block of another size still counts.
         let others = vec![("x".to_string(), block("10.200.0.0/23"))];
-        assert_eq!(plan(&cfg(), &[], &others), Plan::Assign(block("10.200.2.0/24")));
+        assert_eq!(
+            plan(&cfg(), &[], &others),
+            Plan::Assign(block("10.200.2.0/24"))
+        );
     }
 
     #[test]

@@ -102,7 +102,9 @@ fn current(svc: &Service) -> Vec<(String, String)> {
             list.iter()
                 .map(|i| {
                     (
-                        i.ip.clone().or_else(|| i.hostname.clone()).unwrap_or_default(),
+                        i.ip.clone()
+                            .or_else(|| i.hostname.clone())
+                            .unwrap_or_default(),
                         i.ip_mode.clone().unwrap_or_default(),
                     )
                 })
