@@ -20,6 +20,7 @@ pub mod node;
 pub mod pods;
 pub mod probes;
 pub mod process;
+pub mod proxy;
 pub mod runtime;
 pub mod usage;
 pub mod volumes;

@@ -13,6 +13,7 @@ mod demo;
 mod experiment;
 mod extender;
 mod image;
+mod loadgen;
 mod options;
 mod output;
 mod place;
@@ -69,6 +70,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Manage the node agent's image store (import OCI / docker save archives).
     Image(image::ImageArgs),
+    /// Send HTTP GETs at a fixed rate (open loop) and report latencies and failures.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 /// How a command ended when it did not fail with an error.
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
         Command::Controllers(args) => control::run_controllers(&args),
         Command::Agent(args) => agent::run(&args),
         Command::Image(args) => image::run(&args),
+        Command::Loadgen(args) => loadgen::run(&args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
