@@ -250,7 +250,17 @@ pub async fn run(
     if let Some(net) = network_setup(&shared).await? {
         let net = Arc::new(net);
         let _ = shared.network.set(net.clone());
-        tasks.spawn(network_routes(shared.clone(), net, stop_rx.clone()));
+        tasks.spawn(network_routes(shared.clone(), net.clone(), stop_rx.clone()));
+        // The service proxy (kube-proxy's job) serves ClusterIPs, nodePorts and this
+        // node's share of LoadBalancer Services, into the pod network.
+        let mut proxy = proxy::ProxyConfig::new(&shared.config.node_name, shared.config.address);
+        proxy.predict_refresh = shared.config.usage_interval.max(Duration::from_secs(1));
+        let (client, stop) = (shared.client.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            proxy::run(client, proxy, net, stop)
+                .await
+                .map_err(AgentError::Config)
+        });
     }
     tasks.spawn(node::heartbeat(shared.clone(), stop_rx.clone()));
     tasks.spawn(usage::report_loop(shared.clone(), stop_rx.clone()));
@@ -324,10 +334,13 @@ async fn network_setup(shared: &Shared) -> Result<Option<network::PodNetwork>, A
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(shared.client.clone());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let cidr = loop {
-        let node = nodes.get(&c.node_name).await.map_err(|source| AgentError::Api {
-            what: format!("reading node {}", c.node_name),
-            source,
-        })?;
+        let node = nodes
+            .get(&c.node_name)
+            .await
+            .map_err(|source| AgentError::Api {
+                what: format!("reading node {}", c.node_name),
+                source,
+            })?;
         if let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.clone()) {
             break cidr;
         }

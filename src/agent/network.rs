@@ -35,7 +35,7 @@ use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::{Handle, LinkBridge, LinkDummy, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::agent::runtime::PodRef;
+use crate::agent::runtime::{BoxFuture, PodRef};
 
 /// An IPv4 network, `ADDRESS/PREFIX` with the host bits zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -163,10 +163,7 @@ fn connect() -> Result<Handle, String> {
 
 /// A netlink handle in another network namespace: the one at `enter`, or a new one
 /// bind-mounted at `create_at` (made on a fresh thread, as `unshare` acts per thread).
-async fn in_netns(
-    enter: Option<PathBuf>,
-    create_at: Option<PathBuf>,
-) -> Result<Handle, String> {
+async fn in_netns(enter: Option<PathBuf>, create_at: Option<PathBuf>) -> Result<Handle, String> {
     let rt = tokio::runtime::Handle::current();
     let join = std::thread::spawn(move || -> Result<Handle, String> {
         let _guard = rt.enter();
@@ -185,7 +182,12 @@ async fn in_netns(
                 nix::mount::MsFlags::MS_BIND,
                 None::<&str>,
             )
-            .map_err(|e| format!("bind-mounting the network namespace on {}: {e}", path.display()))?;
+            .map_err(|e| {
+                format!(
+                    "bind-mounting the network namespace on {}: {e}",
+                    path.display()
+                )
+            })?;
         }
         connect()
     });
@@ -237,7 +239,9 @@ async fn addresses_of(handle: &Handle, index: u32) -> Result<Vec<(Ipv4Addr, u8)>
         .map_err(|e| nl("listing addresses", e))?
     {
         for attr in &msg.attributes {
-            if let AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) = attr {
+            if let AddressAttribute::Local(IpAddr::V4(ip))
+            | AddressAttribute::Address(IpAddr::V4(ip)) = attr
+            {
                 if !out.iter().any(|(a, _)| a == ip) {
                     out.push((*ip, msg.header.prefix_len));
                 }
@@ -344,9 +348,7 @@ impl PodNetwork {
                             .ok_or("no loopback interface")?;
                         (lo, false)
                     }
-                    (Err(e), None) => {
-                        return Err(nl(format!("creating interface {services}"), e))
-                    }
+                    (Err(e), None) => return Err(nl(format!("creating interface {services}"), e)),
                     (Ok(()), None) => {
                         return Err(format!("interface {services} vanished after its creation"))
                     }
@@ -388,9 +390,10 @@ impl PodNetwork {
     }
 
     fn record_path(&self, uid: &str) -> PathBuf {
-        self.dir
-            .join("pods")
-            .join(format!("{}.json", crate::agent::process::path_component(uid)))
+        self.dir.join("pods").join(format!(
+            "{}.json",
+            crate::agent::process::path_component(uid)
+        ))
     }
 
     fn netns_path(&self, uid: &str) -> PathBuf {
@@ -747,6 +750,17 @@ pub async fn destroy_all(node: &str, state_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The service proxy's Service addresses go on the node's Service interface.
+impl crate::agent::proxy::VirtualIps for PodNetwork {
+    fn add(&self, ip: Ipv4Addr) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.add_service_ip(ip))
+    }
+
+    fn remove(&self, ip: Ipv4Addr) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.remove_service_ip(ip))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -762,7 +776,13 @@ mod tests {
         assert_eq!(pods.len(), 253);
         assert_eq!(pods[0], Ipv4Addr::new(10, 42, 1, 2));
         assert_eq!(*pods.last().unwrap(), Ipv4Addr::new(10, 42, 1, 254));
-        for bad in ["10.42.1.5/24", "10.42.1.0", "10.42.1.0/33", "x/24", "10.42.1.0/-1"] {
+        for bad in [
+            "10.42.1.5/24",
+            "10.42.1.0",
+            "10.42.1.0/33",
+            "x/24",
+            "10.42.1.0/-1",
+        ] {
             assert!(Ipv4Cidr::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Ipv4Cidr::parse("0.0.0.0/0").unwrap().size(), 1 << 32);
@@ -770,7 +790,10 @@ mod tests {
 
     #[test]
     fn interface_names_fit_the_kernel_limit() {
-        for node in ["n1", "a-very-long-node-name-that-goes-on-and-on.example.com"] {
+        for node in [
+            "n1",
+            "a-very-long-node-name-that-goes-on-and-on.example.com",
+        ] {
             assert!(bridge_name(node).len() <= 15);
             assert!(services_interface(node).len() <= 15);
             assert_ne!(bridge_name(node), services_interface(node));

@@ -72,8 +72,10 @@ impl Cluster {
     }
 
     /// A cluster whose agents each run as a host of their own (a network namespace on
-    /// a test network, see [`hosts`]), with a pod network (`--cluster-cidr
-    /// 10.244.0.0/16`); the server listens on the test network's first address.
+    /// a test network, see [`hosts`]), with a pod network (`--cluster-cidr` from
+    /// [`hosts::TestNet::cluster_cidr`], routed from the test machine); the server
+    /// listens on the test network's first address. `agent_args` may set `--cpu`
+    /// (default 2).
     pub fn start_on_hosts(
         name: &str,
         nodes: &[&str],
@@ -84,9 +86,33 @@ impl Cluster {
         for n in nodes {
             net.add_host(n);
         }
-        let mut args = vec!["--policy", "kube-default", "--cluster-cidr", "10.244.0.0/16"];
+        let cidr = net.cluster_cidr();
+        let mut args = vec!["--policy", "kube-default", "--cluster-cidr", &cidr];
         args.extend_from_slice(server_args);
-        Cluster::build(name, Runtime::Process, nodes, &args, agent_args, Some(net))
+        let c = Cluster::build(name, Runtime::Process, nodes, &args, agent_args, Some(net));
+        c.route_pods();
+        c
+    }
+
+    /// Routes every node's pod CIDR through its host from the test machine.
+    pub fn route_pods(&self) {
+        let net = self.net.as_ref().expect("a cluster on hosts");
+        let routes = self.eventually(30, "every node's podCIDR", || {
+            let nodes = self.json(&["get", "nodes"]);
+            let routes: Vec<(String, String)> = nodes["items"]
+                .as_array()?
+                .iter()
+                .filter_map(|n| {
+                    let name = n["metadata"]["name"].as_str()?;
+                    let cidr = n["spec"]["podCIDR"].as_str()?;
+                    Some((cidr.to_string(), net.host(name).ip.clone()))
+                })
+                .collect();
+            (routes.len() == self.nodes.len()).then_some(routes)
+        });
+        for (cidr, via) in routes {
+            net.route(&cidr, &via);
+        }
     }
 
     fn build(
@@ -179,7 +205,11 @@ impl Cluster {
         let child = Command::new(BIN)
             .args(["server", "--data-dir"])
             .arg(self.dir.join("data"))
-            .args(["--listen", &format!("{}:{}", self.server_ip(), self.port), "--tokens"])
+            .args([
+                "--listen",
+                &format!("{}:{}", self.server_ip(), self.port),
+                "--tokens",
+            ])
             .arg(self.dir.join("tokens.csv"))
             .args([
                 "--node-grace",
@@ -280,9 +310,12 @@ impl Cluster {
             .arg(self.state_dir(node))
             .arg("--image-dir")
             .arg(self.dir.join("images"))
+            .args(if self.agent_args.iter().any(|a| a == "--cpu") {
+                &[][..]
+            } else {
+                &["--cpu", "2"][..]
+            })
             .args([
-                "--cpu",
-                "2",
                 "--memory",
                 "2Gi",
                 "--listen",

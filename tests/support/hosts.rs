@@ -98,6 +98,21 @@ impl TestNet {
         format!("{}.1", self.prefix)
     }
 
+    /// The cluster CIDR for this network's pods (`10.X.0.0/16`, X from the same
+    /// unique number as the network, so that the test machine's routes to pods of
+    /// networks made at once do not collide).
+    pub fn cluster_cidr(&self) -> String {
+        let third: u32 = self.prefix.rsplit('.').next().unwrap().parse().unwrap();
+        format!("10.{}.0.0/16", 100 + third % 100)
+    }
+
+    /// Routes pod CIDR `cidr` through host `via` from the test machine: the test network
+    /// knows where pods are (as a router fed by BGP would), so that pods reach the API
+    /// server and the test reaches pods without address translation.
+    pub fn route(&self, cidr: &str, via: &str) {
+        ip(&["route", "replace", cidr, "via", via, "dev", &self.leg]);
+    }
+
     /// Adds host `name` at `.(10 + index)`.
     pub fn add_host(&mut self, name: &str) -> Host {
         let i = self.hosts.len() + 1;
@@ -107,10 +122,29 @@ impl TestNet {
         ip_quiet(&["netns", "del", &netns]);
         ip(&["netns", "add", &netns]);
         ip(&["-n", &netns, "link", "set", "lo", "up"]);
-        ip(&["link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &netns]);
+        ip(&[
+            "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+        ]);
         ip(&["link", "set", &port, "netns", &self.switch]);
-        ip(&["-n", &self.switch, "link", "set", &port, "master", "br0", "up"]);
-        ip(&["-n", &netns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &port,
+            "master",
+            "br0",
+            "up",
+        ]);
+        ip(&[
+            "-n",
+            &netns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", &netns, "link", "set", "eth0", "up"]);
         let host = Host {
             name: name.to_string(),
