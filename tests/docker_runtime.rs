@@ -3,21 +3,26 @@
 //! Each test imports its own image (a busybox root filesystem: the host's static busybox
 //! and its applet links, as `docker import` makes from a tar) under a random tag, and uses
 //! its own node name, so tests run in parallel without seeing each other's containers.
-//! The fixture's `Drop` removes every container labelled with that node, the image and the
-//! temporary directory, also when a test fails.
+//! The fixture's `Drop` removes every container labelled with that node (pods' and their
+//! sandboxes), the node's pod network, the image and the temporary directory, also when a
+//! test fails; and the pod sandbox image when the test used it and nothing else does.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bollard::query_parameters::{
-    CreateImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateImageOptionsBuilder, InspectNetworkOptions, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptions,
     RemoveImageOptionsBuilder,
 };
 use bollard::Docker;
 use futures::StreamExt;
-use plimsoll::agent::docker::{DockerRuntime, LABEL_NODE};
+use plimsoll::agent::docker::{
+    pod_network_name, DockerRuntime, LABEL_NODE, LABEL_SANDBOX, LABEL_UID, PAUSE_IMAGE,
+};
+use plimsoll::agent::network::Ipv4Cidr;
 use plimsoll::agent::runtime::{
     ContainerKind, ContainerSpec, ContainerState, Mount, PodRef, Resources, Runtime, RuntimeError,
 };
@@ -25,7 +30,7 @@ use plimsoll::agent::runtime::{
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "echo", "sleep", "cat", "yes", "head", "tail", "tr", "hostname", "ps", "pwd", "env",
-    "true", "false", "seq",
+    "true", "false", "seq", "httpd", "wget",
 ];
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -35,6 +40,9 @@ struct Fixture {
     image: String,
     node: String,
     dir: PathBuf,
+    /// The test made pod sandboxes (so the sandbox image is removed at the end, unless
+    /// something else uses it).
+    pod_network: AtomicBool,
 }
 
 fn unique(prefix: &str) -> String {
@@ -116,6 +124,7 @@ impl Fixture {
             image: format!("{repo}:{tag}"),
             node: unique("h3node"),
             dir,
+            pod_network: AtomicBool::new(false),
         }
     }
 
@@ -152,12 +161,30 @@ impl Fixture {
             .await
             .expect("connect to Docker")
     }
+
+    /// A runtime with the pod network on `cidr`.
+    async fn runtime_with_pod_network(&self, cidr: Ipv4Cidr) -> DockerRuntime {
+        self.pod_network.store(true, Ordering::SeqCst);
+        let rt = self.runtime().await;
+        rt.enable_pod_network(cidr)
+            .await
+            .unwrap_or_else(|e| panic!("pod network on {cidr}: {e}"));
+        rt
+    }
+}
+
+/// A pod network CIDR for this test process: `10.<second>.<pid % 250>.0/24` (tests of one
+/// process that run at the same time pass different `second`s; Docker refuses networks
+/// that overlap).
+fn test_cidr(second: u8) -> Ipv4Cidr {
+    Ipv4Cidr::parse(&format!("10.{second}.{}.0/24", std::process::id() % 250)).unwrap()
 }
 
 impl Drop for Fixture {
     fn drop(&mut self) {
         let node = self.node.clone();
         let image = self.image.clone();
+        let pause_image = self.pod_network.load(Ordering::SeqCst);
         // Drop may run inside a test's runtime: clean up from a thread with its own.
         let cleanup = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -184,9 +211,27 @@ impl Drop for Fixture {
                         }
                     }
                 }
+                let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
+                for n in docker
+                    .list_networks(Some(options))
+                    .await
+                    .unwrap_or_default()
+                {
+                    let name = n.name.unwrap_or_default();
+                    if let Err(e) = docker.remove_network(&name).await {
+                        eprintln!("cleanup: removing network {name}: {e}");
+                    }
+                }
                 let rmi = RemoveImageOptionsBuilder::new().force(true).build();
                 if let Err(e) = docker.remove_image(&image, Some(rmi), None).await {
                     eprintln!("cleanup: removing image {image}: {e}");
+                }
+                if pause_image {
+                    // Not forced: another test's sandbox may use it (the runtime imports
+                    // it again when it is missing).
+                    let _ = docker
+                        .remove_image(PAUSE_IMAGE, None::<RemoveImageOptions>, None)
+                        .await;
                 }
             });
         });
@@ -745,4 +790,208 @@ async fn copied_logs_rotate() {
     let first = numbers[0];
     assert!(first > 1, "nothing was rotated away");
     assert_eq!(numbers, (first..=1000).collect::<Vec<_>>());
+}
+
+/// This node's containers (sandboxes included) of pod `uid`, as Docker lists them:
+/// `(id, is a sandbox)`.
+async fn docker_pod_containers(node: &str, uid: &str) -> Vec<(String, bool)> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{LABEL_NODE}={node}"), format!("{LABEL_UID}={uid}")],
+    )]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker()
+        .await
+        .list_containers(Some(options))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            let sandbox = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_SANDBOX))
+                .is_some_and(|v| v == "true");
+            (c.id.unwrap_or_default(), sandbox)
+        })
+        .collect()
+}
+
+/// A shell loop that fetches `url` (retrying while the server starts) and prints it and
+/// the hostname.
+fn fetch(url: &str) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "hostname; for i in $(seq 100); do wget -q -O - {url} && exit 0; sleep 0.1; done; exit 1"
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_network_gives_each_pod_one_address_shared_by_its_containers() {
+    let fx = Fixture::new().await;
+    let cidr = test_cidr(251);
+    let rt = fx.runtime_with_pod_network(cidr).await;
+    // Enabling again is harmless; the network is the node's, on the CIDR.
+    rt.enable_pod_network(cidr).await.unwrap();
+    let name = pod_network_name(&fx.node);
+    assert_eq!(rt.pod_network(), Some((name.clone(), cidr)));
+    let network = docker()
+        .await
+        .inspect_network(&name, None::<InspectNetworkOptions>)
+        .await
+        .unwrap();
+    assert_eq!(
+        network.labels.unwrap_or_default().get(LABEL_NODE),
+        Some(&fx.node)
+    );
+    let ipam = network.ipam.unwrap().config.unwrap();
+    assert_eq!(ipam.len(), 1);
+    assert_eq!(ipam[0].subnet.as_deref(), Some(cidr.to_string().as_str()));
+    let gateway = cidr.nth(1).unwrap().to_string();
+    assert_eq!(ipam[0].gateway.as_deref(), Some(gateway.as_str()));
+
+    // Pod "web": a server, and a client that reaches it on localhost.
+    let server = fx.spec("server", &["httpd", "-f", "-p", "8080", "-h", "/etc"], None);
+    let server_id = rt.start(&server).await.expect("start the server");
+    let mut client = fx.spec("client", &[], None);
+    client.command = Some(fetch("http://127.0.0.1:8080/passwd"));
+    client.pod = server.pod.clone();
+    client.hostname = server.hostname.clone();
+    let (exit, lines) = run_to_end(&rt, &client).await;
+    assert_eq!(exit.exit_code, 0, "{lines:?}");
+    assert_eq!(
+        stdout(&lines),
+        vec![server.hostname.as_str(), "root:x:0:0:root:/root:/bin/sh"]
+    );
+    let client_id = rt
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "client")
+        .unwrap()
+        .id;
+
+    // One address for the pod, on the node's CIDR, what the pod's status shows.
+    let web_ip = rt.address(&server_id).await.unwrap();
+    assert_eq!(rt.address(&client_id).await.unwrap(), web_ip);
+    let std::net::IpAddr::V4(web_v4) = web_ip else {
+        panic!("{web_ip} is not IPv4")
+    };
+    assert!(cidr.contains(web_v4), "{web_ip} is not in {cidr}");
+    assert_ne!(web_ip.to_string(), gateway);
+    assert_eq!(rt.pod_address(&server.pod.uid).await.unwrap(), Some(web_ip));
+
+    // The sandbox is Docker's, not the pod's: list() shows the two containers only.
+    let mut listed: Vec<String> = rt
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["client", "server"]);
+    let web = docker_pod_containers(&fx.node, &server.pod.uid).await;
+    assert_eq!(
+        web.iter().filter(|(_, sandbox)| *sandbox).count(),
+        1,
+        "{web:?}"
+    );
+
+    // Another pod has another address, and reaches the first at its pod address.
+    let mut other = fx.spec("other", &[], None);
+    other.command = Some(fetch(&format!("http://{web_ip}:8080/passwd")));
+    let (exit, lines) = run_to_end(&rt, &other).await;
+    assert_eq!(exit.exit_code, 0, "{lines:?}");
+    assert_eq!(stdout(&lines)[1], "root:x:0:0:root:/root:/bin/sh");
+    let other_ip = rt.pod_address(&other.pod.uid).await.unwrap().unwrap();
+    assert_ne!(other_ip, web_ip);
+    let std::net::IpAddr::V4(other_v4) = other_ip else {
+        panic!("{other_ip} is not IPv4")
+    };
+    assert!(cidr.contains(other_v4), "{other_ip} is not in {cidr}");
+
+    // A pod whose only container cannot be made keeps no sandbox.
+    let mut broken = fx.spec("broken", &["true"], None);
+    broken.mounts.push(Mount {
+        host_path: fx.dir.clone(),
+        container_path: "relative/path".into(),
+        read_only: true,
+    });
+    assert!(matches!(
+        rt.start(&broken).await,
+        Err(RuntimeError::Start(_))
+    ));
+    assert_eq!(
+        docker_pod_containers(&fx.node, &broken.pod.uid).await,
+        vec![]
+    );
+
+    // Stopping leaves the sandbox; removing a container leaves it while another remains;
+    // removing the last one removes it.
+    rt.stop(&server_id, Duration::from_secs(1)).await.unwrap();
+    rt.remove(&client_id).await.unwrap();
+    let left = docker_pod_containers(&fx.node, &server.pod.uid).await;
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().any(|(id, sandbox)| *sandbox && !id.is_empty()));
+    rt.remove(&server_id).await.unwrap();
+    assert_eq!(
+        docker_pod_containers(&fx.node, &server.pod.uid).await,
+        vec![]
+    );
+    assert_eq!(rt.pod_address(&server.pod.uid).await.unwrap(), None);
+
+    // remove_sandbox takes a pod's sandbox directly; destroy_all everything of the node.
+    let other_id = rt
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "other")
+        .unwrap()
+        .id;
+    rt.remove_sandbox(&other.pod.uid).await.unwrap();
+    assert_eq!(
+        docker_pod_containers(&fx.node, &other.pod.uid).await,
+        vec![(other_id, false)]
+    );
+    rt.destroy_all().await.unwrap();
+    assert!(rt.list().await.unwrap().is_empty());
+    assert_eq!(rt.pod_network(), None);
+    let gone = docker()
+        .await
+        .inspect_network(&name, None::<InspectNetworkOptions>)
+        .await;
+    assert!(gone.is_err(), "network {name} is still there");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_network_on_another_subnet_is_refused() {
+    let fx = Fixture::new().await;
+    let cidr = test_cidr(252);
+    let rt = fx.runtime_with_pod_network(cidr).await;
+    let moved = test_cidr(253);
+    let e = rt.enable_pod_network(moved).await.unwrap_err().to_string();
+    assert!(e.contains("already enabled"), "{e}");
+    // A new runtime (the agent restarted) finds the network on the old CIDR.
+    let restarted = fx.runtime().await;
+    let e = restarted
+        .enable_pod_network(moved)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&cidr.to_string()) && e.contains(&moved.to_string()),
+        "{e}"
+    );
+    assert_eq!(restarted.pod_network(), None);
+    // And takes it over on the same CIDR.
+    restarted.enable_pod_network(cidr).await.unwrap();
 }

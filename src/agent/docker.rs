@@ -27,25 +27,65 @@
 //!
 //! Images are never pulled (there is no registry): an image that is not on the Engine is
 //! [`RuntimeError::ImageNotPresent`].
+//!
+//! ## Pod network
+//!
+//! Without [`DockerRuntime::enable_pod_network`], every container goes on the runtime's
+//! Docker network (the `network` of [`DockerRuntime::connect`], else Docker's default
+//! `bridge`) with an address of its own. With it (given the node's `spec.podCIDR`), the
+//! runtime does what the kubelet's pause container does (the agent's netlink pod network,
+//! [`crate::agent::network`], is not used: containers live in the Engine's namespaces):
+//! - one Docker bridge network per node, `plimsoll-<node>` ([`pod_network_name`], label
+//!   [`LABEL_NODE`]), whose IPAM subnet is the node's pod CIDR and whose gateway is its
+//!   first address;
+//! - one sandbox container per pod ([`sandbox_name`]; labels [`LABEL_NODE`], [`LABEL_UID`],
+//!   [`LABEL_NAMESPACE`], [`LABEL_POD`] and [`LABEL_SANDBOX`]), made at the pod's first
+//!   container start, on that network and with the pod's hostname. It holds the pod's
+//!   network namespace and address and does nothing else: image [`PAUSE_IMAGE`], imported
+//!   once into the Engine from a root filesystem holding only the host's static busybox
+//!   ([`PAUSE_BUSYBOX`]), running `busybox sleep 2147483647`;
+//! - every container of the pod joins it (`network_mode: container:<sandbox id>`, and no
+//!   hostname of its own: Docker gives it the sandbox's), so the pod's containers share one
+//!   address and reach each other on `localhost`; [`Runtime::address`] answers the
+//!   sandbox's address, [`DockerRuntime::pod_address`] the pod's.
+//!
+//! A sandbox is not a container of the pod spec: [`Runtime::list`] does not report it, and
+//! stopping containers leaves it alone. It goes with the pod's last container:
+//! [`Runtime::remove`] of a container that leaves no other container (running or ended) of
+//! its pod removes the pod's sandbox too (the agent removes all of a pod's containers when
+//! the pod goes, and keeps the previous start of each while the pod lives, so this happens
+//! exactly at teardown). Besides: a start that fails while the pod has no container
+//! removes the sandbox it made; [`Runtime::list`] removes a sandbox that has had no
+//! container for [`SANDBOX_ORPHAN_GRACE`] (an agent that died between the two removals);
+//! [`DockerRuntime::remove_sandbox`] removes one directly and [`DockerRuntime::destroy_all`]
+//! everything of the node.
+//!
+//! Limitation: the per-node networks of several agents on one Engine do not reach each
+//! other: Docker isolates its bridge networks from one another (the `DOCKER-ISOLATION`
+//! iptables chains) and this runtime does not defeat that; nor does it route to other
+//! hosts' pod CIDRs (Docker's `FORWARD` rules drop new connections into its bridges from
+//! outside). Pods of several nodes reach each other with the process runtime's pod network
+//! (its tests put hosts in network namespaces).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig,
-    HostConfigLogConfig, Mount as DockerMount, MountTypeEnum, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
+    HostConfig, HostConfigLogConfig, Ipam, IpamConfig, Mount as DockerMount, MountTypeEnum,
+    Network, NetworkCreateRequest, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StartContainerOptions, StatsOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions,
+    InspectNetworkOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions, StatsOptionsBuilder,
     StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
@@ -53,6 +93,7 @@ use futures::StreamExt;
 use tokio::task::JoinHandle;
 
 use crate::agent::logfile::{LogStream, LogWriter};
+use crate::agent::network::Ipv4Cidr;
 use crate::agent::runtime::{
     BoxFuture, ContainerInfo, ContainerKind, ContainerSpec, ContainerState, ContainerStats,
     ExecOutput, Exit, PodRef, Runtime, RuntimeError,
@@ -78,6 +119,20 @@ pub const LABEL_LOG_PATH: &str = "io.plimsoll.log-path";
 pub const LABEL_LOG_MAX_BYTES: &str = "io.plimsoll.log-max-bytes";
 /// Label: how many rotated log files are kept ([`ContainerSpec::log_max_files`]).
 pub const LABEL_LOG_MAX_FILES: &str = "io.plimsoll.log-max-files";
+
+/// Label: `true` on a pod's sandbox container (see the module docs).
+pub const LABEL_SANDBOX: &str = "io.plimsoll.sandbox";
+
+/// The sandbox image, imported into the Engine by the runtime itself (no registry).
+pub const PAUSE_IMAGE: &str = "plimsoll-pause:1";
+/// The static busybox the sandbox image is made of (Debian's `busybox-static`).
+pub const PAUSE_BUSYBOX: &str = "/bin/busybox";
+/// What a sandbox runs: nothing, for 68 years.
+const PAUSE_CMD: [&str; 3] = ["/bin/busybox", "sleep", "2147483647"];
+/// A sandbox left without any container of its pod for this long is removed by
+/// [`Runtime::list`] (longer than a start takes between making the sandbox and the
+/// container).
+pub const SANDBOX_ORPHAN_GRACE: Duration = Duration::from_secs(120);
 
 /// Docker's own (`json-file`) log of a container is capped at this many files …
 pub const DOCKER_LOG_MAX_FILES: u32 = 2;
@@ -106,6 +161,19 @@ pub struct DockerRuntime {
     /// Containers this runtime killed at the end of a stop's grace period (their exit
     /// code 128+n is a signal, not a code the process chose).
     killed: Mutex<HashSet<String>>,
+    /// The node's pod network, once [`DockerRuntime::enable_pod_network`] has set it up.
+    pod_network: RwLock<Option<DockerPodNetwork>>,
+    /// Held while checking for (and importing) the sandbox image, so it is imported once.
+    pause_image: tokio::sync::Mutex<()>,
+}
+
+/// The node's Docker network for pods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DockerPodNetwork {
+    /// Its Docker name ([`pod_network_name`]).
+    name: String,
+    /// Its subnet: the node's pod CIDR.
+    cidr: Ipv4Cidr,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -113,6 +181,7 @@ impl std::fmt::Debug for DockerRuntime {
         f.debug_struct("DockerRuntime")
             .field("node", &self.node)
             .field("network", &self.network)
+            .field("pod_network", &*read(&self.pod_network))
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +196,14 @@ impl Drop for DockerRuntime {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The HTTP status of a Docker error answer, if it was one.
@@ -170,6 +247,23 @@ pub fn container_name(node: &str, spec: &ContainerSpec) -> String {
         sanitise(&spec.name),
         spec.attempt,
         sanitise(&uid)
+    )
+}
+
+/// The Docker network of node `node`'s pods.
+pub fn pod_network_name(node: &str) -> String {
+    format!("plimsoll-{}", sanitise(node))
+}
+
+/// The Docker name of a pod's sandbox: `plimsoll_POD_<node>_<namespace>_<pod>_<uid>`
+/// (`POD` is not a node name, which is lower case, so no container name is one).
+pub fn sandbox_name(node: &str, pod: &PodRef) -> String {
+    format!(
+        "plimsoll_POD_{}_{}_{}_{}",
+        sanitise(node),
+        sanitise(&pod.namespace),
+        sanitise(&pod.name),
+        sanitise(&pod.uid)
     )
 }
 
@@ -548,6 +642,8 @@ impl DockerRuntime {
             network,
             copiers: Mutex::new(HashMap::new()),
             killed: Mutex::new(HashSet::new()),
+            pod_network: RwLock::new(None),
+            pause_image: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -627,7 +723,13 @@ impl DockerRuntime {
         ]))
     }
 
-    fn create_body(&self, spec: &ContainerSpec) -> Result<ContainerCreateBody, RuntimeError> {
+    /// The container's create request; `sandbox`: the id of the pod's sandbox, whose
+    /// network (and hostname) it joins.
+    fn create_body(
+        &self,
+        spec: &ContainerSpec,
+        sandbox: Option<&str>,
+    ) -> Result<ContainerCreateBody, RuntimeError> {
         let (entrypoint, cmd) = entrypoint_and_cmd(spec.command.as_deref(), spec.args.as_deref());
         let mut mounts = Vec::with_capacity(spec.mounts.len());
         for m in &spec.mounts {
@@ -665,7 +767,10 @@ impl DockerRuntime {
             cpu_period: r.cpu_limit_millis.map(|_| CFS_PERIOD_US),
             cpu_quota: r.cpu_limit_millis.map(cpu_quota),
             cpu_shares: r.cpu_request_millis.map(cpu_shares),
-            network_mode: Some(self.network.clone().unwrap_or_else(|| "bridge".to_string())),
+            network_mode: Some(match sandbox {
+                Some(id) => format!("container:{id}"),
+                None => self.network.clone().unwrap_or_else(|| "bridge".to_string()),
+            }),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::NO),
                 maximum_retry_count: None,
@@ -685,7 +790,8 @@ impl DockerRuntime {
             cmd,
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             working_dir: spec.working_dir.clone().filter(|d| !d.is_empty()),
-            hostname: Some(spec.hostname.clone()).filter(|h| !h.is_empty()),
+            // Docker refuses a hostname with a container's network: it is the sandbox's.
+            hostname: Some(spec.hostname.clone()).filter(|h| !h.is_empty() && sandbox.is_none()),
             labels: Some(self.labels(spec)?),
             attach_stdout: Some(false),
             attach_stderr: Some(false),
@@ -811,7 +917,27 @@ impl DockerRuntime {
                 RuntimeError::Start(format!("creating the log directory {}: {e}", dir.display()))
             })?;
         }
-        let body = self.create_body(spec)?;
+        let pod_network = read(&self.pod_network).clone();
+        let sandbox = match &pod_network {
+            Some(net) => Some(self.ensure_sandbox(net, spec).await?),
+            None => None,
+        };
+        let result = self.create_and_start(spec, sandbox.as_deref()).await;
+        if result.is_err() && sandbox.is_some() {
+            // A pod that has no container yet keeps no sandbox either.
+            if let Err(e) = self.remove_sandbox_if_unused(&spec.pod.uid).await {
+                tracing::warn!(pod = %spec.pod.name, "removing the sandbox of a pod that failed to start: {e}");
+            }
+        }
+        result
+    }
+
+    async fn create_and_start(
+        &self,
+        spec: &ContainerSpec,
+        sandbox: Option<&str>,
+    ) -> Result<String, RuntimeError> {
+        let body = self.create_body(spec, sandbox)?;
         let name = container_name(&self.node, spec);
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let id = match self.docker.create_container(Some(options), body).await {
@@ -886,8 +1012,12 @@ impl DockerRuntime {
             .list_containers(Some(options))
             .await
             .map_err(|e| RuntimeError::Other(format!("docker list containers: {e}")))?;
+        self.collect_orphan_sandboxes(&summaries).await;
         let mut out = Vec::with_capacity(summaries.len());
         for summary in summaries {
+            if is_sandbox(summary.labels.as_ref()) {
+                continue;
+            }
             let Some(id) = summary.id else { continue };
             let inspect = match self.inspect(&id).await {
                 Ok(inspect) => inspect,
@@ -977,6 +1107,18 @@ impl DockerRuntime {
             Err(e) => return Err(container_error("remove", id, e)),
         }
         self.forget(id);
+        // The pod's last container takes the pod's sandbox with it (see the module docs).
+        let joined_sandbox = inspect
+            .host_config
+            .as_ref()
+            .and_then(|h| h.network_mode.as_deref())
+            .is_some_and(|m| m.starts_with("container:"));
+        let labels = inspect.config.as_ref().and_then(|c| c.labels.as_ref());
+        if joined_sandbox && !is_sandbox(labels) {
+            if let Some(uid) = labels.and_then(|l| l.get(LABEL_UID)) {
+                self.remove_sandbox_if_unused(uid).await?;
+            }
+        }
         Ok(())
     }
 
@@ -1108,6 +1250,23 @@ impl DockerRuntime {
 
     async fn address_inner(&self, id: &str) -> Result<IpAddr, RuntimeError> {
         let inspect = self.inspect(id).await?;
+        let joined = inspect
+            .host_config
+            .as_ref()
+            .and_then(|h| h.network_mode.as_deref())
+            .and_then(|m| m.strip_prefix("container:"));
+        if let Some(sandbox) = joined {
+            let sandbox = match self.inspect(sandbox).await {
+                Ok(sandbox) => sandbox,
+                Err(RuntimeError::NotFound(s)) => {
+                    return Err(RuntimeError::Other(format!(
+                        "container {id}: its pod's sandbox {s} is gone"
+                    )))
+                }
+                Err(e) => return Err(e),
+            };
+            return self.sandbox_address(&sandbox);
+        }
         let settings = inspect.network_settings.as_ref();
         let network = self.network.as_deref().unwrap_or("bridge");
         let on_network = settings
@@ -1129,6 +1288,533 @@ impl DockerRuntime {
         address.parse().map_err(|e| {
             RuntimeError::Other(format!("container {id}: Docker address {address:?}: {e}"))
         })
+    }
+}
+
+/// Whether a container's labels are a sandbox's.
+fn is_sandbox(labels: Option<&HashMap<String, String>>) -> bool {
+    labels
+        .and_then(|l| l.get(LABEL_SANDBOX))
+        .is_some_and(|v| v == "true")
+}
+
+/// Whether an ELF file asks for a program interpreter (a `PT_INTERP` program header: it is
+/// dynamically linked); `Err` when it is not an ELF file at all.
+fn elf_has_interpreter(elf: &[u8]) -> Result<bool, String> {
+    const PT_INTERP: u32 = 3;
+    if elf.len() < 0x34 || &elf[..4] != b"\x7fELF" {
+        return Err("not an ELF file".into());
+    }
+    let big = match elf[5] {
+        1 => false,
+        2 => true,
+        other => return Err(format!("unknown ELF byte order {other}")),
+    };
+    let uint = |at: usize, len: usize| -> Result<u64, String> {
+        let bytes = at
+            .checked_add(len)
+            .and_then(|end| elf.get(at..end))
+            .ok_or_else(|| "truncated ELF header".to_string())?;
+        let mut v = 0u64;
+        for i in 0..len {
+            let b = if big { bytes[i] } else { bytes[len - 1 - i] };
+            v = (v << 8) | u64::from(b);
+        }
+        Ok(v)
+    };
+    // (e_phoff, e_phentsize, e_phnum) for ELF32 and ELF64.
+    let (phoff, phentsize, phnum) = match elf[4] {
+        1 => (uint(0x1c, 4)?, uint(0x2a, 2)?, uint(0x2c, 2)?),
+        2 => (uint(0x20, 8)?, uint(0x36, 2)?, uint(0x38, 2)?),
+        other => return Err(format!("unknown ELF class {other}")),
+    };
+    for i in 0..phnum {
+        let at = usize::try_from(phoff.saturating_add(i.saturating_mul(phentsize)))
+            .map_err(|e| e.to_string())?;
+        if uint(at, 4)? == u64::from(PT_INTERP) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The sandbox image's root filesystem: the host's static busybox and the directories
+/// Docker mounts over, as a tar archive.
+fn pause_rootfs_tar() -> Result<Vec<u8>, RuntimeError> {
+    let missing = |why: String| {
+        RuntimeError::Other(format!(
+            "the pod sandbox image {PAUSE_IMAGE} is made of {PAUSE_BUSYBOX}, a static busybox \
+             (Debian's busybox-static, which `make deps` installs): {why}"
+        ))
+    };
+    let busybox = std::fs::read(PAUSE_BUSYBOX).map_err(|e| missing(e.to_string()))?;
+    match elf_has_interpreter(&busybox) {
+        Ok(false) => {}
+        Ok(true) => return Err(missing("it is dynamically linked".into())),
+        Err(e) => return Err(missing(e)),
+    }
+    let io = |e: std::io::Error| RuntimeError::Other(format!("building {PAUSE_IMAGE}: {e}"));
+    let mut tar = tar::Builder::new(Vec::new());
+    for dir in ["bin", "dev", "etc", "proc", "sys"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        tar.append_data(&mut h, format!("{dir}/"), std::io::empty())
+            .map_err(io)?;
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o755);
+    h.set_size(busybox.len() as u64);
+    tar.append_data(&mut h, "bin/busybox", busybox.as_slice())
+        .map_err(io)?;
+    tar.into_inner().map_err(io)
+}
+
+impl DockerRuntime {
+    /// Gives the node's pods a network of their own (see the module docs): makes sure the
+    /// Docker bridge network [`pod_network_name`] exists with subnet `node_cidr` (the node's
+    /// `spec.podCIDR`) and its first address as gateway, labelled with the node; from then
+    /// on, every pod gets a sandbox on it at its first container start. Safe to repeat
+    /// with the same CIDR. A network of that name with another subnet (the node's CIDR
+    /// changed, or someone else's network) is an error, as is a CIDR that overlaps another
+    /// Docker network's (Docker refuses it). Containers started before keep their network.
+    pub async fn enable_pod_network(&self, node_cidr: Ipv4Cidr) -> Result<(), RuntimeError> {
+        let name = pod_network_name(&self.node);
+        if let Some(current) = read(&self.pod_network).as_ref() {
+            if current.cidr == node_cidr {
+                return Ok(());
+            }
+            return Err(RuntimeError::Other(format!(
+                "docker pod network {name}: already enabled on {}, not {node_cidr}",
+                current.cidr
+            )));
+        }
+        let gateway = node_cidr
+            .nth(1)
+            .filter(|_| node_cidr.size() >= 4)
+            .ok_or_else(|| {
+                RuntimeError::Other(format!(
+                    "pod CIDR {node_cidr} is too small for a network (at least a /30)"
+                ))
+            })?;
+        let network = match self
+            .docker
+            .inspect_network(&name, None::<InspectNetworkOptions>)
+            .await
+        {
+            Ok(network) => network,
+            Err(e) if status(&e) == Some(404) => {
+                let request = NetworkCreateRequest {
+                    name: name.clone(),
+                    driver: Some("bridge".into()),
+                    ipam: Some(Ipam {
+                        driver: Some("default".into()),
+                        config: Some(vec![IpamConfig {
+                            subnet: Some(node_cidr.to_string()),
+                            gateway: Some(gateway.to_string()),
+                            ..Default::default()
+                        }]),
+                        options: None,
+                    }),
+                    labels: Some(HashMap::from([(LABEL_NODE.to_string(), self.node.clone())])),
+                    ..Default::default()
+                };
+                match self.docker.create_network(request).await {
+                    Ok(_) => {}
+                    // Made meanwhile (checked below).
+                    Err(e) if status(&e) == Some(409) => {}
+                    Err(e) => {
+                        return Err(RuntimeError::Other(format!(
+                            "creating docker network {name} on {node_cidr}: {e}"
+                        )))
+                    }
+                }
+                self.docker
+                    .inspect_network(&name, None::<InspectNetworkOptions>)
+                    .await
+                    .map_err(|e| RuntimeError::Other(format!("docker network {name}: {e}")))?
+            }
+            Err(e) => return Err(RuntimeError::Other(format!("docker network {name}: {e}"))),
+        };
+        self.check_pod_network(&name, &network, node_cidr)?;
+        *write(&self.pod_network) = Some(DockerPodNetwork {
+            name,
+            cidr: node_cidr,
+        });
+        Ok(())
+    }
+
+    /// Whether an existing network is this node's pod network on `cidr`.
+    fn check_pod_network(
+        &self,
+        name: &str,
+        network: &Network,
+        cidr: Ipv4Cidr,
+    ) -> Result<(), RuntimeError> {
+        let node = network
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_NODE))
+            .map(String::as_str);
+        if node != Some(self.node.as_str()) {
+            return Err(RuntimeError::Other(format!(
+                "docker network {name} exists and is not node {}'s pod network (its {LABEL_NODE} \
+                 label is {node:?})",
+                self.node
+            )));
+        }
+        let subnets: Vec<String> = network
+            .ipam
+            .as_ref()
+            .and_then(|i| i.config.as_ref())
+            .map(|c| c.iter().filter_map(|c| c.subnet.clone()).collect())
+            .unwrap_or_default();
+        if subnets != [cidr.to_string()] {
+            return Err(RuntimeError::Other(format!(
+                "docker network {name} has subnet {subnets:?}, but the node's pod CIDR is {cidr}: \
+                 remove the network (`docker network rm {name}`, once no container uses it) or \
+                 give the node its old CIDR"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The node's pod network's Docker name and subnet, once enabled.
+    pub fn pod_network(&self) -> Option<(String, Ipv4Cidr)> {
+        read(&self.pod_network)
+            .as_ref()
+            .map(|n| (n.name.clone(), n.cidr))
+    }
+
+    /// Removes the node's pod network (nothing when there is none); Docker refuses while a
+    /// container is on it. Pods started afterwards are on the runtime's plain network.
+    pub async fn remove_pod_network(&self) -> Result<(), RuntimeError> {
+        let name = pod_network_name(&self.node);
+        match self.docker.remove_network(&name).await {
+            Ok(()) => {}
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) => {
+                return Err(RuntimeError::Other(format!(
+                    "removing docker network {name}: {e}"
+                )))
+            }
+        }
+        *write(&self.pod_network) = None;
+        Ok(())
+    }
+
+    /// Imports [`PAUSE_IMAGE`] unless the Engine has it.
+    async fn ensure_pause_image(&self) -> Result<(), RuntimeError> {
+        let _once = self.pause_image.lock().await;
+        match self.docker.inspect_image(PAUSE_IMAGE).await {
+            Ok(_) => return Ok(()),
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) => {
+                return Err(RuntimeError::Other(format!(
+                    "docker image {PAUSE_IMAGE}: {e}"
+                )))
+            }
+        }
+        let rootfs = pause_rootfs_tar()?;
+        let (repo, tag) = PAUSE_IMAGE
+            .split_once(':')
+            .unwrap_or((PAUSE_IMAGE, "latest"));
+        let cmd = serde_json::to_string(&PAUSE_CMD).unwrap_or_default();
+        let options = CreateImageOptionsBuilder::new()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .changes(vec![format!("CMD {cmd}")])
+            .build();
+        let mut progress =
+            self.docker
+                .create_image(Some(options), Some(bollard::body_full(rootfs.into())), None);
+        while let Some(step) = progress.next().await {
+            let failed = match step {
+                Ok(info) => info.error,
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(e) = failed {
+                return Err(RuntimeError::Other(format!(
+                    "importing the pod sandbox image {PAUSE_IMAGE}: {e}"
+                )));
+            }
+        }
+        tracing::info!(image = PAUSE_IMAGE, "imported the pod sandbox image");
+        Ok(())
+    }
+
+    /// The pod's sandbox, running: found (and started again if it had stopped) or made.
+    async fn ensure_sandbox(
+        &self,
+        net: &DockerPodNetwork,
+        spec: &ContainerSpec,
+    ) -> Result<String, RuntimeError> {
+        let name = sandbox_name(&self.node, &spec.pod);
+        let mut last_error = String::new();
+        // A second round when the sandbox was made meanwhile, or the image went meanwhile.
+        for _ in 0..3 {
+            match self.inspect(&name).await {
+                Ok(existing) => {
+                    let labels = existing.config.as_ref().and_then(|c| c.labels.as_ref());
+                    let uid = labels.and_then(|l| l.get(LABEL_UID));
+                    if !self.is_ours(&existing) || !is_sandbox(labels) || uid != Some(&spec.pod.uid)
+                    {
+                        return Err(RuntimeError::Start(format!(
+                            "a container named {name} exists and is not this pod's sandbox"
+                        )));
+                    }
+                    let id = existing.id.clone().unwrap_or_else(|| name.clone());
+                    if existing.state.as_ref().and_then(|s| s.running) == Some(true) {
+                        return Ok(id);
+                    }
+                    match self
+                        .docker
+                        .start_container(&id, None::<StartContainerOptions>)
+                        .await
+                    {
+                        Ok(()) => return Ok(id),
+                        Err(e) => {
+                            // Unusable: make a new one.
+                            last_error = format!("starting the pod sandbox {name}: {e}");
+                            self.remove_container_forced(&id).await?;
+                            continue;
+                        }
+                    }
+                }
+                Err(RuntimeError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            self.ensure_pause_image().await?;
+            let options = CreateContainerOptionsBuilder::new().name(&name).build();
+            let id = match self
+                .docker
+                .create_container(Some(options), self.sandbox_body(net, spec))
+                .await
+            {
+                Ok(created) => created.id,
+                // Made meanwhile (409), or the image went meanwhile (404).
+                Err(e) if matches!(status(&e), Some(409 | 404)) => {
+                    last_error = format!("creating the pod sandbox {name}: {e}");
+                    continue;
+                }
+                Err(e) => {
+                    return Err(RuntimeError::Start(format!(
+                        "creating the pod sandbox {name}: {e}"
+                    )))
+                }
+            };
+            if let Err(e) = self
+                .docker
+                .start_container(&id, None::<StartContainerOptions>)
+                .await
+            {
+                let _ = self.remove_container_forced(&id).await;
+                return Err(RuntimeError::Start(format!(
+                    "starting the pod sandbox {name}: {e}"
+                )));
+            }
+            tracing::debug!(pod = %spec.pod.name, sandbox = %id, "pod sandbox started");
+            return Ok(id);
+        }
+        Err(RuntimeError::Start(last_error))
+    }
+
+    /// The create request of a pod's sandbox.
+    fn sandbox_body(&self, net: &DockerPodNetwork, spec: &ContainerSpec) -> ContainerCreateBody {
+        let labels = HashMap::from([
+            (LABEL_NODE.to_string(), self.node.clone()),
+            (LABEL_NAMESPACE.to_string(), spec.pod.namespace.clone()),
+            (LABEL_POD.to_string(), spec.pod.name.clone()),
+            (LABEL_UID.to_string(), spec.pod.uid.clone()),
+            (LABEL_SANDBOX.to_string(), "true".to_string()),
+        ]);
+        ContainerCreateBody {
+            image: Some(PAUSE_IMAGE.to_string()),
+            cmd: Some(PAUSE_CMD.iter().map(|s| s.to_string()).collect()),
+            hostname: Some(spec.hostname.clone()).filter(|h| !h.is_empty()),
+            labels: Some(labels),
+            stop_timeout: Some(1),
+            attach_stdout: Some(false),
+            attach_stderr: Some(false),
+            tty: Some(false),
+            open_stdin: Some(false),
+            host_config: Some(HostConfig {
+                network_mode: Some(net.name.clone()),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::NO),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// An inspected sandbox's address on the pod network.
+    fn sandbox_address(&self, sandbox: &ContainerInspectResponse) -> Result<IpAddr, RuntimeError> {
+        let id = sandbox.id.as_deref().unwrap_or("?");
+        let name = pod_network_name(&self.node);
+        let networks = sandbox
+            .network_settings
+            .as_ref()
+            .and_then(|s| s.networks.as_ref());
+        let address = networks
+            .and_then(|n| n.get(&name))
+            .and_then(|e| e.ip_address.clone())
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| {
+                RuntimeError::Other(format!(
+                    "pod sandbox {id} has no address on network {name} (is it running?)"
+                ))
+            })?;
+        address.parse().map_err(|e| {
+            RuntimeError::Other(format!("pod sandbox {id}: Docker address {address:?}: {e}"))
+        })
+    }
+
+    /// The containers of this node labelled `uid` (sandboxes included).
+    async fn pod_containers(&self, uid: &str) -> Result<Vec<ContainerSummary>, RuntimeError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{LABEL_NODE}={}", self.node),
+                format!("{LABEL_UID}={uid}"),
+            ],
+        )]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| RuntimeError::Other(format!("docker list containers of pod {uid}: {e}")))
+    }
+
+    /// The address of pod `uid` on the pod network: its sandbox's (`None` when it has no
+    /// sandbox, or it has stopped). What the pod's `status.podIP` is.
+    pub async fn pod_address(&self, pod_uid: &str) -> Result<Option<IpAddr>, RuntimeError> {
+        for summary in self.pod_containers(pod_uid).await? {
+            if !is_sandbox(summary.labels.as_ref()) {
+                continue;
+            }
+            let Some(id) = summary.id else { continue };
+            match self.inspect(&id).await {
+                Ok(sandbox) => return Ok(self.sandbox_address(&sandbox).ok()),
+                Err(RuntimeError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes pod `uid`'s sandbox (nothing when it has none). Containers that joined it
+    /// lose their network: remove them first.
+    pub async fn remove_sandbox(&self, pod_uid: &str) -> Result<(), RuntimeError> {
+        for summary in self.pod_containers(pod_uid).await? {
+            if is_sandbox(summary.labels.as_ref()) {
+                if let Some(id) = summary.id {
+                    self.remove_container_forced(&id).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes pod `uid`'s sandbox if no other container of the pod is left.
+    async fn remove_sandbox_if_unused(&self, uid: &str) -> Result<(), RuntimeError> {
+        let containers = self.pod_containers(uid).await?;
+        if containers.iter().all(|c| is_sandbox(c.labels.as_ref())) {
+            for id in containers.into_iter().filter_map(|c| c.id) {
+                self.remove_container_forced(&id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the sandboxes among `summaries` (this node's containers) that have no
+    /// container of their pod and are older than [`SANDBOX_ORPHAN_GRACE`].
+    async fn collect_orphan_sandboxes(&self, summaries: &[ContainerSummary]) {
+        let uid = |c: &ContainerSummary| c.labels.as_ref().and_then(|l| l.get(LABEL_UID)).cloned();
+        let pods: HashSet<String> = summaries
+            .iter()
+            .filter(|c| !is_sandbox(c.labels.as_ref()))
+            .filter_map(uid)
+            .collect();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for sandbox in summaries.iter().filter(|c| is_sandbox(c.labels.as_ref())) {
+            let Some(id) = sandbox.id.as_deref() else {
+                continue;
+            };
+            if uid(sandbox).is_some_and(|u| pods.contains(&u)) {
+                continue;
+            }
+            let created = sandbox
+                .created
+                .and_then(|c| u64::try_from(c).ok())
+                .unwrap_or(now);
+            if now.saturating_sub(created) < SANDBOX_ORPHAN_GRACE.as_secs() {
+                continue;
+            }
+            tracing::info!(sandbox = %id, pod_uid = ?uid(sandbox), "removing a pod sandbox left without containers");
+            if let Err(e) = self.remove_container_forced(id).await {
+                tracing::warn!(sandbox = %id, "removing an orphaned pod sandbox: {e}");
+            }
+        }
+    }
+
+    /// Removes a container whatever its state (404: gone already).
+    async fn remove_container_forced(&self, id: &str) -> Result<(), RuntimeError> {
+        match self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await
+        {
+            Ok(())
+            | Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                self.forget(id);
+                Ok(())
+            }
+            Err(e) => Err(container_error("remove", id, e)),
+        }
+    }
+
+    /// Removes everything of this node from the Engine: every container (pods' and
+    /// sandboxes, running or not, without a grace period) and the pod network. For the
+    /// agent's cleanup; log files are left alone.
+    pub async fn destroy_all(&self) -> Result<(), RuntimeError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_NODE}={}", self.node)],
+        )]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| RuntimeError::Other(format!("docker list containers: {e}")))?;
+        // Pods' containers before the sandboxes whose network they use.
+        let (sandboxes, pods): (Vec<_>, Vec<_>) = containers
+            .into_iter()
+            .partition(|c| is_sandbox(c.labels.as_ref()));
+        for c in pods.into_iter().chain(sandboxes) {
+            if let Some(id) = c.id {
+                self.remove_container_forced(&id).await?;
+            }
+        }
+        self.remove_pod_network().await
     }
 }
 
@@ -1250,6 +1936,40 @@ mod tests {
         assert_eq!(cpu_quota(200), 20_000);
         assert_eq!(cpu_quota(1), 1000);
         assert_eq!(cpu_quota(2500), 250_000);
+    }
+
+    #[test]
+    fn a_dynamic_elf_has_an_interpreter() {
+        // An ELF64 little-endian header with two program headers right after it.
+        let mut elf = vec![0u8; 64 + 2 * 56];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2;
+        elf[5] = 1;
+        elf[0x20] = 64;
+        elf[0x36] = 56;
+        elf[0x38] = 2;
+        elf[64] = 1; // PT_LOAD
+        assert_eq!(elf_has_interpreter(&elf), Ok(false));
+        elf[64 + 56] = 3; // PT_INTERP
+        assert_eq!(elf_has_interpreter(&elf), Ok(true));
+        elf[64 + 56] = 1;
+        elf[0x38] = 3; // a program header past the end
+        assert!(elf_has_interpreter(&elf).is_err());
+        assert!(elf_has_interpreter(b"#!/bin/sh\necho not an ELF file\n").is_err());
+    }
+
+    #[test]
+    fn sandbox_and_network_names() {
+        let pod = PodRef {
+            namespace: "default".into(),
+            name: "web".into(),
+            uid: "0f0e-1d".into(),
+        };
+        assert_eq!(
+            sandbox_name("n1", &pod),
+            "plimsoll_POD_n1_default_web_0f0e-1d"
+        );
+        assert_eq!(pod_network_name("node:1"), "plimsoll-node-1");
     }
 
     #[test]
