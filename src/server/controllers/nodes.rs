@@ -3,8 +3,9 @@
 //!
 //! - A node's heartbeat is the latest of its Lease's `spec.renewTime`
 //!   (`kube-node-lease/<node>`), its `Ready` condition's `lastHeartbeatTime` and, for a
-//!   node that never reported, its `creationTimestamp`. When it is older than
-//!   [`NodeLifecycleConfig::node_grace`], the node's `Ready`, `MemoryPressure`,
+//!   node that never reported, its `creationTimestamp`. When it has not changed for
+//!   [`NodeLifecycleConfig::node_grace`] (measured from when this controller first saw
+//!   it, so a restarted control plane gives every node a full grace period), the node's `Ready`, `MemoryPressure`,
 //!   `DiskPressure` and `PIDPressure` conditions become `Unknown` (reason
 //!   `NodeStatusUnknown`, "Kubelet stopped posting node status."), a `NodeNotReady` event
 //!   is recorded, its pods' `Ready` condition is set `False`, and the taints
@@ -249,6 +250,12 @@ pub struct NodeLifecycle {
     cfg: NodeLifecycleConfig,
     leases: Store<Lease>,
     pods: Store<Pod>,
+    /// Per node, the heartbeat last seen and when this controller first saw it: a
+    /// node's age is measured from that observation (kube's `nodeHealthMap` probe
+    /// timestamp), so a restarted control plane gives every node a full grace period
+    /// instead of declaring all of them dead for the Leases they could not renew while
+    /// it was down.
+    observed: std::sync::Mutex<std::collections::HashMap<String, (Timestamp, Timestamp)>>,
 }
 
 impl NodeLifecycle {
@@ -328,7 +335,18 @@ impl NodeLifecycle {
             .leases
             .get(&ObjectKey::new(Some(LEASE_NAMESPACE), name).to_ref());
         let heartbeat = last_heartbeat(&node, lease.as_deref());
-        let age = heartbeat.map_or(Duration::MAX, |h| self.ctx.clock.since(h));
+        let age = match heartbeat {
+            None => Duration::MAX,
+            Some(h) => {
+                let mut observed = self.observed.lock().unwrap_or_else(|e| e.into_inner());
+                let entry = observed.entry(name.to_string()).or_insert((h, now_ts));
+                if h > entry.0 {
+                    *entry = (h, now_ts);
+                }
+                // A heartbeat newer than our observation counts from itself.
+                self.ctx.clock.since(entry.1.max(h))
+            }
+        };
         let stale = age > self.cfg.node_grace;
         let pods = self.pods_on(name);
         let mut requeue: Option<Duration> = None;
@@ -425,6 +443,7 @@ pub async fn run(
         cfg,
         leases: leases.store.clone(),
         pods: pods.store.clone(),
+        observed: Default::default(),
     });
     Controller::<NodeError>::new("nodelifecycle", ctx)
         .watches(nodes, |n| vec![ObjectKey::new(None, &n.name_any())])
