@@ -541,3 +541,55 @@ spec:
         p99_of(rr)
     );
 }
+
+/// The Docker runtime gives pods the same addressing: a Docker network per node on its
+/// pod CIDR and a sandbox per pod whose network the pod's containers share.
+#[test]
+fn docker_runtime_gives_pods_addresses_from_the_node_cidr() {
+    if !images::docker_available() {
+        panic!("the Docker Engine is needed (the machines of this project run one)");
+    }
+    let _heavy = heavy();
+    let cidr = format!("10.{}.0.0/16", 200 + std::process::id() % 50);
+    let c = Cluster::start_with(
+        "dockernet",
+        cluster::Runtime::Docker,
+        &["d1"],
+        &["--policy", "kube-default", "--cluster-cidr", &cidr],
+    );
+    let node = c.json(&["get", "node", "d1"]);
+    let node_cidr = node["spec"]["podCIDR"].as_str().unwrap().to_string();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: pair}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: server
+    image: {image}
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /w && echo from-the-server > /w/i && httpd -f -p 8080 -h /w"]
+  - name: client
+    image: {image}
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "while ! wget -q -O - http://127.0.0.1:8080/i; do sleep 1; done; sleep 3600"]
+"#,
+        image = c.image
+    );
+    c.apply(&yaml);
+    let ip = c.eventually(90, "the pair running with a pod IP", || {
+        let p = c.json(&["get", "pod", "pair"]);
+        (p["status"]["phase"] == "Running")
+            .then(|| p["status"]["podIP"].as_str().map(str::to_string))
+            .flatten()
+    });
+    let prefix = node_cidr.trim_end_matches("0/24");
+    assert!(ip.starts_with(prefix), "pod IP {ip} outside {node_cidr}");
+    c.eventually(60, "the client reached the server on localhost", || {
+        let out = c.kubectl(&["logs", "pair", "-c", "client"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("from-the-server")
+            .then_some(())
+    });
+}

@@ -1823,6 +1823,20 @@ impl Runtime for DockerRuntime {
         "docker"
     }
 
+    fn enable_pod_network(&self, cidr: Ipv4Cidr) -> BoxFuture<'_, Result<bool, RuntimeError>> {
+        Box::pin(async move {
+            DockerRuntime::enable_pod_network(self, cidr).await?;
+            Ok(true)
+        })
+    }
+
+    fn pod_address<'a>(
+        &'a self,
+        pod_uid: &'a str,
+    ) -> BoxFuture<'a, Result<Option<IpAddr>, RuntimeError>> {
+        Box::pin(DockerRuntime::pod_address(self, pod_uid))
+    }
+
     fn version(&self) -> BoxFuture<'_, Result<String, RuntimeError>> {
         Box::pin(async move {
             let version = self

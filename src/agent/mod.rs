@@ -208,6 +208,9 @@ pub(crate) struct Shared {
     pub(crate) port: u16,
     /// The node's pod network, once set up (unset: pods share the host's network).
     pub(crate) network: std::sync::OnceLock<Arc<network::PodNetwork>>,
+    /// Set when the runtime gives pods their addresses itself
+    /// ([`runtime::Runtime::enable_pod_network`]).
+    pub(crate) runtime_network: std::sync::OnceLock<()>,
 }
 
 /// Runs the agent until `shutdown` resolves: registers the node, then renews its Lease,
@@ -242,6 +245,7 @@ pub async fn run(
         recorder,
         port,
         network: std::sync::OnceLock::new(),
+        runtime_network: std::sync::OnceLock::new(),
     });
     node::register(&shared).await?;
     tracing::info!(node = %shared.config.node_name, port, runtime = shared.runtime.name(), "node registered");
@@ -354,6 +358,13 @@ async fn network_setup(shared: &Shared) -> Result<Option<network::PodNetwork>, A
     };
     let cidr = network::Ipv4Cidr::parse(&cidr)
         .map_err(|e| AgentError::Config(format!("node {}: spec.podCIDR: {e}", c.node_name)))?;
+    // A runtime that addresses pods itself (Docker) gets the CIDR instead: the netlink
+    // bridge would claim the same subnet.
+    if shared.runtime.enable_pod_network(cidr).await? {
+        let _ = shared.runtime_network.set(());
+        tracing::info!(%cidr, runtime = shared.runtime.name(), "pod network managed by the runtime");
+        return Ok(None);
+    }
     let net = network::PodNetwork::setup(&c.node_name, cidr, address, &c.state_dir)
         .await
         .map_err(|e| AgentError::Config(format!("setting up the pod network on {cidr}: {e}")))?;

@@ -285,7 +285,9 @@ async fn pre_stop(shared: &Shared, c: &ContainerInfo, pod: Option<&Pod>, grace: 
     } else if let Some(exec) = hook.exec.as_ref().and_then(|e| e.command.as_ref()) {
         match shared.runtime.exec(&c.id, exec, grace).await {
             Ok(out) if out.exit_code == Some(0) => {}
-            Ok(out) => tracing::warn!(container = %c.name, code = ?out.exit_code, output = %out.output, "preStop hook failed"),
+            Ok(out) => {
+                tracing::warn!(container = %c.name, code = ?out.exit_code, output = %out.output, "preStop hook failed")
+            }
             Err(e) => tracing::warn!(container = %c.name, error = %e, "preStop hook failed"),
         }
     } else {
@@ -320,13 +322,25 @@ async fn pod_network(shared: &Shared, pod: &Pod) -> Result<Option<PodNetworkRef>
 
 /// The pod's address: on the pod network if the node has one (none yet before the pod
 /// is attached), else the node's.
-fn pod_ip(shared: &Shared, pod: &Pod) -> Option<String> {
-    match shared.network.get() {
-        Some(net) if pod.spec.as_ref().and_then(|s| s.host_network) != Some(true) => net
-            .lookup(pod.metadata.uid.as_deref()?)
-            .map(|a| a.ip.to_string()),
-        _ => Some(shared.config.address.to_string()),
+async fn pod_ip(shared: &Shared, pod: &Pod) -> Option<String> {
+    let host_network = pod.spec.as_ref().and_then(|s| s.host_network) == Some(true);
+    let uid = pod.metadata.uid.as_deref()?;
+    if host_network {
+        return Some(shared.config.address.to_string());
     }
+    if let Some(net) = shared.network.get() {
+        return net.lookup(uid).map(|a| a.ip.to_string());
+    }
+    if shared.runtime_network.get().is_some() {
+        return match shared.runtime.pod_address(uid).await {
+            Ok(ip) => ip.map(|ip| ip.to_string()),
+            Err(e) => {
+                tracing::warn!(%uid, error = %e, "the pod's address");
+                None
+            }
+        };
+    }
+    Some(shared.config.address.to_string())
 }
 
 /// Stops every container of pod `uid` (grace in seconds) and removes them and the pod's
@@ -1260,7 +1274,7 @@ async fn write_status(
         }
     }
     let host_ip = shared.config.address.to_string();
-    let ip = pod_ip(shared, pod);
+    let ip = pod_ip(shared, pod).await;
     let mut status = json!({
         "phase": phase,
         "conditions": conditions,

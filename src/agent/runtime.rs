@@ -266,4 +266,26 @@ pub trait Runtime: Send + Sync + 'static {
     /// TCP probes): the pod's address on the pod network, `127.0.0.1` for a process-runtime
     /// container on the host's network, the container's address on its Docker network.
     fn address<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<IpAddr, RuntimeError>>;
+
+    /// Gives pods addresses from `cidr`, the node's pod CIDR, the runtime's own way;
+    /// `Ok(false)` (the default) when the runtime leaves it to the agent's netlink pod
+    /// network ([`crate::agent::network`], the process runtime), `Ok(true)` when the
+    /// runtime does it itself (Docker: a network per node and a sandbox per pod).
+    fn enable_pod_network(
+        &self,
+        cidr: crate::agent::network::Ipv4Cidr,
+    ) -> BoxFuture<'_, Result<bool, RuntimeError>> {
+        let _ = cidr;
+        Box::pin(async { Ok(false) })
+    }
+
+    /// The pod's address when the runtime gives pods addresses itself (see
+    /// [`Runtime::enable_pod_network`]); `None` before the pod has one, or by default.
+    fn pod_address<'a>(
+        &'a self,
+        pod_uid: &'a str,
+    ) -> BoxFuture<'a, Result<Option<IpAddr>, RuntimeError>> {
+        let _ = pod_uid;
+        Box::pin(async { Ok(None) })
+    }
 }

@@ -471,6 +471,10 @@ impl Drop for Cluster {
                                 .output();
                         }
                     }
+                    // The node's pod network, when the server gave it a pod CIDR.
+                    let _ = Command::new("docker")
+                        .args(["network", "rm", &format!("plimsoll-{n}")])
+                        .output();
                 }
             }
         }

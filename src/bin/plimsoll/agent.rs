@@ -117,6 +117,9 @@ enum Internal {
         /// The image store.
         #[arg(long, default_value = "/var/lib/plimsoll/images")]
         image_dir: PathBuf,
+        /// Also remove the node's Docker containers, pod sandboxes and pod network.
+        #[arg(long)]
+        docker: bool,
     },
 }
 
@@ -155,10 +158,19 @@ pub fn run(args: &AgentArgs) -> Result<Status> {
             state_dir,
             node_name,
             image_dir,
+            docker,
         }) => {
             let rt = process_runtime(state_dir, image_dir, node_name)?;
             let tokio_rt = runtime()?;
             tokio_rt.block_on(rt.destroy_all()).context("cleanup")?;
+            if *docker {
+                tokio_rt
+                    .block_on(async {
+                        let d = agent::docker::DockerRuntime::connect(node_name, None).await?;
+                        d.destroy_all().await
+                    })
+                    .context("cleanup of the node's Docker containers and network")?;
+            }
             tokio_rt
                 .block_on(agent::network::destroy_all(node_name, state_dir))
                 .map_err(|e| anyhow::anyhow!("cleanup of the pod network: {e}"))?;
