@@ -69,7 +69,7 @@ test: deps
 CORE_FORBIDDEN := tokio axum hyper clap anyhow indicatif tracing-subscriber plotters \
 	highs highs-sys good_lp linfa linfa-svm kiddo ndarray redb etcd-client tonic \
 	rustls k8s-openapi k8s-pb rcgen json-patch kube kube-runtime prometheus-client futures \
-	nix cgroups-rs bollard tar flate2
+	nix cgroups-rs bollard tar flate2 rtnetlink
 core-deps:
 	@set -euo pipefail; \
 	tree=$$($(CARGO) tree --no-default-features -e normal,build --prefix none --format '{p}' | awk '{print $$1}' | sort -u); \

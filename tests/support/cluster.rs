@@ -475,6 +475,11 @@ impl Drop for Cluster {
                     let _ = Command::new("docker")
                         .args(["network", "rm", &format!("plimsoll-{n}")])
                         .output();
+                    // The pod sandboxes' image the agent made (kept while another test
+                    // uses it: no force).
+                    let _ = Command::new("docker")
+                        .args(["rmi", "plimsoll-pause:1"])
+                        .output();
                 }
             }
         }
