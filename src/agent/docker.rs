@@ -92,8 +92,8 @@ use bollard::Docker;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
+use crate::agent::cidr::Ipv4Cidr;
 use crate::agent::logfile::{LogStream, LogWriter};
-use crate::agent::network::Ipv4Cidr;
 use crate::agent::runtime::{
     BoxFuture, ContainerInfo, ContainerKind, ContainerSpec, ContainerState, ContainerStats,
     ExecOutput, Exit, PodRef, Runtime, RuntimeError,

@@ -11,6 +11,7 @@
 //! (`system:node:NAME`): the server's node authorizer lets it write only its own Node,
 //! Lease and the pods bound to it.
 
+pub mod cidr;
 pub mod docker;
 pub mod image;
 pub mod logfile;

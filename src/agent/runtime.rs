@@ -273,7 +273,7 @@ pub trait Runtime: Send + Sync + 'static {
     /// runtime does it itself (Docker: a network per node and a sandbox per pod).
     fn enable_pod_network(
         &self,
-        cidr: crate::agent::network::Ipv4Cidr,
+        cidr: crate::agent::cidr::Ipv4Cidr,
     ) -> BoxFuture<'_, Result<bool, RuntimeError>> {
         let _ = cidr;
         Box::pin(async { Ok(false) })

@@ -9,7 +9,7 @@
 //! neither (or without usage reported yet) counts as zero. While no pod has an estimate
 //! the result is empty, and the predicted mode acts as least connections.
 //!
-//! [`refresh_loop`] recomputes it every refresh, but only while some Service asks for
+//! `refresh_loop` recomputes it every refresh, but only while some Service asks for
 //! the predicted mode (the history and the model cost the API server and this node
 //! CPU). It never changes anything but the value it publishes.
 //!

@@ -19,8 +19,8 @@
 //! predicted spare CPU, see [`capacity`]); `sessionAffinity: ClientIP` keeps a client on
 //! its endpoint ([`balancer`]). An endpoint that leaves — not ready, deleted, or its
 //! Service gone — gets no new connections, and its existing ones go on for
-//! [`ProxyConfig::drain_timeout`] and are then closed ([`port`]). TCP is in [`tcp`], UDP
-//! sessions in [`udp`].
+//! [`ProxyConfig::drain_timeout`] and are then closed (`port`). TCP is in `tcp`, UDP
+//! sessions in `udp`.
 //!
 //! A listener that cannot bind is logged once and retried every
 //! [`ProxyConfig::resync`]; bad data (a port 0, an address that is not an IP) is skipped

@@ -131,6 +131,34 @@ impl Api {
 }
 
 /// Maps a store error for an object of `rt` named `name`.
+/// The Service hook of every write: normalises and checks `svc` (to be stored as
+/// `namespace/name`, replacing `old` if it is an update) and allocates what it lacks
+/// (`super::services`). Returns the allocation guard: hold it until the object is
+/// stored, so that no other write can hand out the same addresses meanwhile.
+pub(crate) async fn admit_service<'a>(
+    api: &'a Api,
+    namespace: &str,
+    name: &str,
+    old: Option<&Value>,
+    svc: &mut Value,
+) -> Result<tokio::sync::MutexGuard<'a, ()>, ApiError> {
+    let net = api.options.services;
+    super::services::check(name, old, svc, &net)?;
+    let guard = api.service_alloc.lock().await;
+    let rt = super::kinds::find("", "v1", "services").expect("services are served");
+    let prefix = rt.prefix();
+    let (entries, _) = api
+        .run(move |s| s.list(&prefix))
+        .await
+        .map_err(|e| store_error(rt, name, e))?;
+    let stored = entries
+        .iter()
+        .map(decode_entry)
+        .collect::<Result<Vec<_>, _>>()?;
+    super::services::allocate_among(&net, namespace, name, old, svc, &stored)?;
+    Ok(guard)
+}
+
 pub(crate) fn store_error(rt: &ResourceType, name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(_) => ApiError::not_found(&rt.qualified(), name),
@@ -838,7 +866,7 @@ pub(crate) async fn create(
     }
     // Cluster IP and node ports; the guard is held until the Service is stored.
     let _allocated = if rt.kind == "Service" {
-        Some(super::services::admit(api, &target.namespace, &name, None, obj).await?)
+        Some(admit_service(api, &target.namespace, &name, None, obj).await?)
     } else {
         None
     };

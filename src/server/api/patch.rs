@@ -208,7 +208,7 @@ async fn admit_service<'a>(
         return Ok(None);
     }
     let name = meta_str(existing, "name");
-    super::services::admit(api, &target.namespace, name, Some(existing), new)
+    super::handlers::admit_service(api, &target.namespace, name, Some(existing), new)
         .await
         .map(Some)
 }

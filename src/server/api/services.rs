@@ -6,7 +6,7 @@
 //! across updates that omit them, and refuses to change a cluster IP once set.
 //!
 //! What is allocated is read from the Services themselves (there is no allocation
-//! object): a write lists every Service under [`Api`]'s allocation mutex, picks, and
+//! object): a write lists every Service under the API's allocation mutex, picks, and
 //! stores before the mutex is released, so allocation is race-free within one server.
 //! Two API servers on one etcd could still race and hand out the same address; kube
 //! avoids that with a bitmap object (`RangeAllocation`) updated with compare-and-swap.
@@ -19,8 +19,6 @@
 //! address (`10.43.0.1`) is never handed out: clusters give it to the `kubernetes`
 //! Service. IPv4 single-stack only.
 
-use super::handlers::{decode_entry, store_error, Api};
-use super::kinds;
 use super::objects::{meta_str, path};
 use super::status::ApiError;
 use crate::server::cidr::{Ipv4Cidr, PortRange};
@@ -575,39 +573,43 @@ fn allocate(
     }
 }
 
-/// The Service hook of every write: normalises and checks `svc` (to be stored as
-/// `namespace/name`, replacing `old` if it is an update) and allocates what it lacks.
-/// Returns the allocation guard: hold it until the object is stored, so that no other
-/// write can hand out the same addresses meanwhile.
-pub(crate) async fn admit<'a>(
-    api: &'a Api,
+/// The first half of the Service hook of every write (see
+/// `handlers::admit_service`): normalises and checks `svc` (to be stored as `name`,
+/// replacing `old` if it is an update).
+pub(crate) fn check(
+    name: &str,
+    old: Option<&Value>,
+    svc: &mut Value,
+    net: &ServiceNetwork,
+) -> Result<(), ApiError> {
+    let errs = prepare(old, svc, net);
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(name, &errs))
+    }
+}
+
+/// The second half, under the allocation lock: allocates what `svc` (`namespace/name`)
+/// lacks, given every stored Service (`svc`'s own stored version among them is
+/// skipped).
+pub(crate) fn allocate_among(
+    net: &ServiceNetwork,
     namespace: &str,
     name: &str,
     old: Option<&Value>,
     svc: &mut Value,
-) -> Result<tokio::sync::MutexGuard<'a, ()>, ApiError> {
-    let net = api.options.services;
-    let errs = prepare(old, svc, &net);
-    if !errs.is_empty() {
-        return Err(invalid(name, &errs));
-    }
-    let guard = api.service_alloc.lock().await;
-    let rt = kinds::find("", "v1", "services").expect("services are served");
-    let prefix = rt.prefix();
-    let (entries, _) = api
-        .run(move |s| s.list(&prefix))
-        .await
-        .map_err(|e| store_error(rt, name, e))?;
+    stored: &[Value],
+) -> Result<(), ApiError> {
     let mut taken = Taken::default();
-    for e in &entries {
-        let other = decode_entry(e)?;
-        if meta_str(&other, "namespace") == namespace && meta_str(&other, "name") == name {
+    for other in stored {
+        if meta_str(other, "namespace") == namespace && meta_str(other, "name") == name {
             continue;
         }
-        taken.add(&other);
+        taken.add(other);
     }
-    match allocate(&net, &taken, old, svc) {
-        Ok(()) => Ok(guard),
+    match allocate(net, &taken, old, svc) {
+        Ok(()) => Ok(()),
         Err(AllocError::Invalid(errs)) => Err(invalid(name, &errs)),
         Err(AllocError::Full(why)) => Err(ApiError::internal(format!(
             "Internal error occurred: {why}"
