@@ -22,7 +22,9 @@ all: build
 # /metrics test scrapes the API server with a real Prometheus (prometheus). The node
 # agent's tests make their images (root filesystems, OCI archives, `docker import`) from
 # a statically linked /bin/busybox (busybox-static; Debian's dynamic busybox package
-# would be replaced by it). Nothing is installed when they are already present.
+# would be replaced by it). The pod-network tests build their test hosts with `ip`
+# (iproute2) and `nsenter` (util-linux) and reach the API server with curl. Nothing is
+# installed when they are already present.
 deps:
 	@set -euo pipefail; \
 	missing=""; \
@@ -36,6 +38,9 @@ deps:
 	if ! command -v etcd >/dev/null 2>&1; then missing="$$missing etcd-server"; fi; \
 	if ! command -v prometheus >/dev/null 2>&1; then missing="$$missing prometheus"; fi; \
 	if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then missing="$$missing busybox-static"; fi; \
+	if ! command -v ip >/dev/null 2>&1; then missing="$$missing iproute2"; fi; \
+	if ! command -v nsenter >/dev/null 2>&1; then missing="$$missing util-linux"; fi; \
+	if ! command -v curl >/dev/null 2>&1; then missing="$$missing curl"; fi; \
 	if [ -z "$$missing" ]; then echo "deps: cmake, a C++ compiler, libclang, protoc, etcd, prometheus and a static busybox are present"; exit 0; fi; \
 	echo "deps: missing:$$missing"; \
 	echo "deps: HiGHS, the MILP solver, is built from source (highs-sys): it needs cmake and a C++ compiler, and bindgen needs libclang;"; \

@@ -295,6 +295,19 @@ async fn pre_stop(shared: &Shared, c: &ContainerInfo, pod: Option<&Pod>, grace: 
     }
 }
 
+/// The runtime's reference to `pod`.
+fn pod_ref(pod: &Pod) -> PodRef {
+    PodRef {
+        namespace: pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+    }
+}
+
 /// The pod's place on the node's pod network (attaching it on first use), or `None`
 /// when the node has none or the pod asks for the host's network.
 async fn pod_network(shared: &Shared, pod: &Pod) -> Result<Option<PodNetworkRef>, String> {
@@ -304,16 +317,7 @@ async fn pod_network(shared: &Shared, pod: &Pod) -> Result<Option<PodNetworkRef>
     if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
         return Ok(None);
     }
-    let pod_ref = PodRef {
-        namespace: pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        name: pod.metadata.name.clone().unwrap_or_default(),
-        uid: pod.metadata.uid.clone().unwrap_or_default(),
-    };
-    let a = net.attach(&pod_ref).await?;
+    let a = net.attach(&pod_ref(pod)).await?;
     Ok(Some(PodNetworkRef {
         netns: a.netns,
         ip: a.ip,
@@ -704,15 +708,7 @@ async fn start(
     };
     let spec = ContainerSpec {
         network,
-        pod: PodRef {
-            namespace: pod
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-            name: pod.metadata.name.clone().unwrap_or_default(),
-            uid: uid.clone(),
-        },
+        pod: pod_ref(pod),
         name: c.name.clone(),
         kind,
         attempt,

@@ -359,6 +359,11 @@ async fn generate(args: &LoadgenArgs, host: String, port: u16, path: String) -> 
     summarize(&args.url, args.rate, args.duration, outcomes, span, max_lag)
 }
 
+/// The highest `--rate` (one process sending new connections cannot go much faster).
+const MAX_RATE: f64 = 100_000.0;
+/// The most requests one run may send (their outcomes are kept in memory).
+const MAX_REQUESTS: u64 = 10_000_000;
+
 /// Runs the load and prints the report.
 pub fn run(args: &LoadgenArgs) -> anyhow::Result<Status> {
     if !(args.rate.is_finite() && args.rate > 0.0) {
@@ -369,6 +374,20 @@ pub fn run(args: &LoadgenArgs) -> anyhow::Result<Status> {
     }
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         bail!("--timeout must be a positive number of seconds");
+    }
+    // Every request's outcome is kept for the percentiles: bound what one run may ask.
+    if args.rate > MAX_RATE {
+        bail!(
+            "--rate {}: at most {MAX_RATE} requests per second",
+            args.rate
+        );
+    }
+    if args.rate * args.duration > MAX_REQUESTS as f64 {
+        bail!(
+            "--rate {} × --duration {} is more than {MAX_REQUESTS} requests",
+            args.rate,
+            args.duration
+        );
     }
     let (host, port, path) = target(&args.url)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
