@@ -352,8 +352,8 @@ fn runs_are_deterministic_and_json_is_byte_identical() {
     let r2 = run(&nodes, &w1, a.as_ref(), TieMode::Random).unwrap();
     assert_eq!(r1.placements, r2.placements);
     assert!(registry::parse_list("nope").is_err());
-    // The six baselines, cbf and the 11 library kinds.
-    assert_eq!(registry::parse_list("all").unwrap().len(), 18);
+    // The six baselines, plimsoll, cbf and the 11 library kinds.
+    assert_eq!(registry::parse_list("all").unwrap().len(), 19);
 }
 
 #[test]
@@ -389,7 +389,15 @@ fn openb_fgd_one_seed() {
 #[test]
 fn cbf_drops_only_pods_that_fit_nowhere_and_is_deterministic() {
     let (nodes, pods) = random_instance(23, 20, 100);
-    let cbf = registry::by_name("cbf").unwrap();
+    for name in ["cbf", "plimsoll", "cbf:w=0.5:cov=1:res=1:lex=1"] {
+        cbf_checks(&nodes, &pods, name);
+    }
+}
+
+fn cbf_checks(nodes: &[Node], pods: &[Pod], name: &str) {
+    let (nodes, pods) = (nodes.to_vec(), pods.to_vec());
+    let cbf = registry::by_name(name).unwrap();
+    assert_eq!(cbf.name(), name);
     for seed in [1, 2] {
         let w = Workload::build(&nodes, &pods, seed, 1.3).unwrap();
         for ties in [TieMode::Order, TieMode::Random] {
@@ -510,6 +518,119 @@ fn cli_writes_json_and_plot() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--compare A,B` over two pod lists: one summary row per list, one plot per list, the
+/// comparison in the JSON, and bad `--compare` values refused.
+#[test]
+fn cli_compare_summary_and_plots() {
+    let dir = std::env::temp_dir().join(format!("plimsoll-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let nodes = dir.join("nodes.csv");
+    std::fs::write(
+        &nodes,
+        "sn,cpu_milli,memory_mib,gpu,model\nn0,32000,65536,2,T4\nn1,16000,65536,1,V100M16\n",
+    )
+    .unwrap();
+    let mut lists = Vec::new();
+    for (name, rows) in [
+        (
+            "one",
+            [
+                (4000, 1, 500),
+                (2000, 0, 0),
+                (8000, 1, 1000),
+                (1000, 1, 300),
+            ],
+        ),
+        (
+            "two",
+            [(1000, 1, 700), (6000, 1, 400), (3000, 2, 1000), (500, 0, 0)],
+        ),
+    ] {
+        let mut csv = String::from("name,cpu_milli,memory_mib,num_gpu,gpu_milli\n");
+        for (i, (cpu, n, m)) in rows.iter().enumerate() {
+            csv += &format!("p{i},{cpu},1024,{n},{m}\n");
+        }
+        let path = dir.join(format!("openb_pod_list_{name}.csv"));
+        std::fs::write(&path, csv).unwrap();
+        lists.push(path);
+    }
+    let plot = dir.join("cmp.svg");
+    let cli = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_plimsoll"))
+            .args(["experiment", "saturation", "--nodes"])
+            .arg(&nodes)
+            .arg("--pods")
+            .args(&lists)
+            .args(["--seeds", "1-3", "--no-timing", "--plot"])
+            .arg(&plot)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["--policies", "best-fit", "--compare", "plimsoll,fgd"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("worst A-B"), "{text}");
+    assert!(text.contains("A = plimsoll, B = fgd"), "{text}");
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("one ") || l.starts_with("two "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(text.contains("2 lists: A >= B at every level on"), "{text}");
+    for name in ["one", "two"] {
+        let svg = std::fs::read_to_string(dir.join(format!("cmp-{name}.svg"))).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("plimsoll"));
+    }
+    // JSON: one report per list, each with its comparison; the policies asked plus A, B.
+    let out = cli(&[
+        "-o",
+        "json",
+        "--policies",
+        "best-fit",
+        "--compare",
+        "plimsoll,fgd",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = v.as_array().unwrap();
+    assert_eq!(reports.len(), 2);
+    for r in reports {
+        let c = &r["compare"];
+        assert_eq!(c["a"], "plimsoll");
+        assert_eq!(c["b"], "fgd");
+        let results = r["results"].as_array().unwrap();
+        let names: Vec<&str> = results
+            .iter()
+            .map(|x| x["policy"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["best-fit", "plimsoll", "fgd"]);
+        // The worst point is the minimum of A − B over 10..=130, recomputed here.
+        let curve = |i: usize| results[i]["curve"].as_array().unwrap().clone();
+        let (a, b) = (curve(1), curve(2));
+        let worst = (10..=130)
+            .map(|x| a[x].as_f64().unwrap() - b[x].as_f64().unwrap())
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            (c["worst"].as_f64().unwrap() - worst).abs() < 0.006,
+            "{c} vs {worst}"
+        );
+    }
+    for bad in ["fgd", "fgd,fgd", "fgd,nope", "fgd,paper"] {
+        let out = cli(&["--compare", bad]);
+        assert_eq!(out.status.code(), Some(2), "--compare {bad}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

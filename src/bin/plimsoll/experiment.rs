@@ -5,7 +5,7 @@ use crate::Status;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use plimsoll::datasets::openb;
-use plimsoll::experiment::saturation::{self, registry, report::Report, TieMode};
+use plimsoll::experiment::saturation::{self, compare, registry, report::Report, TieMode};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -53,14 +53,22 @@ pub struct SaturationArgs {
     /// openb node list (the paper: openb_node_list_gpu_node.csv).
     #[arg(long, value_name = "FILE")]
     pub nodes: PathBuf,
-    /// openb pod list (the paper: openb_pod_list_default.csv).
-    #[arg(long, value_name = "FILE")]
-    pub pods: PathBuf,
+    /// openb pod list (the paper: openb_pod_list_default.csv); several lists (repeat
+    /// the option or give several files) run one after the other.
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    pub pods: Vec<PathBuf>,
     /// Comma-separated policies: random, dot-product, gpu-clustering, gpu-packing,
-    /// best-fit, fgd (the paper's baselines), engine:KIND (the engine's own), or the
-    /// groups `paper` and `all`.
+    /// best-fit, fgd (the paper's baselines), plimsoll (Plimsoll's recommended online
+    /// policy), cbf, engine:KIND (the engine's own), lookahead:W, or the groups `paper`
+    /// and `all`.
     #[arg(long, value_name = "LIST", default_value = "paper")]
     pub policies: String,
+    /// Compare policy A against B over the whole curve, per pod list: the worst point of
+    /// A − B over arrived 10..130% (and where), the mean of A − B, the levels where A is
+    /// below, and both at 100% and 130%. A and B are added to --policies if missing.
+    /// With --plot, the plot shows A, B and (with --bound) the offline bound, and A − B.
+    #[arg(long, value_name = "A,B")]
+    pub compare: Option<String>,
     /// Seeds: a range `A-B` (inclusive) or a comma-separated list.
     #[arg(long, value_name = "SEEDS", default_value = "42-51")]
     pub seeds: String,
@@ -70,7 +78,8 @@ pub struct SaturationArgs {
     /// How equal best scores are broken.
     #[arg(long, value_enum, default_value = "order")]
     pub ties: TieArg,
-    /// Write an SVG plot of the curves here.
+    /// Write an SVG plot of the curves here (with several pod lists, one file per list:
+    /// FILE-LIST.svg).
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Output format.
@@ -118,6 +127,22 @@ pub fn run(args: &ExperimentArgs) -> Result<Status> {
     }
 }
 
+/// The plot path for `list` when several lists run: `FILE-LIST.svg` next to `FILE.svg`.
+fn plot_path(base: &std::path::Path, list: &str, several: bool) -> PathBuf {
+    if !several {
+        return base.to_path_buf();
+    }
+    let stem = base
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "plot".into());
+    let ext = base
+        .extension()
+        .map(|e| e.to_string_lossy().to_string())
+        .unwrap_or_else(|| "svg".into());
+    base.with_file_name(format!("{stem}-{list}.{ext}"))
+}
+
 fn run_saturation(a: &SaturationArgs) -> Result<Status> {
     let max = plimsoll::experiment::saturation::workload::MAX_TUNE;
     if !(a.tune.is_finite() && (0.0..=max).contains(&a.tune)) {
@@ -126,53 +151,94 @@ fn run_saturation(a: &SaturationArgs) -> Result<Status> {
             a.tune
         );
     }
+    if a.bound && !(a.bound_time_limit.is_finite() && a.bound_time_limit > 0.0) {
+        bail!(
+            "invalid option --bound-time-limit: {} is not a positive number of seconds",
+            a.bound_time_limit
+        );
+    }
     let seeds = parse_seeds(&a.seeds)?;
-    let policies = registry::parse_list(&a.policies).context("invalid option --policies")?;
+    let compare = match &a.compare {
+        None => None,
+        Some(s) => match s.split(',').map(str::trim).collect::<Vec<_>>()[..] {
+            [x, y] if !x.is_empty() && !y.is_empty() && x != y => {
+                Some((x.to_string(), y.to_string()))
+            }
+            _ => bail!("invalid option --compare: {s:?} is not two different policies A,B"),
+        },
+    };
+    let mut list = a.policies.clone();
+    if let Some((x, y)) = &compare {
+        list = format!("{list},{x},{y}");
+    }
+    let policies = registry::parse_list(&list).context("invalid option --policies")?;
+    let names: Vec<String> = policies.iter().map(|p| p.name()).collect();
+    if let Some((x, y)) = &compare {
+        for p in [x, y] {
+            if !names.contains(p) {
+                bail!("invalid option --compare: {p:?} names no single policy (a group or alias?)");
+            }
+        }
+    }
     let nodes = openb::load_nodes(&a.nodes)?;
-    let pods = openb::load_pods(&a.pods)?;
     let ties = match a.ties {
         TieArg::Order => TieMode::Order,
         TieArg::Random => TieMode::Random,
     };
-    let start = Instant::now();
-    let runs = saturation::run_all(&nodes, &pods, &policies, &seeds, a.tune, ties)?;
-    let wall = start.elapsed().as_secs_f64();
-    let bounds = if a.bound {
-        if !(a.bound_time_limit.is_finite() && a.bound_time_limit > 0.0) {
-            bail!(
-                "invalid option --bound-time-limit: {} is not a positive number of seconds",
-                a.bound_time_limit
-            );
-        }
-        Some(saturation::bound::per_seed(
-            &nodes,
-            &pods,
-            &seeds,
+    let several = a.pods.len() > 1;
+    let mut reports = Vec::new();
+    let mut summary = Vec::new();
+    for pods_path in &a.pods {
+        let pods = openb::load_pods(pods_path)?;
+        let start = Instant::now();
+        let runs = saturation::run_all(&nodes, &pods, &policies, &seeds, a.tune, ties)?;
+        let wall = start.elapsed().as_secs_f64();
+        let bounds = if a.bound {
+            // With --compare, the bound is drawn along the curve: every 10% arrived.
+            let at: Vec<usize> = if compare.is_some() {
+                (1..=13).map(|k| k * 10).collect()
+            } else {
+                saturation::bound::AT.to_vec()
+            };
+            Some(saturation::bound::per_seed_at(
+                &nodes,
+                &pods,
+                &seeds,
+                a.tune,
+                a.bound_time_limit,
+                &at,
+            )?)
+        } else {
+            None
+        };
+        let mut report = Report::new(
+            a.nodes.display().to_string(),
+            pods_path.display().to_string(),
             a.tune,
-            a.bound_time_limit,
-        )?)
-    } else {
-        None
-    };
-    let names: Vec<String> = policies.iter().map(|p| p.name()).collect();
-    let report = Report::new(
-        a.nodes.display().to_string(),
-        a.pods.display().to_string(),
-        a.tune,
-        &seeds,
-        &names,
-        &runs,
-        !a.no_timing,
-    )
-    .with_bounds(bounds);
-    if let Some(path) = &a.plot {
-        report
-            .plot(path)
+            &seeds,
+            &names,
+            &runs,
+            !a.no_timing,
+        )
+        .with_bounds(bounds);
+        let list_name = compare::list_name(&report.pods);
+        if let Some((x, y)) = &compare {
+            let c = compare::compare(&report, x, y).map_err(|e| anyhow::anyhow!(e))?;
+            summary.push(c.clone());
+            report.compare = Some(c);
+        }
+        if let Some(base) = &a.plot {
+            let path = plot_path(base, &list_name, several);
+            match &report.compare {
+                Some(c) => compare::plot(&report, c, &path),
+                None => report.plot(&path),
+            }
             .map_err(|e| anyhow::anyhow!("{}: cannot draw the plot: {e}", path.display()))?;
-    }
-    match a.output {
-        ExpFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        ExpFormat::Table => {
+        }
+        if a.output == ExpFormat::Table {
+            if several {
+                println!("== {list_name}");
+            }
             print!("{}", report.table());
             println!(
                 "{} policies x {} seeds, tune {}, ties {}: {wall:.2} s wall ({} threads)",
@@ -182,6 +248,23 @@ fn run_saturation(a: &SaturationArgs) -> Result<Status> {
                 ties.name(),
                 rayon::current_num_threads()
             );
+        }
+        reports.push(report);
+    }
+    match a.output {
+        ExpFormat::Json if several => println!("{}", serde_json::to_string_pretty(&reports)?),
+        ExpFormat::Json => println!("{}", serde_json::to_string_pretty(&reports[0])?),
+        ExpFormat::Table => {
+            if let Some((x, y)) = &compare {
+                println!();
+                print!("{}", compare::header(x, y));
+                for c in &summary {
+                    print!("{}", compare::row(c));
+                }
+                if several {
+                    print!("{}", compare::footer(&summary));
+                }
+            }
         }
     }
     Ok(Status::Ok)

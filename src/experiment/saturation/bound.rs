@@ -244,12 +244,25 @@ pub fn per_seed(
     tune: f64,
     time_limit: f64,
 ) -> Result<Vec<SeedBound>, SaturationError> {
+    per_seed_at(nodes, pods, seeds, tune, time_limit, &AT)
+}
+
+/// [`per_seed`] at the arrived percentages `at` (those not beyond `tune`) instead of
+/// [`AT`].
+pub fn per_seed_at(
+    nodes: &[Node],
+    pods: &[crate::model::Pod],
+    seeds: &[u64],
+    tune: f64,
+    time_limit: f64,
+    at: &[usize],
+) -> Result<Vec<SeedBound>, SaturationError> {
     use rayon::prelude::*;
     let mut seeds = seeds.to_vec();
     seeds.sort_unstable();
     seeds.dedup();
     let total = State::new(nodes)?.total_gpus() * 1000;
-    let points: Vec<usize> = AT
+    let points: Vec<usize> = at
         .iter()
         .copied()
         .filter(|&p| p as f64 <= tune * 100.0 + 1e-9)

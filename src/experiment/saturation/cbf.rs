@@ -37,6 +37,13 @@ pub struct CbfParams {
     pub rho_scale: f64,
     /// Share of the original pods the typical shapes cover (FGD's [`COVERAGE`]).
     pub coverage: f64,
+    /// Weight of the model-reservation term (the library's
+    /// [`FragOptions::reserve_weight`]; 0 leaves it out).
+    pub reserve_weight: f64,
+    /// Rank by FGD's integer score first, CBF's cost breaking its ties (the library's
+    /// [`FragOptions::fgd_first`]); the typical pods then include the CPU-only ones, as
+    /// FGD's do.
+    pub fgd_first: bool,
 }
 
 impl Default for CbfParams {
@@ -45,7 +52,62 @@ impl Default for CbfParams {
             strand_weight: 1.0,
             rho_scale: 1.0,
             coverage: COVERAGE,
+            reserve_weight: 0.0,
+            fgd_first: false,
         }
+    }
+}
+
+impl CbfParams {
+    /// The parameters of Plimsoll's recommended policy (`plimsoll`), chosen on seeds
+    /// 42–51 over the 25 openb pod lists and checked on seeds 52–61 (docs/saturation.md).
+    pub fn recommended() -> CbfParams {
+        CbfParams {
+            ..CbfParams::default()
+        }
+    }
+
+    /// Parses `key=value` pairs separated by `:` (the part after `cbf:` in a policy
+    /// name): `w` ([`CbfParams::strand_weight`]), `rho` ([`CbfParams::rho_scale`]),
+    /// `cov` ([`CbfParams::coverage`]), `res` ([`CbfParams::reserve_weight`]) and `lex`
+    /// (1 or 0: [`CbfParams::fgd_first`]); the others keep their defaults.
+    pub fn parse(spec: &str) -> Result<CbfParams, SaturationError> {
+        let mut p = CbfParams::default();
+        for item in spec.split(':').filter(|s| !s.is_empty()) {
+            let bad = || {
+                SaturationError::Input(format!(
+                    "cbf parameter {item:?} is not w=, rho=, cov=, res= (numbers) or lex=0|1"
+                ))
+            };
+            let (k, v) = item.split_once('=').ok_or_else(bad)?;
+            let v: f64 = v.trim().parse().map_err(|_| bad())?;
+            let slot = match k.trim() {
+                "w" => &mut p.strand_weight,
+                "rho" => &mut p.rho_scale,
+                "cov" => &mut p.coverage,
+                "res" => &mut p.reserve_weight,
+                "lex" if v == 0.0 || v == 1.0 => {
+                    p.fgd_first = v == 1.0;
+                    continue;
+                }
+                _ => return Err(bad()),
+            };
+            *slot = v;
+        }
+        let ok = p.reserve_weight.is_finite()
+            && p.reserve_weight >= 0.0
+            && p.strand_weight.is_finite()
+            && p.strand_weight >= 0.0
+            && p.rho_scale.is_finite()
+            && p.rho_scale > 0.0
+            && p.coverage > 0.0
+            && p.coverage <= 1.0;
+        if !ok {
+            return Err(SaturationError::Input(format!(
+                "cbf parameters out of range in {spec:?}: w >= 0, rho > 0, 0 < cov <= 1"
+            )));
+        }
+        Ok(p)
     }
 }
 
@@ -54,6 +116,20 @@ impl Default for CbfParams {
 pub struct Cbf {
     /// Its parameters.
     pub params: CbfParams,
+    /// The name it answers to instead of the one derived from its parameters
+    /// (`plimsoll` for [`Cbf::recommended`]).
+    pub alias: Option<&'static str>,
+}
+
+impl Cbf {
+    /// Plimsoll's recommended online policy for the saturation experiment, registered
+    /// as `plimsoll`: CBF with [`CbfParams::recommended`], the same for every pod list.
+    pub fn recommended() -> Cbf {
+        Cbf {
+            params: CbfParams::recommended(),
+            alias: Some("plimsoll"),
+        }
+    }
 }
 
 impl Cbf {
@@ -78,10 +154,12 @@ impl Cbf {
             )));
         }
         Ok(OnlinePolicy::new(OnlineKind::Cbf, ctx.seed)
-            .with_target_workload(paper_workload(&typical, &w.models, true))
+            .with_target_workload(paper_workload(&typical, &w.models, !self.params.fgd_first))
             .with_frag_options(FragOptions {
                 strand_weight: self.params.strand_weight,
                 cpu_per_gpu_milli: Some(rho),
+                reserve_weight: self.params.reserve_weight,
+                fgd_first: self.params.fgd_first,
                 ..FragOptions::default()
             }))
     }
@@ -89,7 +167,30 @@ impl Cbf {
 
 impl SaturationPolicy for Cbf {
     fn name(&self) -> String {
-        "cbf".into()
+        if let Some(a) = self.alias {
+            return a.to_string();
+        }
+        let (d, p) = (CbfParams::default(), self.params);
+        if p == d {
+            return "cbf".into();
+        }
+        let mut s = String::from("cbf");
+        if p.strand_weight != d.strand_weight {
+            s += &format!(":w={}", p.strand_weight);
+        }
+        if p.rho_scale != d.rho_scale {
+            s += &format!(":rho={}", p.rho_scale);
+        }
+        if p.coverage != d.coverage {
+            s += &format!(":cov={}", p.coverage);
+        }
+        if p.reserve_weight != d.reserve_weight {
+            s += &format!(":res={}", p.reserve_weight);
+        }
+        if p.fgd_first != d.fgd_first {
+            s += &format!(":lex={}", u8::from(p.fgd_first));
+        }
+        s
     }
 
     fn start<'a>(

@@ -80,6 +80,7 @@
 
 pub mod bound;
 pub mod cbf;
+pub mod compare;
 pub mod curve;
 pub mod engine;
 pub mod fgd;

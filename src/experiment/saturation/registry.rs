@@ -36,6 +36,7 @@ pub const PAPER: [&str; 6] = [
 /// it sees future pods).
 pub fn names() -> Vec<String> {
     let mut v: Vec<String> = PAPER.iter().map(|s| s.to_string()).collect();
+    v.push("plimsoll".into());
     v.push("cbf".into());
     v.extend(
         OnlineKind::ALL
@@ -56,7 +57,14 @@ pub fn by_name(name: &str) -> Result<Box<dyn SaturationPolicy>, SaturationError>
         "best-fit" => return paper(Baseline::BestFit),
         "fgd" => return Ok(Box::new(PaperFgd)),
         "cbf" => return Ok(Box::new(Cbf::default())),
+        "plimsoll" => return Ok(Box::new(Cbf::recommended())),
         _ => {}
+    }
+    if let Some(spec) = name.strip_prefix("cbf:") {
+        return Ok(Box::new(Cbf {
+            params: super::cbf::CbfParams::parse(spec)?,
+            alias: None,
+        }));
     }
     if let Some(spec) = name.strip_prefix("lookahead:") {
         return Ok(Box::new(Lookahead::parse(spec)?));
@@ -68,7 +76,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn SaturationPolicy>, SaturationError>
     {
         Ok(k) => Ok(Box::new(EnginePolicy(k))),
         Err(_) => Err(SaturationError::Input(format!(
-            "unknown policy {name:?}; known: {}, lookahead:W, lookahead:all, paper, all",
+            "unknown policy {name:?}; known: {}, cbf:PARAMS, lookahead:W, lookahead:all, paper, all",
             names().join(", ")
         ))),
     }

@@ -43,6 +43,9 @@ pub struct Report {
     /// Upper bounds per seed when asked for (`--bound`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bounds: Option<Bounds>,
+    /// The `--compare A,B` summary when asked for; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compare: Option<super::compare::Comparison>,
 }
 
 /// The per-seed upper bounds and their means.
@@ -94,6 +97,7 @@ impl Report {
             seeds: seeds_sorted,
             results,
             bounds: None,
+            compare: None,
         }
     }
 

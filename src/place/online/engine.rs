@@ -164,6 +164,8 @@ impl<'a> Engine<'a> {
                     .filter(|r| r.is_finite() && *r > 0.0)
                     .unwrap_or_else(|| w.cpu_per_gpu_milli()),
                 weight: o.strand_weight,
+                reserve: o.reserve_weight,
+                fgd_first: o.fgd_first,
             },
             _ => FragMode::Fgd {
                 integer: o.integer_scores,

@@ -23,8 +23,16 @@ pub(crate) enum FragMode {
     /// paper's simulator does when `integer`.
     Fgd { integer: bool },
     /// CBF: the negated increase of `F + weight · max(0, G − C/rho)`, in 1/1000 milli,
-    /// rounded to an integer.
-    Cbf { rho: f64, weight: f64 },
+    /// rounded to an integer. With `reserve > 0`, a pod that accepts every GPU model
+    /// also pays `reserve · r(node) · its GPU milli`, where `r` is how much of the
+    /// node's model the model-restricted target pods need ([`FragState::new`]). With
+    /// `fgd_first`, FGD's integer score ranks first and that cost only breaks its ties.
+    Cbf {
+        rho: f64,
+        weight: f64,
+        reserve: f64,
+        fgd_first: bool,
+    },
 }
 
 impl FragMode {
@@ -33,7 +41,7 @@ impl FragMode {
     fn cost(&self, frag: f64, gpu_free: u32, cpu_free: u64) -> f64 {
         match *self {
             FragMode::Fgd { .. } => frag,
-            FragMode::Cbf { rho, weight } => {
+            FragMode::Cbf { rho, weight, .. } => {
                 frag + weight * (f64::from(gpu_free) - cpu_free as f64 / rho).max(0.0)
             }
         }
@@ -58,7 +66,18 @@ impl FragMode {
                 let x = (before - after) / 1000.0;
                 (1.0 / (1.0 + (-x).exp()) * 100.0).trunc()
             }
-            FragMode::Cbf { .. } => -(self.cost(after, gpu_after, cpu_after) - before_cost),
+            FragMode::Cbf { fgd_first, .. } => {
+                let cbf = -(self.cost(after, gpu_after, cpu_after) - before_cost);
+                if fgd_first {
+                    // FGD's integer score (0..=100) first: CBF's cost, in milli, stays
+                    // within ±10^5 and so only orders FGD's ties.
+                    let x = (before - after) / 1000.0;
+                    let fgd = (1.0 / (1.0 + (-x).exp()) * 100.0).trunc();
+                    fgd * 1e6 + cbf.clamp(-99_999.0, 99_999.0)
+                } else {
+                    cbf
+                }
+            }
         }
     }
 
@@ -117,6 +136,11 @@ pub(crate) struct FragState {
     codes: Vec<(u32, u32)>,
     /// Scratch: the need statistics after a candidate placement.
     adj: Vec<NeedStat>,
+    /// CBF's reservation factor of each node (see [`FragMode::Cbf`]): the GPU milli of
+    /// the model-restricted target pods that accept the node's model (each spread
+    /// evenly over the models it accepts), over the cluster's milli of that model, as a
+    /// share of the target's GPU milli per cluster milli; at most 1.
+    reserve: Vec<f64>,
 }
 
 /// Task code meaning "all free GPU is this task's fragment, whatever the devices".
@@ -159,7 +183,9 @@ impl FragState {
             })
             .collect();
         let k = needs.len();
+        let reserve = reserve_factors(&workload, cluster);
         FragState {
+            reserve,
             workload,
             empty: mode.finish(mode.key(0.0, 0.0, 0.0, 0, 0)),
             mode,
@@ -192,6 +218,9 @@ impl FragState {
             self.total.resize(slots, 0);
             self.before.resize(slots, 0.0);
             self.stats.resize(slots * k, NeedStat::default());
+        }
+        if matches!(self.mode, FragMode::Cbf { reserve, .. } if reserve > 0.0) {
+            self.reserve = reserve_factors(&self.workload, cluster);
         }
         let model = cluster
             .node(crate::model::NodeId::from_index(n))
@@ -406,8 +435,69 @@ impl FragState {
             }
         };
         self.adj = adj;
-        out
+        match mode {
+            FragMode::Cbf { reserve, .. }
+                if reserve > 0.0 && q.any_model && q.gpu.total_milli() > 0 =>
+            {
+                // In 1/1000 milli, as `finish` scales CBF's key.
+                let r = self.reserve.get(n).copied().unwrap_or(0.0);
+                let m = q.gpu.total_milli() as f64;
+                (out.0 - (reserve * r * m * 1000.0).round(), out.1)
+            }
+            _ => out,
+        }
     }
+}
+
+/// Per node slot, the reservation factor of [`FragState`]'s `reserve` (0 for empty
+/// slots, nodes without GPUs, or a workload without model-restricted GPU pods).
+fn reserve_factors(workload: &TargetWorkload, cluster: &Cluster) -> Vec<f64> {
+    use std::collections::BTreeMap;
+    let mut supply: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut total_supply = 0.0;
+    for node in cluster.node_slot_iter().flatten() {
+        let g = f64::from(node.gpu_count()) * f64::from(MILLI_PER_GPU);
+        if g > 0.0 {
+            if let Some(m) = node.gpu_model() {
+                *supply.entry(m).or_default() += g;
+                total_supply += g;
+            }
+        }
+    }
+    let total_demand: f64 = workload
+        .pods()
+        .iter()
+        .map(|t| t.frequency * t.gpu.total_milli() as f64)
+        .sum();
+    let mut need: BTreeMap<&str, f64> = BTreeMap::new();
+    for t in workload.pods() {
+        let milli = t.frequency * t.gpu.total_milli() as f64;
+        if t.models.is_empty() || milli <= 0.0 {
+            continue;
+        }
+        let accepted: Vec<&str> = supply
+            .keys()
+            .copied()
+            .filter(|m| t.accepts_model(Some(m)))
+            .collect();
+        for m in &accepted {
+            *need.entry(m).or_default() += milli / accepted.len() as f64;
+        }
+    }
+    cluster
+        .node_slot_iter()
+        .map(|node| {
+            let Some(m) = node.and_then(|n| n.gpu_model()) else {
+                return 0.0;
+            };
+            match (need.get(m), supply.get(m)) {
+                (Some(&d), Some(&s)) if s > 0.0 && total_demand > 0.0 => {
+                    ((d / total_demand) / (s / total_supply)).min(1.0)
+                }
+                _ => 0.0,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -440,6 +530,8 @@ mod tests {
         let mode = FragMode::Cbf {
             rho: 2.0,
             weight: 1.0,
+            reserve: 0.0,
+            fgd_first: false,
         };
         let mut st = FragState::new(w, &c, mode);
         // Before: F = 300 (the share fits, the small device is fragment); G = 1300 free,
@@ -454,6 +546,8 @@ mod tests {
         let two = FragMode::Cbf {
             rho: 2.0,
             weight: 2.0,
+            reserve: 0.0,
+            fgd_first: false,
         };
         assert_eq!(two.cost(1300.0, 1300, 900), 3000.0);
         // A second share fits only on the full device, leaving [500, 300] and 1000 CPU:

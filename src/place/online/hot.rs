@@ -59,6 +59,8 @@ pub(crate) struct PodReq {
     pub nz_cpu: u64,
     pub nz_mem: u64,
     pub gpu: GpuAmount,
+    /// True if the pod accepts every GPU model (no `gpu.models` restriction).
+    pub any_model: bool,
 }
 
 impl PodReq {
@@ -73,6 +75,7 @@ impl PodReq {
             nz_cpu: cap_amount(nz_cpu),
             nz_mem: cap_amount(nz_mem),
             gpu: pod.gpu.amount,
+            any_model: pod.gpu.models.is_empty(),
         }
     }
 

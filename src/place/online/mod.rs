@@ -232,6 +232,16 @@ pub struct FragOptions {
     /// CBF: the workload's CPU per GPU milli `ρ`; `None` derives it from the target
     /// workload's GPU specs (`Σ f · cpu / Σ f · GPU milli`).
     pub cpu_per_gpu_milli: Option<f64>,
+    /// CBF: weight of the model-reservation term (0, the default, leaves it out): a pod
+    /// that accepts every GPU model pays, per GPU milli it takes on a node, this weight
+    /// times how much of the node's GPU model the model-restricted pods of the target
+    /// workload need (their share of its GPU milli over the model's share of the
+    /// cluster's, at most 1), so it leaves scarce models to the pods that can run
+    /// nowhere else.
+    pub reserve_weight: f64,
+    /// CBF: rank nodes by FGD's integer score (as [`FragOptions::integer_scores`]) first
+    /// and let CBF's cost break its ties (default off).
+    pub fgd_first: bool,
 }
 
 impl Default for FragOptions {
@@ -240,6 +250,8 @@ impl Default for FragOptions {
             integer_scores: false,
             strand_weight: 1.0,
             cpu_per_gpu_milli: None,
+            reserve_weight: 0.0,
+            fgd_first: false,
         }
     }
 }
