@@ -63,6 +63,7 @@ impl CbfParams {
     /// 42–51 over the 25 openb pod lists and checked on seeds 52–61 (docs/saturation.md).
     pub fn recommended() -> CbfParams {
         CbfParams {
+            reserve_weight: 1.0,
             ..CbfParams::default()
         }
     }
