@@ -68,7 +68,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Nodes in the first neighbourhood.
-pub(super) const START_NODES: usize = 8;
+pub(super) const START_NODES: usize = 6;
 /// The least and most nodes in a neighbourhood.
 const MIN_NODES: usize = 3;
 const MAX_NODES: usize = 64;
@@ -188,7 +188,7 @@ pub(crate) fn improve(
         return (start, report);
     }
     let weights = classes::priority_weights(&problem.pending);
-    let movable = movable_pods(problem);
+    let (movable, has_tail) = movable_and_tail(problem);
     if !movable.iter().any(|&m| m) {
         return (start, report);
     }
@@ -196,6 +196,21 @@ pub(crate) fn improve(
         tracing::debug!("LNS: the start does not bind; not searched");
         return (start, report);
     };
+    if objective == Objective::Pack && !has_tail {
+        // A cheap first step: empty the nodes whose pods all fit on other nodes in use
+        // (greedy, full filters; see `large::empty_nodes`), within half the time.
+        let mut trial = inc.placement.clone();
+        let by = deadline.earlier_by(deadline.remaining_seconds() / 2.0);
+        super::large::empty_nodes(problem, &mut trial, &by);
+        let s = Score::of(problem, &trial, objective);
+        if s.better_than(&inc.score) && crate::place::validate::validate(problem, &trial).is_ok() {
+            if let Some(i) = Incumbent::new(problem, trial, objective) {
+                tracing::debug!(goal = s.goal, "LNS: nodes emptied greedily");
+                inc = i;
+                report.improved += 1;
+            }
+        }
+    }
     let empty_cluster = problem.cluster.without_pods();
     let mut static_nodes: BTreeMap<usize, Vec<NodeId>> = BTreeMap::new();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4c4e_5321);
@@ -322,6 +337,15 @@ pub(crate) fn improve(
             }
             let s = goal::Score::of(problem, &cand, objective);
             if !s.better_than(&inc.score) {
+                tracing::trace!(
+                    nodes = h.nodes.len(),
+                    taken_in = h.taken_in.len(),
+                    weight = s.weight,
+                    goal = s.goal,
+                    optimal = r.optimal,
+                    secs = r.seconds,
+                    "LNS neighbourhood without improvement"
+                );
                 continue;
             }
             if let Err(v) = crate::place::validate::validate(problem, &cand) {
@@ -375,10 +399,18 @@ pub(crate) fn improve(
     (inc.placement, report)
 }
 
-/// Which pending pods the search may move (see "Movable pods" in the module docs).
-/// Selectors and label sets are deduplicated first (replicas share both).
+/// Which pending pods the search may move (the first part of [`movable_and_tail`]).
+#[cfg(test)]
 fn movable_pods(problem: &Problem) -> Vec<bool> {
+    movable_and_tail(problem).0
+}
+
+/// Which pending pods the search may move (see "Movable pods" in the module docs), and
+/// whether any pending pod is in the greedy tail. Selectors and label sets are
+/// deduplicated first (replicas share both).
+fn movable_and_tail(problem: &Problem) -> (Vec<bool>, bool) {
     let cls = classes::group(&problem.pending);
+    let has_tail = !cls.greedy_tail.is_empty();
     let mut ok = vec![false; problem.pending.len()];
     for c in &cls.classes {
         for &i in &c.members {
@@ -399,7 +431,7 @@ fn movable_pods(problem: &Problem) -> Vec<bool> {
         }
     }
     if terms.is_empty() {
-        return ok;
+        return (ok, has_tail);
     }
     // Distinct (namespace, labels) of the movable pods.
     let mut sets: BTreeMap<(&str, &crate::model::Labels), Vec<usize>> = BTreeMap::new();
@@ -425,7 +457,7 @@ fn movable_pods(problem: &Problem) -> Vec<bool> {
             }
         }
     }
-    ok
+    (ok, has_tail)
 }
 
 /// The largest share of CPU, memory and GPU in use on `n` (bound and placed pods).
@@ -520,10 +552,24 @@ fn pick(
             .map(|&n| (load(cluster, n), n))
             .collect();
         fit.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        // Random nodes among the least loaded 3 × size.
-        let mut pool: Vec<NodeId> = fit.iter().take(3 * size).map(|&(_, n)| n).collect();
+        // Nodes in use at random among the least loaded 3 × size, and one empty node
+        // (only empty ones if none in use fits).
+        let (in_use, empties): (Vec<NodeId>, Vec<NodeId>) = fit
+            .iter()
+            .map(|&(_, n)| n)
+            .partition(|&n| !cluster.pods_on(n).is_empty());
+        let mut pool: Vec<NodeId> = in_use.into_iter().take(3 * size).collect();
         pool.shuffle(rng);
-        for n in pool.into_iter().take(size) {
+        let from_used = if empties.is_empty() { size } else { size - 1 };
+        for n in pool.into_iter().take(from_used) {
+            add(n, &mut nodes);
+        }
+        let mut empties: Vec<NodeId> = empties.into_iter().take(3 * size).collect();
+        empties.shuffle(rng);
+        for n in empties {
+            if nodes.len() >= size {
+                break;
+            }
             add(n, &mut nodes);
         }
     } else if !used.is_empty() {
@@ -698,7 +744,7 @@ fn solve_hood(
     if left() < MIN_SUB_SECONDS / 2.0 {
         return Ok(None);
     }
-    let lex = lex::solve(&f.program, Some(warm.as_slice()), all, &settings, 0.0, left)?;
+    let lex = lex::solve_with(&f.program, Some(warm.as_slice()), all, &settings, 0.0, left, true)?;
     let second = f.program.secondary_value(&lex.values);
     let optimal = lex.weight_optimal
         && lex.second_bound.is_some_and(|b| {
