@@ -97,5 +97,10 @@ fn the_search_reaches_the_optimum_where_greedy_packing_wastes_nodes() {
     let out = milp(3.0, 1).place(&problem).unwrap();
     validate(&problem, &out.placement).unwrap();
     assert!(out.placement.iter().all(Option::is_some));
-    assert_eq!(new_nodes(&problem, &out.placement), 10, "first-fit: {}", new_nodes(&problem, &ff.placement));
+    assert_eq!(
+        new_nodes(&problem, &out.placement),
+        10,
+        "first-fit: {}",
+        new_nodes(&problem, &ff.placement)
+    );
 }

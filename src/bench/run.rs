@@ -231,7 +231,11 @@ fn run_case(
         Err(e) => tracing::warn!(case = case.name, "node lower bound failed: {e}"),
     }
     report.nodes_lb_seconds = t.elapsed().as_secs_f64();
-    tracing::info!(case = case.name, s = report.nodes_lb_seconds, "node lower bounds");
+    tracing::info!(
+        case = case.name,
+        s = report.nodes_lb_seconds,
+        "node lower bounds"
+    );
     Ok(report)
 }
 

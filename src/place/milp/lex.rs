@@ -41,7 +41,15 @@ pub(super) fn solve(
     second_rel_gap: f64,
     time_left: impl Fn() -> f64,
 ) -> Result<Lexicographic, MilpError> {
-    solve_with(program, warm, all, settings, second_rel_gap, time_left, false)
+    solve_with(
+        program,
+        warm,
+        all,
+        settings,
+        second_rel_gap,
+        time_left,
+        false,
+    )
 }
 
 /// As [`solve`], with HiGHS's presolve on if `presolve` (see [`solve::solve_with`]).

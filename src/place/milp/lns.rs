@@ -126,13 +126,21 @@ struct Incumbent {
 }
 
 impl Incumbent {
-    fn new(problem: &Problem, placement: Vec<Option<Binding>>, objective: Objective) -> Option<Self> {
+    fn new(
+        problem: &Problem,
+        placement: Vec<Option<Binding>>,
+        objective: Objective,
+    ) -> Option<Self> {
         let mut cluster = problem.cluster.clone();
         let mut ids = vec![None; placement.len()];
         for (i, b) in placement.iter().enumerate() {
             if let Some(b) = b {
                 let id = cluster
-                    .bind(problem.pending[i].clone(), b.node, Some(b.gpu_devices.clone()))
+                    .bind(
+                        problem.pending[i].clone(),
+                        b.node,
+                        Some(b.gpu_devices.clone()),
+                    )
                     .ok()?;
                 ids[i] = Some(id);
             }
@@ -146,7 +154,12 @@ impl Incumbent {
     }
 
     /// Applies accepted changes (unbind every changed pod, then bind the new bindings).
-    fn apply(&mut self, problem: &Problem, changes: &[(usize, Option<Binding>)], score: Score) -> bool {
+    fn apply(
+        &mut self,
+        problem: &Problem,
+        changes: &[(usize, Option<Binding>)],
+        score: Score,
+    ) -> bool {
         for &(i, _) in changes {
             if let Some(id) = self.ids[i].take() {
                 if self.cluster.unbind(id).is_err() {
@@ -156,10 +169,11 @@ impl Incumbent {
         }
         for (i, b) in changes {
             if let Some(b) = b {
-                match self
-                    .cluster
-                    .bind(problem.pending[*i].clone(), b.node, Some(b.gpu_devices.clone()))
-                {
+                match self.cluster.bind(
+                    problem.pending[*i].clone(),
+                    b.node,
+                    Some(b.gpu_devices.clone()),
+                ) {
                     Ok(id) => self.ids[*i] = Some(id),
                     Err(_) => return false,
                 }
@@ -220,7 +234,12 @@ pub(crate) fn improve(
     let mut stall = 0usize;
     let par = threads.max(1) as usize;
     let pool = (par > 1)
-        .then(|| rayon::ThreadPoolBuilder::new().num_threads(par).build().ok())
+        .then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(par)
+                .build()
+                .ok()
+        })
         .flatten();
     while deadline.remaining_seconds() > MIN_SUB_SECONDS && stall < STALL_LIMIT {
         let unplaced: Vec<usize> = (0..n)
@@ -437,7 +456,9 @@ fn movable_and_tail(problem: &Problem) -> (Vec<bool>, bool) {
     let mut sets: BTreeMap<(&str, &crate::model::Labels), Vec<usize>> = BTreeMap::new();
     for (i, p) in problem.pending.iter().enumerate() {
         if ok[i] {
-            sets.entry((p.namespace.as_str(), &p.labels)).or_default().push(i);
+            sets.entry((p.namespace.as_str(), &p.labels))
+                .or_default()
+                .push(i);
         }
     }
     for ((ns, labels), members) in sets {
@@ -717,10 +738,8 @@ fn solve_hood(
             too_large: true,
         }));
     }
-    let sub_start: Vec<Option<Binding>> = global
-        .iter()
-        .map(|&i| inc.placement[i].clone())
-        .collect();
+    let sub_start: Vec<Option<Binding>> =
+        global.iter().map(|&i| inc.placement[i].clone()).collect();
     let Some(warm) = extract::warm_start(&sub, &classes, &f, &sub_start) else {
         tracing::trace!("LNS: incumbent not a point of the sub-program; skipped");
         return Ok(None);
@@ -744,7 +763,15 @@ fn solve_hood(
     if left() < MIN_SUB_SECONDS / 2.0 {
         return Ok(None);
     }
-    let lex = lex::solve_with(&f.program, Some(warm.as_slice()), all, &settings, 0.0, left, true)?;
+    let lex = lex::solve_with(
+        &f.program,
+        Some(warm.as_slice()),
+        all,
+        &settings,
+        0.0,
+        left,
+        true,
+    )?;
     let second = f.program.secondary_value(&lex.values);
     let optimal = lex.weight_optimal
         && lex.second_bound.is_some_and(|b| {
@@ -796,7 +823,11 @@ mod tests {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
         let ns: Vec<Node> = (0..nodes)
             .map(|i| {
-                let g = if gpus { [0, 1, 2][r.gen_range(0..3)] } else { 0 };
+                let g = if gpus {
+                    [0, 1, 2][r.gen_range(0..3)]
+                } else {
+                    0
+                };
                 Node::new(
                     &format!("n{i}"),
                     [2000, 4000][r.gen_range(0..2)],
@@ -856,7 +887,12 @@ mod tests {
         Problem::from_parts(ns, ps).unwrap()
     }
 
-    fn run(problem: &Problem, start: Vec<Option<Binding>>, seconds: f64, threads: u32) -> Vec<Option<Binding>> {
+    fn run(
+        problem: &Problem,
+        start: Vec<Option<Binding>>,
+        seconds: f64,
+        threads: u32,
+    ) -> Vec<Option<Binding>> {
         let deadline = Deadline::after_seconds(WallClock::shared(), seconds);
         improve(problem, Objective::Pack, start, threads, 3, &deadline).0
     }
@@ -922,8 +958,14 @@ mod tests {
         for seed in 0..24u64 {
             let nodes = [5, 12, 20, 30][seed as usize % 4];
             let problem = instance(seed, nodes, 3 * nodes / 2 + 2, true);
-            for (k, kind) in [OnlineKind::Random, OnlineKind::KubeDefault].iter().enumerate() {
-                let start = OnlinePolicy::new(*kind, seed).place(&problem).unwrap().placement;
+            for (k, kind) in [OnlineKind::Random, OnlineKind::KubeDefault]
+                .iter()
+                .enumerate()
+            {
+                let start = OnlinePolicy::new(*kind, seed)
+                    .place(&problem)
+                    .unwrap()
+                    .placement;
                 let before = Score::of(&problem, &start, Objective::Pack);
                 let threads = 1 + k as u32;
                 let out = run(&problem, start, 0.3, threads);
@@ -941,7 +983,12 @@ mod tests {
     fn reaches_the_brute_force_optimum_on_tiny_clusters() {
         for seed in 0..40u64 {
             let gpus = seed % 2 == 0;
-            let problem = instance(100 + seed, 2 + seed as usize % 2, 3 + seed as usize % 2, gpus);
+            let problem = instance(
+                100 + seed,
+                2 + seed as usize % 2,
+                3 + seed as usize % 2,
+                gpus,
+            );
             let best = brute_force(&problem);
             // From nothing placed, and from a random placement.
             let none = vec![None; problem.pending.len()];
@@ -956,7 +1003,10 @@ mod tests {
                 // Pods in a gang or selected by a spread pod stay where the start had
                 // them; without such pods the optimum is reached.
                 let fixed = movable_pods(&problem).iter().any(|m| !m);
-                assert!(!got.better_than(&best), "seed {seed}: {got:?} beats {best:?}");
+                assert!(
+                    !got.better_than(&best),
+                    "seed {seed}: {got:?} beats {best:?}"
+                );
                 if !fixed {
                     assert_eq!(got, best, "seed {seed}");
                 }

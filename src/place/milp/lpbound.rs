@@ -108,7 +108,10 @@ pub fn lp_bound(problem: &Problem) -> Result<f64, PlaceError> {
 /// HiGHS does not prove the LP optimal within [`LP_TIME_LIMIT_SECONDS`].
 ///
 /// Errors only if HiGHS rejects the program.
-pub fn node_lower_bound(problem: &Problem, weights: &[f64]) -> Result<Vec<Option<f64>>, PlaceError> {
+pub fn node_lower_bound(
+    problem: &Problem,
+    weights: &[f64],
+) -> Result<Vec<Option<f64>>, PlaceError> {
     let Some(mut lp) = relaxed_program(problem) else {
         return Ok(weights.iter().map(|_| Some(0.0)).collect());
     };
@@ -132,7 +135,11 @@ pub fn node_lower_bound(problem: &Problem, weights: &[f64]) -> Result<Vec<Option
         // Per dimension: demand on the node <= its free amount × k.
         let mut caps = formulate::free_of(relaxed, n, &ext);
         let node = &relaxed.cluster[n];
-        caps.push(node.allocatable.pods.saturating_sub(relaxed.cluster.used(n).pods) as f64);
+        caps.push(
+            node.allocatable
+                .pods
+                .saturating_sub(relaxed.cluster.used(n).pods) as f64,
+        );
         caps.push(relaxed.cluster.gpu_free_total(n) as f64);
         for (dim, &cap) in caps.iter().enumerate() {
             let terms: Vec<(usize, f64)> = xs

@@ -416,7 +416,11 @@ impl Placer for MilpPlacer {
                 );
                 let s = self.score(problem, &repaired);
                 if s.better_than(&best) {
-                    tracing::debug!(weight = s.weight, goal = s.goal, "LNS repair beat the answer");
+                    tracing::debug!(
+                        weight = s.weight,
+                        goal = s.goal,
+                        "LNS repair beat the answer"
+                    );
                     best = s;
                     placement = repaired;
                     changed = true;
