@@ -9,7 +9,7 @@ use plimsoll::model::{
     Binding, GpuAmount, GpuRequest, LabelSelector, Node, NodeGpus, NodeId, Pod, PodAffinityTerm,
     Problem, Resources, TopologySpreadConstraint, WhenUnsatisfiable,
 };
-use plimsoll::place::milp::{lp_bound, weighted_placed};
+use plimsoll::place::milp::{lp_bound, node_lower_bound, weighted_placed};
 use plimsoll::place::validate::validate;
 use plimsoll::place::{policy_by_name, PolicyOptions, POLICY_NAMES};
 use rand::{Rng, SeedableRng};
@@ -82,10 +82,17 @@ fn smoke_suite_json_has_every_field_and_every_row_is_valid() {
                 "gap_pct",
                 "seconds",
                 "valid",
+                "nodes_lb",
             ] {
                 assert!(r.get(key).is_some(), "row missing {key}");
             }
             assert_eq!(r["valid"], true, "{r}");
+            // The node lower bound holds for the row's own placement.
+            let lb = r["nodes_lb"].as_f64().expect("a node lower bound");
+            assert!(
+                lb <= r["nodes_used"].as_f64().unwrap() + 1e-9,
+                "node bound {lb} above nodes used: {r}"
+            );
             let w = r["weighted_placed"].as_f64().unwrap();
             assert!(w <= bound + 1e-9, "weighted {w} above bound {bound}: {r}");
             assert!(r["gap_pct"].as_f64().unwrap() >= -1e-9);
@@ -111,6 +118,7 @@ fn table_output_names_suite_version_and_columns() {
     for col in [
         "PLACED",
         "NODES USED",
+        "NODES LB",
         "GPU ALLOC %",
         "GAP %",
         "TIME S",
@@ -355,6 +363,80 @@ fn lp_bound_is_at_least_the_brute_force_optimum() {
     assert!(tight >= 30, "only {tight} of 60 bounds are tight");
 }
 
+/// The fewest nodes receiving pods over every valid placement placing weight at least
+/// `w` (as [`brute_force`]); `None` if none does.
+fn brute_force_nodes(problem: &Problem, w: f64) -> Option<usize> {
+    let n = problem.cluster.node_count();
+    let m = problem.pending.len();
+    let mut best: Option<usize> = None;
+    let total = (n + 1).pow(m as u32);
+    'next: for code in 0..total {
+        let mut c = code;
+        let mut cluster = problem.cluster.clone();
+        let mut placement: Vec<Option<Binding>> = Vec::with_capacity(m);
+        for pod in &problem.pending {
+            let choice = c % (n + 1);
+            c /= n + 1;
+            if choice == n {
+                placement.push(None);
+                continue;
+            }
+            let Ok(id) = cluster.bind(pod.clone(), NodeId::from_index(choice), None) else {
+                continue 'next;
+            };
+            let devices = cluster.pod(id).unwrap().1.gpu_devices.clone();
+            placement.push(Some(Binding {
+                node: NodeId::from_index(choice),
+                gpu_devices: devices,
+            }));
+        }
+        if weighted_placed(problem, &placement) < w - 1e-9 {
+            continue;
+        }
+        let used = placement
+            .iter()
+            .flatten()
+            .map(|b| b.node)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        if best.is_none_or(|b| used < b) && validate(problem, &placement).is_ok() {
+            best = Some(used);
+        }
+    }
+    best
+}
+
+#[test]
+fn node_lower_bound_is_at_most_the_brute_force_fewest_nodes() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let (mut tight, mut checked) = (0, 0);
+    for _ in 0..60 {
+        let p = tiny(&mut rng);
+        let opt = brute_force(&p);
+        let weights = [opt, (opt - 1.0).max(0.0), 1.0];
+        let lbs = node_lower_bound(&p, &weights).unwrap();
+        for (&w, lb) in weights.iter().zip(lbs) {
+            let Some(fewest) = brute_force_nodes(&p, w) else {
+                continue;
+            };
+            let lb = lb.expect("the LP reaches every weight a valid placement reaches");
+            assert!(
+                lb <= fewest as f64 + 1e-9,
+                "weight {w}: node bound {lb} above the fewest nodes {fewest}: {p:?}"
+            );
+            checked += 1;
+            if (lb - fewest as f64).abs() < 1e-9 {
+                tight += 1;
+            }
+        }
+    }
+    // Not vacuous: most bounds are the brute-force minimum.
+    assert!(
+        2 * tight >= checked,
+        "only {tight} of {checked} node bounds are tight"
+    );
+}
+
 #[test]
 fn lp_bound_is_at_least_every_policys_weighted_placed() {
     let opts = PolicyOptions {
@@ -383,6 +465,18 @@ fn lp_bound_is_at_least_every_policys_weighted_placed() {
             assert!(
                 w <= bound + 1e-9,
                 "seed {seed}: {name} placed weight {w} above the bound {bound}"
+            );
+            let used = out
+                .placement
+                .iter()
+                .flatten()
+                .map(|b| b.node)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            let lb = node_lower_bound(&p, &[w]).unwrap()[0].expect("a node bound");
+            assert!(
+                lb <= used as f64 + 1e-9,
+                "seed {seed}: {name} uses {used} nodes, below the node bound {lb}"
             );
         }
     }

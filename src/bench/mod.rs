@@ -5,8 +5,9 @@
 //! batches of the openb trace, or from Kubernetes manifests. [`run_suite`] builds each
 //! case's [`Problem`], computes its LP bound ([`crate::place::milp::lp_bound`]), runs each
 //! policy, checks every placement with [`crate::place::validate::validate`] and reports
-//! placed pods, nodes receiving pods, GPU allocation, priority-weighted placed pods, the
-//! gap to the bound and the time. Built-in suites (`smoke`, `standard`, `large`) are
+//! placed pods, nodes receiving pods with a lower bound on them at the row's placed
+//! weight ([`crate::place::milp::node_lower_bound`]), GPU allocation, priority-weighted
+//! placed pods, the gap to the bound and the time. Built-in suites (`smoke`, `standard`, `large`) are
 //! embedded from `bench/suites/`.
 //!
 //! This module runs and measures; printing belongs to the command-line tool.
@@ -106,6 +107,11 @@ pub struct Row {
     pub unplaced: usize,
     /// Nodes that received at least one newly placed pod.
     pub nodes_used: usize,
+    /// A lower bound on `nodes_used` for every valid placement that places at least this
+    /// row's `weighted_placed` ([`crate::place::milp::node_lower_bound`], the LP bound on
+    /// the `pack` goal); `None` if unknown (bound failed, row invalid).
+    #[serde(default)]
+    pub nodes_lb: Option<f64>,
     /// Allocated milli-GPU / total milli-GPU over all nodes after placement, percent.
     pub gpu_alloc_pct: f64,
     /// Placed pods weighted by `1 + rank` of their priority (the MILP's first goal,
@@ -150,6 +156,9 @@ pub struct CaseReport {
     pub bound_error: Option<String>,
     /// Seconds the bound took.
     pub bound_seconds: f64,
+    /// Seconds the rows' node lower bounds took together (`Row::nodes_lb`).
+    #[serde(default)]
+    pub nodes_lb_seconds: f64,
     /// Why the case did not run (openb data absent), if it did not.
     pub skipped: Option<String>,
     /// One row per policy.

@@ -4,7 +4,7 @@ use super::suite::{check_policies, policy_names, CaseDef, OpenbCase, SuiteBase};
 use super::{check_and_measure, BenchError, CaseReport, Row, RunOptions, Suite, SuiteReport};
 use crate::datasets::{openb, synthetic};
 use crate::model::Problem;
-use crate::place::milp::{lp_bound, priority_weights, weighted_placed};
+use crate::place::milp::{lp_bound, node_lower_bound, priority_weights, weighted_placed};
 use crate::place::{policy_by_name, PolicyOptions};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -169,6 +169,7 @@ fn run_case(
         lp_bound: None,
         bound_error: None,
         bound_seconds: 0.0,
+        nodes_lb_seconds: 0.0,
         skipped: None,
         rows: Vec::new(),
     };
@@ -212,6 +213,29 @@ fn run_case(
         );
         report.rows.push(row);
     }
+    // The node lower bound at each valid row's placed weight (one LP per distinct weight).
+    let t = Instant::now();
+    let weights: Vec<f64> = report
+        .rows
+        .iter()
+        .filter(|r| r.valid)
+        .map(|r| r.weighted_placed)
+        .collect();
+    match node_lower_bound(&problem, &weights) {
+        Ok(lbs) => {
+            let mut lbs = lbs.into_iter();
+            for r in report.rows.iter_mut().filter(|r| r.valid) {
+                r.nodes_lb = lbs.next().flatten();
+            }
+        }
+        Err(e) => tracing::warn!(case = case.name, "node lower bound failed: {e}"),
+    }
+    report.nodes_lb_seconds = t.elapsed().as_secs_f64();
+    tracing::info!(
+        case = case.name,
+        s = report.nodes_lb_seconds,
+        "node lower bounds"
+    );
     Ok(report)
 }
 
@@ -228,6 +252,7 @@ fn run_policy(
         placed: 0,
         unplaced: problem.pending.len(),
         nodes_used: 0,
+        nodes_lb: None,
         gpu_alloc_pct: 0.0,
         weighted_placed: 0.0,
         gap_pct: None,

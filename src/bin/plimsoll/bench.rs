@@ -125,7 +125,7 @@ fn print_table(report: &SuiteReport) {
         .map(|r| {
             if !r.valid {
                 let mut v = vec![r.case.clone(), r.policy.clone()];
-                v.extend(std::iter::repeat_n("-".to_string(), 6));
+                v.extend(std::iter::repeat_n("-".to_string(), 7));
                 v.push(format!("{:.2}", r.seconds));
                 v.push("INVALID".into());
                 return v;
@@ -140,6 +140,7 @@ fn print_table(report: &SuiteReport) {
                 r.placed.to_string(),
                 r.unplaced.to_string(),
                 r.nodes_used.to_string(),
+                opt(r.nodes_lb, 0),
                 format!("{:.1}", r.gpu_alloc_pct),
                 format!("{}", r.weighted_placed),
                 opt(r.gap_pct, 2),
@@ -157,6 +158,7 @@ fn print_table(report: &SuiteReport) {
                 "PLACED",
                 "UNPLACED",
                 "NODES USED",
+                "NODES LB",
                 "GPU ALLOC %",
                 "WEIGHTED",
                 "GAP %",
@@ -167,7 +169,8 @@ fn print_table(report: &SuiteReport) {
         )
     );
     println!();
-    println!("NODES USED: nodes receiving new pods. GPU ALLOC %: allocated / total milli-GPU after placement.");
+    println!("NODES USED: nodes receiving new pods. NODES LB: no valid placement of at least this row's WEIGHTED uses fewer (LP bound).");
+    println!("GPU ALLOC %: allocated / total milli-GPU after placement.");
     println!(
         "WEIGHTED: placed pods weighted by 1 + the rank of their priority (the MILP's first goal)."
     );

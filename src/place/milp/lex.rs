@@ -41,13 +41,34 @@ pub(super) fn solve(
     second_rel_gap: f64,
     time_left: impl Fn() -> f64,
 ) -> Result<Lexicographic, MilpError> {
+    solve_with(
+        program,
+        warm,
+        all,
+        settings,
+        second_rel_gap,
+        time_left,
+        false,
+    )
+}
+
+/// As [`solve`], with HiGHS's presolve on if `presolve` (see [`solve::solve_with`]).
+pub(super) fn solve_with(
+    program: &Program,
+    warm: Option<&[f64]>,
+    all: f64,
+    settings: &Settings,
+    second_rel_gap: f64,
+    time_left: impl Fn() -> f64,
+    presolve: bool,
+) -> Result<Lexicographic, MilpError> {
     let mut settings = settings.clone();
     let warm_weight = warm.map(|w| program.primary_value(w));
     let (mut values, weight_bound, weight_optimal) = match warm_weight {
         Some(v) if v >= all - 0.5 => (warm.unwrap_or_default().to_vec(), all, true),
         _ => {
             settings.time_limit = time_left();
-            let first = solve::solve(program, Goal::Primary, &settings, warm)?;
+            let first = solve::solve_with(program, Goal::Primary, &settings, warm, presolve)?;
             let values = first
                 .values
                 .or_else(|| warm.map(<[f64]>::to_vec))
@@ -68,7 +89,13 @@ pub(super) fn solve(
     if weight_optimal && left > MIN_SECONDS_FOR_SECOND {
         settings.time_limit = left;
         settings.rel_gap = second_rel_gap;
-        let second = solve::solve(program, Goal::Secondary(weight), &settings, Some(&values))?;
+        let second = solve::solve_with(
+            program,
+            Goal::Secondary(weight),
+            &settings,
+            Some(&values),
+            presolve,
+        )?;
         if let Some(v2) = second.values {
             if program.primary_value(&v2) >= weight - 0.5
                 && program.secondary_value(&v2) <= program.secondary_value(&values)

@@ -41,6 +41,7 @@
 
 use super::aggregate::{self, NodeType};
 use super::classes::{self, Classes};
+use super::formulate;
 use super::solve;
 use crate::model::{NodeId, Problem, MILLI_PER_GPU};
 use crate::place::filter::FilterContext;
@@ -71,6 +72,142 @@ const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 ///
 /// Errors only if HiGHS rejects the program.
 pub fn lp_bound(problem: &Problem) -> Result<f64, PlaceError> {
+    let Some(lp) = relaxed_program(problem) else {
+        return Ok(0.0);
+    };
+    let (agg, eligible_weight) = (lp.agg, lp.eligible_weight);
+    let settings = solve::Settings {
+        time_limit: LP_TIME_LIMIT_SECONDS,
+        rel_gap: 0.0,
+        abs_gap: 0.0,
+        threads: 1,
+        seed: 0,
+    };
+    let solved = solve::solve(&agg.program, solve::Goal::Primary, &settings, None)
+        .map_err(|e| PlaceError::Solver(e.to_string()))?;
+    let lp = match (&solved.values, solved.optimal) {
+        (Some(v), true) => agg.program.primary_value(v),
+        _ => {
+            tracing::warn!("LP bound not proven optimal in time; using the eligible weight");
+            return Ok(eligible_weight);
+        }
+    };
+    let rounded = (lp + 1e-6 * lp.abs().max(1.0)).floor();
+    Ok(rounded.min(eligible_weight))
+}
+
+/// Lower bounds on the number of nodes that receive at least one pending pod, one per
+/// entry of `weights`: for each weight `w`, no placement that passes
+/// [`crate::place::validate::validate`] and places priority weight at least `w` (see
+/// [`super::weighted_placed`]) uses fewer nodes. The `pack` goal's LP bound: the LP
+/// relaxation of the same aggregated program as [`lp_bound`] (the same constraints
+/// relaxed), with a column "nodes of this type in use" on every type — also on single
+/// nodes with partly used GPUs, where it is at least each resource's demand over the
+/// node's free amount — minimised subject to the placed weight being at least `w`,
+/// rounded up. `None` for a weight the LP cannot reach (above [`lp_bound`]) or when
+/// HiGHS does not prove the LP optimal within [`LP_TIME_LIMIT_SECONDS`].
+///
+/// Errors only if HiGHS rejects the program.
+pub fn node_lower_bound(
+    problem: &Problem,
+    weights: &[f64],
+) -> Result<Vec<Option<f64>>, PlaceError> {
+    let Some(mut lp) = relaxed_program(problem) else {
+        return Ok(weights.iter().map(|_| Some(0.0)).collect());
+    };
+    let agg = &mut lp.agg;
+    let relaxed = &lp.relaxed;
+    let ext = aggregate::extended_names(relaxed, &lp.classes);
+    for (t, ty) in agg.types.iter().enumerate() {
+        if agg.k.contains_key(&t) {
+            continue;
+        }
+        let n = ty.nodes[0];
+        let k = agg.program.col(0.0, 1.0, false);
+        agg.program.cols[k].secondary = 1.0;
+        agg.k.insert(t, k);
+        let xs: Vec<(usize, usize)> = agg
+            .x
+            .iter()
+            .filter(|(&(_, tt), _)| tt == t)
+            .map(|(&(c, _), &x)| (c, x))
+            .collect();
+        // Per dimension: demand on the node <= its free amount × k.
+        let mut caps = formulate::free_of(relaxed, n, &ext);
+        let node = &relaxed.cluster[n];
+        caps.push(
+            node.allocatable
+                .pods
+                .saturating_sub(relaxed.cluster.used(n).pods) as f64,
+        );
+        caps.push(relaxed.cluster.gpu_free_total(n) as f64);
+        for (dim, &cap) in caps.iter().enumerate() {
+            let terms: Vec<(usize, f64)> = xs
+                .iter()
+                .map(|&(c, x)| {
+                    let i = lp.classes.classes[c].rep();
+                    let d = formulate::demand_of(relaxed, i, &ext);
+                    let a = match dim.cmp(&d.len()) {
+                        std::cmp::Ordering::Less => d[dim],
+                        std::cmp::Ordering::Equal => 1.0,
+                        std::cmp::Ordering::Greater => {
+                            relaxed.pending[i].gpu.amount.total_milli() as f64
+                        }
+                    };
+                    (x, a)
+                })
+                .filter(|&(_, a)| a > 0.0)
+                .collect();
+            if terms.is_empty() || cap <= 0.0 {
+                continue;
+            }
+            let mut row: Vec<(usize, f64)> = terms.into_iter().map(|(x, a)| (x, a / cap)).collect();
+            row.push((k, -1.0));
+            agg.program.le(row, 0.0);
+        }
+    }
+    for c in &mut agg.program.cols {
+        c.integer = false;
+    }
+    let settings = solve::Settings {
+        time_limit: LP_TIME_LIMIT_SECONDS,
+        rel_gap: 0.0,
+        abs_gap: 0.0,
+        threads: 1,
+        seed: 0,
+    };
+    let mut out = Vec::with_capacity(weights.len());
+    let mut memo: BTreeMap<u64, Option<f64>> = BTreeMap::new();
+    for &w in weights {
+        if let Some(&b) = memo.get(&w.to_bits()) {
+            out.push(b);
+            continue;
+        }
+        let solved = solve::solve(&agg.program, solve::Goal::Secondary(w), &settings, None)
+            .map_err(|e| PlaceError::Solver(e.to_string()))?;
+        let b = match (&solved.values, solved.optimal) {
+            (Some(v), true) => {
+                let nodes = agg.program.secondary_value(v);
+                Some((nodes - 1e-6 * nodes.abs().max(1.0)).ceil().max(0.0))
+            }
+            _ => None,
+        };
+        memo.insert(w.to_bits(), b);
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// The relaxed problem, its merged classes, the aggregated LP program over them and the
+/// weight of every pod eligible somewhere; `None` if no pod can go anywhere.
+struct Relaxed {
+    relaxed: Problem,
+    classes: Classes,
+    agg: aggregate::Aggregate,
+    eligible_weight: f64,
+}
+
+fn relaxed_program(problem: &Problem) -> Option<Relaxed> {
     let relaxed = Problem {
         cluster: problem.cluster.clone(),
         pending: problem
@@ -99,7 +236,7 @@ pub fn lp_bound(problem: &Problem) -> Result<f64, PlaceError> {
     let types = lp_types(&relaxed, &groups, &eligible);
     let mut agg = aggregate::build(&relaxed, &classes, types);
     if agg.x.is_empty() {
-        return Ok(0.0);
+        return None;
     }
     for c in &mut agg.program.cols {
         c.integer = false;
@@ -111,24 +248,12 @@ pub fn lp_bound(problem: &Problem) -> Result<f64, PlaceError> {
         rows = agg.program.rows.len(),
         "LP bound program built"
     );
-    let settings = solve::Settings {
-        time_limit: LP_TIME_LIMIT_SECONDS,
-        rel_gap: 0.0,
-        abs_gap: 0.0,
-        threads: 1,
-        seed: 0,
-    };
-    let solved = solve::solve(&agg.program, solve::Goal::Primary, &settings, None)
-        .map_err(|e| PlaceError::Solver(e.to_string()))?;
-    let lp = match (&solved.values, solved.optimal) {
-        (Some(v), true) => agg.program.primary_value(v),
-        _ => {
-            tracing::warn!("LP bound not proven optimal in time; using the eligible weight");
-            return Ok(eligible_weight);
-        }
-    };
-    let rounded = (lp + 1e-6 * lp.abs().max(1.0)).floor();
-    Ok(rounded.min(eligible_weight))
+    Some(Relaxed {
+        relaxed,
+        classes,
+        agg,
+        eligible_weight,
+    })
 }
 
 /// Groups of nodes the filter cannot tell apart except by name and hostname label.

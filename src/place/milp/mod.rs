@@ -84,7 +84,9 @@
 //! worse than the warm start.
 //!
 //! # Time
-//! The warm starts may use a quarter of the time limit: once it is spent, the online
+//! Below, "the time limit" is the part before the search (half of it with
+//! [`MilpOptions::lns`], all of it without), except that the warm starts may always use
+//! a quarter of the whole limit: once it is spent, the online
 //! policies not yet run are skipped (at least one runs; if it alone takes the whole
 //! limit, its placement is returned with `fell_back`). The "never worse than any online
 //! policy" promise then holds for the policies that ran. HiGHS gets two thirds of what is
@@ -92,6 +94,24 @@
 //! pending pods times the fastest warm start's time, tripled, and 10 µs per program
 //! column for HiGHS's set-up, which its own clock does not count); if nothing is left,
 //! HiGHS is not started and the warm start is returned (`fell_back`).
+//!
+//! # Anytime: large-neighbourhood search
+//! With [`MilpOptions::lns`] (the default) and no plugins, the warm starts and the
+//! program above get half the time limit; their answer (never worse than the best warm
+//! start) is then improved until the limit by large-neighbourhood search (`lns`): free
+//! the pods of a few nodes — nodes where unplaced pods could fit, or lightly loaded
+//! nodes in use for `pack` — and the unplaced pods that fit there, solve that
+//! sub-problem exactly (the same program, every other pod fixed, HiGHS with a short time
+//! limit), and keep the result when the whole placement is lexicographically better and
+//! passes the validator. First, up to two *repair* starts get a fifth of the time left
+//! each: placements (online policies' or the program's) at most 1 % lighter than the
+//! answer but better on the second goal — a policy that packs tightly but left a pod out
+//! — searched the same way; one that ends lexicographically better than the answer
+//! replaces it. Neighbourhoods adapt their size to how fast they solve; with
+//! `threads > 1` that many disjoint ones are solved at once (one HiGHS thread each). A
+//! cluster of at most 16 nodes is one neighbourhood, and the search stops once it is
+//! solved to optimality. When the search improves the answer, `fell_back` is false and
+//! the stats' objective is the improved placement's.
 //!
 //! # Plugins
 //! [`MilpPlacer::with_plugins`] attaches an embedder's hard rules and cost terms
@@ -109,6 +129,7 @@ mod formulate;
 mod goal;
 mod large;
 mod lex;
+mod lns;
 mod lpbound;
 pub(crate) mod program;
 mod realise;
@@ -116,7 +137,7 @@ pub(crate) mod solve;
 mod tail;
 
 pub use classes::priority_weights;
-pub use lpbound::{lp_bound, LP_TIME_LIMIT_SECONDS};
+pub use lpbound::{lp_bound, node_lower_bound, LP_TIME_LIMIT_SECONDS};
 
 use super::online::{OnlineKind, OnlinePolicy};
 use super::{Outcome, PlaceError, Placer, Plugins, SolveStats};
@@ -143,6 +164,10 @@ pub struct MilpOptions {
     /// nodes per class (the greedy's and the nearest in free-resource space, see
     /// "Size: the restricted path" in the module docs); 0 always restricts.
     pub restrict_above_pairs: usize,
+    /// Improve the answer by large-neighbourhood search until the time limit (see
+    /// "Anytime: large-neighbourhood search" in the module docs; default true). Off, the
+    /// whole limit goes to the warm starts and the program, as before.
+    pub lns: bool,
 }
 
 impl Default for MilpOptions {
@@ -154,6 +179,7 @@ impl Default for MilpOptions {
             threads: 1,
             seed: 42,
             restrict_above_pairs: candidates::LARGE_PAIRS,
+            lns: true,
         }
     }
 }
@@ -277,10 +303,23 @@ impl Placer for MilpPlacer {
 
     /// Places by `deadline`: every stage takes its budget from the deadline's clock
     /// (warm starts, the solves, realisation and repair), never from `Instant::now()`.
-    fn place_by(&self, problem: &Problem, deadline: &Deadline) -> Result<Outcome, PlaceError> {
+    fn place_by(&self, problem: &Problem, full: &Deadline) -> Result<Outcome, PlaceError> {
+        // The warm starts and the program get the time limit less the search's share.
+        let lns_on = self.opts.lns && self.plugins.is_empty();
+        let main = if lns_on {
+            full.earlier_by(LNS_SHARE * full.budget_seconds())
+        } else {
+            full.clone()
+        };
+        let deadline = &main;
         let mut greedy: Option<(OnlineKind, Vec<Option<Binding>>, goal::Score)> = None;
+        // Placements other than the answer, for the search's repair phase.
+        let mut alternates: Vec<(Vec<Option<Binding>>, goal::Score)> = Vec::new();
         let mut fastest = f64::INFINITY;
-        let budget = WARM_START_SHARE * deadline.budget_seconds();
+        // A share of the whole limit, not of the part before the search: the warm starts
+        // are what the answer is never worse than (on a loaded machine, a quarter of half
+        // the limit skipped kube-default on constrained-500).
+        let budget = WARM_START_SHARE * full.budget_seconds();
         for k in self.warm_start_kinds() {
             if greedy.is_some() && deadline.elapsed_seconds() > budget {
                 tracing::debug!(
@@ -296,7 +335,12 @@ impl Placer for MilpPlacer {
             fastest = fastest.min(deadline.elapsed_seconds() - t);
             let s = self.score(problem, &out.placement);
             if greedy.as_ref().is_none_or(|g| s.better_than(&g.2)) {
+                if let Some((_, p, gs)) = greedy.take() {
+                    alternates.push((p, gs));
+                }
                 greedy = Some((k, out.placement, s));
+            } else {
+                alternates.push((out.placement, s));
             }
         }
         let (kind, greedy, greedy_score) = greedy.expect("at least one warm start");
@@ -330,7 +374,7 @@ impl Placer for MilpPlacer {
             }
             st
         };
-        let (placement, mut stats) = match result {
+        let (mut placement, mut stats, goal_units) = match result {
             Ok(o) => {
                 let s = self.score(problem, &o.placement);
                 if greedy_score.better_than(&s) {
@@ -339,17 +383,80 @@ impl Placer for MilpPlacer {
                         milp_goal = s.goal,
                         "MILP worse than the greedy warm start; falling back"
                     );
-                    (greedy, fallback_stats(Some(&o)))
+                    alternates.push((o.placement.clone(), s));
+                    (greedy, fallback_stats(Some(&o)), true)
                 } else {
-                    (o.placement, o.stats)
+                    (o.placement, o.stats, o.in_goal_units)
                 }
             }
             Err(e) => {
                 tracing::debug!("MILP failed ({e}); falling back to greedy");
-                (greedy, fallback_stats(None))
+                (greedy, fallback_stats(None), true)
             }
         };
-        stats.solve_seconds = deadline.elapsed_seconds();
+        if lns_on && full.remaining_seconds() > 0.0 {
+            let before = self.score(problem, &placement);
+            let mut best = before;
+            let mut changed = false;
+            // Repair: a placement slightly lighter but better on the second goal (a
+            // policy or the program that left a few pods out) gets a share of the time
+            // to place them; if it then beats the answer, the search goes on from it.
+            let slack = (REPAIR_WEIGHT_SLACK * best.weight).max(1.0);
+            alternates.retain(|(_, s)| s.weight >= best.weight - slack && s.goal < best.goal);
+            alternates.sort_by(|a, b| a.1.goal.total_cmp(&b.1.goal));
+            for (alt, _) in alternates.into_iter().take(REPAIR_STARTS) {
+                let by = full.earlier_by((1.0 - REPAIR_SHARE) * full.remaining_seconds());
+                let (repaired, _) = lns::improve(
+                    problem,
+                    self.opts.objective,
+                    alt,
+                    self.opts.threads,
+                    self.opts.seed,
+                    &by,
+                );
+                let s = self.score(problem, &repaired);
+                if s.better_than(&best) {
+                    tracing::debug!(
+                        weight = s.weight,
+                        goal = s.goal,
+                        "LNS repair beat the answer"
+                    );
+                    best = s;
+                    placement = repaired;
+                    changed = true;
+                }
+            }
+            let (improved, report) = lns::improve(
+                problem,
+                self.opts.objective,
+                placement,
+                self.opts.threads,
+                self.opts.seed,
+                full,
+            );
+            placement = improved;
+            if report.improved > 0 || changed {
+                let s = self.score(problem, &placement);
+                stats.fell_back = false;
+                if goal_units && s.weight <= before.weight + 1e-9 {
+                    // Same weight: the second goal's bound still holds.
+                    stats.objective = Some(s.goal);
+                    stats.bound = stats.bound.map(|b| b.min(s.goal));
+                } else if goal_units {
+                    // More weight: the bound was for the lower weight's placements.
+                    stats.objective = Some(s.goal);
+                    stats.bound = None;
+                } else {
+                    stats.objective = Some(s.weight);
+                    stats.bound = stats.bound.map(|b| b.max(s.weight));
+                }
+                stats.gap = match (stats.objective, stats.bound) {
+                    (Some(o), Some(b)) => Some(gap(o, b)),
+                    _ => None,
+                };
+            }
+        }
+        stats.solve_seconds = full.elapsed_seconds();
         Ok(Outcome {
             policy: self.name().to_string(),
             placement,
@@ -554,6 +661,18 @@ const HIGHS_SECONDS_PER_COLUMN: f64 = 1e-5;
 /// The share of the time limit the greedy warm starts may use: once it is spent, the
 /// online policies not yet run are skipped (at least one always runs).
 const WARM_START_SHARE: f64 = 0.25;
+
+/// The share of the time limit kept for the large-neighbourhood search (when on): the
+/// warm starts and the program must finish before it starts.
+const LNS_SHARE: f64 = 0.5;
+
+/// Repair starts for the search: placements at most this share of the answer's weight
+/// lighter (at least one unit) and better on the second goal.
+const REPAIR_WEIGHT_SLACK: f64 = 0.01;
+/// At most this many repair starts, the best on the second goal first.
+const REPAIR_STARTS: usize = 2;
+/// Each repair start gets this share of the time left.
+const REPAIR_SHARE: f64 = 0.2;
 
 /// Above this many (class, eligible node) pairs, `pack` uses the aggregated program.
 const AGGREGATE_MIN_PAIRS: usize = 2000;

@@ -40,12 +40,25 @@ pub(crate) struct Solved {
     pub optimal: bool,
 }
 
-/// Solves `program` for `goal`, starting from `start` if given.
+/// Solves `program` for `goal`, starting from `start` if given (HiGHS's presolve off,
+/// see below).
 pub(crate) fn solve(
     program: &Program,
     goal: Goal,
     settings: &Settings,
     start: Option<&[f64]>,
+) -> Result<Solved, MilpError> {
+    solve_with(program, goal, settings, start, false)
+}
+
+/// As [`solve`], with HiGHS's presolve on if `presolve` (small programs: the
+/// large-neighbourhood search's sub-problems, where it pays for itself).
+pub(crate) fn solve_with(
+    program: &Program,
+    goal: Goal,
+    settings: &Settings,
+    start: Option<&[f64]>,
+    presolve: bool,
 ) -> Result<Solved, MilpError> {
     let mut rp = RowProblem::default();
     let cols: Vec<highs::Col> = program
@@ -99,7 +112,7 @@ pub(crate) fn solve(
     // Presolve off: on openb it took 2-3 s of a 10 s budget and left HiGHS's
     // feasibility-jump heuristic without an improvement over the warm start.
     model
-        .try_set_option("presolve", "off")
+        .try_set_option("presolve", if presolve { "on" } else { "off" })
         .map_err(|e| MilpError::highs("option presolve", e))?;
     // Feasibility jump off: it checks no time limit (it stops on effort only) and took
     // 47 % of a 15-s solve given a 5.6-s limit on a 195,000-column program (500-node
@@ -144,7 +157,7 @@ pub(crate) fn solve(
                 bound,
                 "HiGHS called its start optimal; solving without it"
             );
-            return solve(program, goal, settings, None);
+            return solve_with(program, goal, settings, None, presolve);
         }
     }
     Ok(Solved {
