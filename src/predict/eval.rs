@@ -495,11 +495,11 @@ fn score(
 /// (realised 8.4% at a 5% target); see docs/predict.md.
 pub const KNN_COSTS: [f64; 4] = [0.5, 1.0, 2.0, 5.0];
 
-/// The k-NN's candidate rules: the `1 − risk` quantile of every risk, then every cost.
+/// The k-NN's candidate rules: its (floored) mean, the `1 − risk` quantile of every risk,
+/// then every cost.
 fn knn_rules(risks: &[f64], costs: &[f64]) -> Vec<Reserve> {
-    risks
-        .iter()
-        .map(|r| Reserve::Quantile(1.0 - r))
+    std::iter::once(Reserve::Mean)
+        .chain(risks.iter().map(|r| Reserve::Quantile(1.0 - r)))
         .chain(costs.iter().map(|&c| Reserve::Cost(c)))
         .collect()
 }
@@ -531,11 +531,12 @@ fn risk_scores(risks: &[f64], rules: &[Reserve], cal: &Pass, test: &Pass) -> Vec
         .map(|(i, &target)| {
             // Candidates: (label, calibration pairs, test pairs).
             let mut candidates: Vec<(String, &[(f64, f64)], &[(f64, f64)])> = Vec::new();
-            candidates.push(("point".into(), &cal.point, &test.point));
-            if !rules.is_empty() {
+            if rules.is_empty() {
+                candidates.push(("point".into(), &cal.point, &test.point));
+            } else {
                 for (j, rule) in rules.iter().enumerate() {
-                    let own_quantile = j == i;
-                    if own_quantile || matches!(rule, Reserve::Cost(_)) {
+                    let own_quantile = j == i + 1;
+                    if own_quantile || !matches!(rule, Reserve::Quantile(_)) {
                         candidates.push((rule.label(), &cal.rules[j], &test.rules[j]));
                     }
                 }

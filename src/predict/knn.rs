@@ -12,6 +12,9 @@
 //! a saved model keeps its standardised points and targets and rebuilds the tree on load.
 
 use super::features::{features, FeatureVec, TrainingData, MAX_1H};
+
+/// Index of the last value in [`FeatureVec`].
+const LAST: usize = 0;
 use super::{PredictError, Predictor, Series};
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rand::SeedableRng;
@@ -275,8 +278,10 @@ impl KnnModel {
         self.predict_reserves(x, &rules)
     }
 
-    /// The point prediction and one reservation per rule of `rules` (see [`Reserve`]),
-    /// each the 1-hour max plus one of the k neighbours' outcomes, at least 0; one tree
+    /// The point prediction and one reservation per rule of `rules` (see [`Reserve`]):
+    /// the 1-hour max plus the outcome the rule picks among the k neighbours', never
+    /// below the current usage (a workload on a plateau above anything in the training
+    /// data, whose neighbours are spikes that fell back, keeps its level). One tree
     /// query serves every rule.
     pub fn predict_reserves(&self, x: &FeatureVec, rules: &[Reserve]) -> (f64, Vec<f64>) {
         let neighbours = self.neighbours(x);
@@ -290,11 +295,19 @@ impl KnnModel {
         }
         outcomes.sort_by(f64::total_cmp);
         let base = x[MAX_1H];
+        let floor = x[LAST].max(0.0);
+        let mean = num / den;
         let reserves = rules
             .iter()
-            .map(|rule| (base + rule.pick(&outcomes)).max(0.0))
+            .map(|rule| {
+                let o = match rule {
+                    Reserve::Mean => mean,
+                    _ => rule.pick(&outcomes),
+                };
+                (base + o).max(floor)
+            })
             .collect();
-        ((base + num / den).max(0.0), reserves)
+        ((base + mean).max(0.0), reserves)
     }
 }
 
@@ -302,6 +315,8 @@ impl KnnModel {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reserve {
+    /// The inverse-distance weighted mean outcome (the point prediction), floored.
+    Mean,
     /// The level-quantile (nearest rank, level in [0, 1]) of the outcomes.
     Quantile(f64),
     /// The outcome `o` minimising `o + cost × (share of the outcomes above o)`: a unit
@@ -319,6 +334,7 @@ impl Reserve {
     fn pick(self, outcomes: &[f64]) -> f64 {
         let last = outcomes.len() - 1;
         match self {
+            Reserve::Mean => outcomes.iter().sum::<f64>() / outcomes.len() as f64,
             Reserve::Quantile(q) => {
                 outcomes[((q.clamp(0.0, 1.0) * last as f64).round() as usize).min(last)]
             }
@@ -339,6 +355,7 @@ impl Reserve {
     /// A short label: `q0.95`, `cost0.1`.
     pub fn label(self) -> String {
         match self {
+            Reserve::Mean => "mean".to_string(),
             Reserve::Quantile(q) => format!("q{q}"),
             Reserve::Cost(c) => format!("cost{c}"),
         }
