@@ -12,6 +12,9 @@
 //! a saved model keeps its standardised points and targets and rebuilds the tree on load.
 
 use super::features::{features, FeatureVec, TrainingData, MAX_1H};
+
+/// Index of the last value in [`FeatureVec`].
+const LAST: usize = 0;
 use super::{PredictError, Predictor, Series};
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rand::SeedableRng;
@@ -211,6 +214,11 @@ impl KnnModel {
         self.data.params
     }
 
+    /// The horizon (steps) the model was trained for.
+    pub fn horizon(&self) -> usize {
+        self.data.horizon
+    }
+
     /// Number of stored training points.
     pub fn len(&self) -> usize {
         self.data.points.len()
@@ -258,6 +266,99 @@ impl KnnModel {
             den += w;
         }
         (x[MAX_1H] + num / den).max(0.0)
+    }
+
+    /// The point prediction ([`predict_features`](Self::predict_features)) and, for
+    /// each level of `levels` (each in [0, 1]), the quantile prediction at that level:
+    /// the 1-hour max plus the level-quantile (nearest rank) of the k neighbours'
+    /// outcomes (their peaks over their own 1-hour max), at least 0. One tree query
+    /// serves every level; a higher level never gives a lower prediction.
+    pub fn predict_quantiles(&self, x: &FeatureVec, levels: &[f64]) -> (f64, Vec<f64>) {
+        let rules: Vec<Reserve> = levels.iter().map(|&q| Reserve::Quantile(q)).collect();
+        self.predict_reserves(x, &rules)
+    }
+
+    /// The point prediction and one reservation per rule of `rules` (see [`Reserve`]):
+    /// the 1-hour max plus the outcome the rule picks among the k neighbours', never
+    /// below the current usage (a workload on a plateau above anything in the training
+    /// data, whose neighbours are spikes that fell back, keeps its level). One tree
+    /// query serves every rule.
+    pub fn predict_reserves(&self, x: &FeatureVec, rules: &[Reserve]) -> (f64, Vec<f64>) {
+        let neighbours = self.neighbours(x);
+        let (mut num, mut den) = (0.0, 0.0);
+        let mut outcomes: Vec<f64> = Vec::with_capacity(neighbours.len());
+        for &(i, d2) in &neighbours {
+            let w = 1.0 / (d2.sqrt() + 1e-3);
+            num += w * self.data.residuals[i];
+            den += w;
+            outcomes.push(self.data.residuals[i]);
+        }
+        outcomes.sort_by(f64::total_cmp);
+        let base = x[MAX_1H];
+        let floor = x[LAST].max(0.0);
+        let mean = num / den;
+        let reserves = rules
+            .iter()
+            .map(|rule| {
+                let o = match rule {
+                    Reserve::Mean => mean,
+                    _ => rule.pick(&outcomes),
+                };
+                (base + o).max(floor)
+            })
+            .collect();
+        ((base + mean).max(0.0), reserves)
+    }
+}
+
+/// How the k-NN turns its k neighbours' outcomes into a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reserve {
+    /// The inverse-distance weighted mean outcome (the point prediction), floored.
+    Mean,
+    /// The level-quantile (nearest rank, level in [0, 1]) of the outcomes.
+    Quantile(f64),
+    /// The outcome `o` minimising `o + cost × (share of the outcomes above o)`: a unit
+    /// of capacity is reserved only while it removes at least `1 / cost` of the
+    /// under-prediction probability. Where the neighbours agree (an idle workload) this
+    /// covers nearly all of them for little; where they scatter it accepts more risk.
+    /// Spread over many steps, this is the reservation that minimises the mean slack for
+    /// a given overall under-prediction rate (the cost is the Lagrange multiplier of
+    /// that constraint; [`eval`](super::eval) chooses it on the calibration slice).
+    Cost(f64),
+}
+
+impl Reserve {
+    /// The chosen outcome of non-empty ascending `outcomes`.
+    fn pick(self, outcomes: &[f64]) -> f64 {
+        let last = outcomes.len() - 1;
+        match self {
+            Reserve::Mean => outcomes.iter().sum::<f64>() / outcomes.len() as f64,
+            Reserve::Quantile(q) => {
+                outcomes[((q.clamp(0.0, 1.0) * last as f64).round() as usize).min(last)]
+            }
+            Reserve::Cost(cost) => {
+                let k = outcomes.len() as f64;
+                let mut best = (f64::INFINITY, outcomes[last]);
+                for (j, &o) in outcomes.iter().enumerate() {
+                    let c = o + cost * (last - j) as f64 / k;
+                    if c < best.0 {
+                        best = (c, o);
+                    }
+                }
+                best.1
+            }
+        }
+    }
+
+    /// A short label: `q0.95`, `cost0.1`.
+    pub fn label(self) -> String {
+        match self {
+            Reserve::Mean => "mean".to_string(),
+            Reserve::Quantile(q) => format!("q{q}"),
+            Reserve::Cost(c) => format!("cost{c}"),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::baselines::Baseline;
 use super::features::TrainingData;
-use super::knn::{KnnModel, KnnParams};
+use super::knn::{KnnModel, KnnParams, Reserve};
 use super::svm::{SvrModel, SvrParams};
 use super::{PredictError, Predictor, Series};
 use serde::{Deserialize, Serialize};
@@ -90,6 +90,46 @@ impl Predictor for Model {
             ModelKind::Svr(m) => m.predict(series, t),
         };
         p + self.margin
+    }
+}
+
+impl Model {
+    /// The point prediction and one reservation per rule of `rules`, margin included.
+    /// Only the k-NN has rules ([`KnnModel::predict_reserves`]: a quantile of its
+    /// neighbours' outcomes, or the cost rule); every other model answers its point
+    /// prediction for every rule (its quantile comes from a calibrated offset, see
+    /// [`eval`](super::eval)).
+    pub fn predict_reserves(
+        &self,
+        series: &Series,
+        t: usize,
+        rules: &[Reserve],
+    ) -> (f64, Vec<f64>) {
+        match &self.kind {
+            ModelKind::Knn(m) if !rules.is_empty() => {
+                let x = super::features::features(series, t, m.horizon());
+                let (p, q) = m.predict_reserves(&x, rules);
+                (
+                    p + self.margin,
+                    q.into_iter().map(|v| v + self.margin).collect(),
+                )
+            }
+            _ => {
+                let p = self.predict(series, t);
+                (p, vec![p; rules.len()])
+            }
+        }
+    }
+
+    /// [`predict_reserves`](Self::predict_reserves) with quantile rules at `levels`.
+    pub fn predict_levels(&self, series: &Series, t: usize, levels: &[f64]) -> (f64, Vec<f64>) {
+        let rules: Vec<Reserve> = levels.iter().map(|&q| Reserve::Quantile(q)).collect();
+        self.predict_reserves(series, t, &rules)
+    }
+
+    /// True for the learned models (k-NN, SVR), false for the baselines.
+    pub fn is_learned(&self) -> bool {
+        !matches!(self.kind, ModelKind::Baseline(_))
     }
 }
 

@@ -5,7 +5,7 @@ use crate::output::table;
 use crate::Status;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use plimsoll::predict::eval::{evaluate, EvalConfig, EvalReport};
+use plimsoll::predict::eval::{evaluate, select_series, train_peak, EvalConfig, EvalReport};
 use plimsoll::predict::knn::KnnParams;
 use plimsoll::predict::load_series;
 use plimsoll::predict::model::ModelOptions;
@@ -91,6 +91,30 @@ pub struct EvalArgs {
     /// Skip the `+margin` calibrated variants.
     #[arg(long)]
     pub no_margin: bool,
+    /// Target under-prediction rates (comma-separated, each in (0, 1)): every model is
+    /// calibrated on its training part to each, and its realised rate and mean slack on
+    /// the test part are reported.
+    #[arg(long, value_delimiter = ',', default_value = "0.05,0.01")]
+    pub risk: Vec<f64>,
+    /// Skip the fixed-risk calibration.
+    #[arg(long)]
+    pub no_risk: bool,
+    /// Costs of the k-NN's candidate cost rules at a fixed risk (comma-separated, each
+    /// > 0; see docs/predict.md).
+    #[arg(long, value_delimiter = ',', default_value = "0.5,1,2,5")]
+    pub knn_costs: Vec<f64>,
+    /// Share of each training part the calibration copies are fitted on; the rest is
+    /// the calibration slice.
+    #[arg(long, default_value_t = 0.75)]
+    pub fit_fraction: f64,
+    /// Evaluate only these series: comma-separated names and numeric ranges A-B (e.g.
+    /// `1-20,33` for Bitbrains files 1 to 20 and 33).
+    #[arg(long, value_name = "LIST")]
+    pub series: Option<String>,
+    /// Evaluate only the series whose training part never exceeds this fraction of
+    /// capacity (e.g. 0.5).
+    #[arg(long, value_name = "FRACTION")]
+    pub max_train_peak: Option<f64>,
 }
 
 /// Parses `90s`, `5m`, `1h`, `2d` into seconds.
@@ -126,8 +150,30 @@ fn eval(a: &EvalArgs) -> Result<Status> {
             a.horizon
         );
     }
-    let series = load_series(&a.data, DEFAULT_STEP_SECS)?;
+    let mut series = load_series(&a.data, DEFAULT_STEP_SECS)?;
     let mut cfg = EvalConfig::new((secs / DEFAULT_STEP_SECS) as usize);
+    if let Some(spec) = &a.series {
+        series = select_series(series, spec)?;
+    }
+    if let Some(x) = a.max_train_peak {
+        if !(x.is_finite() && x >= 0.0) {
+            bail!("--max-train-peak {x}: must be a finite fraction >= 0");
+        }
+        let before = series.len();
+        series.retain(|s| train_peak(s, cfg.train_fraction) <= x);
+        if series.is_empty() {
+            bail!(
+                "--max-train-peak {x}: none of the {before} series stays at or below it in its training part"
+            );
+        }
+    }
+    cfg.risks = if a.no_risk {
+        Vec::new()
+    } else {
+        a.risk.clone()
+    };
+    cfg.knn_costs = a.knn_costs.clone();
+    cfg.fit_fraction = a.fit_fraction;
     if let Some(m) = &a.models {
         cfg.models = m.clone();
     }
@@ -152,6 +198,12 @@ fn eval(a: &EvalArgs) -> Result<Status> {
     Ok(Status::Ok)
 }
 
+fn pct(x: f64) -> String {
+    let s = format!("{:.2}", x * 100.0);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}%")
+}
+
 fn render(r: &EvalReport, data: &std::path::Path) -> String {
     let mut out = format!(
         "{}: {} series, {} training samples, {} test predictions per model, horizon {} steps\n\n",
@@ -170,6 +222,7 @@ fn render(r: &EvalReport, data: &std::path::Path) -> String {
                 format!("{:.4}", m.rmse),
                 format!("{:.4}", m.mae),
                 format!("{:.3}", m.under_rate),
+                format!("{:.4}", m.slack),
                 format!("{:.4}", m.over_mean),
                 format!("{:.3}", m.margin),
                 format!("{:.2}", m.train_seconds),
@@ -183,6 +236,7 @@ fn render(r: &EvalReport, data: &std::path::Path) -> String {
             "rmse",
             "mae",
             "under_rate",
+            "slack",
             "over_mean",
             "margin",
             "train_s",
@@ -190,6 +244,79 @@ fn render(r: &EvalReport, data: &std::path::Path) -> String {
         ],
         &rows,
     ));
+    for n in &r.not_trained {
+        out.push_str(&format!("{}: not trained: {}\n", n.name, n.reason));
+    }
+    for m in &r.models {
+        if let Some(why) = &m.not_calibrated {
+            out.push_str(&format!("{}: not calibrated: {why}\n", m.name));
+        }
+    }
+    if !r.risk_comparison.is_empty() {
+        let targets: Vec<f64> = r.risk_comparison.iter().map(|c| c.target).collect();
+        out.push_str(&format!(
+            "\nat a fixed risk: each model offset to under-predict at the target rate on the \
+             calibration slice (last 25% of the training parts, {} predictions); realised \
+             under_rate and mean slack (reserved - actual, fraction of capacity) on the test part\n",
+            r.calibration_steps
+        ));
+        let mut header = vec!["model".to_string()];
+        for t in &targets {
+            let p = pct(*t);
+            header.extend([
+                format!("under@{p}"),
+                format!("slack@{p}"),
+                format!("margin@{p}"),
+                format!("exact_slack@{p}"),
+                format!("rule@{p}"),
+            ]);
+        }
+        let rows: Vec<Vec<String>> = r
+            .models
+            .iter()
+            .filter(|m| !m.risk.is_empty())
+            .map(|m| {
+                let mut row = vec![m.name.clone()];
+                for k in &m.risk {
+                    row.extend([
+                        format!("{:.4}", k.under_rate),
+                        format!("{:.4}", k.slack),
+                        format!("{:+.4}", k.margin),
+                        format!("{:.4}", k.slack_at_target),
+                        k.rule.clone(),
+                    ]);
+                }
+                row
+            })
+            .collect();
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        out.push_str(&table(&header, &rows));
+        out.push_str(
+            "(exact_slack: the slack had the offset been fitted on the test part to hit the target exactly; for diagnosis)\n",
+        );
+        for c in &r.risk_comparison {
+            let side = |name: &Option<String>, slack: Option<f64>| match (name, slack) {
+                (Some(n), Some(s)) => format!("{n} {s:.4}"),
+                _ => "none within 1 point".to_string(),
+            };
+            out.push_str(&format!(
+                "risk {}: realised within 1 point: best baseline {}, best learned {}{}; \
+                 at exactly {}: {} vs {}{}\n",
+                pct(c.target),
+                side(&c.best_baseline, c.baseline_slack),
+                side(&c.best_learned, c.learned_slack),
+                c.reduction
+                    .map(|x| format!(" ({:.1}% less slack)", x * 100.0))
+                    .unwrap_or_default(),
+                pct(c.target),
+                side(&c.exact_baseline, c.exact_baseline_slack),
+                side(&c.exact_learned, c.exact_learned_slack),
+                c.exact_reduction
+                    .map(|x| format!(" ({:.1}% less)", x * 100.0))
+                    .unwrap_or_default()
+            ));
+        }
+    }
     if let Some(c) = &r.classifier {
         out.push_str(&format!(
             "\nclassifier: peak over the horizon > {:.0}% of capacity ({} of {} test steps; SVM trained in {:.2} s)\n",
@@ -211,6 +338,9 @@ fn render(r: &EvalReport, data: &std::path::Path) -> String {
             })
             .collect();
         out.push_str(&table(&["rule", "precision", "recall", "f1"], &rows));
+        if let Some(why) = &c.not_trained {
+            out.push_str(&format!("svm: not trained: {why}\n"));
+        }
     }
     out
 }
