@@ -318,12 +318,15 @@ fn render(r: &EvalReport, data: &std::path::Path) -> String {
         }
     }
     if let Some(c) = &r.classifier {
+        let trained = match c.not_trained {
+            None => format!("SVM trained in {:.2} s", c.train_seconds),
+            Some(_) => "SVM not trained".to_string(),
+        };
         out.push_str(&format!(
-            "\nclassifier: peak over the horizon > {:.0}% of capacity ({} of {} test steps; SVM trained in {:.2} s)\n",
+            "\nclassifier: peak over the horizon > {:.0}% of capacity ({} of {} test steps; {trained})\n",
             c.threshold * 100.0,
             c.positives,
             c.steps,
-            c.train_seconds
         ));
         let rows: Vec<Vec<String>> = c
             .scores

@@ -394,7 +394,9 @@ impl Placer for MilpPlacer {
                 (greedy, fallback_stats(None), true)
             }
         };
-        if lns_on && full.remaining_seconds() > 0.0 {
+        // The program's answer proven optimal on both goals: nothing left to search.
+        let proven = goal_units && stats.gap.is_some_and(|g| g <= 1e-9);
+        if lns_on && !proven && full.remaining_seconds() > 0.0 {
             let before = self.score(problem, &placement);
             let mut best = before;
             let mut changed = false;
