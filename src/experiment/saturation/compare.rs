@@ -9,34 +9,12 @@
 
 use super::curve::{round_py, LAST_BUCKET};
 use super::report::Report;
-use serde::Serialize;
 
 /// First arrived level (%) the comparison looks at (below it every policy places every
 /// pod, and the curves' first buckets hold a handful of events).
 pub const FROM: usize = 10;
 
-/// A against B over one run's curves.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Comparison {
-    /// The pod list (file name).
-    pub list: String,
-    /// Policy A.
-    pub a: String,
-    /// Policy B.
-    pub b: String,
-    /// The arrived level (%) where `A − B` is lowest (the first such level on ties).
-    pub worst_at: usize,
-    /// `A − B` there, percentage points (negative: A is below B).
-    pub worst: f64,
-    /// Mean of `A − B` over the levels [`FROM`]`..=130`, percentage points.
-    pub mean: f64,
-    /// Levels where A is strictly below B.
-    pub levels_below: usize,
-    /// A and B at 100% arrived.
-    pub at_100: (f64, f64),
-    /// A and B at 130% arrived.
-    pub at_130: (f64, f64),
-}
+pub use super::report::Comparison;
 
 /// Compares two mean curves (allocated % per arrived % 0..=130) over [`FROM`]`..=130`.
 /// `None` if a curve is shorter than 131 points.

@@ -45,7 +45,7 @@ pub struct Report {
     pub bounds: Option<Bounds>,
     /// The `--compare A,B` summary when asked for; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub compare: Option<super::compare::Comparison>,
+    pub compare: Option<Comparison>,
 }
 
 /// The per-seed upper bounds and their means.
@@ -234,4 +234,27 @@ impl Report {
         }
         root.present().map_err(|e| e.to_string())
     }
+}
+
+/// A against B over one run's curves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// The pod list (file name).
+    pub list: String,
+    /// Policy A.
+    pub a: String,
+    /// Policy B.
+    pub b: String,
+    /// The arrived level (%) where `A − B` is lowest (the first such level on ties).
+    pub worst_at: usize,
+    /// `A − B` there, percentage points (negative: A is below B).
+    pub worst: f64,
+    /// Mean of `A − B` over the compared levels (10..=130), percentage points.
+    pub mean: f64,
+    /// Levels where A is strictly below B.
+    pub levels_below: usize,
+    /// A and B at 100% arrived.
+    pub at_100: (f64, f64),
+    /// A and B at 130% arrived.
+    pub at_130: (f64, f64),
 }
