@@ -516,6 +516,9 @@ fn holdout_score(pairs: &[(f64, f64)], late: &[bool], target: f64) -> (bool, f64
     (rate <= target + RISK_TOLERANCE / 2.0, slack, rate)
 }
 
+/// `(reservation, actual peak)` pairs of one pass.
+type Pairs<'a> = &'a [(f64, f64)];
+
 /// Risk entries of one model from its calibration-slice and test passes. At every risk
 /// the k-NN chooses among its candidate rules (its point prediction, the `1 − risk`
 /// quantile, the cost rules) on the calibration slice alone, guarding against drift:
@@ -530,7 +533,7 @@ fn risk_scores(risks: &[f64], rules: &[Reserve], cal: &Pass, test: &Pass) -> Vec
         .enumerate()
         .map(|(i, &target)| {
             // Candidates: (label, calibration pairs, test pairs).
-            let mut candidates: Vec<(String, &[(f64, f64)], &[(f64, f64)])> = Vec::new();
+            let mut candidates: Vec<(String, Pairs, Pairs)> = Vec::new();
             if rules.is_empty() {
                 candidates.push(("point".into(), &cal.point, &test.point));
             } else {
