@@ -415,6 +415,15 @@ pub(crate) fn improve(
         goal = inc.score.goal,
         "LNS done"
     );
+    // Safety net: every accepted step was validated, but never hand back an invalid
+    // placement in place of a valid start.
+    if report.improved > 0
+        && crate::place::validate::validate(problem, &inc.placement).is_err()
+        && crate::place::validate::validate(problem, &start).is_ok()
+    {
+        tracing::warn!("LNS result failed the final validation; returning the start");
+        return (start, report);
+    }
     (inc.placement, report)
 }
 
@@ -966,6 +975,11 @@ mod tests {
                     .place(&problem)
                     .unwrap()
                     .placement;
+                if validate(&problem, &start).is_err() {
+                    // The start itself is invalid (the online policy's business, not the
+                    // search's): nothing to check here.
+                    continue;
+                }
                 let before = Score::of(&problem, &start, Objective::Pack);
                 let threads = 1 + k as u32;
                 let out = run(&problem, start, 0.3, threads);
